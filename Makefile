@@ -1,0 +1,33 @@
+# Two commands for a new user: `make run` starts the gateway, `make test` runs every test.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+GATEWAY := $(VENV)/bin/gateway
+DEV     := GATEWAY_CONFIG=deploy/development.toml
+
+.PHONY: run test lint bench system-packages clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+## Start the gateway on the embedded default (SQLite, maildir capture, dev key and certificate).
+run: $(VENV)/.installed
+	$(DEV) $(GATEWAY) db upgrade
+	$(DEV) $(GATEWAY) demo
+	$(DEV) exec $(GATEWAY) serve
+
+## Run the whole test suite (SQLite and PostgreSQL).
+test: $(VENV)/.installed system-packages
+	$(PY) -m ruff check gateway suppression tests bench
+	$(PY) -m pytest
+
+system-packages:
+	scripts/install-system-packages.sh
+
+bench: $(VENV)/.installed system-packages
+	$(PY) bench/relay_throughput.py
+
+clean:
+	rm -rf var/ .pytest_cache

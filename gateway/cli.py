@@ -1,0 +1,426 @@
+"""The `gateway` command: serve, check-config, db, demo, tenant, domain, login, mailbox.
+
+Errors are one line on stderr and a distinct exit code (see `gateway.errors`), never a
+traceback. Passwords are prompted or read from stdin, never taken from argv.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from gateway import config as config_module
+from gateway import logs
+from gateway.config import Config
+from gateway.directory import settings as tenant_settings
+from gateway.errors import ConfigError, Conflict, GatewayError, InvalidValue, StoreError
+from gateway.store.directory import DirectoryStore
+from gateway.store.engine import create_engine, current_revision, head_revision, upgrade
+
+T = TypeVar("T")
+
+DEMO_TENANT, DEMO_DOMAIN, DEMO_LOGIN = "demo", "demo.example", "demo"
+DEMO_MAILBOX = f"outreach@{DEMO_DOMAIN}"
+
+
+class CliError(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"gateway: error: {self.message}", err=True)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
+
+
+def _run(coro: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except GatewayError as exc:
+        raise CliError(exc.message, exc.exit_code) from None
+
+
+def _config(ctx: click.Context) -> Config:
+    obj = ctx.ensure_object(dict)
+    if "config" not in obj:
+        try:
+            obj["config"] = config_module.load(obj.get("config_path"))
+        except ConfigError as exc:
+            raise CliError(exc.message, exc.exit_code) from None
+    config: Config = obj["config"]
+    return config
+
+
+def with_store(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """Run an async command body with a DirectoryStore on the configured database."""
+
+    @click.pass_context
+    @wraps(func)
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        config = _config(ctx)
+
+        async def body() -> Any:
+            engine = create_engine(config.database.url)
+            try:
+                revision = await _revision(engine)
+                if revision is None:
+                    raise StoreError("The database has no schema; run 'gateway db upgrade'.")
+                return await func(DirectoryStore(engine), config, *args, **kwargs)
+            finally:
+                await engine.dispose()
+
+        return _run(body())
+
+    return wrapper
+
+
+async def _revision(engine: Any) -> str | None:
+    try:
+        return await current_revision(engine)
+    except Exception as exc:
+        raise StoreError(f"Cannot reach the database: {type(exc).__name__}.") from None
+
+
+@click.group()
+@click.version_option(package_name="outreach-compliance-gateway")
+@click.option("--config", "config_path", envvar="GATEWAY_CONFIG", type=click.Path(),
+              help="Operator configuration (TOML). Default: $GATEWAY_CONFIG.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Outreach Compliance Gateway."""
+    ctx.ensure_object(dict)["config_path"] = config_path
+
+
+INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE
+
+
+def main() -> None:
+    """Console entry point: no traceback ever reaches the terminal."""
+    try:
+        cli(standalone_mode=True)
+    except Exception as exc:
+        click.echo(f"gateway: internal error ({type(exc).__name__}); this is a bug, "
+                   "please report it", err=True)
+        sys.exit(INTERNAL_ERROR_EXIT)
+
+
+# --- serve / check-config / db -------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run the SMTP gateway until SIGTERM or SIGINT; SIGHUP reloads TLS, keys and limits."""
+    config = _config(ctx)
+    logs.setup(config.log_level)
+    _run(_serve(config, ctx.obj.get("config_path")))
+
+
+async def _serve(config: Config, config_path: str | None) -> None:
+    from gateway.service import Gateway, demo_credentials_path
+
+    gateway = Gateway(config, config_path)
+    try:
+        ports = await gateway.start()
+    except BaseException:
+        await gateway.engine.dispose()
+        raise
+    smtp = config.smtp
+    click.echo(f"SMTP submission (STARTTLS): {smtp.listen}:{ports.submission}")
+    if smtp.implicit_tls:
+        click.echo(f"SMTP submission (implicit TLS): {smtp.listen}:{ports.implicit_tls}")
+    if config.is_development:
+        click.echo("environment: development (self-generated key and certificate: "
+                   "NOT FOR PRODUCTION)")
+        creds = demo_credentials_path(config)
+        if creds.exists():
+            click.echo(creds.read_text().rstrip())
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload)
+    await stop.wait()
+    await gateway.stop()
+
+
+@cli.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate the configuration (and the master key) without starting anything."""
+    config = _config(ctx)
+    from gateway.vault.envelope import Vault
+    from gateway.vault.keys import provider_for
+
+    try:
+        Vault(provider_for(config))
+    except GatewayError as exc:
+        raise CliError(exc.message, exc.exit_code) from None
+    click.echo(f"configuration ok (environment: {config.environment})")
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply migrations (expand/contract; safe while other nodes run)."""
+    config = _config(ctx)
+
+    async def body() -> str | None:
+        engine = create_engine(config.database.url)
+        try:
+            await upgrade(engine, revision)
+            return await current_revision(engine)
+        except GatewayError:
+            raise
+        except Exception as exc:
+            message = f"Migration failed: {type(exc).__name__}: {exc}".split("\n")[0]
+            raise StoreError(message) from None
+        finally:
+            await engine.dispose()
+
+    click.echo(f"database at revision {_run(body())} (head: {head_revision()})")
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@with_store
+async def demo(store: DirectoryStore, config: Config) -> None:
+    """Create the demo tenant, login and mailbox (development only; idempotent)."""
+    from gateway.service import demo_credentials_path
+
+    if not config.is_development:
+        raise ConfigError("'gateway demo' runs only with environment = 'development'.")
+    creds = demo_credentials_path(config)
+    try:
+        await store.add_tenant(DEMO_TENANT, _actor())
+    except Conflict:
+        if creds.exists():
+            click.echo(creds.read_text().rstrip())
+            return
+        await store.remove_login(DEMO_LOGIN, _actor())
+    else:
+        await store.add_domain(DEMO_TENANT, DEMO_DOMAIN, _actor())
+        upstream = next(iter(config.upstreams))
+        await store.add_mailbox(DEMO_TENANT, DEMO_MAILBOX, upstream, _actor())
+    password = secrets.token_urlsafe(15)
+    await store.add_login(DEMO_TENANT, DEMO_LOGIN, password, _actor())
+    creds.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"demo login: {DEMO_LOGIN}  password: {password}  sender: {DEMO_MAILBOX}\n")
+    click.echo(creds.read_text().rstrip())
+
+
+# --- tenant --------------------------------------------------------------------------------
+
+
+@cli.group()
+def tenant() -> None:
+    """Tenants (customers): add, list, suspend, resume, settings."""
+
+
+@tenant.command("add")
+@click.argument("name")
+@with_store
+async def tenant_add(store: DirectoryStore, config: Config, name: str) -> None:
+    created = await store.add_tenant(name, _actor())
+    click.echo(f"tenant {created.name} added")
+
+
+@tenant.command("list")
+@with_store
+async def tenant_list(store: DirectoryStore, config: Config) -> None:
+    for t in await store.list_tenants():
+        reason = f"  ({t.status_reason})" if t.status_reason else ""
+        click.echo(f"{t.name}\t{t.status}{reason}")
+
+
+@tenant.command("suspend")
+@click.argument("name")
+@click.option("--reason", required=True, help="Shown to the sending client in the 451 reply.")
+@with_store
+async def tenant_suspend(store: DirectoryStore, config: Config, name: str, reason: str) -> None:
+    await store.set_tenant_status(name, "suspended", reason, _actor())
+    click.echo(f"tenant {name} suspended")
+
+
+@tenant.command("resume")
+@click.argument("name")
+@with_store
+async def tenant_resume(store: DirectoryStore, config: Config, name: str) -> None:
+    await store.set_tenant_status(name, "active", "", _actor())
+    click.echo(f"tenant {name} resumed")
+
+
+@tenant.command("set")
+@click.argument("name")
+@click.argument("key")
+@click.argument("value")
+@with_store
+async def tenant_set(store: DirectoryStore, config: Config, name: str, key: str,
+                     value: str) -> None:
+    """Change one tenant setting, within the operator's limits."""
+    parsed = tenant_settings.parse(key, value, config)
+    await store.set_tenant_setting(name, key, parsed, _actor())
+    click.echo(f"tenant {name}: {key} = {parsed}")
+
+
+@tenant.command("show")
+@click.argument("name")
+@with_store
+async def tenant_show(store: DirectoryStore, config: Config, name: str) -> None:
+    t = await store.tenant(name)
+    click.echo(f"name\t{t.name}\nstatus\t{t.status}")
+    for key, value in sorted(tenant_settings.effective(t.settings, config).items()):
+        click.echo(f"{key}\t{value}")
+
+
+# --- domain --------------------------------------------------------------------------------
+
+
+@cli.group()
+def domain() -> None:
+    """A tenant's sending domains."""
+
+
+@domain.command("add")
+@click.argument("tenant_name")
+@click.argument("name")
+@with_store
+async def domain_add(store: DirectoryStore, config: Config, tenant_name: str, name: str) -> None:
+    added = await store.add_domain(tenant_name, name, _actor())
+    click.echo(f"domain {added} added to {tenant_name}")
+
+
+@domain.command("list")
+@click.option("--tenant", "tenant_name")
+@with_store
+async def domain_list(store: DirectoryStore, config: Config, tenant_name: str | None) -> None:
+    for owner, name in await store.list_domains(tenant_name):
+        click.echo(f"{owner}\t{name}")
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def login() -> None:
+    """SMTP submission logins."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise CliError("No password given.", InvalidValue.exit_code)
+    return password
+
+
+@login.command("add")
+@click.argument("tenant_name")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@with_store
+async def login_add(store: DirectoryStore, config: Config, tenant_name: str, username: str,
+                    password_stdin: bool) -> None:
+    password = _read_password(password_stdin)
+    await store.add_login(tenant_name, username, password, _actor())
+    click.echo(f"login {username} added to {tenant_name}")
+
+
+@login.command("list")
+@click.option("--tenant", "tenant_name")
+@with_store
+async def login_list(store: DirectoryStore, config: Config, tenant_name: str | None) -> None:
+    for owner, username in await store.list_logins(tenant_name):
+        click.echo(f"{owner}\t{username}")
+
+
+@login.command("remove")
+@click.argument("username")
+@with_store
+async def login_remove(store: DirectoryStore, config: Config, username: str) -> None:
+    await store.remove_login(username, _actor())
+    click.echo(f"login {username} removed")
+
+
+# --- mailbox -------------------------------------------------------------------------------
+
+
+@cli.group()
+def mailbox() -> None:
+    """Sending mailboxes and the upstream each one uses."""
+
+
+@mailbox.command("add")
+@click.argument("tenant_name")
+@click.argument("address")
+@click.option("--upstream", required=True, help="An upstream name from the configuration.")
+@with_store
+async def mailbox_add(store: DirectoryStore, config: Config, tenant_name: str, address: str,
+                      upstream: str) -> None:
+    if upstream not in config.upstreams:
+        known = ", ".join(sorted(config.upstreams))
+        raise InvalidValue(f"Upstream '{upstream}' is not configured (known: {known}).")
+    added = await store.add_mailbox(tenant_name, address, upstream, _actor())
+    click.echo(f"mailbox {added} added to {tenant_name} via {upstream}")
+
+
+@mailbox.command("list")
+@click.option("--tenant", "tenant_name")
+@with_store
+async def mailbox_list(store: DirectoryStore, config: Config, tenant_name: str | None) -> None:
+    for owner, m in await store.list_mailboxes(tenant_name):
+        reason = f"  ({m.status_reason})" if m.status_reason else ""
+        click.echo(f"{owner}\t{m.address}\t{m.upstream}\t{m.status}{reason}")
+
+
+@mailbox.command("remove")
+@click.argument("address")
+@with_store
+async def mailbox_remove(store: DirectoryStore, config: Config, address: str) -> None:
+    await store.remove_mailbox(address, _actor())
+    click.echo(f"mailbox {address} removed")
+
+
+@mailbox.command("pause")
+@click.argument("address")
+@click.option("--reason", required=True, help="Shown to the sending client in the 451 reply.")
+@with_store
+async def mailbox_pause(store: DirectoryStore, config: Config, address: str, reason: str) -> None:
+    await store.set_mailbox_status(address, "paused", reason, _actor())
+    click.echo(f"mailbox {address} paused")
+
+
+@mailbox.command("resume")
+@click.argument("address")
+@with_store
+async def mailbox_resume(store: DirectoryStore, config: Config, address: str) -> None:
+    await store.set_mailbox_status(address, "active", "", _actor())
+    click.echo(f"mailbox {address} resumed")

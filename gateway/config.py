@@ -1,0 +1,348 @@
+"""Operator configuration: one TOML file plus GATEWAY__SECTION__KEY overrides -> frozen values.
+
+Every value is checked once, at start-up (and on SIGHUP); a bad one raises `ConfigError`
+naming the key, the value and the rule, in the manner of Starlette's
+"Config 'X' has value 'Y'. Not a valid int."
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "GATEWAY__"
+CONFIG_PATH_ENV = "GATEWAY_CONFIG"
+
+
+@dataclass(frozen=True, slots=True)
+class IpCredential:
+    """A login that clients from `networks` get without AUTH (for tools that cannot AUTH)."""
+
+    login: str
+    networks: tuple[str, ...]
+    force: bool = False  # allow a range wider than /24 (IPv4) or /64 (IPv6)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    concurrency: int = 4  # password checks running at once (each costs tens of ms)
+    cache_seconds: float = 60.0  # remember a successful check this long
+    max_failures: int = 5  # per client IP and per login, within failure_window
+    failure_window: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    hostname: str = "localhost"
+    listen: str = "127.0.0.1"
+    submission_port: int = 587  # STARTTLS (RFC 6409); 0 = any free port (tests)
+    implicit_tls: bool = True  # a second listener with TLS from the first byte (RFC 8314)
+    implicit_tls_port: int = 465
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_self_signed: bool = False  # generate one under data_dir; development only
+    max_message_size: int = 25 * 1024 * 1024
+    max_recipients: int = 100
+    max_commands: int = 2000  # per session, any verb
+    session_timeout: float = 300.0
+    max_header_count: int = 1000
+    max_header_bytes: int = 256 * 1024
+    max_mime_depth: int = 20
+    load_balancers: tuple[str, ...] = ()
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    ip_credentials: tuple[IpCredential, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """Where a mailbox's copies go: a smarthost over SMTP, or a local maildir capture."""
+
+    kind: Literal["smtp", "maildir"]
+    host: str = ""
+    port: int = 587
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""  # extra trust anchor (a private smarthost CA); system CAs otherwise
+    timeout: float = 30.0
+    pool_size: int = 20  # idle connections kept per upstream
+    path: str = ""  # maildir only
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///var/gateway.db"
+    pool_size: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class VaultConfig:
+    master_key_file: str = ""
+    master_key_env: str = ""  # name of an environment variable holding the key (base64)
+    dev_generate: bool = False  # generate var/dev-master.key; development only
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    batch_max_rows: int = 1000
+    batch_max_delay: float = 0.002  # seconds a row may wait for its group commit
+
+
+@dataclass(frozen=True, slots=True)
+class TenantFloors:
+    """Operator-wide defaults and limits for tenant settings; a tenant can only tighten them."""
+
+    max_recipients: int = 50
+    max_message_size: int = 10 * 1024 * 1024
+    settings_refresh: float = 2.0  # seconds until every worker sees a tenant change
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConfig:
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    environment: Literal["production", "development"] = "production"
+    data_dir: str = "var"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    vault: VaultConfig = field(default_factory=VaultConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    tenants: TenantFloors = field(default_factory=TenantFloors)
+    upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
+    policy: Mapping[str, CheckConfig] = field(default_factory=dict)
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    def check_config(self, name: str) -> CheckConfig:
+        return self.policy.get(name, CheckConfig())
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read the TOML file (if any), apply environment overrides, validate."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = environ.get(CONFIG_PATH_ENV) or None
+    table: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"Config file '{path}' does not exist.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"Config file '{path}' is not valid TOML: {exc}.") from None
+    _apply_environment(table, environ)
+    config = _build(Config, table, "")
+    _validate(config)
+    return config
+
+
+def _apply_environment(table: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not all(keys):
+            raise ConfigError(f"Environment variable '{name}' does not name a config key.")
+        node = table
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"Environment variable '{name}' overrides a non-table key.")
+            node = child
+        node[keys[-1]] = _env_value(raw)
+
+
+def _env_value(raw: str) -> Any:
+    """Environment values are TOML literals when they parse as one, else plain strings."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _build(cls: type[Any], table: Any, prefix: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"Config '{prefix}' has value {table!r}. Not a table.")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in names:
+            raise ConfigError(f"Config '{prefix}{key}' is not a known setting.")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in table:
+            values[f.name] = _coerce(hints[f.name], table[f.name], f"{prefix}{f.name}")
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{key}.")
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(f"Config '{key}' has value {value!r}. Must be one of {choices}.")
+        return value
+    if origin in (Mapping, dict) or origin is typing.Mapping:
+        _, item = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"Config '{key}' has value {value!r}. Not a table.")
+        return types.MappingProxyType({k: _coerce(item, v, f"{key}.{k}") for k, v in value.items()})
+    if origin is tuple:
+        (item, _ellipsis) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"Config '{key}' has value {value!r}. Not a list.")
+        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"Config '{key}' has value {value!r}. Not a valid bool.")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"Config '{key}' has value {value!r}. Not a valid int.")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"Config '{key}' has value {value!r}. Not a valid number.")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"Config '{key}' has value {value!r}. Not a valid string.")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in this module
+
+
+# --- cross-field rules ---------------------------------------------------------------------
+
+
+def _require(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"Config '{key}' has value {value!r}. {rule}")
+
+
+def _validate(config: Config) -> None:
+    smtp = config.smtp
+    dev = config.is_development
+    for key in ("submission_port", "implicit_tls_port"):
+        port = getattr(smtp, key)
+        _require(0 <= port <= 65535, f"smtp.{key}", port, "Must be a port between 0 and 65535.")
+    _require(bool(smtp.hostname) and " " not in smtp.hostname, "smtp.hostname", smtp.hostname,
+             "Must be a host name.")
+    for key in ("max_message_size", "max_recipients", "max_commands", "max_header_count",
+                "max_header_bytes", "max_mime_depth"):
+        value = getattr(smtp, key)
+        _require(value > 0, f"smtp.{key}", value, "Must be greater than 0.")
+    _require(smtp.session_timeout > 0, "smtp.session_timeout", smtp.session_timeout,
+             "Must be greater than 0.")
+    _require(smtp.auth.concurrency > 0, "smtp.auth.concurrency", smtp.auth.concurrency,
+             "Must be greater than 0.")
+    # TLS is mandatory: AUTH is only offered inside TLS, so without it nobody could log in,
+    # and a listener without AUTH would be an open relay.
+    if smtp.tls_self_signed:
+        _require(dev, "smtp.tls_self_signed", True,
+                 "A self-signed certificate is allowed only with environment = 'development'.")
+    else:
+        _require(bool(smtp.tls_cert), "smtp.tls_cert", smtp.tls_cert,
+                 "A TLS certificate is required (AUTH is offered only over TLS).")
+        _require(bool(smtp.tls_key), "smtp.tls_key", smtp.tls_key, "A TLS key is required.")
+    balancers = []
+    for i, lb in enumerate(smtp.load_balancers):
+        try:
+            balancers.append(ipaddress.ip_network(lb, strict=False))
+        except ValueError:
+            _require(False, f"smtp.load_balancers[{i}]", lb, "Not an IP address or network.")
+    for i, cred in enumerate(smtp.ip_credentials):
+        _check_ip_credential(cred, f"smtp.ip_credentials[{i}]", balancers)
+    if config.vault.dev_generate:
+        _require(dev, "vault.dev_generate", True,
+                 "The generated development master key is refused unless "
+                 "environment = 'development'.")
+    else:
+        _require(bool(config.vault.master_key_file or config.vault.master_key_env),
+                 "vault.master_key_file", "", "A master key source is required.")
+    _require(config.database.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
+             "database.url", config.database.url,
+             "Must start with sqlite+aiosqlite:// or postgresql+asyncpg://.")
+    _require(bool(config.upstreams), "upstreams", {}, "At least one upstream is required.")
+    for name, up in config.upstreams.items():
+        _check_upstream(name, up, dev)
+    floors = config.tenants
+    _require(0 < floors.max_recipients <= smtp.max_recipients, "tenants.max_recipients",
+             floors.max_recipients, f"Must be between 1 and smtp.max_recipients "
+             f"({smtp.max_recipients}).")
+    _require(0 < floors.max_message_size <= smtp.max_message_size, "tenants.max_message_size",
+             floors.max_message_size, f"Must be between 1 and smtp.max_message_size "
+             f"({smtp.max_message_size}).")
+    for name, check in config.policy.items():
+        _require(0 < check.timeout <= 60, f"policy.{name}.timeout", check.timeout,
+                 "Must be between 0 and 60 seconds.")
+
+
+def _check_ip_credential(cred: IpCredential, key: str, balancers: list[Any]) -> None:
+    _require(bool(cred.networks), f"{key}.networks", [], "At least one network is required.")
+    for j, raw in enumerate(cred.networks):
+        try:
+            net = ipaddress.ip_network(raw, strict=False)
+        except ValueError:
+            _require(False, f"{key}.networks[{j}]", raw, "Not an IP network.")
+            raise AssertionError("unreachable") from None
+        _require(net.prefixlen > 0, f"{key}.networks[{j}]", raw,
+                 "A network covering every address would make the gateway an open relay.")
+        widest = 24 if net.version == 4 else 64
+        _require(cred.force or net.prefixlen >= widest, f"{key}.networks[{j}]", raw,
+                 f"Wider than /{widest}; set force = true to allow it.")
+        for lb in balancers:
+            _require(not (net.version == lb.version and net.overlaps(lb)), f"{key}.networks[{j}]",
+                     raw, f"Contains the load balancer {lb}: every proxied client would match.")
+
+
+def _check_upstream(name: str, up: UpstreamConfig, dev: bool) -> None:
+    key = f"upstreams.{name}"
+    if up.kind == "maildir":
+        _require(bool(up.path), f"{key}.path", up.path, "A maildir upstream needs a path.")
+        return
+    _require(bool(up.host), f"{key}.host", up.host, "An smtp upstream needs a host.")
+    _require(0 < up.port <= 65535, f"{key}.port", up.port, "Must be a port between 1 and 65535.")
+    _require(up.pool_size >= 0, f"{key}.pool_size", up.pool_size, "Must not be negative.")
+    if up.tls == "none":
+        _require(_is_loopback(up.host), f"{key}.tls", "none",
+                 "Plain-text upstream connections are allowed only to a loopback host.")
+    _require(bool(up.username) == bool(up.password), f"{key}.password", "***",
+             "username and password go together.")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def data_path(config: Config, *parts: str) -> Path:
+    return Path(config.data_dir).joinpath(*parts)

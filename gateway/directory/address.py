@@ -1,0 +1,45 @@
+"""Address syntax and normal form (email-validator; syntax only, never DNS)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from email_validator import EmailNotValidError, validate_email
+
+from gateway.errors import InvalidValue
+
+
+@lru_cache(maxsize=65536)
+def normalize(address: str, smtputf8: bool = True) -> str:
+    """The validated bare form of `address`: domain lower-cased and IDNA-normalised.
+
+    The local part keeps its case on the wire (RFC 5321 s 2.4); `key()` folds it for lookups.
+    Raises InvalidValue naming the rule that failed, never echoing more than the address.
+    """
+    try:
+        result = validate_email(
+            address,
+            check_deliverability=False,
+            allow_smtputf8=smtputf8,
+            allow_quoted_local=True,
+            allow_display_name=False,
+            allow_domain_literal=False,
+        )
+    except EmailNotValidError as exc:
+        raise InvalidValue(f"'{address}' is not a valid address: {exc}") from None
+    return result.normalized
+
+
+def key(address: str) -> str:
+    """Lookup key: the normal form, case-folded (mailboxes are case-insensitive in practice)."""
+    return address.casefold()
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+@lru_cache(maxsize=4096)
+def normalize_domain(name: str) -> str:
+    probe = normalize(f"postmaster@{name.strip().rstrip('.')}")
+    return domain_of(probe)

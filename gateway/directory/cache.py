@@ -1,0 +1,92 @@
+"""An in-memory snapshot of the directory, refreshed every few seconds.
+
+The SMTP hot path reads logins, mailboxes and tenant settings from here, never from the
+database; a change made by the CLI (or another node) is seen within `tenants.settings_refresh`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config import Config
+from gateway.directory import address as addr
+from gateway.directory import settings as tenant_settings
+from gateway.directory.records import Login, Mailbox, Tenant
+from gateway.store.directory import DirectoryStore
+
+log = logging.getLogger("gateway.directory")
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    tenants: dict[int, Tenant] = field(default_factory=dict)
+    settings: dict[int, dict[str, Any]] = field(default_factory=dict)
+    domains: dict[str, int] = field(default_factory=dict)  # domain -> tenant id
+    logins: dict[str, Login] = field(default_factory=dict)
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)  # address key -> mailbox
+
+
+class Directory:
+    def __init__(self, store: DirectoryStore, config: Config) -> None:
+        self._store = store
+        self._config = config
+        self._snap = _Snapshot()
+        self._task: asyncio.Task[None] | None = None
+
+    def reconfigure(self, config: Config) -> None:
+        self._config = config
+        self._snap = self._build(self._raw)
+
+    async def refresh(self) -> None:
+        self._raw = await self._store.snapshot()
+        self._snap = self._build(self._raw)
+
+    def _build(self, raw: Any) -> _Snapshot:
+        tenants, domains, logins, mailboxes = raw
+        return _Snapshot(
+            tenants={x.id: x for x in tenants},
+            settings={x.id: tenant_settings.effective(x.settings, self._config) for x in tenants},
+            domains={d.name: d.tenant_id for d in domains},
+            logins={x.username: x for x in logins},
+            mailboxes={addr.key(m.address): m for m in mailboxes},
+        )
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._refresh_forever(), name="directory-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.tenants.settings_refresh)
+            try:
+                await self.refresh()
+            except Exception:  # keep serving from the last good snapshot
+                log.exception("directory refresh failed; serving the previous snapshot")
+
+    # --- lookups (synchronous: plain dict reads) -------------------------------------------
+    def login(self, username: str) -> Login | None:
+        return self._snap.logins.get(username)
+
+    def tenant(self, tenant_id: int) -> Tenant | None:
+        return self._snap.tenants.get(tenant_id)
+
+    def setting(self, tenant_id: int, key: str) -> Any:
+        return self._snap.settings[tenant_id][key]
+
+    def mailbox(self, address: str) -> Mailbox | None:
+        return self._snap.mailboxes.get(addr.key(address))
+
+    def domain_tenant(self, domain: str) -> int | None:
+        return self._snap.domains.get(domain.lower())

@@ -1,0 +1,30 @@
+"""Header From is on one of the sending tenant's domains (receivers judge the From domain)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from gateway.policy.check import PolicyContext, Stage, Transaction
+from gateway.policy.verdict import Verdict
+from gateway.smtp import replies
+
+
+class HeaderFrom:
+    name: ClassVar[str] = "header-from"
+    stage: ClassVar[Stage] = Stage.DATA
+
+    def __init__(self, ctx: PolicyContext) -> None:
+        self._directory = ctx.directory
+
+    async def check(self, tx: Transaction) -> Verdict:
+        assert tx.message is not None
+        (address,) = tx.message.headers()["from"].addresses  # `parsed` ran first
+        domain = address.domain.lower()
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+        if self._directory.domain_tenant(domain) != tx.tenant_id:
+            return Verdict.reject(self.name, replies.HEADER_FROM_NOT_ALLOWED,
+                                  "header From domain is not a domain of this tenant")
+        return Verdict.ok(self.name)

@@ -1,0 +1,116 @@
+"""A submitted message as bytes: header fields kept verbatim, body untouched.
+
+Edits change header fields in place, so what leaves is what arrived plus the gateway's
+changes, byte for byte. Checks that need structure ask for `headers()` (header-only parse,
+the hot path) or `parsed()` (full MIME parse, done at most once).
+"""
+
+from __future__ import annotations
+
+import email.policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser, BytesParser
+
+_HEADER_PARSER = BytesHeaderParser(policy=email.policy.SMTP)
+_PARSER = BytesParser(policy=email.policy.SMTP)
+_FIELD_NAME_CHARS = frozenset(range(33, 127)) - {ord(":")}
+
+
+class Message:
+    __slots__ = ("_fields", "body", "malformed_header", "_headers", "_parsed")
+
+    def __init__(self, raw: bytes) -> None:
+        self._fields: list[tuple[str, bytes]] = []  # (lower-cased name, field incl. CRLF)
+        self.malformed_header = False  # a header line that is not a field or a continuation
+        self._headers: EmailMessage | None = None
+        self._parsed: EmailMessage | None = None
+        if raw.startswith(b"\r\n"):
+            self.body = raw[2:]
+            return
+        end = raw.find(b"\r\n\r\n")
+        head, self.body = (raw, b"") if end < 0 else (raw[: end + 2], raw[end + 4 :])
+        if end < 0 and not head.endswith(b"\r\n"):
+            head += b"\r\n"
+        for line in head.split(b"\r\n")[:-1]:
+            if line[:1] in (b" ", b"\t"):
+                if not self._fields:
+                    self.malformed_header = True  # RFC 5322: first line is a continuation
+                    continue
+                name, field = self._fields[-1]
+                self._fields[-1] = (name, field + line + b"\r\n")
+                continue
+            name, colon, _ = line.partition(b":")
+            if not colon or not name or any(c not in _FIELD_NAME_CHARS for c in name):
+                self.malformed_header = True
+                self._fields.append(("", line + b"\r\n"))
+                continue
+            self._fields.append((name.decode("ascii").lower(), line + b"\r\n"))
+
+    # --- reading ---------------------------------------------------------------------------
+    @property
+    def field_count(self) -> int:
+        return len(self._fields)
+
+    @property
+    def header_bytes(self) -> int:
+        return sum(len(f) for _, f in self._fields)
+
+    def header_is_8bit(self) -> bool:
+        return any(not f.isascii() for _, f in self._fields)
+
+    def count(self, name: str) -> int:
+        name = name.lower()
+        return sum(1 for n, _ in self._fields if n == name)
+
+    def has(self, name: str) -> bool:
+        name = name.lower()
+        return any(n == name for n, _ in self._fields)
+
+    def headers(self) -> EmailMessage:
+        """Header-only parse (no body), cached until the next edit."""
+        if self._headers is None:
+            msg = _HEADER_PARSER.parsebytes(self._head_bytes() + b"\r\n")
+            assert isinstance(msg, EmailMessage)
+            self._headers = msg
+        return self._headers
+
+    def parsed(self) -> EmailMessage:
+        """Full MIME parse, cached until the next edit."""
+        if self._parsed is None:
+            msg = _PARSER.parsebytes(self.as_bytes())
+            assert isinstance(msg, EmailMessage)
+            self._parsed = msg
+        return self._parsed
+
+    def _head_bytes(self) -> bytes:
+        return b"".join(f for _, f in self._fields)
+
+    def as_bytes(self) -> bytes:
+        return self._head_bytes() + b"\r\n" + self.body
+
+    # --- editing ---------------------------------------------------------------------------
+    def _changed(self) -> None:
+        self._headers = None
+        self._parsed = None
+
+    def remove(self, name: str) -> int:
+        name = name.lower()
+        before = len(self._fields)
+        self._fields = [(n, f) for n, f in self._fields if n != name]
+        self._changed()
+        return before - len(self._fields)
+
+    def append(self, name: str, value: str) -> None:
+        self._fields.append((name.lower(), _field(name, value)))
+        self._changed()
+
+    def prepend(self, name: str, value: str) -> None:
+        """Trace fields (Received) go on top (RFC 5321 s 4.4)."""
+        self._fields.insert(0, (name.lower(), _field(name, value)))
+        self._changed()
+
+
+def _field(name: str, value: str) -> bytes:
+    if "\r" in value or "\n" in value:
+        raise ValueError("header values are given unfolded, without CR or LF")
+    return f"{name}: {value}\r\n".encode()

@@ -1,0 +1,99 @@
+"""The checks, in the order they run. A new check is a new module plus one line here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+
+from gateway.errors import VaultError
+from gateway.policy import (
+    header_from,
+    parsed,
+    recipient_valid,
+    sender_allowed,
+    submission_headers,
+)
+from gateway.policy.check import Check, PolicyContext, Stage, Transaction
+from gateway.policy.verdict import Action, Verdict
+from gateway.smtp import replies
+from gateway.smtp.replies import Reply
+
+MAIL_CHECKS = (
+    sender_allowed.SenderAllowed,  # MAIL FROM is an active mailbox of this login's tenant
+)
+RCPT_CHECKS = (
+    recipient_valid.RecipientValid,  # syntax and normal form (email-validator)
+)
+DATA_CHECKS = (
+    parsed.Parsed,  # unparsable -> 554 5.6.0, never half-sent
+    header_from.HeaderFrom,  # From on one of the tenant's domains -> else 550 5.7.1
+    submission_headers.SubmissionHeaders,  # -> fix: Message-ID, Date, no Bcc (RFC 6409 s 8)
+)
+
+log = logging.getLogger("gateway.policy")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: Action
+    verdicts: tuple[Verdict, ...]
+    reply: Reply | None = None  # set when the stage refuses
+
+
+class Pipeline:
+    def __init__(self, ctx: PolicyContext) -> None:
+        self._ctx = ctx
+        self._stages: dict[Stage, tuple[Check, ...]] = {
+            Stage.MAIL: tuple(cls(ctx) for cls in MAIL_CHECKS),
+            Stage.RCPT: tuple(cls(ctx) for cls in RCPT_CHECKS),
+            Stage.DATA: tuple(cls(ctx) for cls in DATA_CHECKS),
+        }
+        for stage, checks in self._stages.items():
+            assert all(c.stage is stage for c in checks), "a check is listed at the wrong stage"
+
+    async def run(self, stage: Stage, tx: Transaction) -> Outcome:
+        """Run one stage's checks in order.
+
+        REJECT stops the run; HOLD is recorded and the rest still run so a reviewer sees
+        every reason; edits are applied as they arrive, so later checks see the fixed
+        message. Any exception or timeout is a 451 (fail closed, temporary), cause logged.
+        """
+        verdicts: list[Verdict] = []
+        worst = Action.PASS
+        for check in self._stages[stage]:
+            verdict = await self._run_one(check, tx)
+            verdicts.append(verdict)
+            if verdict.action is Action.FIX and tx.message is not None:
+                for edit in verdict.edits:
+                    edit.apply(tx.message)
+            if verdict.action.severity > worst.severity:
+                worst = verdict.action
+            if verdict.action is Action.REJECT:
+                return Outcome(Action.REJECT, tuple(verdicts), verdict.reply)
+        return Outcome(worst, tuple(verdicts))
+
+    async def _run_one(self, check: Check, tx: Transaction) -> Verdict:
+        timeout = self._ctx.config.check_config(check.name).timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await check.check(tx)
+        except VaultError:
+            incident = _incident()
+            log.exception("check failed: vault", extra={"check": check.name, "incident": incident})
+            return Verdict.reject(check.name, replies.VAULT_UNAVAILABLE, f"vault error {incident}")
+        except TimeoutError:
+            incident = _incident()
+            log.error("check timed out", extra={"check": check.name, "incident": incident,
+                                                "timeout": timeout})
+            return Verdict.reject(check.name, replies.TEMPORARY_FAILURE, f"timeout {incident}")
+        except Exception:
+            incident = _incident()
+            log.exception("check failed", extra={"check": check.name, "incident": incident})
+            return Verdict.reject(check.name, replies.TEMPORARY_FAILURE,
+                                  f"internal error {incident}")
+
+
+def _incident() -> str:
+    return secrets.token_hex(4)

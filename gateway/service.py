@@ -1,0 +1,149 @@
+"""A running gateway: the parts built from the configuration, started and stopped in order.
+
+`gateway serve` runs one; the tests run one in-process on port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway import config as config_module
+from gateway.config import Config, data_path
+from gateway.directory.cache import Directory
+from gateway.policy.check import PolicyContext
+from gateway.policy.pipeline import Pipeline
+from gateway.smtp.auth import Authenticator
+from gateway.smtp.handler import GatewayHandler
+from gateway.smtp.relay import Relay
+from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
+from gateway.smtp.tls import ensure_self_signed
+from gateway.smtp.upstream.base import Upstream
+from gateway.smtp.upstream.maildir import MaildirUpstream
+from gateway.smtp.upstream.smarthost import SmarthostUpstream
+from gateway.store.audit import AuditTrail
+from gateway.store.directory import DirectoryStore
+from gateway.store.engine import create_engine, require_head
+from gateway.store.pending import PendingStore
+from gateway.vault.envelope import Vault
+from gateway.vault.keys import provider_for
+
+log = logging.getLogger("gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    submission: int
+    implicit_tls: int
+
+
+def tls_files(config: Config) -> tuple[str, str]:
+    if config.smtp.tls_self_signed:
+        return ensure_self_signed(data_path(config, "tls"), config.smtp.hostname)
+    return config.smtp.tls_cert, config.smtp.tls_key
+
+
+def build_upstreams(config: Config) -> dict[str, Upstream]:
+    upstreams: dict[str, Upstream] = {}
+    for name, up in config.upstreams.items():
+        if up.kind == "maildir":
+            upstreams[name] = MaildirUpstream(name, up.path)
+        else:
+            upstreams[name] = SmarthostUpstream(name, up, config.smtp.hostname)
+    return upstreams
+
+
+class Gateway:
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
+        self.config = config
+        self._config_path = config_path
+        self.engine: AsyncEngine = create_engine(config.database.url, config.database.pool_size)
+        self.vault = Vault(provider_for(config))
+        self.directory = Directory(DirectoryStore(self.engine), config)
+        self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
+                                config.audit.batch_max_delay)
+        self.pending = PendingStore(self.engine, self.vault)
+        self.relay = Relay(build_upstreams(config), self.pending)
+        self.authenticator = Authenticator(self.directory, config.smtp)
+        self.pipeline = Pipeline(PolicyContext(config, self.directory))
+        self.handler = GatewayHandler(
+            config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
+            digest_key=self.vault.purpose_key("audit-recipient-digest"),
+        )
+        cert, key = tls_files(config)
+        self._tls: ssl.SSLContext = server_tls_context(cert, key)
+        self._listeners: list[Listener] = []
+        self.ports = Ports(0, 0)
+
+    def _factory(self, implicit_tls: bool) -> GatewaySMTP:
+        return GatewaySMTP(self.handler, self.config.smtp, self._tls, implicit_tls)
+
+    async def start(self) -> Ports:
+        await require_head(self.engine)
+        await self.directory.start()
+        await self.audit.start()
+        smtp = self.config.smtp
+        implicit = 0
+        listener = Listener(lambda: self._factory(False), smtp.listen, smtp.submission_port, None)
+        submission = await listener.start()
+        self._listeners.append(listener)
+        if smtp.implicit_tls:
+            listener = Listener(lambda: self._factory(True), smtp.listen, smtp.implicit_tls_port,
+                                self._tls)
+            implicit = await listener.start()
+            self._listeners.append(listener)
+        self.ports = Ports(submission, implicit)
+        log.info("gateway started", extra={"submission_port": submission,
+                                           "implicit_tls_port": implicit,
+                                           "environment": self.config.environment})
+        return self.ports
+
+    async def stop(self, deadline: float = 30.0) -> None:
+        """Stop accepting, answer new commands 421 4.3.2, let in-flight messages finish."""
+        self.handler.closing = True
+        for listener in self._listeners:
+            listener.close()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline
+        while self.handler.in_flight and loop.time() < end:
+            await asyncio.sleep(0.05)
+        await self.audit.stop()
+        await self.directory.stop()
+        await self.relay.close()
+        await self.engine.dispose()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read what is safe to change live (TLS files, master keys, limits).
+
+        A bad new configuration is logged and the running one kept. Listener addresses and
+        the database URL need a restart.
+        """
+        try:
+            new = config_module.load(self._config_path)
+            cert, key = tls_files(new)
+            self._tls.load_cert_chain(cert, key)  # new sessions get the new certificate
+            self.vault.reload()
+        except Exception as exc:
+            log.error("reload refused; keeping the running configuration",
+                      extra={"error": str(exc)})
+            return
+        if (new.smtp.listen, new.smtp.submission_port, new.smtp.implicit_tls_port,
+                new.database.url) != (self.config.smtp.listen, self.config.smtp.submission_port,
+                                      self.config.smtp.implicit_tls_port,
+                                      self.config.database.url):
+            log.warning("listener or database changes take effect after a restart")
+        self.config = new
+        self.pipeline = Pipeline(PolicyContext(new, self.directory))
+        self.handler.set_config(new, self.pipeline)
+        self.authenticator.reconfigure(new.smtp)
+        self.directory.reconfigure(new)
+        log.info("configuration reloaded")
+
+
+def demo_credentials_path(config: Config) -> Path:
+    return data_path(config, "demo-credentials.txt")

@@ -1,0 +1,315 @@
+"""GatewayHandler: aiosmtpd's hooks, kept thin. Decisions come from the policy pipeline."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import secrets
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+
+from gateway.config import Config
+from gateway.directory import address as addr
+from gateway.directory.cache import Directory
+from gateway.logs import anonymize_ip
+from gateway.policy.check import Stage, Transaction
+from gateway.policy.message import Message
+from gateway.policy.pipeline import Outcome, Pipeline
+from gateway.policy.verdict import Action
+from gateway.smtp import replies
+from gateway.smtp.auth import Authenticator, AuthStatus
+from gateway.smtp.relay import Relay
+from gateway.smtp.replies import Reply
+from gateway.smtp.server import GatewaySMTP
+from gateway.smtp.session import GatewayEnvelope, GatewaySession
+from gateway.store import audit
+from gateway.store.audit import AuditTrail
+from gateway.vault.envelope import keyed_digest
+
+log = logging.getLogger("gateway.smtp")
+
+_QUEUE_ID_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXZ"
+
+
+def new_queue_id() -> str:
+    return "".join(secrets.choice(_QUEUE_ID_ALPHABET) for _ in range(12))
+
+
+class GatewayHandler:
+    def __init__(self, config: Config, directory: Directory, pipeline: Pipeline,
+                 authenticator: Authenticator, relay: Relay, audit_trail: AuditTrail,
+                 digest_key: bytes) -> None:
+        self.config = config
+        self._directory = directory
+        self._pipeline = pipeline
+        self._auth = authenticator
+        self._relay = relay
+        self._audit = audit_trail
+        self._digest_key = digest_key
+        self.closing = False
+        self.in_flight = 0  # DATA transactions being relayed now
+
+    def _digest(self, recipient: str) -> str:
+        return keyed_digest(self._digest_key, recipient.casefold())
+
+    def _shutting_down(self, server: SMTP) -> str:
+        assert server.transport is not None
+        server.loop.call_soon(server.transport.close)
+        return str(replies.SHUTTING_DOWN)
+
+    # --- session ---------------------------------------------------------------------------
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        if self.closing:
+            return [self._shutting_down(server)]
+        session.host_name = hostname
+        self._ip_login(session)
+        # RFC 2034: advertise enhanced status codes; every reply after EHLO carries one.
+        return [*responses[:-1], "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def handle_HELO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str) -> str:
+        if self.closing:
+            return self._shutting_down(server)
+        session.host_name = hostname
+        self._ip_login(session)
+        return f"250 {self.config.smtp.hostname}"
+
+    def _ip_login(self, session: Session) -> None:
+        assert isinstance(session, GatewaySession)
+        session.client_ip = session.peer[0] if isinstance(session.peer, tuple) else ""
+        if session.authenticated:
+            return
+        principal = self._auth.ip_principal(session.client_ip)
+        if principal is not None:
+            session.authenticated = True
+            session.auth_data = principal
+
+    async def handle_NOOP(self, server: SMTP, session: Session, envelope: Envelope,
+                          arg: str) -> str:
+        return str(replies.OK)
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return str(replies.OK)
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return str(replies.BYE)
+
+    async def handle_exception(self, error: Exception) -> str:
+        incident = secrets.token_hex(4)
+        log.error("session error", exc_info=error, extra={"incident": incident})
+        return str(replies.TEMPORARY_FAILURE)  # the default would leak "500 (ExcName) text"
+
+    # --- AUTH (RFC 4954), off the event loop -----------------------------------------------
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except (binascii.Error, ValueError):
+                await server.push(str(replies.AUTH_BAD_BASE64))
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\0")
+        if len(parts) != 3:
+            await server.push(str(replies.AUTH_MALFORMED))
+            return AuthResult(success=False, handled=True)
+        authzid, login, password = parts
+        if authzid and authzid != login:  # acting as another user is not offered
+            return await self._auth_result(server, b"", b"")
+        return await self._auth_result(server, login, password)
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await server.challenge_auth("Username:")
+            if not isinstance(login, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                login = base64.b64decode(args[1], validate=True)
+            except (binascii.Error, ValueError):
+                await server.push(str(replies.AUTH_BAD_BASE64))
+                return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth("Password:")
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._auth_result(server, login, password)
+
+    async def _auth_result(self, server: SMTP, login: bytes, password: bytes) -> AuthResult:
+        session = server.session
+        assert isinstance(session, GatewaySession)
+        ip = session.peer[0] if isinstance(session.peer, tuple) else ""
+        try:
+            username, secret = login.decode(), password.decode()
+        except UnicodeDecodeError:
+            username, secret = "", ""
+        outcome = await self._auth.check_password(username, secret, ip)
+        if outcome.status is AuthStatus.OK:
+            log.info("auth ok", extra={"via": "password", "client": anonymize_ip(session.peer)})
+            return AuthResult(success=True, auth_data=outcome.principal,
+                              message=str(replies.AUTH_OK))
+        log.warning("auth failed", extra={"client": anonymize_ip(session.peer),
+                                          "locked": outcome.status is AuthStatus.LOCKED})
+        if outcome.status is AuthStatus.LOCKED:
+            await server.push(str(replies.TOO_MANY_AUTH_FAILURES))
+            assert server.transport is not None
+            server.transport.close()
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, message=str(replies.AUTH_INVALID))
+
+    # --- envelope --------------------------------------------------------------------------
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        if self.closing:
+            return self._shutting_down(server)
+        assert isinstance(session, GatewaySession) and isinstance(envelope, GatewayEnvelope)
+        principal = session.principal
+        tenant = self._directory.tenant(principal.tenant_id) if principal else None
+        if principal is None or tenant is None:
+            return str(replies.AUTH_REQUIRED)
+        smtputf8 = "SMTPUTF8" in mail_options
+        size = next((o[5:] for o in mail_options if o.startswith("SIZE=")), "")
+        limit = self._directory.setting(tenant.id, "max_message_size")
+        if size.isdigit() and int(size) > limit:
+            return str(replies.MESSAGE_TOO_BIG)
+        tx = Transaction(principal, tenant, address, smtputf8=smtputf8)
+        outcome = await self._pipeline.run(Stage.MAIL, tx)
+        if outcome.reply is not None:
+            await self._record_refusal("sender.refused", tx, outcome)
+            return str(outcome.reply)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.smtp_utf8 = smtputf8
+        envelope.tenant = tenant
+        envelope.mailbox = self._directory.mailbox(address)
+        envelope.sender = envelope.mailbox.address if envelope.mailbox else address
+        envelope.eightbit_declared = "BODY=8BITMIME" in mail_options
+        return str(replies.SENDER_OK)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if self.closing:
+            return self._shutting_down(server)
+        assert isinstance(session, GatewaySession) and isinstance(envelope, GatewayEnvelope)
+        assert session.principal is not None and envelope.tenant is not None
+        limit = self._directory.setting(envelope.tenant.id, "max_recipients")
+        if len(envelope.recipients) >= limit:
+            return str(replies.TOO_MANY_RECIPIENTS)
+        tx = Transaction(session.principal, envelope.tenant, envelope.sender,
+                         mailbox=envelope.mailbox, recipient=address,
+                         smtputf8=envelope.smtp_utf8)
+        outcome = await self._pipeline.run(Stage.RCPT, tx)
+        if outcome.reply is not None:
+            await self._record_refusal("recipient.refused", tx, outcome,
+                                       recipient_digest=self._digest(address))
+            return str(outcome.reply)
+        envelope.rcpt_tos.append(address)  # aiosmtpd: an implemented hook must do this
+        envelope.rcpt_options.extend(rcpt_options)
+        envelope.recipients.append(addr.normalize(address, smtputf8=envelope.smtp_utf8))
+        return str(replies.RECIPIENT_OK)
+
+    async def _record_refusal(self, event: str, tx: Transaction, outcome: Outcome,
+                              recipient_digest: str | None = None) -> None:
+        last = outcome.verdicts[-1]
+        await self._audit.record([audit.row(
+            event, actor=f"login:{tx.principal.username}", tenant_id=tx.tenant_id,
+            check_name=last.check, action=last.action.value, reason=last.reason,
+            recipient_digest=recipient_digest,
+            reply=str(outcome.reply) if outcome.reply else None,
+        )])
+
+    # --- DATA ------------------------------------------------------------------------------
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.closing:
+            return self._shutting_down(server)
+        assert isinstance(session, GatewaySession) and isinstance(envelope, GatewayEnvelope)
+        assert session.principal is not None and envelope.tenant is not None
+        assert envelope.mailbox is not None
+        self.in_flight += 1
+        try:
+            return str(await self._data(server, session, envelope))
+        finally:
+            self.in_flight -= 1
+
+    async def _data(self, server: SMTP, session: GatewaySession,
+                    envelope: GatewayEnvelope) -> Reply:
+        principal, tenant, mailbox = session.principal, envelope.tenant, envelope.mailbox
+        assert principal is not None and tenant is not None and mailbox is not None
+        queue_id = new_queue_id()
+        raw = envelope.original_content or b""
+        actor = f"login:{principal.username}"
+        digests = [self._digest(r) for r in envelope.recipients]
+        crlf = raw.count(b"\r\n")
+        if raw.count(b"\r") != crlf or raw.count(b"\n") != crlf:
+            # Bare CR or LF: receivers disagree on where lines (and messages) end.
+            await self._audit.record([audit.row(
+                "message.refused", actor=actor, tenant_id=tenant.id, queue_id=queue_id,
+                action="reject", reason="bare CR or LF in DATA",
+                reply=str(replies.BARE_LINE_ENDING))])
+            return replies.BARE_LINE_ENDING
+        if len(raw) > self._directory.setting(tenant.id, "max_message_size"):
+            return replies.MESSAGE_TOO_BIG
+        message = Message(raw)
+        tx = Transaction(principal, tenant, envelope.sender, mailbox=mailbox,
+                         recipients=tuple(envelope.recipients), message=message,
+                         smtputf8=envelope.smtp_utf8)
+        outcome = await self._pipeline.run(Stage.DATA, tx)
+        verdicts = [[v.check, v.action.value, v.reason] for v in outcome.verdicts]
+        if outcome.action is Action.REJECT or outcome.action is Action.HOLD:
+            reply = outcome.reply or replies.HELD_UNAVAILABLE  # the held store is issue 8's
+            await self._audit.record([audit.row(
+                "message.refused", actor=actor, tenant_id=tenant.id, queue_id=queue_id,
+                action=outcome.action.value, reason=outcome.verdicts[-1].reason,
+                check_name=outcome.verdicts[-1].check, verdicts=verdicts,
+                recipients=digests, size=len(raw), reply=str(reply))])
+            log.info("message refused", extra={"queue_id": queue_id, "tenant_id": tenant.id,
+                                               "check": outcome.verdicts[-1].check,
+                                               "code": reply.code, "status": reply.status})
+            return reply
+        assert isinstance(server, GatewaySMTP)
+        message.prepend("Received", self._received(session, server.tls_active, queue_id))
+        body = message.as_bytes()
+        result = await self._relay.deliver(
+            queue_id, mailbox, envelope.sender, envelope.recipients, body,
+            smtputf8=envelope.smtp_utf8,
+            eightbit=envelope.eightbit_declared or not body.isascii(),
+        )
+        rows = [audit.row("message.received", actor=actor, tenant_id=tenant.id,
+                          queue_id=queue_id, action=outcome.action.value, verdicts=verdicts,
+                          recipients=len(digests), size=len(raw), reply=str(result.reply))]
+        rows.extend(
+            audit.row(f"copy.{r.outcome.value}", actor="relay", tenant_id=tenant.id,
+                      queue_id=queue_id, recipient_digest=digest, reply=str(r.reply))
+            for r, digest in zip(result.copies, digests, strict=False)
+        )
+        await self._audit.record(rows)
+        session.messages += 1
+        log.info("message relayed", extra={
+            "queue_id": queue_id, "tenant_id": tenant.id, "mailbox_id": mailbox.id,
+            "recipients": len(digests), "size": len(raw), "code": result.reply.code,
+            "status": result.reply.status, "kept": result.kept})
+        return result.reply
+
+    def _received(self, session: GatewaySession, tls: bool, queue_id: str) -> str:
+        """RFC 5321 s 4.4 trace field, without internal addresses or the client's IP.
+
+        Protocol names per RFC 3848: ESMTP + S (TLS) + A (authenticated).
+        """
+        helo = "".join(c for c in (session.host_name or "unknown") if c.isalnum() or c in ".-[]:")
+        authenticated = session.principal is not None and session.principal.via == "password"
+        protocol = "ESMTP" + ("S" if tls else "") + ("A" if authenticated else "")
+        return (f"from {helo[:100] or 'unknown'} by {self.config.smtp.hostname} with {protocol} "
+                f"id {queue_id}; {format_datetime(datetime.now(UTC))}")
+
+    def set_config(self, config: Config, pipeline: Pipeline) -> None:
+        self.config = config
+        self._pipeline = pipeline
+
+    def stats(self) -> dict[str, Any]:
+        return {"in_flight": self.in_flight, "closing": self.closing}

@@ -1,0 +1,133 @@
+"""The aiosmtpd server, made strict: every reply through the catalogue, TLS rules, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any, AnyStr
+
+from aiosmtpd.smtp import SMTP
+
+from gateway.config import SmtpConfig
+from gateway.smtp import replies
+from gateway.smtp.session import GatewayEnvelope, GatewaySession
+
+log = logging.getLogger("gateway.smtp")
+
+
+class GatewaySMTP(SMTP):
+    """One SMTP session. Adds to aiosmtpd only what its constructor cannot express."""
+
+    def __init__(self, handler: Any, config: SmtpConfig, tls_context: ssl.SSLContext,
+                 implicit_tls: bool) -> None:
+        super().__init__(
+            handler,
+            hostname=config.hostname,
+            ident="ESMTP",  # the banner shows no software or version
+            data_size_limit=config.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            # On the implicit-TLS port the whole connection is TLS already; STARTTLS is not
+            # offered there, and AUTH is allowed (see below).
+            tls_context=None if implicit_tls else tls_context,
+            require_starttls=False,  # IP-credential clients may stay in clear; AUTH may not
+            timeout=config.session_timeout,
+            auth_required=True,
+            auth_require_tls=True,
+            command_call_limit=config.max_commands,
+        )
+        self.implicit_tls = implicit_tls
+        if implicit_tls:
+            self._auth_require_tls = False  # the transport itself is TLS (RFC 8314)
+        self._verb = ""
+
+    def _create_session(self) -> GatewaySession:
+        return GatewaySession(self.loop)
+
+    def _create_envelope(self) -> GatewayEnvelope:
+        return GatewayEnvelope()
+
+    @property
+    def tls_active(self) -> bool:
+        return self.implicit_tls or self._tls_protocol is not None
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, bytes):
+            if not status.startswith(b"334 "):  # AUTH challenges are the only bytes pushed
+                status = replies.translate(self._verb, status.decode("ascii", "replace")).encode()
+            await super().push(status)
+            return
+        await super().push(replies.translate(self._verb, status))
+
+    async def _as(self, verb: str, method: Callable[[str], Any], arg: str) -> None:
+        self._verb = verb
+        try:
+            await method(arg)
+        finally:
+            self._verb = ""
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        await self._as("EHLO", super().smtp_EHLO, hostname)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        await self._as("HELO", super().smtp_HELO, hostname)
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        await self._as("MAIL", super().smtp_MAIL, arg)
+
+    async def smtp_RCPT(self, arg: str) -> None:
+        await self._as("RCPT", super().smtp_RCPT, arg)
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self.tls_active:
+            await self.push(str(replies.ALREADY_TLS))
+            return
+        await super().smtp_STARTTLS(arg)
+
+    async def smtp_VRFY(self, arg: str) -> None:
+        await self.push(str(replies.VRFY_DISABLED))
+
+    async def smtp_EXPN(self, arg: str) -> None:
+        await self.push(str(replies.NOT_IMPLEMENTED))
+
+    async def smtp_HELP(self, arg: str) -> None:
+        await self.push(str(replies.HELP))
+
+
+def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """TLS >= 1.2. Reloading = calling load_cert_chain again on the same context (SIGHUP)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+class Listener:
+    """One listening socket (submission with STARTTLS, or implicit TLS)."""
+
+    def __init__(self, factory: Callable[[], GatewaySMTP], host: str, port: int,
+                 ssl_context: ssl.SSLContext | None) -> None:
+        self._factory = factory
+        self._host = host
+        self._port = port
+        self._ssl = ssl_context
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._factory, host=self._host, port=self._port, ssl=self._ssl,
+            reuse_address=True, ssl_handshake_timeout=30 if self._ssl else None,
+        )
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def wait_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()

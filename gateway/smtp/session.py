@@ -1,0 +1,41 @@
+"""Typed per-session and per-transaction state, instead of ad-hoc attributes on aiosmtpd's."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiosmtpd.smtp import Envelope, Session
+
+from gateway.directory.records import Mailbox, Principal, Tenant
+
+
+class GatewaySession(Session):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.client_ip: str = ""
+        self.messages = 0
+
+    # aiosmtpd sets this deprecated attribute on AUTH and logs a warning each time; the
+    # gateway reads `auth_data` only.
+    @property  # type: ignore[override]
+    def login_data(self) -> object:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: object) -> None:
+        self._login_data = value
+
+    @property
+    def principal(self) -> Principal | None:
+        data = self.auth_data
+        return data if isinstance(data, Principal) else None
+
+
+class GatewayEnvelope(Envelope):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tenant: Tenant | None = None
+        self.mailbox: Mailbox | None = None
+        self.sender: str = ""  # validated bare form of MAIL FROM
+        self.recipients: list[str] = []  # validated bare forms, in RCPT order
+        self.eightbit_declared = False  # BODY=8BITMIME

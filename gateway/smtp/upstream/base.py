@@ -1,0 +1,49 @@
+"""What every upstream does: take one copy (one sender, one recipient) and say what happened."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.smtp.replies import Reply
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"  # 4xx or connection trouble: try again later
+    REFUSED = "refused"  # 5xx: permanent
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One upstream transaction: the gateway sends one copy per recipient."""
+
+    envelope_from: str
+    recipient: str
+    smtputf8: bool = False
+    eightbit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    recipient: str
+    outcome: Outcome
+    reply: Reply  # what the client may be told about this copy
+
+    @classmethod
+    def delivered(cls, recipient: str, reply: Reply) -> DeliveryResult:
+        return cls(recipient, Outcome.DELIVERED, reply)
+
+    @classmethod
+    def failed(cls, recipient: str, reply: Reply) -> DeliveryResult:
+        outcome = Outcome.REFUSED if reply.is_permanent else Outcome.DEFERRED
+        return cls(recipient, outcome, reply)
+
+
+class Upstream(Protocol):
+    name: str
+
+    async def deliver(self, copy: Copy, message: bytes) -> DeliveryResult: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,106 @@
+"""The database schema, one SQLAlchemy Core `MetaData` for SQLite and PostgreSQL.
+
+Migrations in `migrations/versions/` build exactly this; `tests/store/test_migrations.py`
+checks that they agree. Changes are expand/contract: a column or table is added in one
+release and only dropped in a later one, so two versions can run side by side.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = sa.DateTime(timezone=True)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("status", sa.String(20), nullable=False, server_default="active"),
+    sa.Column("status_reason", sa.String(500), nullable=False, server_default=""),
+    sa.Column("settings", sa.JSON, nullable=False, server_default="{}"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+domains = sa.Table(
+    "domains",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(253), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+logins = sa.Table(
+    "logins",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("username", sa.String(200), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+mailboxes = sa.Table(
+    "mailboxes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("address", sa.String(320), nullable=False, unique=True),
+    sa.Column("upstream", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="active"),
+    sa.Column("status_reason", sa.String(500), nullable=False, server_default=""),
+    sa.Column("settings", sa.JSON, nullable=False, server_default="{}"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Every decision and every human action. No message body, no secret; recipients only as
+# keyed digests (`recipient_digest`), never as plain addresses.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", Timestamp, nullable=False, index=True),
+    sa.Column("tenant_id", sa.Integer, nullable=True, index=True),
+    sa.Column("queue_id", sa.String(40), nullable=True, index=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("event", sa.String(60), nullable=False),
+    sa.Column("check_name", sa.String(60), nullable=True),
+    sa.Column("action", sa.String(20), nullable=True),
+    sa.Column("reason", sa.String(1000), nullable=False, server_default=""),
+    sa.Column("recipient_digest", sa.String(64), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False, server_default="{}"),
+)
+
+# Copies that failed (deferred, or refused while another copy of the message was delivered).
+# Issue 3 turns this into the delivery queue. The message itself is sealed by the vault.
+pending_copies = sa.Table(
+    "pending_copies",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("queue_id", sa.String(40), nullable=False, index=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("mailbox_id", sa.ForeignKey("mailboxes.id"), nullable=False),
+    sa.Column("envelope_from", sa.String(320), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # deferred | refused
+    sa.Column("reply_code", sa.Integer, nullable=False),
+    sa.Column("reply_status", sa.String(12), nullable=False),
+    sa.Column("reply_text", sa.String(500), nullable=False),
+    sa.Column("smtputf8", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("sealed_message", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

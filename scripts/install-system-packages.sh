@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian packages the tests and benchmarks talk to (swaks: SMTP client;
+# postfix: ships smtp-source/smtp-sink). Non-interactive; postfix neither prompts nor takes
+# port 25. Does nothing when everything is already there.
+set -eu
+missing=""
+command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
+perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing="$missing libnet-ssleay-perl libio-socket-ssl-perl"
+perl -MAuthen::SASL -e1 >/dev/null 2>&1 || missing="$missing libauthen-sasl-perl"
+[ -x /usr/sbin/smtp-source ] || missing="$missing postfix"
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Debian starts postfix after install on some systems; the tests need no local MTA.
+$SUDO postfix stop >/dev/null 2>&1 || true
