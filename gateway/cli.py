@@ -75,7 +75,7 @@ def with_store(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         config = _config(ctx)
 
         async def body() -> Any:
-            engine = create_engine(config.database.url)
+            engine = create_engine(config.database.url, schema=config.database.schema)
             try:
                 revision = await _revision(engine)
                 if revision is None:
@@ -188,7 +188,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     config = _config(ctx)
 
     async def body() -> str | None:
-        engine = create_engine(config.database.url)
+        engine = create_engine(config.database.url, schema=config.database.schema)
         try:
             await upgrade(engine, revision)
             return await current_revision(engine)

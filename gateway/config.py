@@ -82,6 +82,7 @@ class UpstreamConfig:
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     url: str = "sqlite+aiosqlite:///var/gateway.db"
+    schema: str = ""  # PostgreSQL only: the schema (search_path) the tables live in
     pool_size: int = 10
 
 

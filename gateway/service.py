@@ -62,7 +62,8 @@ class Gateway:
     def __init__(self, config: Config, config_path: str | None = None) -> None:
         self.config = config
         self._config_path = config_path
-        self.engine: AsyncEngine = create_engine(config.database.url, config.database.pool_size)
+        self.engine: AsyncEngine = create_engine(config.database.url, config.database.pool_size,
+                                                  config.database.schema)
         self.vault = Vault(provider_for(config))
         self.directory = Directory(DirectoryStore(self.engine), config)
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,

@@ -161,7 +161,7 @@ class GatewayHandler:
             assert server.transport is not None
             server.transport.close()
             return AuthResult(success=False, handled=True)
-        return AuthResult(success=False, message=str(replies.AUTH_INVALID))
+        return AuthResult(success=False, handled=False, message=str(replies.AUTH_INVALID))
 
     # --- envelope --------------------------------------------------------------------------
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,

@@ -218,11 +218,13 @@ def translate(verb: str, line: str) -> str:
     """Map one reply line aiosmtpd wants to send onto the catalogue."""
     if verb in ("EHLO", "HELO") and line.startswith("250"):
         return line
-    if line.startswith(_EXEMPT_PREFIXES):
-        return "354 End data with <CR><LF>.<CR><LF>" if line.startswith("354 ") else line
+    if line.startswith(("334 ", "354 ")):
+        return line
     for match_verb, prefix, reply in AIOSMTPD_REPLIES:
         if (match_verb == "*" or match_verb == verb) and line.startswith(prefix):
             return str(reply)
+    if line.startswith(_EXEMPT_PREFIXES):  # the 220 greeting
+        return line
     if _HAS_ENHANCED.match(line):
         return line
     # Unknown line without an enhanced code: never guess a permanent code for it.

@@ -1,0 +1,109 @@
+"""RecordingSink: a real aiosmtpd upstream on port 0, in the test's loop, that records what it
+received and can be told to fail at any stage (like aiosmtplib's own test server)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass, field
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+@dataclass
+class Received:
+    envelope_from: str
+    recipients: list[str]
+    content: bytes
+    mail_options: list[str]
+
+
+@dataclass
+class Faults:
+    rcpt: dict[str, str] = field(default_factory=dict)  # recipient -> reply
+    mail: str | None = None
+    data: str | None = None
+    disconnect_at: str | None = None  # "mail" | "rcpt" | "data"
+    delay: float = 0.0  # seconds before answering DATA
+
+
+class _Handler:
+    def __init__(self, sink: RecordingSink) -> None:
+        self.sink = sink
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.sink.commands.append("MAIL")
+        if self.sink.faults.disconnect_at == "mail":
+            server.transport.close()
+            return "421 4.3.0 gone"
+        if self.sink.faults.mail:
+            return self.sink.faults.mail
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.sink.commands.append("RCPT")
+        if self.sink.faults.disconnect_at == "rcpt":
+            server.transport.close()
+            return "421 4.3.0 gone"
+        reply = self.sink.faults.rcpt.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.sink.commands.append("DATA")
+        if self.sink.faults.delay:
+            await asyncio.sleep(self.sink.faults.delay)
+        if self.sink.faults.disconnect_at == "data":
+            server.transport.close()
+            return "421 4.3.0 gone"
+        if self.sink.faults.data:
+            return self.sink.faults.data
+        self.sink.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                           envelope.original_content, envelope.mail_options))
+        self.sink.arrived.set()
+        return "250 2.0.0 Ok: sink"
+
+
+class RecordingSink:
+    def __init__(self, *, tls: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None,
+                 smtputf8: bool = True) -> None:
+        self.received: list[Received] = []
+        self.commands: list[str] = []
+        self.connections = 0
+        self.faults = Faults()
+        self.arrived = asyncio.Event()
+        self._tls = tls
+        self._auth = auth
+        self._smtputf8 = smtputf8
+        self._server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        ok = (isinstance(auth_data, LoginPassword) and self._auth is not None
+              and (auth_data.login.decode(), auth_data.password.decode()) == self._auth)
+        return AuthResult(success=ok)
+
+    def _factory(self) -> SMTP:
+        self.connections += 1
+        return SMTP(_Handler(self), hostname="sink.test", enable_SMTPUTF8=self._smtputf8,
+                    tls_context=self._tls, require_starttls=self._tls is not None,
+                    auth_required=self._auth is not None,
+                    authenticator=self._authenticate if self._auth else None)
+
+    async def start(self) -> RecordingSink:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._factory, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def to(self, recipient: str) -> list[Received]:
+        return [r for r in self.received if recipient in r.recipients]
