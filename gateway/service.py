@@ -116,6 +116,7 @@ class Gateway:
         await self.audit.stop()
         await self.directory.stop()
         await self.relay.close()
+        self.authenticator.close()
         await self.engine.dispose()
 
     def reload(self) -> None:

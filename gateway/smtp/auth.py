@@ -10,6 +10,7 @@ No AUTH payload is ever logged.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import enum
 import hashlib
 import hmac
@@ -52,11 +53,18 @@ class Authenticator:
         self._cache_key = secrets.token_bytes(32)  # per process: the cache never leaves memory
         self._cache: dict[bytes, _Cached] = {}
         self._failures: dict[str, deque[float]] = {}
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.reconfigure(config)
 
     def reconfigure(self, config: SmtpConfig) -> None:
         self._config = config.auth
-        self._semaphore = asyncio.Semaphore(config.auth.concurrency)
+        # Password checks get threads of their own: queued behind other blocking work in
+        # the loop's default executor, AUTH would stall whenever that pool is busy.
+        old = self._executor
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=config.auth.concurrency, thread_name_prefix="password-check")
+        if old is not None:
+            old.shutdown(wait=False)
         self._networks = [
             (ipaddress.ip_network(net, strict=False), cred.login)
             for cred in config.ip_credentials for net in cred.networks
@@ -95,8 +103,8 @@ class Authenticator:
                 and cached.login_id == login.id and cached.password_hash == login.password_hash):
             return AuthOutcome(AuthStatus.OK, _principal(login))
         stored = login.password_hash if login is not None else DUMMY_HASH
-        async with self._semaphore:
-            ok = await asyncio.to_thread(verify_password, password, stored)
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(self._executor, verify_password, password, stored)
         if ok and login is not None:
             self._cache[cache_id] = _Cached(login.id, login.password_hash,
                                             now + self._config.cache_seconds)
@@ -108,6 +116,10 @@ class Authenticator:
         if self._locked(f"ip:{peer_ip}", now) or self._locked(f"login:{username}", now):
             return AuthOutcome(AuthStatus.LOCKED)
         return AuthOutcome(AuthStatus.INVALID)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
 
     def _window(self, key: str, now: float) -> deque[float]:
         stamps = self._failures.get(key)

@@ -54,6 +54,20 @@ class PendingStore:
         async with self._engine.begin() as conn:
             await conn.execute(pending_copies.insert(), rows)
 
+    async def list_all(self) -> list[PendingCopy]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(sa.select(pending_copies))
+            return [PendingCopy(r.queue_id, r.tenant_id, r.mailbox_id, r.envelope_from,
+                                r.recipient, r.state, r.reply_code, r.reply_status,
+                                r.reply_text, r.smtputf8) for r in result]
+
+    async def raw_rows(self, queue_id: str) -> list[bytes]:
+        """The sealed bytes as stored (to show they are not readable at rest)."""
+        async with self._engine.connect() as conn:
+            result = await conn.execute(sa.select(pending_copies.c.sealed_message).where(
+                pending_copies.c.queue_id == queue_id))
+            return [bytes(r[0]) for r in result]
+
     async def list(self, queue_id: str) -> list[tuple[PendingCopy, bytes]]:
         async with self._engine.connect() as conn:
             result = await conn.execute(

@@ -85,7 +85,7 @@ class RecordingSink:
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword) and self._auth is not None
               and (auth_data.login.decode(), auth_data.password.decode()) == self._auth)
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     def _factory(self) -> SMTP:
         self.connections += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import socket
@@ -23,13 +24,16 @@ class MaildirUpstream:
         for sub in ("tmp", "new", "cur"):
             (self._root / sub).mkdir(parents=True, exist_ok=True)
         self._host = socket.gethostname().replace("/", "_").replace(":", "_")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix=f"maildir-{name}")
 
     async def deliver(self, copy: Copy, message: bytes) -> DeliveryResult:
         envelope = (
             f"Return-Path: <{copy.envelope_from}>\r\nDelivered-To: {copy.recipient}\r\n"
         ).encode()
         try:
-            name = await asyncio.to_thread(self._write, envelope + message)
+            loop = asyncio.get_running_loop()
+            name = await loop.run_in_executor(self._executor, self._write, envelope + message)
         except OSError:
             return DeliveryResult.failed(copy.recipient, replies.UPSTREAM_UNREACHABLE)
         return DeliveryResult.delivered(copy.recipient, replies.OK.with_text(f"Ok: {name}"))
@@ -46,4 +50,4 @@ class MaildirUpstream:
         return name
 
     async def close(self) -> None:
-        return None
+        self._executor.shutdown(wait=True)
