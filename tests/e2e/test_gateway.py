@@ -1,0 +1,147 @@
+"""The gateway as users meet it: swaks, IP credentials, reload, shutdown, `make run`'s demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.smtp import replies
+from tests.conftest import PASSWORD, Harness, Pki, start_harness
+from tests.support import messages
+
+ROOT = Path(__file__).parents[2]
+
+
+def swaks(*args: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("swaks") is None:
+        if os.environ.get("CI"):
+            pytest.fail("swaks is required (scripts/install-system-packages.sh installs it)")
+        pytest.skip("swaks not installed")
+    return subprocess.run(["swaks", "--hide-informational", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+async def test_swaks_with_starttls_and_auth_login(harness: Harness):
+    ca = str(Path(harness.pki.cert_file).with_name("ca.pem"))
+    result = await asyncio.to_thread(
+        swaks, "--server", f"127.0.0.1:{harness.port}", "--tls", "--tls-verify",
+        "--tls-ca-path", ca, "--tls-sni", "localhost",
+        "--auth", "LOGIN", "--auth-user", "campaign", "--auth-password", PASSWORD,
+        "--from", "sales@acme.example", "--to", "bob@example.org",
+        "--header", "From: Sales <sales@acme.example>")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "250 2.0.0 Ok: queued as" in result.stdout
+    (got,) = harness.sink.received
+    assert got.recipients == ["bob@example.org"]
+
+
+async def test_swaks_sees_the_refusal_for_a_foreign_sender(harness: Harness):
+    result = await asyncio.to_thread(
+        swaks, "--server", f"127.0.0.1:{harness.tls_port}", "--tlsc",
+        "--auth", "PLAIN", "--auth-user", "campaign", "--auth-password", PASSWORD,
+        "--from", "ceo@other.example", "--to", "bob@example.org")
+    assert str(replies.SENDER_NOT_ALLOWED) in result.stdout
+    assert harness.sink.received == []
+
+
+async def test_ip_credential_sends_without_auth_and_only_as_its_tenant(
+        tmp_path: Path, pki: Pki, database):
+    extra = '[[smtp.ip_credentials]]\nlogin = "campaign"\nnetworks = ["127.0.0.1/32"]\n'
+    h = await start_harness(tmp_path, pki, database, extra=extra.replace(
+        "[[smtp.ip_credentials]]", "[[smtp.ip_credentials]]"))
+    try:
+        def run():
+            with smtplib.SMTP("127.0.0.1", h.port, timeout=5) as smtp:  # no TLS, no AUTH
+                smtp.ehlo("tool")
+                ok = smtp.sendmail("sales@acme.example", ["a@example.org"], messages.simple())
+                try:
+                    smtp.sendmail("ceo@other.example", ["a@example.org"],
+                                  messages.simple(sender="ceo@other.example"))
+                except smtplib.SMTPSenderRefused as exc:
+                    return ok, exc.smtp_code
+            return ok, None
+
+        ok, foreign = await asyncio.to_thread(run)
+        assert ok == {} and foreign == 553
+        (got,) = h.sink.received
+        assert b"with ESMTP id" in got.content.split(b"\r\n")[0]  # no TLS, no AUTH
+    finally:
+        await h.gateway.stop(deadline=1)
+        await h.sink.stop()
+
+
+async def test_shutdown_answers_421_4_3_2_to_open_sessions(harness: Harness):
+    def open_session():
+        smtp = harness.client()
+        return smtp
+
+    smtp = await asyncio.to_thread(open_session)
+    try:
+        harness.gateway.handler.closing = True
+        code, text = await asyncio.to_thread(smtp.docmd, "MAIL", "FROM:<sales@acme.example>")
+        assert (code, text.decode().split(" ")[0]) == (421, "4.3.2")
+    finally:
+        smtp.close()
+        harness.gateway.handler.closing = False
+
+
+async def test_reload_picks_up_new_limits_and_keeps_running_on_a_bad_file(harness: Harness):
+    path = harness.config_path
+    original = path.read_text()
+    path.write_text(original.replace("max_header_count = 50", "max_header_count = 5"))
+    harness.gateway.reload()
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(8)) + messages.simple()
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        await harness.send(many, ["a@example.org"])
+    assert info.value.smtp_code == replies.HEADERS_TOO_LARGE.code
+    path.write_text(original.replace("max_header_count = 50", "max_header_count = 'x'"))
+    harness.gateway.reload()  # refused and logged; the running configuration stays
+    assert harness.gateway.config.smtp.max_header_count == 5
+
+
+def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
+    """What `make run` does, in a copy of the development configuration."""
+    work = tmp_path / "run"
+    work.mkdir()
+    config = (ROOT / "deploy/development.toml").read_text()
+    config = config.replace("submission_port = 2587", "submission_port = 0").replace(
+        "implicit_tls_port = 2465", "implicit_tls_port = 0")
+    (work / "gateway.toml").write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
+    env["GATEWAY_CONFIG"] = "gateway.toml"
+    gateway = [sys.executable, "-m", "gateway"]
+    for step in (["db", "upgrade"], ["demo"]):
+        result = subprocess.run(gateway + step, cwd=work, env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    creds = (work / "var/demo-credentials.txt").read_text()
+    password = creds.split("password: ")[1].split()[0]
+    proc = subprocess.Popen(gateway + ["serve"], cwd=work, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        banner = [proc.stdout.readline() for _ in range(4)]
+        assert "NOT FOR PRODUCTION" in banner[2] and password in banner[3]
+        port = int(banner[0].rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=str(work / "var/tls/dev-cert.pem"))
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.starttls(context=context)
+            smtp.login("demo", password)
+            smtp.sendmail("outreach@demo.example", ["alice@example.org"],
+                          messages.simple(sender="outreach@demo.example"))
+        delivered = list((work / "var/outbox/new").iterdir())
+        assert len(delivered) == 1
+        assert b"Delivered-To: alice@example.org" in delivered[0].read_bytes()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, errors = proc.communicate(timeout=15)
+        assert proc.returncode == 0, errors
+        assert "Traceback" not in errors

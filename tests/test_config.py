@@ -1,0 +1,109 @@
+"""Operator configuration: typed values, environment overrides, errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway import config as config_module
+from gateway.errors import ConfigError
+
+BASE = {
+    "GATEWAY__SMTP__TLS_CERT": "/etc/cert.pem",
+    "GATEWAY__SMTP__TLS_KEY": "/etc/key.pem",
+    "GATEWAY__VAULT__MASTER_KEY_FILE": "/run/key",
+    "GATEWAY__UPSTREAMS__OUT__KIND": "maildir",
+    "GATEWAY__UPSTREAMS__OUT__PATH": "/tmp/out",
+}
+
+
+def load(text: str = "", tmp_path: Path | None = None, **env: str):
+    environ = {**BASE, **env}
+    if tmp_path is None:
+        return config_module.load(None, environ)
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return config_module.load(path, environ)
+
+
+def test_defaults_are_production_and_typed():
+    config = load()
+    assert config.environment == "production"
+    assert config.smtp.max_recipients == 100
+    assert config.upstreams["out"].kind == "maildir"
+
+
+def test_environment_overrides_toml(tmp_path: Path):
+    config = load("[smtp]\nmax_recipients = 70\n", tmp_path, GATEWAY__SMTP__MAX_RECIPIENTS="90")
+    assert config.smtp.max_recipients == 90
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"GATEWAY__SMTP__MAX_RECIPIENTS": "lots"},
+     "Config 'smtp.max_recipients' has value 'lots'. Not a valid int."),
+    ({"GATEWAY__SMTP__MAX_RECIPIENTS": "0"},
+     "Config 'smtp.max_recipients' has value 0. Must be greater than 0."),
+    ({"GATEWAY__ENVIRONMENT": "staging"},
+     "Config 'environment' has value 'staging'. Must be one of 'production', 'development'."),
+    ({"GATEWAY__SMTP__NO_SUCH_KEY": "1"}, "Config 'smtp.no_such_key' is not a known setting."),
+    ({"GATEWAY__SMTP__TLS_SELF_SIGNED": "true"},
+     "Config 'smtp.tls_self_signed' has value True. A self-signed certificate is allowed only"),
+    ({"GATEWAY__VAULT__DEV_GENERATE": "true", "GATEWAY__VAULT__MASTER_KEY_FILE": ""},
+     "Config 'vault.dev_generate' has value True. The generated development master key is "
+     "refused unless environment = 'development'."),
+    ({"GATEWAY__SMTP__TLS_CERT": ""}, "Config 'smtp.tls_cert' has value ''. A TLS certificate"),
+    ({"GATEWAY__DATABASE__URL": "mysql://x"}, "Config 'database.url' has value 'mysql://x'."),
+    ({"GATEWAY__TENANTS__MAX_RECIPIENTS": "500"},
+     "Config 'tenants.max_recipients' has value 500. Must be between 1 and smtp.max_recipients"),
+    ({"GATEWAY__UPSTREAMS__OUT__KIND": "smtp", "GATEWAY__UPSTREAMS__OUT__HOST": "mx.example.com",
+      "GATEWAY__UPSTREAMS__OUT__TLS": "none"},
+     "Config 'upstreams.out.tls' has value 'none'. Plain-text upstream connections are allowed "
+     "only to a loopback host."),
+])
+def test_bad_values_name_key_value_and_rule(env: dict[str, str], message: str):
+    with pytest.raises(ConfigError) as info:
+        load(**env)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize("network, rule", [
+    ("0.0.0.0/0", "open relay"),
+    ("::/0", "open relay"),
+    ("10.0.0.0/16", "Wider than /24"),
+    ("2001:db8::/48", "Wider than /64"),
+    ("192.0.2.0/24", "Contains the load balancer"),
+    ("not-a-net", "Not an IP network"),
+])
+def test_ip_credentials_that_would_open_the_relay_are_refused(tmp_path: Path, network: str,
+                                                               rule: str):
+    text = (f'[smtp]\nload_balancers = ["192.0.2.10"]\n[[smtp.ip_credentials]]\n'
+            f'login = "tool"\nnetworks = ["{network}"]\n')
+    with pytest.raises(ConfigError) as info:
+        load(text, tmp_path)
+    assert "smtp.ip_credentials[0].networks[0]" in str(info.value)
+    assert rule in str(info.value)
+
+
+def test_wide_ip_credential_allowed_only_with_force(tmp_path: Path):
+    text = '[[smtp.ip_credentials]]\nlogin = "t"\nnetworks = ["10.0.0.0/16"]\nforce = true\n'
+    assert load(text, tmp_path).smtp.ip_credentials[0].force
+
+
+def test_invalid_toml_and_missing_file_are_clear(tmp_path: Path):
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load("[smtp\n", tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        config_module.load(tmp_path / "nope.toml", BASE)
+
+
+def test_development_file_shipped_with_make_run_is_valid():
+    config = config_module.load(Path(__file__).parents[1] / "deploy/development.toml", {})
+    assert config.is_development and config.vault.dev_generate
+
+
+def test_production_example_is_valid():
+    config = config_module.load(Path(__file__).parents[1] / "deploy/production.example.toml", {
+        "GATEWAY__UPSTREAMS__RELAY__PASSWORD": "from-env"})
+    assert config.environment == "production"
+    assert config.upstreams["relay"].password == "from-env"
