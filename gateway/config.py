@@ -96,7 +96,7 @@ class VaultConfig:
 @dataclass(frozen=True, slots=True)
 class AuditConfig:
     batch_max_rows: int = 1000
-    batch_max_delay: float = 0.002  # seconds a row may wait for its group commit
+    batch_max_delay: float = 0.0  # extra seconds to gather a batch; 0 = commit at once
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,9 @@ class HeaderFrom:
 
     async def check(self, tx: Transaction) -> Verdict:
         assert tx.message is not None
-        (address,) = tx.message.headers()["from"].addresses  # `parsed` ran first
+        from_field = tx.message.from_header()
+        assert from_field is not None  # `parsed` ran first
+        (address,) = from_field.addresses  # type: ignore[attr-defined]
         domain = address.domain.lower()
         try:
             domain = domain.encode("idna").decode("ascii")

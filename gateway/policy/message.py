@@ -8,22 +8,25 @@ the hot path) or `parsed()` (full MIME parse, done at most once).
 from __future__ import annotations
 
 import email.policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
 
 _HEADER_PARSER = BytesHeaderParser(policy=email.policy.SMTP)
 _PARSER = BytesParser(policy=email.policy.SMTP)
 _FIELD_NAME_CHARS = frozenset(range(33, 127)) - {ord(":")}
+_REGISTRY = HeaderRegistry()
 
 
 class Message:
-    __slots__ = ("_fields", "body", "malformed_header", "_headers", "_parsed")
+    __slots__ = ("_fields", "body", "malformed_header", "_headers", "_parsed", "_from")
 
     def __init__(self, raw: bytes) -> None:
         self._fields: list[tuple[str, bytes]] = []  # (lower-cased name, field incl. CRLF)
         self.malformed_header = False  # a header line that is not a field or a continuation
         self._headers: EmailMessage | None = None
         self._parsed: EmailMessage | None = None
+        self._from: BaseHeader | None = None
         if raw.startswith(b"\r\n"):
             self.body = raw[2:]
             return
@@ -66,6 +69,30 @@ class Message:
         name = name.lower()
         return any(n == name for n, _ in self._fields)
 
+    def value(self, name: str) -> str | None:
+        """The first field `name`, unfolded, without the name (undecoded RFC 2047 words)."""
+        name = name.lower()
+        for n, f in self._fields:
+            if n == name:
+                text = f.decode("utf-8", "surrogateescape").split(":", 1)[1]
+                return text.replace("\r\n", "").strip()
+        return None
+
+    def from_header(self) -> BaseHeader | None:
+        """The From field parsed as an address header (cached): the one parse the hot path
+        needs, instead of parsing every header."""
+        if self._from is None:
+            value = self.value("from")
+            if value is None:
+                return None
+            self._from = _REGISTRY("From", value)
+        return self._from
+
+    def is_structured(self) -> bool:
+        """True when the body has MIME structure (multipart or message/*) to check."""
+        content_type = (self.value("content-type") or "").lower()
+        return content_type.startswith(("multipart/", "message/"))
+
     def headers(self) -> EmailMessage:
         """Header-only parse (no body), cached until the next edit."""
         if self._headers is None:
@@ -92,6 +119,7 @@ class Message:
     def _changed(self) -> None:
         self._headers = None
         self._parsed = None
+        self._from = None
 
     def remove(self, name: str) -> int:
         name = name.lower()

@@ -47,13 +47,13 @@ class Parsed:
             return self._unparsable("8-bit header bytes without SMTPUTF8")
         if msg.count("from") != 1:
             return self._unparsable(f"{msg.count('from')} From fields, RFC 5322 wants one")
-        headers = msg.headers()
-        from_field = headers["from"]
-        if from_field.defects or len(getattr(from_field, "addresses", ())) != 1:
+        from_field = msg.from_header()
+        if (from_field is None or from_field.defects
+                or len(getattr(from_field, "addresses", ())) != 1):
             return self._unparsable("From is not exactly one address")
-        if any(isinstance(d, REFUSED_DEFECTS) for d in headers.defects):
-            return self._unparsable(_defect_names(headers.defects))
-        if headers.get_content_maintype() in ("multipart", "message"):
+        # Header-block defects (continuation first, a line that is no field, an mbox "From "
+        # line) are what `malformed_header` found above, without a full parse.
+        if msg.is_structured():
             # The body has structure: parse it all, once, and check every part.
             problem = self._structure(msg.parsed())
             if problem:

@@ -32,7 +32,7 @@ def row(event: str, *, actor: str, tenant_id: int | None = None, queue_id: str |
 
 
 class AuditTrail:
-    def __init__(self, engine: AsyncEngine, max_rows: int = 1000, max_delay: float = 0.002):
+    def __init__(self, engine: AsyncEngine, max_rows: int = 1000, max_delay: float = 0.0):
         self._engine = engine
         self._max_rows = max_rows
         self._max_delay = max_delay
@@ -74,13 +74,15 @@ class AuditTrail:
     async def _flush_forever(self) -> None:
         while True:
             await self._wake.wait()
-            if len(self._rows) < self._max_rows:
-                await asyncio.sleep(self._max_delay)  # let concurrent messages join the batch
             self._wake.clear()
+            # Classic group commit: no fixed wait. Rows that arrive while a commit is in
+            # flight form the next batch. A positive max_delay trades latency for batch size.
+            if self._max_delay and len(self._rows) < self._max_rows:
+                await asyncio.sleep(self._max_delay)
             await self._flush()
 
     async def _flush(self) -> None:
-        rows, waiters = self._rows, self._waiters
+        rows, waiters = self._rows, self._waiters  # everything waiting, in one transaction
         self._rows, self._waiters = [], []
         try:
             async with self._engine.begin() as conn:
