@@ -8,6 +8,7 @@ the hot path) or `parsed()` (full MIME parse, done at most once).
 from __future__ import annotations
 
 import email.policy
+import functools
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
@@ -16,6 +17,13 @@ _HEADER_PARSER = BytesHeaderParser(policy=email.policy.SMTP)
 _PARSER = BytesParser(policy=email.policy.SMTP)
 _FIELD_NAME_CHARS = frozenset(range(33, 127)) - {ord(":")}
 _REGISTRY = HeaderRegistry()
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_from(value: str) -> BaseHeader:
+    """Campaign tools send the same From thousands of times; header objects are immutable."""
+    header: BaseHeader = _REGISTRY("From", value)
+    return header
 
 
 class Message:
@@ -85,7 +93,7 @@ class Message:
             value = self.value("from")
             if value is None:
                 return None
-            self._from = _REGISTRY("From", value)
+            self._from = _parse_from(value)
         return self._from
 
     def is_structured(self) -> bool:

@@ -214,10 +214,15 @@ _EXEMPT_PREFIXES = ("220 ", "250-", "334 ", "354 ")
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3} ")
 
 
+_CODED_BY_AIOSMTPD = tuple(p for _, p, _ in AIOSMTPD_REPLIES if _HAS_ENHANCED.match(p + " "))
+
+
 def translate(verb: str, line: str) -> str:
     """Map one reply line aiosmtpd wants to send onto the catalogue."""
     if verb in ("EHLO", "HELO") and line.startswith("250"):
         return line
+    if _HAS_ENHANCED.match(line) and not line.startswith(_CODED_BY_AIOSMTPD):
+        return line  # the gateway's own replies: already from this catalogue
     if line.startswith(("334 ", "354 ")):
         return line
     for match_verb, prefix, reply in AIOSMTPD_REPLIES:
