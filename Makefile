@@ -21,6 +21,7 @@ run: $(VENV)/.installed
 ## Run the whole test suite (SQLite and PostgreSQL).
 test: $(VENV)/.installed system-packages
 	$(PY) -m ruff check gateway suppression tests bench
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 system-packages:

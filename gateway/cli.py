@@ -35,7 +35,7 @@ DEMO_MAILBOX = f"outreach@{DEMO_DOMAIN}"
 class CliError(click.ClickException):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class
 
     def show(self, file: Any = None) -> None:
         click.echo(f"gateway: error: {self.message}", err=True)

@@ -154,7 +154,7 @@ def load(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"Config file '{path}' is not valid TOML: {exc}.") from None
     _apply_environment(table, environ)
-    config = _build(Config, table, "")
+    config: Config = _build(Config, table, "")
     _validate(config)
     return config
 
@@ -201,7 +201,7 @@ def _build(cls: type[Any], table: Any, prefix: str) -> Any:
 def _coerce(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, f"{key}.")
+        return _build(typing.cast(type, hint), value, f"{key}.")
     if origin is Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:

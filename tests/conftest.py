@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import secrets
 import smtplib
@@ -244,6 +245,18 @@ async def start_harness(tmp_path: Path, pki: Pki, database: Database, extra: str
     gateway = Gateway(config, str(path))
     await gateway.start()
     return Harness(gateway, sink, pki, path)
+
+
+@contextlib.asynccontextmanager
+async def running_harness(tmp_path: Path, pki: Pki, database: Database,
+                          **kw: object) -> AsyncIterator[Harness]:
+    """A gateway with non-default settings for one test; stopped with its sink."""
+    h = await start_harness(tmp_path, pki, database, **kw)  # type: ignore[arg-type]
+    try:
+        yield h
+    finally:
+        await h.gateway.stop(deadline=1)
+        await h.sink.stop()
 
 
 @pytest.fixture

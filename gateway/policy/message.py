@@ -50,12 +50,12 @@ class Message:
                 name, field = self._fields[-1]
                 self._fields[-1] = (name, field + line + b"\r\n")
                 continue
-            name, colon, _ = line.partition(b":")
-            if not colon or not name or any(c not in _FIELD_NAME_CHARS for c in name):
+            raw_name, colon, _ = line.partition(b":")
+            if not colon or not raw_name or any(c not in _FIELD_NAME_CHARS for c in raw_name):
                 self.malformed_header = True
                 self._fields.append(("", line + b"\r\n"))
                 continue
-            self._fields.append((name.decode("ascii").lower(), line + b"\r\n"))
+            self._fields.append((raw_name.decode("ascii").lower(), line + b"\r\n"))
 
     # --- reading ---------------------------------------------------------------------------
     @property

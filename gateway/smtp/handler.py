@@ -87,7 +87,7 @@ class GatewayHandler:
         principal = self._auth.ip_principal(session.client_ip)
         if principal is not None:
             session.authenticated = True
-            session.auth_data = principal
+            session.auth_data = principal  # type: ignore[assignment]  # annotated None upstream
 
     async def handle_NOOP(self, server: SMTP, session: Session, envelope: Envelope,
                           arg: str) -> str:

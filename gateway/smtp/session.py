@@ -17,13 +17,13 @@ class GatewaySession(Session):
 
     # aiosmtpd sets this deprecated attribute on AUTH and logs a warning each time; the
     # gateway reads `auth_data` only.
-    @property  # type: ignore[override]
+    @property
     def login_data(self) -> object:
         return self._login_data
 
     @login_data.setter
     def login_data(self, value: object) -> None:
-        self._login_data = value
+        self._login_data = value  # type: ignore[assignment]  # aiosmtpd annotates it None
 
     @property
     def principal(self) -> Principal | None:

@@ -78,6 +78,7 @@ class DirectoryStore:
                     created_at=now(), updated_at=now()))
             except IntegrityError:
                 raise Conflict(f"Tenant '{name}' exists already.") from None
+            assert result.inserted_primary_key is not None
             tenant_id = result.inserted_primary_key[0]
             await _audit(conn, actor, "tenant.added", tenant_id, name=name)
         return Tenant(tenant_id, name, "active", "", {})

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gateway.smtp import replies
-from tests.conftest import PASSWORD, Harness, Pki, start_harness
+from tests.conftest import PASSWORD, Harness, Pki, running_harness
 from tests.support import messages
 
 ROOT = Path(__file__).parents[2]
@@ -56,9 +56,7 @@ async def test_swaks_sees_the_refusal_for_a_foreign_sender(harness: Harness):
 async def test_ip_credential_sends_without_auth_and_only_as_its_tenant(
         tmp_path: Path, pki: Pki, database):
     extra = '[[smtp.ip_credentials]]\nlogin = "campaign"\nnetworks = ["127.0.0.1/32"]\n'
-    h = await start_harness(tmp_path, pki, database, extra=extra.replace(
-        "[[smtp.ip_credentials]]", "[[smtp.ip_credentials]]"))
-    try:
+    async with running_harness(tmp_path, pki, database, extra=extra) as h:
         def run():
             with smtplib.SMTP("127.0.0.1", h.port, timeout=5) as smtp:  # no TLS, no AUTH
                 smtp.ehlo("tool")
@@ -74,9 +72,6 @@ async def test_ip_credential_sends_without_auth_and_only_as_its_tenant(
         assert ok == {} and foreign == 553
         (got,) = h.sink.received
         assert b"with ESMTP id" in got.content.split(b"\r\n")[0]  # no TLS, no AUTH
-    finally:
-        await h.gateway.stop(deadline=1)
-        await h.sink.stop()
 
 
 async def test_shutdown_answers_421_4_3_2_to_open_sessions(harness: Harness):

@@ -11,7 +11,7 @@ import aiosmtpd.smtp
 import pytest
 
 from gateway.smtp import replies
-from tests.conftest import PASSWORD, Harness, Pki, start_harness
+from tests.conftest import PASSWORD, Harness, Pki, running_harness
 from tests.smtp.raw import RawSession
 from tests.support import messages
 
@@ -164,8 +164,7 @@ async def test_unauthenticated_replies_have_codes_too(harness: Harness):
 async def test_command_and_unknown_command_budgets_end_the_session(
         tmp_path: Path, pki: Pki, database, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GATEWAY__SMTP__MAX_COMMANDS", "3")
-    h = await start_harness(tmp_path, pki, database)
-    try:
+    async with running_harness(tmp_path, pki, database) as h:
         def run():
             s = RawSession(h.port, pki.client_context())
             answers = [s.cmd("NOOP") for _ in range(4)]
@@ -178,9 +177,6 @@ async def test_command_and_unknown_command_budgets_end_the_session(
         answers, bogus = await asyncio.to_thread(run)
         assert same(answers[3], replies.TOO_MANY_COMMANDS)
         assert same(bogus[-1], replies.TOO_MANY_UNKNOWN_COMMANDS)
-    finally:
-        await h.gateway.stop(deadline=1)
-        await h.sink.stop()
 
 
 async def test_data_line_too_long_is_refused_after_the_data(harness: Harness):

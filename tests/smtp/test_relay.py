@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.smtp import replies
-from tests.conftest import Harness, Pki, start_harness
+from tests.conftest import Harness, Pki, running_harness
 from tests.support import messages
 from tests.support.sink import RecordingSink
 
@@ -58,13 +58,9 @@ async def test_upstream_unreachable_is_451_4_4_1(tmp_path: Path, pki: Pki, datab
         dead_port = probe.getsockname()[1]
     upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "127.0.0.1"\nport = {dead_port}\n'
                 'tls = "none"\ntimeout = 2\n')
-    h = await start_harness(tmp_path, pki, database, upstream=upstream)
-    try:
+    async with running_harness(tmp_path, pki, database, upstream=upstream) as h:
         code, text = await send_data(h, ["alice@example.org"])
         assert (code, text.split(" ")[0]) == (451, "4.4.1")
-    finally:
-        await h.gateway.stop(deadline=1)
-        await h.sink.stop()
 
 
 async def test_upstream_disconnect_mid_data_is_451_4_4_2_and_nothing_is_half_sent(
@@ -82,14 +78,10 @@ async def test_slow_upstream_beyond_its_timeout_is_temporary(tmp_path: Path, pki
     sink = await RecordingSink().start()
     upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
                 'tls = "none"\ntimeout = 0.5\n')
-    h = await start_harness(tmp_path, pki, database, sink=sink, upstream=upstream)
-    try:
+    async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
         sink.faults.delay = 1.5
         code, text = await send_data(h, ["alice@example.org"])
         assert code == 451 and text.startswith("4.4.2")
-    finally:
-        await h.gateway.stop(deadline=1)
-        await sink.stop()
 
 
 async def test_pooled_connection_closed_by_upstream_is_replaced(harness: Harness):
@@ -132,8 +124,7 @@ async def test_mixed_outcome_is_250_and_failed_copies_are_kept_sealed(harness: H
 
 async def test_smtputf8_message_refused_when_upstream_lacks_it(tmp_path: Path, pki: Pki, database):
     sink = await RecordingSink(smtputf8=False).start()
-    h = await start_harness(tmp_path, pki, database, sink=sink)
-    try:
+    async with running_harness(tmp_path, pki, database, sink=sink) as h:
         def run():
             with h.client() as smtp:
                 smtp.mail("sales@acme.example", ["SMTPUTF8"])
@@ -145,9 +136,6 @@ async def test_smtputf8_message_refused_when_upstream_lacks_it(tmp_path: Path, p
         assert (code, text.decode().split(" ")[0]) == (
             replies.SMTPUTF8_UNSUPPORTED.code, replies.SMTPUTF8_UNSUPPORTED.status)
         assert sink.received == []
-    finally:
-        await h.gateway.stop(deadline=1)
-        await sink.stop()
 
 
 async def test_smarthost_with_starttls_auth_and_verified_certificate(
@@ -157,13 +145,9 @@ async def test_smarthost_with_starttls_auth_and_verified_certificate(
     upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "localhost"\nport = {sink.port}\n'
                 f'tls = "starttls"\nusername = "relay-user"\npassword = "relay-pass"\n'
                 f'ca_file = "{ca_file}"\n')
-    h = await start_harness(tmp_path, pki, database, sink=sink, upstream=upstream)
-    try:
+    async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
         code, _ = await send_data(h, ["alice@example.org"])
         assert code == 250 and len(sink.received) == 1
-    finally:
-        await h.gateway.stop(deadline=1)
-        await sink.stop()
 
 
 async def test_smarthost_certificate_not_trusted_is_temporary_failure(
@@ -171,14 +155,10 @@ async def test_smarthost_certificate_not_trusted_is_temporary_failure(
     sink = await RecordingSink(tls=pki.server_context()).start()
     upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "localhost"\nport = {sink.port}\n'
                 'tls = "starttls"\n')  # system CAs only: the test CA is not trusted
-    h = await start_harness(tmp_path, pki, database, sink=sink, upstream=upstream)
-    try:
+    async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
         code, text = await send_data(h, ["alice@example.org"])
         assert (code, text.split(" ")[0]) == (451, "4.4.1")
         assert sink.received == []
-    finally:
-        await h.gateway.stop(deadline=1)
-        await sink.stop()
 
 
 async def test_smarthost_refusing_our_credentials_is_451_4_7_0(
@@ -188,13 +168,9 @@ async def test_smarthost_refusing_our_credentials_is_451_4_7_0(
     upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "localhost"\nport = {sink.port}\n'
                 f'tls = "starttls"\nusername = "relay-user"\npassword = "wrong"\n'
                 f'ca_file = "{ca_file}"\n')
-    h = await start_harness(tmp_path, pki, database, sink=sink, upstream=upstream)
-    try:
+    async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
         code, text = await send_data(h, ["alice@example.org"])
         assert (code, text.split(" ")[0]) == (451, "4.7.0")
-    finally:
-        await h.gateway.stop(deadline=1)
-        await sink.stop()
 
 
 @pytest.mark.parametrize("count", [20])
