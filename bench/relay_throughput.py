@@ -208,7 +208,7 @@ def summarise_profile(path: Path, messages: int) -> None:
                 key = label
                 break
         buckets[key] = buckets.get(key, 0.0) + tottime
-    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("tottime").print_stats(15)
     print(f"profile (cProfile, all threads of the event loop; {messages} messages):")
     for label, seconds in sorted(buckets.items(), key=lambda kv: -kv[1]):
         print(f"  {label:34s} {1000 * seconds / messages:6.3f} ms/msg  "
