@@ -100,6 +100,23 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """The delivery queue: retries of deferred copies and the reports the gateway owes."""
+
+    retry_first: float = 60.0  # seconds before the first retry
+    retry_factor: float = 2.0  # each later wait is this much longer ...
+    retry_max: float = 3600.0  # ... up to this
+    lifetime: float = 5 * 24 * 3600.0  # then the copy expires and the sender gets a DSN
+    poll_interval: float = 1.0
+    batch: int = 100  # copies claimed per round
+    lease: float = 600.0  # a claimed copy not finished by then is taken up again
+    mailbox_concurrency: int = 5  # upstream transactions at once per mailbox
+    data_deadline: float = 60.0  # the DATA reply comes by then; slower copies are queued
+    quota_pause: float = 3600.0  # a mailbox over its provider quota waits this long
+    dsn_headers_only: bool = True  # DSNs carry the original headers, never the body
+
+
+@dataclass(frozen=True, slots=True)
 class TenantFloors:
     """Operator-wide defaults and limits for tenant settings; a tenant can only tighten them."""
 
@@ -123,6 +140,7 @@ class Config:
     vault: VaultConfig = field(default_factory=VaultConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     tenants: TenantFloors = field(default_factory=TenantFloors)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
     policy: Mapping[str, CheckConfig] = field(default_factory=dict)
 
@@ -298,6 +316,18 @@ def _validate(config: Config) -> None:
     _require(0 < floors.max_message_size <= smtp.max_message_size, "tenants.max_message_size",
              floors.max_message_size, f"Must be between 1 and smtp.max_message_size "
              f"({smtp.max_message_size}).")
+    queue = config.queue
+    for key in ("retry_first", "retry_max", "lifetime", "poll_interval", "lease",
+                "quota_pause"):
+        value = getattr(queue, key)
+        _require(value > 0, f"queue.{key}", value, "Must be greater than 0.")
+    _require(queue.retry_factor >= 1, "queue.retry_factor", queue.retry_factor,
+             "Must be at least 1.")
+    _require(0 < queue.data_deadline < 600, "queue.data_deadline", queue.data_deadline,
+             "Must be between 0 and 600 seconds (RFC 5321 s 4.5.3.2.6 gives clients 10 minutes).")
+    for key in ("batch", "mailbox_concurrency"):
+        value = getattr(queue, key)
+        _require(value > 0, f"queue.{key}", value, "Must be greater than 0.")
     for name, check in config.policy.items():
         _require(0 < check.timeout <= 60, f"policy.{name}.timeout", check.timeout,
                  "Must be between 0 and 60 seconds.")

@@ -18,6 +18,8 @@ from gateway.config import Config, data_path
 from gateway.directory.cache import Directory
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
+from gateway.queue.store import QueueStore
+from gateway.queue.worker import QueueWorker
 from gateway.smtp.auth import Authenticator
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.relay import Relay
@@ -29,7 +31,6 @@ from gateway.smtp.upstream.smarthost import SmarthostUpstream
 from gateway.store.audit import AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
-from gateway.store.pending import PendingStore
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import provider_for
 
@@ -68,14 +69,18 @@ class Gateway:
         self.directory = Directory(DirectoryStore(self.engine), config)
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
                                 config.audit.batch_max_delay)
-        self.pending = PendingStore(self.engine, self.vault)
-        self.relay = Relay(build_upstreams(config), self.pending)
+        self.queue = QueueStore(self.engine, self.vault, config.queue.lifetime)
+        upstreams = build_upstreams(config)
+        self.relay = Relay(upstreams, self.queue, config.queue.data_deadline,
+                           config.queue.retry_first)
         self.authenticator = Authenticator(self.directory, config.smtp)
         self.pipeline = Pipeline(PolicyContext(config, self.directory))
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
             digest_key=self.vault.purpose_key("audit-recipient-digest"),
         )
+        self.worker = QueueWorker(config, self.queue, upstreams, self.directory,
+                                  DirectoryStore(self.engine), self.audit, self.handler.digest)
         cert, key = tls_files(config)
         self._tls: ssl.SSLContext = server_tls_context(cert, key)
         self._listeners: list[Listener] = []
@@ -84,10 +89,12 @@ class Gateway:
     def _factory(self, implicit_tls: bool) -> GatewaySMTP:
         return GatewaySMTP(self.handler, self.config.smtp, self._tls, implicit_tls)
 
-    async def start(self) -> Ports:
+    async def start(self, run_queue: bool = True) -> Ports:
         await require_head(self.engine)
         await self.directory.start()
         await self.audit.start()
+        if run_queue:
+            await self.worker.start()
         smtp = self.config.smtp
         implicit = 0
         listener = Listener(lambda: self._factory(False), smtp.listen, smtp.submission_port, None)
@@ -113,6 +120,7 @@ class Gateway:
         end = loop.time() + deadline
         while self.handler.in_flight and loop.time() < end:
             await asyncio.sleep(0.05)
+        await self.worker.stop()
         await self.audit.stop()
         await self.directory.stop()
         await self.relay.close()

@@ -233,8 +233,10 @@ class Harness:
 
 
 async def start_harness(tmp_path: Path, pki: Pki, database: Database, extra: str = "",
-                        sink: RecordingSink | None = None,
-                        upstream: str | None = None) -> Harness:
+                        sink: RecordingSink | None = None, upstream: str | None = None,
+                        run_queue: bool = False) -> Harness:
+    """A seeded gateway on port 0. The queue worker runs only when asked: tests drive it
+    with `gateway.worker.run_once(now=...)` so retries happen when the test says."""
     sink = sink or await RecordingSink().start()
     path = write_config(tmp_path, pki, database, sink.port, extra, upstream)
     config = config_module.load(path)
@@ -243,7 +245,7 @@ async def start_harness(tmp_path: Path, pki: Pki, database: Database, extra: str
     await seed(DirectoryStore(engine))
     await engine.dispose()
     gateway = Gateway(config, str(path))
-    await gateway.start()
+    await gateway.start(run_queue=run_queue)
     return Harness(gateway, sink, pki, path)
 
 

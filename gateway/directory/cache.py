@@ -27,6 +27,7 @@ class _Snapshot:
     domains: dict[str, int] = field(default_factory=dict)  # domain -> tenant id
     logins: dict[str, Login] = field(default_factory=dict)
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)  # address key -> mailbox
+    mailbox_ids: dict[int, Mailbox] = field(default_factory=dict)
 
 
 class Directory:
@@ -52,6 +53,7 @@ class Directory:
             domains={d.name: d.tenant_id for d in domains},
             logins={x.username: x for x in logins},
             mailboxes={addr.key(m.address): m for m in mailboxes},
+            mailbox_ids={m.id: m for m in mailboxes},
         )
 
     async def start(self) -> None:
@@ -87,6 +89,9 @@ class Directory:
 
     def mailbox(self, address: str) -> Mailbox | None:
         return self._snap.mailboxes.get(addr.key(address))
+
+    def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
+        return self._snap.mailbox_ids.get(mailbox_id)
 
     def domain_tenant(self, domain: str) -> int | None:
         return self._snap.domains.get(domain.lower())

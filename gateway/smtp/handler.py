@@ -53,7 +53,8 @@ class GatewayHandler:
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
 
-    def _digest(self, recipient: str) -> str:
+    def digest(self, recipient: str) -> str:
+        """Keyed digest of a recipient: how the audit trail names people."""
         return keyed_digest(self._digest_key, recipient.casefold())
 
     def _shutting_down(self, server: SMTP) -> str:
@@ -207,7 +208,7 @@ class GatewayHandler:
         outcome = await self._pipeline.run(Stage.RCPT, tx)
         if outcome.reply is not None:
             await self._record_refusal("recipient.refused", tx, outcome,
-                                       recipient_digest=self._digest(address))
+                                       recipient_digest=self.digest(address))
             return str(outcome.reply)
         envelope.rcpt_tos.append(address)  # aiosmtpd: an implemented hook must do this
         envelope.rcpt_options.extend(rcpt_options)
@@ -244,7 +245,7 @@ class GatewayHandler:
         queue_id = new_queue_id()
         raw = envelope.original_content or b""
         actor = f"login:{principal.username}"
-        digests = [self._digest(r) for r in envelope.recipients]
+        digests = [self.digest(r) for r in envelope.recipients]
         crlf = raw.count(b"\r\n")
         if raw.count(b"\r") != crlf or raw.count(b"\n") != crlf:
             # Bare CR or LF: receivers disagree on where lines (and messages) end.
@@ -275,14 +276,16 @@ class GatewayHandler:
         assert isinstance(server, GatewaySMTP)
         message.prepend("Received", self._received(session, server.tls_active, queue_id))
         body = message.as_bytes()
+        message_id = message.value("message-id")
         result = await self._relay.deliver(
             queue_id, mailbox, envelope.sender, envelope.recipients, body,
             smtputf8=envelope.smtp_utf8,
-            eightbit=envelope.eightbit_declared or not body.isascii(),
+            eightbit=envelope.eightbit_declared or not body.isascii(), message_id=message_id,
         )
         rows = [audit.row("message.received", actor=actor, tenant_id=tenant.id,
                           queue_id=queue_id, action=outcome.action.value, verdicts=verdicts,
-                          recipients=len(digests), size=len(raw), reply=str(result.reply))]
+                          recipients=len(digests), size=len(raw), reply=str(result.reply),
+                          message_id=message_id)]
         rows.extend(
             audit.row(f"copy.{r.outcome.value}", actor="relay", tenant_id=tenant.id,
                       queue_id=queue_id, recipient_digest=digest, reply=str(r.reply))

@@ -22,12 +22,14 @@ log = logging.getLogger("gateway.audit")
 
 def row(event: str, *, actor: str, tenant_id: int | None = None, queue_id: str | None = None,
         check_name: str | None = None, action: str | None = None, reason: str = "",
-        recipient_digest: str | None = None, **detail: Any) -> dict[str, Any]:
+        recipient_digest: str | None = None, message_id: str | None = None,
+        **detail: Any) -> dict[str, Any]:
     """One audit row. Never put a message body, a secret or a plain recipient in it."""
     return {
         "at": datetime.now(UTC), "tenant_id": tenant_id, "queue_id": queue_id, "actor": actor,
         "event": event, "check_name": check_name, "action": action, "reason": reason[:1000],
         "recipient_digest": recipient_digest, "detail": detail,
+        "message_id": message_id[:998] if message_id else None,
     }
 
 
@@ -84,6 +86,8 @@ class AuditTrail:
     async def _flush(self) -> None:
         rows, waiters = self._rows, self._waiters  # everything waiting, in one transaction
         self._rows, self._waiters = [], []
+        if not rows:
+            return
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(audit_events.insert(), rows)

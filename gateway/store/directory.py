@@ -217,7 +217,9 @@ class DirectoryStore:
         async with self.engine.begin() as conn:
             row = await self._mailbox_row(conn, address)
             pending = (await conn.execute(sa.select(sa.func.count()).select_from(
-                t.pending_copies).where(t.pending_copies.c.mailbox_id == row.id))).scalar()
+                t.pending_copies).where(
+                t.pending_copies.c.mailbox_id == row.id,
+                t.pending_copies.c.state.in_(("deferred", "refused", "sending"))))).scalar()
             if pending:
                 raise Conflict(
                     f"Mailbox '{row.address}' has {pending} undelivered copies; "

@@ -82,10 +82,13 @@ audit_events = sa.Table(
     sa.Column("reason", sa.String(1000), nullable=False, server_default=""),
     sa.Column("recipient_digest", sa.String(64), nullable=True),
     sa.Column("detail", sa.JSON, nullable=False, server_default="{}"),
+    sa.Column("message_id", sa.String(998), nullable=True, index=True),
 )
 
-# Copies that failed (deferred, or refused while another copy of the message was delivered).
-# Issue 3 turns this into the delivery queue. The message itself is sealed by the vault.
+# The delivery queue: copies the gateway accepted but has not delivered, and the delivery
+# status notifications (kind 'dsn') it owes senders. The message is sealed by the vault.
+# state: deferred (waiting for next_attempt_at) | sending (leased until lease_until) |
+#        refused (a DSN is owed) | delivered | bounced (DSN queued) | expired | deleted | failed
 pending_copies = sa.Table(
     "pending_copies",
     metadata,
@@ -103,4 +106,12 @@ pending_copies = sa.Table(
     sa.Column("sealed_message", sa.LargeBinary, nullable=False),
     sa.Column("key_id", sa.String(40), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False, server_default="copy"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Timestamp, nullable=True),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("lease_until", Timestamp, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=True),
+    sa.Column("message_id", sa.String(998), nullable=True),
+    sa.Index("ix_pending_copies_state", "state", "next_attempt_at"),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,7 @@ async def test_no_copy_delivered_means_the_failure_and_nothing_kept(harness: Har
     harness.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
     code, text = await send_data(harness, ["a@example.org", "b@example.org"])
     assert (code, text.split(" ")[0]) == (451, "4.2.1")  # a 4xx wins: the client retries
-    assert await harness.gateway.pending.list_all() == []
+    assert await harness.gateway.queue.listing() == []
 
 
 async def test_mixed_outcome_is_250_and_failed_copies_are_kept_sealed(harness: Harness):
@@ -112,13 +113,15 @@ async def test_mixed_outcome_is_250_and_failed_copies_are_kept_sealed(harness: H
     assert code == 250
     queue_id = text.rsplit(" ", 1)[1]
     assert [r.recipients for r in harness.sink.received] == [["a@example.org"]]
-    kept = {c.recipient: (c, m) for c, m in await harness.gateway.pending.list(queue_id)}
-    assert kept["b@example.org"][0].state == "deferred"
-    assert kept["c@example.org"][0].state == "refused"
-    assert (kept["c@example.org"][0].reply_code, kept["c@example.org"][0].reply_status) == (
+    kept = {c.recipient: c for c in await harness.gateway.queue.for_queue_id(queue_id)}
+    assert kept["b@example.org"].state == "deferred"
+    assert kept["c@example.org"].state == "refused"
+    assert (kept["c@example.org"].reply_code, kept["c@example.org"].reply_status) == (
         550, "5.1.1")
-    assert kept["b@example.org"][1].endswith(messages.simple())  # opens to the message
-    raw = await harness.gateway.pending.raw_rows(queue_id)
+    far = datetime.now(UTC) + timedelta(days=1)
+    opened = {c.recipient: m for c, m in await harness.gateway.queue.claim(10, 60, far)}
+    assert opened["b@example.org"].endswith(messages.simple())  # opens to the message
+    raw = await harness.gateway.queue.sealed_bytes(queue_id)
     assert all(b"A short note" not in row for row in raw)  # sealed at rest
 
 

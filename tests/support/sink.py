@@ -42,6 +42,9 @@ class _Handler:
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
+    async def handle_RSET(self, server, session, envelope):
+        return "250 2.0.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.sink.commands.append("RCPT")
         if self.sink.faults.disconnect_at == "rcpt":
@@ -62,10 +65,26 @@ class _Handler:
             return "421 4.3.0 gone"
         if self.sink.faults.data:
             return self.sink.faults.data
-        self.sink.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
+        self.sink.received.append(Received(sender, list(envelope.rcpt_tos),
                                            envelope.original_content, envelope.mail_options))
         self.sink.arrived.set()
         return "250 2.0.0 Ok: sink"
+
+
+class _SinkSMTP(SMTP):
+    """aiosmtpd refuses the null reverse-path; real MTAs must accept it (RFC 5321 s 4.5.5)."""
+
+    async def smtp_MAIL(self, arg):
+        if arg and arg.replace(" ", "").upper().startswith("FROM:<>"):
+            if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
+                return
+            status = await self._call_handler_hook("MAIL", "", arg.split()[1:])
+            if status.startswith("250"):
+                self.envelope.mail_from = "<>"  # truthy, so aiosmtpd's RCPT accepts it
+            await self.push(status)
+            return
+        await super().smtp_MAIL(arg)
 
 
 class RecordingSink:
@@ -89,7 +108,7 @@ class RecordingSink:
 
     def _factory(self) -> SMTP:
         self.connections += 1
-        return SMTP(_Handler(self), hostname="sink.test", enable_SMTPUTF8=self._smtputf8,
+        return _SinkSMTP(_Handler(self), hostname="sink.test", enable_SMTPUTF8=self._smtputf8,
                     tls_context=self._tls, require_starttls=self._tls is not None,
                     auth_required=self._auth is not None,
                     authenticator=self._authenticate if self._auth else None)

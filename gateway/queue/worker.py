@@ -1,0 +1,223 @@
+"""Delivers what the queue holds: retries deferred copies, reports refused ones.
+
+Every copy ends delivered or reported: a refusal, an expiry or an operator's delete queues a
+DSN to the envelope sender. A DSN is sent with a null sender and is never reported in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from gateway.config import Config
+from gateway.directory.cache import Directory
+from gateway.errors import Conflict
+from gateway.queue import dsn
+from gateway.queue.store import Kind, NewCopy, QueuedCopy, QueueStore, State
+from gateway.smtp import replies
+from gateway.smtp.upstream.base import Copy, Outcome, Upstream
+from gateway.store import audit
+from gateway.store.audit import AuditTrail
+from gateway.store.directory import DirectoryStore
+
+log = logging.getLogger("gateway.queue")
+
+# Provider replies that mean "this mailbox sent too much", not "this recipient is bad":
+# Gmail's daily limit (5.4.5), Microsoft's submission quota and throttling.
+_QUOTA = re.compile(r"quota|daily.{0,30}limit|sending limit|throttl|rate limit", re.I)
+
+
+def is_quota(status: str, text: str) -> bool:
+    return status == "5.4.5" or bool(_QUOTA.search(text))
+
+
+class QueueWorker:
+    def __init__(self, config: Config, store: QueueStore, upstreams: Mapping[str, Upstream],
+                 directory: Directory, directory_store: DirectoryStore, audit_trail: AuditTrail,
+                 digest: Callable[[str], str]) -> None:
+        self._config = config
+        self._store = store
+        self._upstreams = upstreams
+        self._directory = directory
+        self._directory_store = directory_store
+        self._audit = audit_trail
+        self._digest = digest
+        self._caps: dict[int, asyncio.Semaphore] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run_forever(), name="delivery-queue")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run_forever(self) -> None:
+        while True:
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("queue round failed; trying again")
+                done = 0
+            if done < self._config.queue.batch:
+                await asyncio.sleep(self._config.queue.poll_interval)
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Claim what is due and handle it; returns how many copies were handled."""
+        queue = self._config.queue
+        claimed = await self._store.claim(queue.batch, queue.lease, now)
+        if not claimed:
+            return 0
+        refused = [(c, m) for c, m in claimed if c.kind is Kind.COPY and c.state is State.REFUSED]
+        others = [(c, m) for c, m in claimed if not (c.kind is Kind.COPY
+                                                     and c.state is State.REFUSED)]
+        await self._report(refused, State.BOUNCED)
+        await asyncio.gather(*(self._attempt(c, m, now) for c, m in others))
+        return len(claimed)
+
+    # --- one attempt -----------------------------------------------------------------------
+    async def _attempt(self, copy: QueuedCopy, message: bytes, now: datetime | None) -> None:
+        now = now or datetime.now(UTC)
+        if copy.expires_at is not None and now >= copy.expires_at:
+            await self._expire(copy, message)
+            return
+        mailbox = self._directory.mailbox_by_id(copy.mailbox_id)
+        upstream = self._upstreams.get(mailbox.upstream) if mailbox else None
+        if mailbox is None or upstream is None:
+            await self._defer(copy, replies.TEMPORARY_FAILURE, now, attempted=False)
+            return
+        if not mailbox.active:  # paused by an operator or by a provider quota: wait
+            await self._defer(copy, replies.MAILBOX_PAUSED, now, attempted=False)
+            return
+        cap = self._caps.setdefault(mailbox.id,
+                                    asyncio.Semaphore(self._config.queue.mailbox_concurrency))
+        async with cap:
+            result = await upstream.deliver(
+                Copy(copy.envelope_from, copy.recipient, copy.smtputf8, not message.isascii()),
+                message)
+        reply = result.reply
+        await self._audit.record([audit.row(
+            f"{copy.kind.value}.attempt", actor="queue", tenant_id=copy.tenant_id,
+            queue_id=copy.queue_id, recipient_digest=self._digest(copy.recipient),
+            attempt=copy.attempts + 1, reply=str(reply))])
+        if result.outcome is Outcome.DELIVERED:
+            await self._store.finish(copy.id, State.DELIVERED, reply=(reply.code, reply.status,
+                                                                      reply.text))
+            await self._event(copy, "delivered", reply)
+        elif is_quota(reply.status, reply.text) and copy.kind is Kind.COPY:
+            await self._quota(copy, mailbox.address, reply, now)
+        elif result.outcome is Outcome.DEFERRED:
+            await self._defer(copy, reply, now)
+        elif copy.kind is Kind.DSN:
+            await self._store.finish(copy.id, State.FAILED, reply=(reply.code, reply.status,
+                                                                   reply.text))
+            await self._event(copy, "failed", reply)
+        else:
+            await self._store.finish(copy.id, State.REFUSED, reply=(reply.code, reply.status,
+                                                                    reply.text),
+                                     next_attempt_at=now)
+            await self._report([(await self._store.get(copy.id), message)], State.BOUNCED)
+
+    def _delay(self, attempts: int) -> timedelta:
+        queue = self._config.queue
+        seconds = min(queue.retry_first * queue.retry_factor ** attempts, queue.retry_max)
+        return timedelta(seconds=seconds)
+
+    async def _defer(self, copy: QueuedCopy, reply: replies.Reply, now: datetime,
+                     attempted: bool = True) -> None:
+        attempts = copy.attempts + (1 if attempted else 0)
+        next_at = now + self._delay(max(attempts - 1, 0))
+        await self._store.finish(copy.id, State.DEFERRED, reply=(reply.code, reply.status,
+                                                                 reply.text),
+                                 next_attempt_at=next_at, attempted=attempted)
+        if attempted:
+            await self._event(copy, "deferred", reply)
+
+    async def _quota(self, copy: QueuedCopy, address: str, reply: replies.Reply,
+                     now: datetime) -> None:
+        """The mailbox is over its provider's quota: pause it, keep the copy, try later."""
+        reason = f"upstream quota: {reply.status} {reply.text}"[:400]
+        await self._directory_store.set_mailbox_status(address, "paused", reason, "queue")
+        await self._directory.refresh()
+        later = now + timedelta(seconds=self._config.queue.quota_pause)
+        await self._store.finish(copy.id, State.DEFERRED, reply=(reply.code, reply.status,
+                                                                 reply.text),
+                                 next_attempt_at=later)
+        log.warning("mailbox paused by upstream quota", extra={
+            "mailbox_id": copy.mailbox_id, "queue_id": copy.queue_id, "status": reply.status})
+
+    async def _expire(self, copy: QueuedCopy, message: bytes) -> None:
+        if copy.kind is Kind.DSN:
+            await self._store.finish(copy.id, State.FAILED, attempted=False)
+            await self._event(copy, "failed", None)
+            return
+        await self._report([(copy, message)], State.EXPIRED,
+                           reason="It was retried until its lifetime in the queue ran out.")
+
+    # --- reports ---------------------------------------------------------------------------
+    async def _report(self, copies: Sequence[tuple[QueuedCopy, bytes]], final: State,
+                      reason: str = "") -> None:
+        """Queue one DSN per original message for these failed copies, then close them."""
+        by_message: dict[str, list[tuple[QueuedCopy, bytes]]] = {}
+        for copy, message in copies:
+            by_message.setdefault(copy.queue_id, []).append((copy, message))
+        for group in by_message.values():
+            first, message = group[0]
+            await self.queue_dsn(first, message, [c for c, _ in group], reason)
+            for copy, _ in group:
+                await self._store.finish(copy.id, final, attempted=False)
+                await self._event(copy, final.value, None)
+
+    async def queue_dsn(self, first: QueuedCopy, message: bytes,
+                        failed: Sequence[QueuedCopy], reason: str = "") -> None:
+        if not first.envelope_from:  # never report on a report (RFC 3464 s 2)
+            return
+        report = dsn.build(
+            reporting_mta=self._config.smtp.hostname, queue_id=first.queue_id,
+            sender=first.envelope_from, arrival=first.created_at,
+            recipients=[dsn.RecipientStatus(c.recipient, "failed", c.reply_status,
+                                            c.reply) for c in failed],
+            original=message, headers_only=self._config.queue.dsn_headers_only, reason=reason,
+        )
+        await self._store.add([NewCopy(
+            first.queue_id, first.tenant_id, first.mailbox_id, "", first.envelope_from,
+            State.DEFERRED, 0, "2.0.0", "report queued", kind=Kind.DSN,
+            message_id=first.message_id)], report)
+        await self._audit.record([audit.row(
+            "dsn.queued", actor="queue", tenant_id=first.tenant_id, queue_id=first.queue_id,
+            recipients=[self._digest(c.recipient) for c in failed])])
+
+    async def delete(self, copy_id: int, reason: str, actor: str = "cli") -> None:
+        """An operator removes a copy; nothing leaves the queue without a report."""
+        copy = await self._store.get(copy_id)
+        if copy.state not in (State.DEFERRED, State.REFUSED):
+            raise Conflict(f"Queued copy {copy_id} is {copy.state.value}; only waiting copies "
+                           "can be deleted.")
+        claimed = await self._store.claim_one(copy_id, self._config.queue.lease)
+        if claimed is None:
+            raise Conflict(f"Queued copy {copy_id} is being delivered right now; try again.")
+        copy, message = claimed
+        await self._audit.record([audit.row(
+            "copy.deleted", actor=actor, tenant_id=copy.tenant_id, queue_id=copy.queue_id,
+            recipient_digest=self._digest(copy.recipient), reason=reason)])
+        if copy.kind is Kind.DSN:
+            await self._store.finish(copy.id, State.DELETED, attempted=False)
+            return
+        await self._report([(copy, message)], State.DELETED,
+                           reason=f"An operator removed it from the queue: {reason}")
+
+    async def _event(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None) -> None:
+        await self._audit.record([audit.row(
+            f"{copy.kind.value}.{outcome}", actor="queue", tenant_id=copy.tenant_id,
+            queue_id=copy.queue_id, recipient_digest=self._digest(copy.recipient),
+            reply=str(reply) if reply else None)])
+        log.info(f"queued {copy.kind.value} {outcome}", extra={
+            "queue_id": copy.queue_id, "tenant_id": copy.tenant_id, "copy_id": copy.id})
