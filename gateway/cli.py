@@ -370,6 +370,121 @@ async def login_remove(store: DirectoryStore, config: Config, username: str) -> 
     click.echo(f"login {username} removed")
 
 
+# --- queue and trace -----------------------------------------------------------------------
+
+
+def _queue_parts(engine: Any, config: Config) -> Any:
+    """The queue with what an operator action needs (the vault opens the sealed copies)."""
+    from gateway.directory.cache import Directory
+    from gateway.queue.store import QueueStore
+    from gateway.queue.worker import QueueWorker
+    from gateway.store.audit import DIGEST_PURPOSE, AuditTrail, recipient_digest
+    from gateway.vault.envelope import Vault
+    from gateway.vault.keys import provider_for
+
+    vault = Vault(provider_for(config))
+    key = vault.purpose_key(DIGEST_PURPOSE)
+    store = QueueStore(engine, vault, config.queue.lifetime)
+    directory_store = DirectoryStore(engine)
+    worker = QueueWorker(config, store, {}, Directory(directory_store, config), directory_store,
+                         AuditTrail(engine), lambda r: recipient_digest(key, r))
+    return store, worker, key
+
+
+def _copy_line(c: Any) -> str:
+    due = c.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if c.next_attempt_at else "-"
+    sender = c.envelope_from or "<>"
+    return (f"{c.id}\t{c.queue_id}\t{c.kind.value}\t{c.state.value}\t{c.attempts}\t{due}\t"
+            f"{sender} -> {c.recipient}\t{c.reply}")
+
+
+@cli.group()
+def queue() -> None:
+    """The delivery queue: copies waiting for a retry, and reports owed to senders."""
+
+
+@queue.command("list")
+@click.option("--all", "everything", is_flag=True, help="Include finished copies.")
+@click.option("--tenant", "tenant_name")
+@with_store
+async def queue_list(store: DirectoryStore, config: Config, everything: bool,
+                     tenant_name: str | None) -> None:
+    from gateway.queue.store import OPEN_STATES, State
+
+    queue_store, _, _ = _queue_parts(store.engine, config)
+    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
+    states = list(State) if everything else list(OPEN_STATES)
+    click.echo("id\tqueue id\tkind\tstate\tattempts\tnext attempt (UTC)\tenvelope\tlast reply")
+    for c in await queue_store.listing(states, tenant_id):
+        click.echo(_copy_line(c))
+
+
+@queue.command("show")
+@click.argument("copy_id", type=int)
+@with_store
+async def queue_show(store: DirectoryStore, config: Config, copy_id: int) -> None:
+    queue_store, _, _ = _queue_parts(store.engine, config)
+    c = await queue_store.get(copy_id)
+    for label, value in (("id", c.id), ("queue id", c.queue_id), ("kind", c.kind.value),
+                         ("state", c.state.value), ("envelope from", c.envelope_from or "<>"),
+                         ("recipient", c.recipient), ("attempts", c.attempts),
+                         ("last reply", c.reply), ("created", c.created_at),
+                         ("next attempt", c.next_attempt_at), ("expires", c.expires_at),
+                         ("message id", c.message_id or "-")):
+        click.echo(f"{label}\t{value}")
+
+
+@queue.command("retry")
+@click.argument("copy_id", type=int, required=False)
+@click.option("--all", "everything", is_flag=True, help="Every deferred copy.")
+@with_store
+async def queue_retry(store: DirectoryStore, config: Config, copy_id: int | None,
+                      everything: bool) -> None:
+    """Make a deferred copy (or all) due now; a running gateway sends it within a second."""
+    if copy_id is None and not everything:
+        raise InvalidValue("Give a copy id, or --all.")
+    queue_store, _, _ = _queue_parts(store.engine, config)
+    count = await queue_store.retry_now(copy_id)
+    if copy_id is not None and count == 0:
+        raise Conflict(f"Queued copy {copy_id} is not waiting for a retry.")
+    click.echo(f"{count} copies due now")
+
+
+@queue.command("delete")
+@click.argument("copy_id", type=int)
+@click.option("--reason", required=True, help="Told to the sender in the delivery report.")
+@with_store
+async def queue_delete(store: DirectoryStore, config: Config, copy_id: int, reason: str) -> None:
+    """Remove a waiting copy; the sender gets a delivery report saying so."""
+    _, worker, _ = _queue_parts(store.engine, config)
+    await worker.delete(copy_id, reason, _actor())
+    click.echo(f"copy {copy_id} deleted; a delivery report to the sender is queued")
+
+
+@cli.command()
+@click.argument("reference")
+@click.option("--recipient", "recipients", multiple=True,
+              help="Name this recipient in the trace (the trail keeps only digests).")
+@with_store
+async def trace(store: DirectoryStore, config: Config, reference: str,
+                recipients: tuple[str, ...]) -> None:
+    """Everything about a message: by queue id or Message-ID."""
+    from gateway.queue import trace as tracing
+
+    queue_store, _, key = _queue_parts(store.engine, config)
+    for queue_id in await tracing.queue_ids_for(store.engine, reference):
+        result = await tracing.trace(store.engine, queue_store, queue_id, key, recipients)
+        click.echo(f"queue id {queue_id}")
+        for line in result.lines:
+            at = line.at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            who = f" {line.who}" if line.who else ""
+            click.echo(f"  {at}  {line.event}{who}  {line.text}".rstrip())
+        if result.copies:
+            click.echo("  queue:")
+            for c in result.copies:
+                click.echo("    " + _copy_line(c))
+
+
 # --- mailbox -------------------------------------------------------------------------------
 
 

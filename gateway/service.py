@@ -28,7 +28,7 @@ from gateway.smtp.tls import ensure_self_signed
 from gateway.smtp.upstream.base import Upstream
 from gateway.smtp.upstream.maildir import MaildirUpstream
 from gateway.smtp.upstream.smarthost import SmarthostUpstream
-from gateway.store.audit import AuditTrail
+from gateway.store.audit import DIGEST_PURPOSE, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.vault.envelope import Vault
@@ -77,7 +77,7 @@ class Gateway:
         self.pipeline = Pipeline(PolicyContext(config, self.directory))
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
-            digest_key=self.vault.purpose_key("audit-recipient-digest"),
+            digest_key=self.vault.purpose_key(DIGEST_PURPOSE),
         )
         self.worker = QueueWorker(config, self.queue, upstreams, self.directory,
                                   DirectoryStore(self.engine), self.audit, self.handler.digest)

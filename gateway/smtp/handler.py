@@ -28,7 +28,6 @@ from gateway.smtp.server import GatewaySMTP
 from gateway.smtp.session import GatewayEnvelope, GatewaySession
 from gateway.store import audit
 from gateway.store.audit import AuditTrail
-from gateway.vault.envelope import keyed_digest
 
 log = logging.getLogger("gateway.smtp")
 
@@ -55,7 +54,7 @@ class GatewayHandler:
 
     def digest(self, recipient: str) -> str:
         """Keyed digest of a recipient: how the audit trail names people."""
-        return keyed_digest(self._digest_key, recipient.casefold())
+        return audit.recipient_digest(self._digest_key, recipient)
 
     def _shutting_down(self, server: SMTP) -> str:
         assert server.transport is not None

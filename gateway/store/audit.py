@@ -16,8 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import StoreError
 from gateway.store.schema import audit_events
+from gateway.vault.envelope import keyed_digest
 
 log = logging.getLogger("gateway.audit")
+
+
+DIGEST_PURPOSE = "audit-recipient-digest"
+
+
+def recipient_digest(key: bytes, recipient: str) -> str:
+    """How the audit trail names a recipient: a keyed digest of the case-folded address."""
+    return keyed_digest(key, recipient.casefold())
 
 
 def row(event: str, *, actor: str, tenant_id: int | None = None, queue_id: str | None = None,
