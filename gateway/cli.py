@@ -485,6 +485,68 @@ async def trace(store: DirectoryStore, config: Config, reference: str,
                 click.echo("    " + _copy_line(c))
 
 
+# --- events and webhooks -------------------------------------------------------------------
+
+
+@cli.command("events")
+@click.argument("tenant_name")
+@click.option("--after", type=int, default=0, help="Cursor: the last event id already seen.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@with_store
+async def events_list(store: DirectoryStore, config: Config, tenant_name: str, after: int,
+                      limit: int) -> None:
+    """A tenant's events, oldest first, after a cursor."""
+    import sqlalchemy as sa
+
+    from gateway.store.schema import events
+
+    tenant_row = await store.tenant(tenant_name)
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(sa.select(events).where(
+            events.c.tenant_id == tenant_row.id, events.c.id > after)
+            .order_by(events.c.id).limit(limit))
+        for e in rows:
+            click.echo(f"{e.id}\t{e.at:%Y-%m-%d %H:%M:%S}\t{e.kind}\t{e.queue_id or '-'}\t"
+                       f"{e.recipient or '-'}\t{(e.detail or {}).get('reply') or ''}")
+
+
+@cli.group()
+def webhook() -> None:
+    """A tenant's webhook for its events (signed with HMAC-SHA256)."""
+
+
+@webhook.command("set")
+@click.argument("tenant_name")
+@click.argument("url")
+@with_store
+async def webhook_set(store: DirectoryStore, config: Config, tenant_name: str, url: str) -> None:
+    """Point the tenant's events at URL; prints the new signing secret once."""
+    from gateway.events.targets import check_target
+    from gateway.store.webhooks import WebhookStore
+    from gateway.vault.envelope import Vault
+    from gateway.vault.keys import provider_for
+
+    await check_target(url, config.events.allow_private_targets)
+    tenant_row = await store.tenant(tenant_name)
+    secret = await WebhookStore(store.engine, Vault(provider_for(config))).set(
+        tenant_row.id, url, _actor())
+    click.echo(f"webhook for {tenant_name}: {url}")
+    click.echo(f"signing secret (shown once): {secret}")
+
+
+@webhook.command("remove")
+@click.argument("tenant_name")
+@with_store
+async def webhook_remove(store: DirectoryStore, config: Config, tenant_name: str) -> None:
+    from gateway.store.webhooks import WebhookStore
+    from gateway.vault.envelope import Vault
+    from gateway.vault.keys import provider_for
+
+    tenant_row = await store.tenant(tenant_name)
+    await WebhookStore(store.engine, Vault(provider_for(config))).remove(tenant_row.id, _actor())
+    click.echo(f"webhook for {tenant_name} removed")
+
+
 # --- mailbox -------------------------------------------------------------------------------
 
 

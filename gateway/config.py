@@ -117,6 +117,22 @@ class QueueConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EventsConfig:
+    """Tenant events and their webhook deliveries."""
+
+    retry_first: float = 10.0
+    retry_factor: float = 2.0
+    retry_max: float = 3600.0
+    lifetime: float = 3 * 24 * 3600.0  # then an undeliverable webhook row is marked failed
+    batch: int = 100  # events per webhook request
+    timeout: float = 10.0
+    poll_interval: float = 1.0
+    # Tenant URLs are hostile input: only https to public addresses, unless the operator
+    # allows private targets (a webhook receiver inside the operator's own network, tests).
+    allow_private_targets: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TenantFloors:
     """Operator-wide defaults and limits for tenant settings; a tenant can only tighten them."""
 
@@ -141,6 +157,7 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     tenants: TenantFloors = field(default_factory=TenantFloors)
     queue: QueueConfig = field(default_factory=QueueConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
     policy: Mapping[str, CheckConfig] = field(default_factory=dict)
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import config as config_module
 from gateway.config import Config, data_path
 from gateway.directory.cache import Directory
+from gateway.events.webhooks import WebhookDispatcher
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.queue.store import QueueStore
@@ -31,6 +32,7 @@ from gateway.smtp.upstream.smarthost import SmarthostUpstream
 from gateway.store.audit import DIGEST_PURPOSE, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
+from gateway.store.webhooks import WebhookStore
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import provider_for
 
@@ -81,6 +83,8 @@ class Gateway:
         )
         self.worker = QueueWorker(config, self.queue, upstreams, self.directory,
                                   DirectoryStore(self.engine), self.audit, self.handler.digest)
+        self.webhooks = WebhookDispatcher(self.engine, WebhookStore(self.engine, self.vault),
+                                          config.events)
         cert, key = tls_files(config)
         self._tls: ssl.SSLContext = server_tls_context(cert, key)
         self._listeners: list[Listener] = []
@@ -95,6 +99,7 @@ class Gateway:
         await self.audit.start()
         if run_queue:
             await self.worker.start()
+            await self.webhooks.start()
         smtp = self.config.smtp
         implicit = 0
         listener = Listener(lambda: self._factory(False), smtp.listen, smtp.submission_port, None)
@@ -121,6 +126,7 @@ class Gateway:
         while self.handler.in_flight and loop.time() < end:
             await asyncio.sleep(0.05)
         await self.worker.stop()
+        await self.webhooks.stop()
         await self.audit.stop()
         await self.directory.stop()
         await self.relay.close()

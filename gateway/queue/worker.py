@@ -215,9 +215,14 @@ class QueueWorker:
                            reason=f"An operator removed it from the queue: {reason}")
 
     async def _event(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None) -> None:
+        text = str(reply) if reply else None
+        tenant_events = [] if copy.kind is Kind.DSN else [audit.event(
+            outcome, tenant_id=copy.tenant_id, queue_id=copy.queue_id,
+            recipient=copy.recipient, reply=text or copy.reply, attempts=copy.attempts + 1,
+            message_id=copy.message_id)]
         await self._audit.record([audit.row(
             f"{copy.kind.value}.{outcome}", actor="queue", tenant_id=copy.tenant_id,
             queue_id=copy.queue_id, recipient_digest=self._digest(copy.recipient),
-            reply=str(reply) if reply else None)])
+            reply=text)], tenant_events)
         log.info(f"queued {copy.kind.value} {outcome}", extra={
             "queue_id": copy.queue_id, "tenant_id": copy.tenant_id, "copy_id": copy.id})

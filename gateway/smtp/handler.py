@@ -26,6 +26,7 @@ from gateway.smtp.relay import Relay
 from gateway.smtp.replies import Reply
 from gateway.smtp.server import GatewaySMTP
 from gateway.smtp.session import GatewayEnvelope, GatewaySession
+from gateway.smtp.upstream.base import Outcome as CopyOutcome
 from gateway.store import audit
 from gateway.store.audit import AuditTrail
 
@@ -217,12 +218,13 @@ class GatewayHandler:
     async def _record_refusal(self, event: str, tx: Transaction, outcome: Outcome,
                               recipient_digest: str | None = None) -> None:
         last = outcome.verdicts[-1]
+        reply = str(outcome.reply) if outcome.reply else None
         await self._audit.record([audit.row(
             event, actor=f"login:{tx.principal.username}", tenant_id=tx.tenant_id,
             check_name=last.check, action=last.action.value, reason=last.reason,
-            recipient_digest=recipient_digest,
-            reply=str(outcome.reply) if outcome.reply else None,
-        )])
+            recipient_digest=recipient_digest, reply=reply,
+        )], [audit.event("refused", tenant_id=tx.tenant_id, recipient=tx.recipient or None,
+                         sender=tx.envelope_from, check=last.check, reply=reply)])
 
     # --- DATA ------------------------------------------------------------------------------
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -267,7 +269,10 @@ class GatewayHandler:
                 "message.refused", actor=actor, tenant_id=tenant.id, queue_id=queue_id,
                 action=outcome.action.value, reason=outcome.verdicts[-1].reason,
                 check_name=outcome.verdicts[-1].check, verdicts=verdicts,
-                recipients=digests, size=len(raw), reply=str(reply))])
+                recipients=digests, size=len(raw), reply=str(reply))],
+                [audit.event("refused", tenant_id=tenant.id, queue_id=queue_id, recipient=r,
+                             check=outcome.verdicts[-1].check, reply=str(reply))
+                 for r in envelope.recipients])
             log.info("message refused", extra={"queue_id": queue_id, "tenant_id": tenant.id,
                                                "check": outcome.verdicts[-1].check,
                                                "code": reply.code, "status": reply.status})
@@ -290,7 +295,15 @@ class GatewayHandler:
                       queue_id=queue_id, recipient_digest=digest, reply=str(r.reply))
             for r, digest in zip(result.copies, digests, strict=False)
         )
-        await self._audit.record(rows)
+        kept = result.kept > 0  # a refused copy of a delivered message is reported later
+        events = [
+            audit.event(r.outcome.value if kept or r.outcome is CopyOutcome.DELIVERED
+                        else "refused", tenant_id=tenant.id, queue_id=queue_id,
+                        recipient=r.recipient, reply=str(r.reply), message_id=message_id)
+            for r in result.copies
+            if not (kept and r.outcome is CopyOutcome.REFUSED)
+        ]
+        await self._audit.record(rows, events)
         session.messages += 1
         log.info("message relayed", extra={
             "queue_id": queue_id, "tenant_id": tenant.id, "mailbox_id": mailbox.id,

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import StoreError
-from gateway.store.schema import audit_events
+from gateway.store.schema import audit_events, events, webhook_outbox, webhooks
 from gateway.vault.envelope import keyed_digest
 
 log = logging.getLogger("gateway.audit")
@@ -42,12 +43,47 @@ def row(event: str, *, actor: str, tenant_id: int | None = None, queue_id: str |
     }
 
 
+def event(kind: str, *, tenant_id: int, queue_id: str | None = None,
+          recipient: str | None = None, **detail: Any) -> dict[str, Any]:
+    """One tenant event (delivered, deferred, bounced, refused...). It is the tenant's own
+    record of its mail, so it names the recipient; retention applies (issue 8)."""
+    return {"tenant_id": tenant_id, "at": datetime.now(UTC), "kind": kind,
+            "queue_id": queue_id, "recipient": recipient, "detail": detail}
+
+
+async def write(conn: Any, rows: Sequence[dict[str, Any]],
+                event_rows: Sequence[dict[str, Any]] = ()) -> None:
+    """Audit rows, events and their webhook outbox rows, in the caller's transaction."""
+    if rows:
+        await conn.execute(audit_events.insert(), list(rows))
+    if not event_rows:
+        return
+    tenant_ids = {e["tenant_id"] for e in event_rows}
+    hooks = {r.tenant_id: r.id for r in await conn.execute(
+        sa.select(webhooks.c.id, webhooks.c.tenant_id).where(
+            webhooks.c.tenant_id.in_(tenant_ids)))}
+    if not hooks:
+        await conn.execute(events.insert(), list(event_rows))
+        return
+    now = datetime.now(UTC)
+    outbox = []
+    for e in event_rows:
+        event_id = (await conn.execute(events.insert().values(**e))).inserted_primary_key[0]
+        if e["tenant_id"] in hooks:
+            outbox.append({"webhook_id": hooks[e["tenant_id"]], "event_id": event_id,
+                           "state": "pending", "attempts": 0, "next_attempt_at": now,
+                           "created_at": now, "last_status": ""})
+    if outbox:
+        await conn.execute(webhook_outbox.insert(), outbox)
+
+
 class AuditTrail:
     def __init__(self, engine: AsyncEngine, max_rows: int = 1000, max_delay: float = 0.0):
         self._engine = engine
         self._max_rows = max_rows
         self._max_delay = max_delay
         self._rows: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -66,18 +102,20 @@ class AuditTrail:
         except asyncio.CancelledError:
             pass
         self._task = None
-        if self._rows:
+        if self._rows or self._events:
             await self._flush()
 
-    async def record(self, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
+    async def record(self, rows: Sequence[dict[str, Any]],
+                     event_rows: Sequence[dict[str, Any]] = ()) -> None:
+        if not rows and not event_rows:
             return
         if self._task is None:  # not started (CLI use): write directly
             async with self._engine.begin() as conn:
-                await conn.execute(audit_events.insert(), list(rows))
+                await write(conn, rows, event_rows)
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._rows.extend(rows)
+        self._events.extend(event_rows)
         self._waiters.append(waiter)
         self._wake.set()
         await waiter
@@ -93,13 +131,13 @@ class AuditTrail:
             await self._flush()
 
     async def _flush(self) -> None:
-        rows, waiters = self._rows, self._waiters  # everything waiting, in one transaction
-        self._rows, self._waiters = [], []
-        if not rows:
+        rows, event_rows, waiters = self._rows, self._events, self._waiters
+        self._rows, self._events, self._waiters = [], [], []  # all waiting: one transaction
+        if not rows and not event_rows:
             return
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(audit_events.insert(), rows)
+                await write(conn, rows, event_rows)
         except Exception as exc:
             log.exception("audit group commit failed", extra={"rows": len(rows)})
             error = StoreError("The audit trail could not be written.")

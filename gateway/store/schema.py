@@ -115,3 +115,45 @@ pending_copies = sa.Table(
     sa.Column("message_id", sa.String(998), nullable=True),
     sa.Index("ix_pending_copies_state", "state", "next_attempt_at"),
 )
+
+# What happened to a tenant's mail, for the tenant: refused, deferred, delivered, bounced...
+# The id is the cursor (`gateway events --after`). Later issues add kinds, not mechanisms.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("queue_id", sa.String(40), nullable=True),
+    sa.Column("recipient", sa.String(320), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False, server_default="{}"),
+    sa.Index("ix_events_tenant_id", "tenant_id", "id"),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False, unique=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("sealed_secret", sa.LargeBinary, nullable=False),  # HMAC signing secret
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# One row per event per webhook: delivered with retries and back-off, across restarts.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("webhook_id", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # pending | sending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    sa.Column("lease_until", Timestamp, nullable=True),
+    sa.Column("last_status", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_webhook_outbox_state", "state", "next_attempt_at"),
+)

@@ -1,0 +1,161 @@
+"""Delivers tenant events to the tenant's webhook: batched, HMAC-signed, retried.
+
+Each request is `POST <url>` with `{"events": [...]}` and the header
+`X-OCG-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`; receivers
+check the signature and reject old timestamps. Outbox rows survive restarts; a row that
+cannot be delivered within `events.lifetime` is marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.config import EventsConfig
+from gateway.errors import InvalidValue
+from gateway.events.targets import check_target
+from gateway.store.schema import events, webhook_outbox
+from gateway.store.webhooks import WebhookStore
+
+log = logging.getLogger("gateway.webhooks")
+
+
+def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class WebhookDispatcher:
+    def __init__(self, engine: AsyncEngine, store: WebhookStore, config: EventsConfig) -> None:
+        self._engine = engine
+        self._store = store
+        self._config = config
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._config.timeout,
+                                             follow_redirects=False)
+        return self._client
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run_forever(), name="webhooks")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run_forever(self) -> None:
+        while True:
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("webhook round failed; trying again")
+                done = 0
+            if not done:
+                await asyncio.sleep(self._config.poll_interval)
+
+    async def _claim(self, now: datetime) -> list[Any]:
+        t = webhook_outbox
+        due = sa.or_(sa.and_(t.c.state == "pending", t.c.next_attempt_at <= now),
+                     sa.and_(t.c.state == "sending", t.c.lease_until < now))
+        claimed = []
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(sa.select(t).where(due).order_by(t.c.id)
+                                       .limit(self._config.batch * 10)
+                                       .with_for_update(skip_locked=True))).all()
+            for row in rows:
+                lease = now + timedelta(seconds=self._config.timeout * 3)
+                taken = await conn.execute(t.update().where(t.c.id == row.id,
+                                                            t.c.state == row.state)
+                                           .values(state="sending", lease_until=lease))
+                if taken.rowcount == 1:
+                    claimed.append(row)
+        return claimed
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        now = now or datetime.now(UTC)
+        claimed = await self._claim(now)
+        by_hook: dict[int, list[Any]] = {}
+        for row in claimed:
+            by_hook.setdefault(row.webhook_id, []).append(row)
+        for webhook_id, rows in by_hook.items():
+            for start in range(0, len(rows), self._config.batch):
+                await self._deliver(webhook_id, rows[start : start + self._config.batch], now)
+        return len(claimed)
+
+    async def _deliver(self, webhook_id: int, rows: list[Any], now: datetime) -> None:
+        webhook = await self._store.get(webhook_id)
+        if webhook is None:  # removed since: nothing to deliver to
+            await self._finish(rows, "failed", "webhook removed", now)
+            return
+        async with self._engine.connect() as conn:
+            found = await conn.execute(sa.select(events).where(
+                events.c.id.in_([r.event_id for r in rows])).order_by(events.c.id))
+            payload = [{"id": e.id, "kind": e.kind, "at": _aware(e.at).isoformat(),
+                        "queue_id": e.queue_id, "recipient": e.recipient,
+                        "detail": e.detail} for e in found]
+        body = json.dumps({"events": payload}, separators=(",", ":")).encode()
+        status = ""
+        try:
+            await check_target(webhook.url, self._config.allow_private_targets)
+            response = await self._http().post(webhook.url, content=body, headers={
+                "Content-Type": "application/json",
+                "X-OCG-Signature": sign(webhook.secret, int(time.time()), body),
+                "User-Agent": "outreach-compliance-gateway-webhooks",
+            })
+            status = f"HTTP {response.status_code}"
+            ok = 200 <= response.status_code < 300
+        except InvalidValue as exc:
+            status, ok = exc.message, False
+        except httpx.HTTPError as exc:
+            status, ok = type(exc).__name__, False
+        if ok:
+            await self._finish(rows, "delivered", status, now)
+        else:
+            log.warning("webhook delivery failed", extra={"webhook_id": webhook_id,
+                                                          "status": status,
+                                                          "events": len(rows)})
+            await self._retry(rows, status, now)
+
+    async def _finish(self, rows: list[Any], state: str, status: str, now: datetime) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(webhook_outbox.update().where(
+                webhook_outbox.c.id.in_([r.id for r in rows])).values(
+                state=state, lease_until=None, last_status=status[:200],
+                attempts=webhook_outbox.c.attempts + 1))
+
+    async def _retry(self, rows: list[Any], status: str, now: datetime) -> None:
+        cfg = self._config
+        async with self._engine.begin() as conn:
+            for r in rows:
+                expired = now - _aware(r.created_at) > timedelta(seconds=cfg.lifetime)
+                delay = min(cfg.retry_first * cfg.retry_factor ** r.attempts, cfg.retry_max)
+                await conn.execute(webhook_outbox.update().where(webhook_outbox.c.id == r.id)
+                                   .values(state="failed" if expired else "pending",
+                                           lease_until=None, last_status=status[:200],
+                                           attempts=r.attempts + 1,
+                                           next_attempt_at=now + timedelta(seconds=delay)))

@@ -1,0 +1,71 @@
+"""Tenant webhooks: one URL per tenant, its signing secret sealed by the vault."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import NotFound
+from gateway.store.schema import audit_events, webhooks
+from gateway.vault.envelope import Vault
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: int
+    tenant_id: int
+    url: str
+    secret: bytes = field(repr=False)
+
+
+def _context(tenant_id: int) -> bytes:
+    return f"webhooks|{tenant_id}|secret".encode()
+
+
+class WebhookStore:
+    def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
+        self._engine = engine
+        self._vault = vault
+
+    async def set(self, tenant_id: int, url: str, actor: str) -> str:
+        """Create or replace the tenant's webhook; returns the new secret (shown once)."""
+        secret = secrets.token_bytes(32)
+        sealed, key_id = self._vault.seal(secret, _context(tenant_id))
+        now = datetime.now(UTC)
+        async with self._engine.begin() as conn:
+            existing = (await conn.execute(sa.select(webhooks.c.id).where(
+                webhooks.c.tenant_id == tenant_id))).first()
+            values = {"url": url, "sealed_secret": sealed, "key_id": key_id}
+            if existing:
+                await conn.execute(webhooks.update().where(webhooks.c.id == existing.id)
+                                   .values(**values))
+            else:
+                await conn.execute(webhooks.insert().values(tenant_id=tenant_id,
+                                                            created_at=now, **values))
+            await conn.execute(audit_events.insert().values(
+                at=now, actor=actor, event="webhook.set", tenant_id=tenant_id, reason="",
+                detail={"url": url}))
+        return base64.urlsafe_b64encode(secret).decode().rstrip("=")
+
+    async def remove(self, tenant_id: int, actor: str) -> None:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(webhooks.delete().where(webhooks.c.tenant_id == tenant_id))
+            if result.rowcount == 0:
+                raise NotFound("This tenant has no webhook.")
+            await conn.execute(audit_events.insert().values(
+                at=datetime.now(UTC), actor=actor, event="webhook.removed",
+                tenant_id=tenant_id, reason="", detail={}))
+
+    async def get(self, webhook_id: int) -> Webhook | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(webhooks).where(
+                webhooks.c.id == webhook_id))).first()
+        if row is None:
+            return None
+        secret = self._vault.open(row.sealed_secret, row.key_id, _context(row.tenant_id))
+        return Webhook(row.id, row.tenant_id, row.url, secret)
