@@ -58,6 +58,17 @@ class NewCopy:
 
 
 @dataclass(frozen=True, slots=True)
+class Finish:
+    """The end of one attempt: the copy's new state, for `finish_many`."""
+
+    copy_id: int
+    state: State
+    reply: tuple[int, str, str] | None = None
+    next_attempt_at: datetime | None = None
+    attempted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedCopy:
     id: int
     queue_id: str
@@ -187,6 +198,31 @@ class QueueStore:
             values["next_attempt_at"] = next_attempt_at
         async with self._engine.begin() as conn:
             await conn.execute(t.update().where(t.c.id == copy_id).values(**values))
+
+    async def finish_many(self, updates: Sequence[Finish]) -> None:
+        """A round's outcomes in one transaction (one executemany)."""
+        if not updates:
+            return
+        now = datetime.now(UTC)
+        statement = t.update().where(t.c.id == sa.bindparam("b_id")).values(
+            state=sa.bindparam("b_state"), lease_until=None, updated_at=now,
+            attempts=t.c.attempts + sa.bindparam("b_inc"),
+            reply_code=sa.func.coalesce(sa.bindparam("b_code", type_=sa.Integer), t.c.reply_code),
+            reply_status=sa.func.coalesce(sa.bindparam("b_status", type_=sa.String),
+                                          t.c.reply_status),
+            reply_text=sa.func.coalesce(sa.bindparam("b_text", type_=sa.String), t.c.reply_text),
+            next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=t.c.next_attempt_at.type),
+                                             t.c.next_attempt_at),
+        )
+        params = [{
+            "b_id": u.copy_id, "b_state": u.state.value, "b_inc": 1 if u.attempted else 0,
+            "b_code": u.reply[0] if u.reply else None,
+            "b_status": u.reply[1] if u.reply else None,
+            "b_text": u.reply[2][:500] if u.reply else None,
+            "b_next": u.next_attempt_at,
+        } for u in updates]
+        async with self._engine.begin() as conn:
+            await conn.execute(statement, params)
 
     # --- operators -------------------------------------------------------------------------
     async def listing(self, states: Sequence[State] = OPEN_STATES, tenant_id: int | None = None,

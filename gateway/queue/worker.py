@@ -10,13 +10,15 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.errors import Conflict
 from gateway.queue import dsn
-from gateway.queue.store import Kind, NewCopy, QueuedCopy, QueueStore, State
+from gateway.queue.store import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State
 from gateway.smtp import replies
 from gateway.smtp.upstream.base import Copy, Outcome, Upstream
 from gateway.store import audit
@@ -32,6 +34,18 @@ _QUOTA = re.compile(r"quota|daily.{0,30}limit|sending limit|throttl|rate limit",
 
 def is_quota(status: str, text: str) -> bool:
     return status == "5.4.5" or bool(_QUOTA.search(text))
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What one attempt decided; written with the rest of its round."""
+
+    copy: QueuedCopy
+    message: bytes
+    update: Finish
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    bounce: bool = False
 
 
 class QueueWorker:
@@ -71,32 +85,44 @@ class QueueWorker:
                 await asyncio.sleep(self._config.queue.poll_interval)
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """Claim what is due and handle it; returns how many copies were handled."""
+        """Claim what is due and handle it; returns how many copies were handled.
+
+        Copies of one round are attempted concurrently (within each mailbox's cap), and
+        their outcomes are written together: one transaction per round, not per copy.
+        """
         queue = self._config.queue
         claimed = await self._store.claim(queue.batch, queue.lease, now)
         if not claimed:
             return 0
+        now = now or datetime.now(UTC)
         refused = [(c, m) for c, m in claimed if c.kind is Kind.COPY and c.state is State.REFUSED]
         others = [(c, m) for c, m in claimed if not (c.kind is Kind.COPY
                                                      and c.state is State.REFUSED)]
         await self._report(refused, State.BOUNCED)
-        await asyncio.gather(*(self._attempt(c, m, now) for c, m in others))
+        outcomes = await asyncio.gather(*(self._attempt(c, m, now) for c, m in others))
+        finished = [o for o in outcomes if o is not None]
+        if finished:
+            await self._store.finish_many([o.update for o in finished])
+            await self._audit.record([r for o in finished for r in o.rows],
+                                     [e for o in finished for e in o.events])
+        # re-read: the report must carry the refusal just written, not the earlier deferral
+        bounced = [(await self._store.get(o.copy.id), o.message) for o in finished if o.bounce]
+        if bounced:
+            await self._report(bounced, State.BOUNCED)
         return len(claimed)
 
     # --- one attempt -----------------------------------------------------------------------
-    async def _attempt(self, copy: QueuedCopy, message: bytes, now: datetime | None) -> None:
-        now = now or datetime.now(UTC)
+    async def _attempt(self, copy: QueuedCopy, message: bytes, now: datetime
+                       ) -> _Attempt | None:
         if copy.expires_at is not None and now >= copy.expires_at:
             await self._expire(copy, message)
-            return
+            return None
         mailbox = self._directory.mailbox_by_id(copy.mailbox_id)
         upstream = self._upstreams.get(mailbox.upstream) if mailbox else None
         if mailbox is None or upstream is None:
-            await self._defer(copy, replies.TEMPORARY_FAILURE, now, attempted=False)
-            return
+            return self._deferral(copy, message, replies.TEMPORARY_FAILURE, now, attempted=False)
         if not mailbox.active:  # paused by an operator or by a provider quota: wait
-            await self._defer(copy, replies.MAILBOX_PAUSED, now, attempted=False)
-            return
+            return self._deferral(copy, message, replies.MAILBOX_PAUSED, now, attempted=False)
         cap = self._caps.setdefault(mailbox.id,
                                     asyncio.Semaphore(self._config.queue.mailbox_concurrency))
         async with cap:
@@ -104,55 +130,60 @@ class QueueWorker:
                 Copy(copy.envelope_from, copy.recipient, copy.smtputf8, not message.isascii()),
                 message)
         reply = result.reply
-        await self._audit.record([audit.row(
+        attempt_row = audit.row(
             f"{copy.kind.value}.attempt", actor="queue", tenant_id=copy.tenant_id,
             queue_id=copy.queue_id, recipient_digest=self._digest(copy.recipient),
-            attempt=copy.attempts + 1, reply=str(reply))])
+            attempt=copy.attempts + 1, reply=str(reply))
         if result.outcome is Outcome.DELIVERED:
-            await self._store.finish(copy.id, State.DELIVERED, reply=(reply.code, reply.status,
-                                                                      reply.text))
-            await self._event(copy, "delivered", reply)
+            outcome = self._outcome(copy, message, State.DELIVERED, "delivered", reply)
         elif is_quota(reply.status, reply.text) and copy.kind is Kind.COPY:
-            await self._quota(copy, mailbox.address, reply, now)
+            await self._quota(copy, mailbox.address)
+            later = now + timedelta(seconds=self._config.queue.quota_pause)
+            outcome = self._outcome(copy, message, State.DEFERRED, "deferred", reply,
+                                    next_attempt_at=later)
         elif result.outcome is Outcome.DEFERRED:
-            await self._defer(copy, reply, now)
+            outcome = self._deferral(copy, message, reply, now)
         elif copy.kind is Kind.DSN:
-            await self._store.finish(copy.id, State.FAILED, reply=(reply.code, reply.status,
-                                                                   reply.text))
-            await self._event(copy, "failed", reply)
-        else:
-            await self._store.finish(copy.id, State.REFUSED, reply=(reply.code, reply.status,
-                                                                    reply.text),
-                                     next_attempt_at=now)
-            await self._report([(await self._store.get(copy.id), message)], State.BOUNCED)
+            outcome = self._outcome(copy, message, State.FAILED, "failed", reply)
+        else:  # refused: closed as bounced once its report is queued (after the commit)
+            outcome = self._outcome(copy, message, State.REFUSED, "", reply, next_attempt_at=now)
+            outcome.bounce = True
+        outcome.rows.insert(0, attempt_row)
+        return outcome
+
+    def _outcome(self, copy: QueuedCopy, message: bytes, state: State, event: str,
+                 reply: replies.Reply, *, next_attempt_at: datetime | None = None,
+                 attempted: bool = True) -> _Attempt:
+        update = Finish(copy.id, state, (reply.code, reply.status, reply.text),
+                        next_attempt_at, attempted)
+        outcome = _Attempt(copy, message, update)
+        if event:
+            rows, events = self._event_rows(copy, event, reply)
+            outcome.rows.extend(rows)
+            outcome.events.extend(events)
+        return outcome
+
+    def _deferral(self, copy: QueuedCopy, message: bytes, reply: replies.Reply, now: datetime,
+                  attempted: bool = True) -> _Attempt:
+        attempts = copy.attempts + (1 if attempted else 0)
+        next_at = now + self._delay(max(attempts - 1, 0))
+        return self._outcome(copy, message, State.DEFERRED, "deferred" if attempted else "",
+                             reply, next_attempt_at=next_at, attempted=attempted)
 
     def _delay(self, attempts: int) -> timedelta:
         queue = self._config.queue
         seconds = min(queue.retry_first * queue.retry_factor ** attempts, queue.retry_max)
         return timedelta(seconds=seconds)
 
-    async def _defer(self, copy: QueuedCopy, reply: replies.Reply, now: datetime,
-                     attempted: bool = True) -> None:
-        attempts = copy.attempts + (1 if attempted else 0)
-        next_at = now + self._delay(max(attempts - 1, 0))
-        await self._store.finish(copy.id, State.DEFERRED, reply=(reply.code, reply.status,
-                                                                 reply.text),
-                                 next_attempt_at=next_at, attempted=attempted)
-        if attempted:
-            await self._event(copy, "deferred", reply)
-
-    async def _quota(self, copy: QueuedCopy, address: str, reply: replies.Reply,
-                     now: datetime) -> None:
-        """The mailbox is over its provider's quota: pause it, keep the copy, try later."""
-        reason = f"upstream quota: {reply.status} {reply.text}"[:400]
-        await self._directory_store.set_mailbox_status(address, "paused", reason, "queue")
-        await self._directory.refresh()
-        later = now + timedelta(seconds=self._config.queue.quota_pause)
-        await self._store.finish(copy.id, State.DEFERRED, reply=(reply.code, reply.status,
-                                                                 reply.text),
-                                 next_attempt_at=later)
-        log.warning("mailbox paused by upstream quota", extra={
-            "mailbox_id": copy.mailbox_id, "queue_id": copy.queue_id, "status": reply.status})
+    async def _quota(self, copy: QueuedCopy, address: str) -> None:
+        """The mailbox is over its provider's quota: pause it; its copies wait."""
+        mailbox = self._directory.mailbox_by_id(copy.mailbox_id)
+        if mailbox is not None and mailbox.active:
+            reason = "upstream quota reached; resume after the provider's window"
+            await self._directory_store.set_mailbox_status(address, "paused", reason, "queue")
+            await self._directory.refresh()
+            log.warning("mailbox paused by upstream quota", extra={
+                "mailbox_id": copy.mailbox_id, "queue_id": copy.queue_id})
 
     async def _expire(self, copy: QueuedCopy, message: bytes) -> None:
         if copy.kind is Kind.DSN:
@@ -214,15 +245,21 @@ class QueueWorker:
         await self._report([(copy, message)], State.DELETED,
                            reason=f"An operator removed it from the queue: {reason}")
 
-    async def _event(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None) -> None:
+    def _event_rows(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         text = str(reply) if reply else None
         tenant_events = [] if copy.kind is Kind.DSN else [audit.event(
             outcome, tenant_id=copy.tenant_id, queue_id=copy.queue_id,
             recipient=copy.recipient, reply=text or copy.reply, attempts=copy.attempts + 1,
             message_id=copy.message_id)]
-        await self._audit.record([audit.row(
+        rows = [audit.row(
             f"{copy.kind.value}.{outcome}", actor="queue", tenant_id=copy.tenant_id,
             queue_id=copy.queue_id, recipient_digest=self._digest(copy.recipient),
-            reply=text)], tenant_events)
+            reply=text)]
+        return rows, tenant_events
+
+    async def _event(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None) -> None:
+        rows, tenant_events = self._event_rows(copy, outcome, reply)
+        await self._audit.record(rows, tenant_events)
         log.info(f"queued {copy.kind.value} {outcome}", extra={
             "queue_id": copy.queue_id, "tenant_id": copy.tenant_id, "copy_id": copy.id})

@@ -110,6 +110,19 @@ async def test_provider_quota_pauses_the_mailbox_and_keeps_the_copy(harness: Har
     assert (code, text.split(b" ")[0]) == (451, b"4.7.1")
 
 
+async def test_a_retry_refused_for_good_is_reported_with_that_refusal(harness: Harness):
+    harness.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
+    await send(harness, ["a@example.org", "b@example.org"])
+    harness.sink.faults.rcpt["b@example.org"] = "550 5.1.1 Gone now"
+    await harness.gateway.worker.run_once(later(minutes=2))
+    (copy,) = [c for c in await harness.gateway.queue.listing(list(State))
+               if c.recipient == "b@example.org"]
+    assert copy.state == State.BOUNCED
+    await harness.gateway.worker.run_once()
+    (report,) = reports(harness)
+    assert b"Status: 5.1.1" in report.content and b"Gone now" in report.content
+
+
 @pytest.mark.parametrize("status, text, quota", [
     ("5.4.5", "Daily user sending quota exceeded", True),
     ("4.7.0", "Too many messages, throttling in effect", True),
