@@ -485,6 +485,37 @@ async def trace(store: DirectoryStore, config: Config, reference: str,
                 click.echo("    " + _copy_line(c))
 
 
+# --- vault ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def vault() -> None:
+    """The master key and the secrets sealed under it."""
+
+
+@vault.command("rewrap")
+@click.option("--batch", type=int, default=500, show_default=True)
+@with_store
+async def vault_rewrap(store: DirectoryStore, config: Config, batch: int) -> None:
+    """Re-wrap every sealed value under the primary master key (resumable).
+
+    Rotation: add the new key as vault.master_key_file, list the old one in
+    vault.previous_key_files, reload every node (SIGHUP), run this, then drop the old key.
+    """
+    from gateway.store import rewrap as rewrapping
+    from gateway.vault.envelope import Vault
+    from gateway.vault.keys import provider_for
+
+    keys = Vault(provider_for(config))
+    total = await rewrapping.remaining(store.engine, keys)
+    click.echo(f"{total} sealed values to re-wrap under {keys.primary_key_id}", err=True)
+    with click.progressbar(length=total, label="rewrap", file=sys.stderr) as bar:
+        done = await rewrapping.rewrap(store.engine, keys, batch, bar.update)
+    click.echo(f"re-wrapped {done}; none remain under an older key"
+               if await rewrapping.remaining(store.engine, keys) == 0
+               else f"re-wrapped {done}; run again to finish")
+
+
 # --- events and webhooks -------------------------------------------------------------------
 
 

@@ -88,8 +88,10 @@ class DatabaseConfig:
 
 @dataclass(frozen=True, slots=True)
 class VaultConfig:
-    master_key_file: str = ""
+    master_key_file: str = ""  # the primary key: new secrets are sealed under it
     master_key_env: str = ""  # name of an environment variable holding the key (base64)
+    # Older keys that still open what they sealed, during a rotation (`gateway vault rewrap`).
+    previous_key_files: tuple[str, ...] = ()
     dev_generate: bool = False  # generate var/dev-master.key; development only
 
 

@@ -23,7 +23,7 @@ class Webhook:
     secret: bytes = field(repr=False)
 
 
-def _context(tenant_id: int) -> bytes:
+def seal_context(tenant_id: int) -> bytes:
     return f"webhooks|{tenant_id}|secret".encode()
 
 
@@ -35,7 +35,7 @@ class WebhookStore:
     async def set(self, tenant_id: int, url: str, actor: str) -> str:
         """Create or replace the tenant's webhook; returns the new secret (shown once)."""
         secret = secrets.token_bytes(32)
-        sealed, key_id = self._vault.seal(secret, _context(tenant_id))
+        sealed, key_id = self._vault.seal(secret, seal_context(tenant_id))
         now = datetime.now(UTC)
         async with self._engine.begin() as conn:
             existing = (await conn.execute(sa.select(webhooks.c.id).where(
@@ -67,5 +67,5 @@ class WebhookStore:
                 webhooks.c.id == webhook_id))).first()
         if row is None:
             return None
-        secret = self._vault.open(row.sealed_secret, row.key_id, _context(row.tenant_id))
+        secret = self._vault.open(row.sealed_secret, row.key_id, seal_context(row.tenant_id))
         return Webhook(row.id, row.tenant_id, row.url, secret)

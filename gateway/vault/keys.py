@@ -51,32 +51,41 @@ def _decode(text: str, where: str) -> MasterKey:
                      material=material)
 
 
+def _read_key_file(path: Path) -> MasterKey:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise VaultError(f"Master key file {path} does not exist.") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise VaultError(f"Master key file {path} is readable by others; chmod 600 it.")
+    return _decode(path.read_text(), str(path))
+
+
 @dataclass(frozen=True, slots=True)
 class FileKeyProvider:
+    """The primary key file first, then older keys that must still open (rotation)."""
+
     path: Path
+    previous: tuple[Path, ...] = ()
 
     def load(self) -> list[MasterKey]:
-        try:
-            mode = self.path.stat().st_mode
-        except FileNotFoundError:
-            raise VaultError(f"Master key file {self.path} does not exist.") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise VaultError(
-                f"Master key file {self.path} is readable by others; chmod 600 it."
-            )
-        return [_decode(self.path.read_text(), str(self.path))]
+        keys = [_read_key_file(self.path)] + [_read_key_file(p) for p in self.previous]
+        if len({k.key_id for k in keys}) != len(keys):
+            raise VaultError("The same master key is listed twice.")
+        return keys
 
 
 @dataclass(frozen=True, slots=True)
 class EnvKeyProvider:
     variable: str
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    previous: tuple[Path, ...] = ()
 
     def load(self) -> list[MasterKey]:
         value = self.environ.get(self.variable)
         if not value:
             raise VaultError(f"Environment variable {self.variable} holds no master key.")
-        return [_decode(value, f"${self.variable}")]
+        return [_decode(value, f"${self.variable}")] + [_read_key_file(p) for p in self.previous]
 
 
 def generate_dev_key(path: Path) -> None:
@@ -91,10 +100,11 @@ def generate_dev_key(path: Path) -> None:
 
 def provider_for(config: Config) -> KeyProvider:
     vault = config.vault
+    previous = tuple(Path(p) for p in vault.previous_key_files)
     if vault.master_key_file:
-        return FileKeyProvider(Path(vault.master_key_file))
+        return FileKeyProvider(Path(vault.master_key_file), previous)
     if vault.master_key_env:
-        return EnvKeyProvider(vault.master_key_env)
+        return EnvKeyProvider(vault.master_key_env, previous=previous)
     # config validation allows dev_generate only in development
     path = data_path(config, DEV_KEY_FILE)
     generate_dev_key(path)

@@ -1,0 +1,73 @@
+"""`gateway vault rewrap`: move every sealed value to the primary master key.
+
+Only the wrapped data keys change (format 2), batch by batch, each batch its own
+transaction; an update applies only if the row still names the old key, so a run killed
+half-way (or racing a node that rewrote the row) is simply run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.queue.store import seal_context as queue_context
+from gateway.store.schema import pending_copies, webhooks
+from gateway.store.webhooks import seal_context as webhook_context
+from gateway.vault.envelope import Vault
+
+
+@dataclass(frozen=True, slots=True)
+class SealedColumn:
+    """A column holding sealed values, with the context each row was sealed under."""
+
+    table: sa.Table
+    blob: str
+    context: Callable[[Any], bytes]
+
+
+SEALED: tuple[SealedColumn, ...] = (
+    SealedColumn(pending_copies, "sealed_message",
+                 lambda r: queue_context(r.tenant_id, r.queue_id, r.recipient)),
+    SealedColumn(webhooks, "sealed_secret", lambda r: webhook_context(r.tenant_id)),
+)
+
+
+async def remaining(engine: AsyncEngine, vault: Vault) -> int:
+    total = 0
+    async with engine.connect() as conn:
+        for col in SEALED:
+            total += (await conn.execute(sa.select(sa.func.count()).select_from(col.table)
+                                         .where(col.table.c.key_id != vault.primary_key_id))
+                      ).scalar() or 0
+    return total
+
+
+async def rewrap(engine: AsyncEngine, vault: Vault, batch: int = 500,
+                 progress: Callable[[int], None] = lambda n: None) -> int:
+    """Re-wrap every value not under the primary key; returns how many were re-wrapped."""
+    done = 0
+    for col in SEALED:
+        t = col.table
+        after = 0
+        while True:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(
+                    sa.select(t).where(t.c.key_id != vault.primary_key_id, t.c.id > after)
+                    .order_by(t.c.id).limit(batch))).all()
+            if not rows:
+                break
+            async with engine.begin() as conn:
+                for row in rows:
+                    blob, key_id = vault.rewrap(getattr(row, col.blob), row.key_id,
+                                                col.context(row))
+                    await conn.execute(t.update().where(t.c.id == row.id,
+                                                        t.c.key_id == row.key_id)
+                                       .values({col.blob: blob, "key_id": key_id}))
+            after = rows[-1].id
+            done += len(rows)
+            progress(len(rows))
+    return done
