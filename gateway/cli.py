@@ -373,17 +373,25 @@ async def login_remove(store: DirectoryStore, config: Config, username: str) -> 
 # --- queue and trace -----------------------------------------------------------------------
 
 
-def _queue_parts(engine: Any, config: Config) -> Any:
+async def _queue_parts(engine: Any, config: Config) -> Any:
     """The queue with what an operator action needs (the vault opens the sealed copies)."""
     from gateway.directory.cache import Directory
     from gateway.queue.store import QueueStore
     from gateway.queue.worker import QueueWorker
-    from gateway.store.audit import DIGEST_PURPOSE, AuditTrail, recipient_digest
+    from gateway.store.audit import (
+        DIGEST_PURPOSE,
+        LEGACY_DIGEST_INFO,
+        AuditTrail,
+        recipient_digest,
+    )
     from gateway.vault.envelope import Vault
     from gateway.vault.keys import provider_for
+    from gateway.vault.purpose import PurposeKeys
 
     vault = Vault(provider_for(config))
-    key = vault.purpose_key(DIGEST_PURPOSE)
+    purposes = PurposeKeys(engine, vault)
+    await purposes.ensure(DIGEST_PURPOSE, seed=vault.derived_key(LEGACY_DIGEST_INFO))
+    key = purposes.current(DIGEST_PURPOSE)[1]
     store = QueueStore(engine, vault, config.queue.lifetime)
     directory_store = DirectoryStore(engine)
     worker = QueueWorker(config, store, {}, Directory(directory_store, config), directory_store,
@@ -411,7 +419,7 @@ async def queue_list(store: DirectoryStore, config: Config, everything: bool,
                      tenant_name: str | None) -> None:
     from gateway.queue.store import OPEN_STATES, State
 
-    queue_store, _, _ = _queue_parts(store.engine, config)
+    queue_store, _, _ = await _queue_parts(store.engine, config)
     tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
     states = list(State) if everything else list(OPEN_STATES)
     click.echo("id\tqueue id\tkind\tstate\tattempts\tnext attempt (UTC)\tenvelope\tlast reply")
@@ -423,7 +431,7 @@ async def queue_list(store: DirectoryStore, config: Config, everything: bool,
 @click.argument("copy_id", type=int)
 @with_store
 async def queue_show(store: DirectoryStore, config: Config, copy_id: int) -> None:
-    queue_store, _, _ = _queue_parts(store.engine, config)
+    queue_store, _, _ = await _queue_parts(store.engine, config)
     c = await queue_store.get(copy_id)
     for label, value in (("id", c.id), ("queue id", c.queue_id), ("kind", c.kind.value),
                          ("state", c.state.value), ("envelope from", c.envelope_from or "<>"),
@@ -443,7 +451,7 @@ async def queue_retry(store: DirectoryStore, config: Config, copy_id: int | None
     """Make a deferred copy (or all) due now; a running gateway sends it within a second."""
     if copy_id is None and not everything:
         raise InvalidValue("Give a copy id, or --all.")
-    queue_store, _, _ = _queue_parts(store.engine, config)
+    queue_store, _, _ = await _queue_parts(store.engine, config)
     count = await queue_store.retry_now(copy_id)
     if copy_id is not None and count == 0:
         raise Conflict(f"Queued copy {copy_id} is not waiting for a retry.")
@@ -456,7 +464,7 @@ async def queue_retry(store: DirectoryStore, config: Config, copy_id: int | None
 @with_store
 async def queue_delete(store: DirectoryStore, config: Config, copy_id: int, reason: str) -> None:
     """Remove a waiting copy; the sender gets a delivery report saying so."""
-    _, worker, _ = _queue_parts(store.engine, config)
+    _, worker, _ = await _queue_parts(store.engine, config)
     await worker.delete(copy_id, reason, _actor())
     click.echo(f"copy {copy_id} deleted; a delivery report to the sender is queued")
 
@@ -471,7 +479,7 @@ async def trace(store: DirectoryStore, config: Config, reference: str,
     """Everything about a message: by queue id or Message-ID."""
     from gateway.queue import trace as tracing
 
-    queue_store, _, key = _queue_parts(store.engine, config)
+    queue_store, _, key = await _queue_parts(store.engine, config)
     for queue_id in await tracing.queue_ids_for(store.engine, reference):
         result = await tracing.trace(store.engine, queue_store, queue_id, key, recipients)
         click.echo(f"queue id {queue_id}")
@@ -514,6 +522,48 @@ async def vault_rewrap(store: DirectoryStore, config: Config, batch: int) -> Non
     click.echo(f"re-wrapped {done}; none remain under an older key"
                if await rewrapping.remaining(store.engine, keys) == 0
                else f"re-wrapped {done}; run again to finish")
+
+
+@cli.group()
+def key() -> None:
+    """Purpose keys: digest keys (never rotated) and token keys (rotated, then retired)."""
+
+
+def _purpose_keys(engine: Any, config: Config) -> Any:
+    from gateway.vault.envelope import Vault
+    from gateway.vault.keys import provider_for
+    from gateway.vault.purpose import PurposeKeys
+
+    return PurposeKeys(engine, Vault(provider_for(config)))
+
+
+@key.command("list")
+@with_store
+async def key_list(store: DirectoryStore, config: Config) -> None:
+    click.echo("purpose\tversion\tmaster key\tcreated\tretired")
+    for k in await _purpose_keys(store.engine, config).listing():
+        retired = f"{k.retired_at:%Y-%m-%d %H:%M}" if k.retired_at else "-"
+        click.echo(f"{k.purpose}\t{k.version}\t{k.key_id}\t{k.created_at:%Y-%m-%d %H:%M}\t"
+                   f"{retired}")
+
+
+@key.command("rotate")
+@click.argument("purpose")
+@with_store
+async def key_rotate(store: DirectoryStore, config: Config, purpose: str) -> None:
+    """A new version seals from now on; older versions still open until retired."""
+    version = await _purpose_keys(store.engine, config).rotate(purpose, _actor())
+    click.echo(f"{purpose}: version {version} now seals new tokens")
+
+
+@key.command("retire")
+@click.argument("purpose")
+@click.argument("version", type=int)
+@with_store
+async def key_retire(store: DirectoryStore, config: Config, purpose: str, version: int) -> None:
+    """Stop opening tokens of an old version: links made with it stop working."""
+    await _purpose_keys(store.engine, config).retire(purpose, version, _actor())
+    click.echo(f"{purpose}: version {version} retired; tokens sealed with it no longer open")
 
 
 # --- events and webhooks -------------------------------------------------------------------

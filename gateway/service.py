@@ -29,12 +29,13 @@ from gateway.smtp.tls import ensure_self_signed
 from gateway.smtp.upstream.base import Upstream
 from gateway.smtp.upstream.maildir import MaildirUpstream
 from gateway.smtp.upstream.smarthost import SmarthostUpstream
-from gateway.store.audit import DIGEST_PURPOSE, AuditTrail
+from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.store.webhooks import WebhookStore
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import provider_for
+from gateway.vault.purpose import PurposeKeys
 
 log = logging.getLogger("gateway")
 
@@ -69,6 +70,7 @@ class Gateway:
                                                   config.database.schema)
         self.vault = Vault(provider_for(config))
         self.directory = Directory(DirectoryStore(self.engine), config)
+        self.purpose_keys = PurposeKeys(self.engine, self.vault)
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
                                 config.audit.batch_max_delay)
         self.queue = QueueStore(self.engine, self.vault, config.queue.lifetime)
@@ -79,7 +81,7 @@ class Gateway:
         self.pipeline = Pipeline(PolicyContext(config, self.directory))
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
-            digest_key=self.vault.purpose_key(DIGEST_PURPOSE),
+            digest_key=b"",  # set in start(), from the stored purpose key
         )
         self.worker = QueueWorker(config, self.queue, upstreams, self.directory,
                                   DirectoryStore(self.engine), self.audit, self.handler.digest)
@@ -95,6 +97,9 @@ class Gateway:
 
     async def start(self, run_queue: bool = True) -> Ports:
         await require_head(self.engine)
+        await self.purpose_keys.ensure(DIGEST_PURPOSE,
+                                       seed=self.vault.derived_key(LEGACY_DIGEST_INFO))
+        self.handler.set_digest_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])
         await self.directory.start()
         await self.audit.start()
         if run_queue:

@@ -53,6 +53,9 @@ class GatewayHandler:
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
 
+    def set_digest_key(self, key: bytes) -> None:
+        self._digest_key = key
+
     def digest(self, recipient: str) -> str:
         """Keyed digest of a recipient: how the audit trail names people."""
         return audit.recipient_digest(self._digest_key, recipient)

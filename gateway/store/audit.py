@@ -22,7 +22,9 @@ from gateway.vault.envelope import keyed_digest
 log = logging.getLogger("gateway.audit")
 
 
-DIGEST_PURPOSE = "audit-recipient-digest"
+DIGEST_PURPOSE = "audit-digest"
+# HKDF info of the key issue 2 derived; it seeds the stored key so old digests still match.
+LEGACY_DIGEST_INFO = "audit-recipient-digest"
 
 
 def recipient_digest(key: bytes, recipient: str) -> str:

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.queue.store import seal_context as queue_context
-from gateway.store.schema import pending_copies, webhooks
+from gateway.store.schema import pending_copies, purpose_keys, webhooks
 from gateway.store.webhooks import seal_context as webhook_context
 from gateway.vault.envelope import Vault
+from gateway.vault.purpose import seal_context as purpose_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ SEALED: tuple[SealedColumn, ...] = (
     SealedColumn(pending_copies, "sealed_message",
                  lambda r: queue_context(r.tenant_id, r.queue_id, r.recipient)),
     SealedColumn(webhooks, "sealed_secret", lambda r: webhook_context(r.tenant_id)),
+    SealedColumn(purpose_keys, "sealed_key", lambda r: purpose_context(r.purpose, r.version)),
 )
 
 

@@ -157,3 +157,18 @@ webhook_outbox = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index("ix_webhook_outbox_state", "state", "next_attempt_at"),
 )
+
+# Keys made once for one purpose and stored sealed like any other secret. A master-key
+# rotation only re-wraps them, so digests and old links stay valid.
+purpose_keys = sa.Table(
+    "purpose_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("purpose", sa.String(60), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("sealed_key", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("retired_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("purpose", "version", name="uq_purpose_keys_purpose"),
+)

@@ -138,12 +138,9 @@ class Vault:
                                                   _wrap_aad(context, master.key_id))
         return _join(2, wrap_nonce, wrapped, parts.nonce, parts.body), master.key_id
 
-    def purpose_key(self, purpose: str) -> bytes:
-        """A key for one purpose (such as audit digests), derived from the primary master key.
-
-        Interim: issue 4 replaces derivation by random purpose keys stored sealed, seeded with
-        these values so existing digests stay valid across master-key rotation.
-        """
+    def derived_key(self, purpose: str) -> bytes:
+        """The HKDF key issue 2 used for audit digests; now only the seed of the stored
+        `audit-digest` purpose key, so digests written before it stay comparable."""
         assert self._primary is not None
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"ocg-purpose-v1",
                     info=purpose.encode()).derive(self._primary.material)
