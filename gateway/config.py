@@ -72,7 +72,7 @@ class UpstreamConfig:
     port: int = 587
     tls: Literal["starttls", "implicit", "none"] = "starttls"
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)  # never in a repr, log or error
     ca_file: str = ""  # extra trust anchor (a private smarthost CA); system CAs otherwise
     timeout: float = 30.0
     pool_size: int = 20  # idle connections kept per upstream

@@ -62,13 +62,17 @@ async def rewrap(engine: AsyncEngine, vault: Vault, batch: int = 500,
                     .order_by(t.c.id).limit(batch))).all()
             if not rows:
                 break
+            params = []
+            for row in rows:
+                blob, key_id = vault.rewrap(getattr(row, col.blob), row.key_id,
+                                            col.context(row))
+                params.append({"b_id": row.id, "b_old": row.key_id, "b_blob": blob,
+                               "b_key": key_id})
+            statement = t.update().where(
+                t.c.id == sa.bindparam("b_id"), t.c.key_id == sa.bindparam("b_old")
+            ).values({col.blob: sa.bindparam("b_blob"), "key_id": sa.bindparam("b_key")})
             async with engine.begin() as conn:
-                for row in rows:
-                    blob, key_id = vault.rewrap(getattr(row, col.blob), row.key_id,
-                                                col.context(row))
-                    await conn.execute(t.update().where(t.c.id == row.id,
-                                                        t.c.key_id == row.key_id)
-                                       .values({col.blob: blob, "key_id": key_id}))
+                await conn.execute(statement, params)
             after = rows[-1].id
             done += len(rows)
             progress(len(rows))
