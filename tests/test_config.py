@@ -107,3 +107,10 @@ def test_production_example_is_valid():
         "GATEWAY__UPSTREAMS__RELAY__PASSWORD": "from-env"})
     assert config.environment == "production"
     assert config.upstreams["relay"].password == "from-env"
+
+
+def test_upstream_password_never_appears_in_a_repr():
+    config = load(GATEWAY__UPSTREAMS__OUT__KIND="smtp", GATEWAY__UPSTREAMS__OUT__HOST="127.0.0.1",
+                  GATEWAY__UPSTREAMS__OUT__USERNAME="u",
+                  GATEWAY__UPSTREAMS__OUT__PASSWORD="hunter2-very-secret")
+    assert "hunter2-very-secret" not in repr(config)
