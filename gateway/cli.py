@@ -66,6 +66,14 @@ def _config(ctx: click.Context) -> Config:
     return config
 
 
+def _vault(config: Config) -> Any:
+    """The vault on the configured master keys (raises VaultError, mapped to exit 6)."""
+    from gateway.vault.envelope import Vault
+    from gateway.vault.keys import provider_for
+
+    return Vault(provider_for(config))
+
+
 def with_store(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     """Run an async command body with a DirectoryStore on the configured database."""
 
@@ -165,11 +173,8 @@ async def _serve(config: Config, config_path: str | None) -> None:
 def check_config(ctx: click.Context) -> None:
     """Validate the configuration (and the master key) without starting anything."""
     config = _config(ctx)
-    from gateway.vault.envelope import Vault
-    from gateway.vault.keys import provider_for
-
     try:
-        Vault(provider_for(config))
+        _vault(config)
     except GatewayError as exc:
         raise CliError(exc.message, exc.exit_code) from None
     click.echo(f"configuration ok (environment: {config.environment})")
@@ -384,11 +389,9 @@ async def _queue_parts(engine: Any, config: Config) -> Any:
         AuditTrail,
         recipient_digest,
     )
-    from gateway.vault.envelope import Vault
-    from gateway.vault.keys import provider_for
     from gateway.vault.purpose import PurposeKeys
 
-    vault = Vault(provider_for(config))
+    vault = _vault(config)
     purposes = PurposeKeys(engine, vault)
     await purposes.ensure(DIGEST_PURPOSE, seed=vault.derived_key(LEGACY_DIGEST_INFO))
     key = purposes.current(DIGEST_PURPOSE)[1]
@@ -511,10 +514,8 @@ async def vault_rewrap(store: DirectoryStore, config: Config, batch: int) -> Non
     vault.previous_key_files, reload every node (SIGHUP), run this, then drop the old key.
     """
     from gateway.store import rewrap as rewrapping
-    from gateway.vault.envelope import Vault
-    from gateway.vault.keys import provider_for
 
-    keys = Vault(provider_for(config))
+    keys = _vault(config)
     total = await rewrapping.remaining(store.engine, keys)
     click.echo(f"{total} sealed values to re-wrap under {keys.primary_key_id}", err=True)
     with click.progressbar(length=total, label="rewrap", file=sys.stderr) as bar:
@@ -530,11 +531,9 @@ def key() -> None:
 
 
 def _purpose_keys(engine: Any, config: Config) -> Any:
-    from gateway.vault.envelope import Vault
-    from gateway.vault.keys import provider_for
     from gateway.vault.purpose import PurposeKeys
 
-    return PurposeKeys(engine, Vault(provider_for(config)))
+    return PurposeKeys(engine, _vault(config))
 
 
 @key.command("list")
@@ -604,12 +603,10 @@ async def webhook_set(store: DirectoryStore, config: Config, tenant_name: str, u
     """Point the tenant's events at URL; prints the new signing secret once."""
     from gateway.events.targets import check_target
     from gateway.store.webhooks import WebhookStore
-    from gateway.vault.envelope import Vault
-    from gateway.vault.keys import provider_for
 
     await check_target(url, config.events.allow_private_targets)
     tenant_row = await store.tenant(tenant_name)
-    secret = await WebhookStore(store.engine, Vault(provider_for(config))).set(
+    secret = await WebhookStore(store.engine, _vault(config)).set(
         tenant_row.id, url, _actor())
     click.echo(f"webhook for {tenant_name}: {url}")
     click.echo(f"signing secret (shown once): {secret}")
@@ -620,11 +617,9 @@ async def webhook_set(store: DirectoryStore, config: Config, tenant_name: str, u
 @with_store
 async def webhook_remove(store: DirectoryStore, config: Config, tenant_name: str) -> None:
     from gateway.store.webhooks import WebhookStore
-    from gateway.vault.envelope import Vault
-    from gateway.vault.keys import provider_for
 
     tenant_row = await store.tenant(tenant_name)
-    await WebhookStore(store.engine, Vault(provider_for(config))).remove(tenant_row.id, _actor())
+    await WebhookStore(store.engine, _vault(config)).remove(tenant_row.id, _actor())
     click.echo(f"webhook for {tenant_name} removed")
 
 

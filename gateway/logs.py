@@ -6,6 +6,7 @@ address, a message body, a secret or a full client IP.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import sys
@@ -43,8 +44,6 @@ def setup(level: str = "info") -> None:
 
 def anonymize_ip(peer: object) -> str:
     """Client IP for logs: IPv4 to /24, IPv6 to /48."""
-    import ipaddress
-
     host = peer[0] if isinstance(peer, tuple) else str(peer)
     try:
         ip = ipaddress.ip_address(host)

@@ -22,6 +22,7 @@ from gateway import config as config_module
 from gateway.service import Gateway
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
+from tests.support import messages
 from tests.support.sink import RecordingSink
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -224,6 +225,20 @@ class Harness:
                 return smtp.sendmail(sender, recipients, message)
 
         return await asyncio.to_thread(run)
+
+    async def data_reply(self, recipients: list[str],
+                         body: bytes | None = None) -> tuple[int, str]:
+        """One transaction from sales@acme.example; the DATA reply as (code, text)."""
+
+        def run() -> tuple[int, bytes]:
+            with self.client() as smtp:
+                smtp.mail("sales@acme.example")
+                for r in recipients:
+                    smtp.rcpt(r)
+                return smtp.data(body or messages.simple())
+
+        code, text = await asyncio.to_thread(run)
+        return code, text.decode()
 
     async def refresh(self) -> None:
         await self.gateway.directory.refresh()

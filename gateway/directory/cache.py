@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import background
 from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory import settings as tenant_settings
@@ -61,13 +62,8 @@ class Directory:
         self._task = asyncio.create_task(self._refresh_forever(), name="directory-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await background.stop(self._task)
+        self._task = None
 
     async def _refresh_forever(self) -> None:
         while True:

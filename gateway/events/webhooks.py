@@ -21,6 +21,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import background
 from gateway.config import EventsConfig
 from gateway.errors import InvalidValue
 from gateway.events.targets import check_target
@@ -57,26 +58,15 @@ class WebhookDispatcher:
         self._task = asyncio.create_task(self._run_forever(), name="webhooks")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await background.stop(self._task)
+        self._task = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
     async def _run_forever(self) -> None:
-        while True:
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("webhook round failed; trying again")
-                done = 0
-            if not done:
-                await asyncio.sleep(self._config.poll_interval)
+        await background.poll(self.run_once, full=1, interval=self._config.poll_interval,
+                              log=log)
 
     async def _claim(self, now: datetime) -> list[Any]:
         t = webhook_outbox

@@ -1,8 +1,8 @@
 """A submitted message as bytes: header fields kept verbatim, body untouched.
 
 Edits change header fields in place, so what leaves is what arrived plus the gateway's
-changes, byte for byte. Checks that need structure ask for `headers()` (header-only parse,
-the hot path) or `parsed()` (full MIME parse, done at most once).
+changes, byte for byte. The hot path reads single fields (`value()`, `from_header()`);
+checks that need MIME structure ask for `parsed()` (a full parse, done at most once).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import email.policy
 import functools
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesParser
 
-_HEADER_PARSER = BytesHeaderParser(policy=email.policy.SMTP)
 _PARSER = BytesParser(policy=email.policy.SMTP)
 _FIELD_NAME_CHARS = frozenset(range(33, 127)) - {ord(":")}
 _REGISTRY = HeaderRegistry()
@@ -27,12 +26,11 @@ def _parse_from(value: str) -> BaseHeader:
 
 
 class Message:
-    __slots__ = ("_fields", "body", "malformed_header", "_headers", "_parsed", "_from")
+    __slots__ = ("_fields", "body", "malformed_header", "_parsed", "_from")
 
     def __init__(self, raw: bytes) -> None:
         self._fields: list[tuple[str, bytes]] = []  # (lower-cased name, field incl. CRLF)
         self.malformed_header = False  # a header line that is not a field or a continuation
-        self._headers: EmailMessage | None = None
         self._parsed: EmailMessage | None = None
         self._from: BaseHeader | None = None
         if raw.startswith(b"\r\n"):
@@ -101,14 +99,6 @@ class Message:
         content_type = (self.value("content-type") or "").lower()
         return content_type.startswith(("multipart/", "message/"))
 
-    def headers(self) -> EmailMessage:
-        """Header-only parse (no body), cached until the next edit."""
-        if self._headers is None:
-            msg = _HEADER_PARSER.parsebytes(self._head_bytes() + b"\r\n")
-            assert isinstance(msg, EmailMessage)
-            self._headers = msg
-        return self._headers
-
     def parsed(self) -> EmailMessage:
         """Full MIME parse, cached until the next edit."""
         if self._parsed is None:
@@ -125,7 +115,6 @@ class Message:
 
     # --- editing ---------------------------------------------------------------------------
     def _changed(self) -> None:
-        self._headers = None
         self._parsed = None
         self._from = None
 

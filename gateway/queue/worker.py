@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway import background
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.errors import Conflict
@@ -66,23 +67,13 @@ class QueueWorker:
         self._task = asyncio.create_task(self._run_forever(), name="delivery-queue")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await background.stop(self._task)
+        self._task = None
 
     async def _run_forever(self) -> None:
-        while True:
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("queue round failed; trying again")
-                done = 0
-            if done < self._config.queue.batch:
-                await asyncio.sleep(self._config.queue.poll_interval)
+        queue = self._config.queue
+        await background.poll(self.run_once, full=queue.batch, interval=queue.poll_interval,
+                               log=log)
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Claim what is due and handle it; returns how many copies were handled.

@@ -8,7 +8,6 @@ import logging
 import secrets
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
@@ -85,7 +84,6 @@ class GatewayHandler:
 
     def _ip_login(self, session: Session) -> None:
         assert isinstance(session, GatewaySession)
-        session.client_ip = session.peer[0] if isinstance(session.peer, tuple) else ""
         if session.authenticated:
             return
         principal = self._auth.ip_principal(session.client_ip)
@@ -148,12 +146,11 @@ class GatewayHandler:
     async def _auth_result(self, server: SMTP, login: bytes, password: bytes) -> AuthResult:
         session = server.session
         assert isinstance(session, GatewaySession)
-        ip = session.peer[0] if isinstance(session.peer, tuple) else ""
         try:
             username, secret = login.decode(), password.decode()
         except UnicodeDecodeError:
             username, secret = "", ""
-        outcome = await self._auth.check_password(username, secret, ip)
+        outcome = await self._auth.check_password(username, secret, session.client_ip)
         if outcome.status is AuthStatus.OK:
             log.info("auth ok", extra={"via": "password", "client": anonymize_ip(session.peer)})
             return AuthResult(success=True, auth_data=outcome.principal,
@@ -191,7 +188,8 @@ class GatewayHandler:
         envelope.mail_options.extend(mail_options)
         envelope.smtp_utf8 = smtputf8
         envelope.tenant = tenant
-        envelope.mailbox = self._directory.mailbox(address)
+        # the check validated this address; look the mailbox up by the same normal form
+        envelope.mailbox = self._directory.mailbox(addr.normalize(address, smtputf8=smtputf8))
         envelope.sender = envelope.mailbox.address if envelope.mailbox else address
         envelope.eightbit_declared = "BODY=8BITMIME" in mail_options
         return str(replies.SENDER_OK)
@@ -307,7 +305,6 @@ class GatewayHandler:
             if not (kept and r.outcome is CopyOutcome.REFUSED)
         ]
         await self._audit.record(rows, events)
-        session.messages += 1
         log.info("message relayed", extra={
             "queue_id": queue_id, "tenant_id": tenant.id, "mailbox_id": mailbox.id,
             "recipients": len(digests), "size": len(raw), "code": result.reply.code,
@@ -328,6 +325,3 @@ class GatewayHandler:
     def set_config(self, config: Config, pipeline: Pipeline) -> None:
         self.config = config
         self._pipeline = pipeline
-
-    def stats(self) -> dict[str, Any]:
-        return {"in_flight": self.in_flight, "closing": self.closing}

@@ -12,8 +12,10 @@ from gateway.directory.records import Mailbox, Principal, Tenant
 class GatewaySession(Session):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
-        self.client_ip: str = ""
-        self.messages = 0
+
+    @property
+    def client_ip(self) -> str:
+        return self.peer[0] if isinstance(self.peer, tuple) else ""
 
     # aiosmtpd sets this deprecated attribute on AUTH and logs a warning each time; the
     # gateway reads `auth_data` only.

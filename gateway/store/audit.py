@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import background
 from gateway.errors import StoreError
 from gateway.store.schema import audit_events, events, webhook_outbox, webhooks
 from gateway.vault.envelope import keyed_digest
@@ -98,11 +99,7 @@ class AuditTrail:
         """Commit what is waiting, then stop."""
         if self._task is None:
             return
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await background.stop(self._task)
         self._task = None
         if self._rows or self._events:
             await self._flush()

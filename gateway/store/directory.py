@@ -14,6 +14,7 @@ from gateway.directory import address as addr
 from gateway.directory.passwords import hash_password
 from gateway.directory.records import Domain, Login, Mailbox, Tenant
 from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.queue.store import OPEN_STATES
 from gateway.store import schema as t
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -219,7 +220,7 @@ class DirectoryStore:
             pending = (await conn.execute(sa.select(sa.func.count()).select_from(
                 t.pending_copies).where(
                 t.pending_copies.c.mailbox_id == row.id,
-                t.pending_copies.c.state.in_(("deferred", "refused", "sending"))))).scalar()
+                t.pending_copies.c.state.in_([s.value for s in OPEN_STATES])))).scalar()
             if pending:
                 raise Conflict(
                     f"Mailbox '{row.address}' has {pending} undelivered copies; "

@@ -13,23 +13,10 @@ import pytest
 from gateway.queue.store import State
 from gateway.queue.worker import is_quota
 from tests.conftest import Harness, Pki, running_harness
-from tests.support import messages
 
 
 def later(**kw: float) -> datetime:
     return datetime.now(UTC) + timedelta(**kw)
-
-
-async def send(harness: Harness, recipients: list[str], body: bytes | None = None):
-    def run():
-        with harness.client() as smtp:
-            smtp.mail("sales@acme.example")
-            for r in recipients:
-                smtp.rcpt(r)
-            return smtp.data(body or messages.simple())
-
-    code, text = await asyncio.to_thread(run)
-    return code, text.decode()
 
 
 def reports(harness: Harness):
@@ -40,7 +27,7 @@ async def test_mixed_outcome_250_then_retry_and_dsn(harness: Harness):
     """The issue's test: the sink answers 250 / 451 / 550 per recipient."""
     harness.sink.faults.rcpt["busy@example.org"] = "451 4.2.1 Mailbox busy"
     harness.sink.faults.rcpt["gone@example.org"] = "550 5.1.1 No such user"
-    code, text = await send(harness, ["ok@example.org", "busy@example.org",
+    code, text = await harness.data_reply(["ok@example.org", "busy@example.org",
                                       "gone@example.org"])
     assert code == 250 and text.startswith("2.0.0 Ok: queued as ")
     queue_id = text.rsplit(" ", 1)[1]
@@ -70,7 +57,7 @@ async def test_mixed_outcome_250_then_retry_and_dsn(harness: Harness):
 
 async def test_retries_back_off_exponentially_then_expire_with_a_dsn(harness: Harness):
     harness.sink.faults.rcpt["busy@example.org"] = "451 4.2.1 busy"
-    await send(harness, ["ok@example.org", "busy@example.org"])
+    await harness.data_reply(["ok@example.org", "busy@example.org"])
     queue = harness.gateway.queue
     (copy,) = await queue.listing()
     first_due = copy.next_attempt_at
@@ -92,7 +79,7 @@ async def test_retries_back_off_exponentially_then_expire_with_a_dsn(harness: Ha
 
 async def test_provider_quota_pauses_the_mailbox_and_keeps_the_copy(harness: Harness):
     harness.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
-    await send(harness, ["a@example.org", "b@example.org"])
+    await harness.data_reply(["a@example.org", "b@example.org"])
     harness.sink.faults.rcpt["b@example.org"] = (
         "550 5.4.5 Daily user sending quota exceeded")
     await harness.gateway.worker.run_once(later(minutes=2))
@@ -112,7 +99,7 @@ async def test_provider_quota_pauses_the_mailbox_and_keeps_the_copy(harness: Har
 
 async def test_a_retry_refused_for_good_is_reported_with_that_refusal(harness: Harness):
     harness.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
-    await send(harness, ["a@example.org", "b@example.org"])
+    await harness.data_reply(["a@example.org", "b@example.org"])
     harness.sink.faults.rcpt["b@example.org"] = "550 5.1.1 Gone now"
     await harness.gateway.worker.run_once(later(minutes=2))
     (copy,) = [c for c in await harness.gateway.queue.listing(list(State))
@@ -137,7 +124,7 @@ def test_quota_replies_are_recognised(status: str, text: str, quota: bool):
 async def test_operator_delete_sends_a_report_and_retry_now(harness: Harness):
     harness.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
     harness.sink.faults.rcpt["c@example.org"] = "451 4.2.1 busy"
-    await send(harness, ["a@example.org", "b@example.org", "c@example.org"])
+    await harness.data_reply(["a@example.org", "b@example.org", "c@example.org"])
     queue = harness.gateway.queue
     b, c = sorted(await queue.listing(), key=lambda x: x.recipient)
     await harness.gateway.worker.delete(b.id, "customer asked")
@@ -152,7 +139,7 @@ async def test_operator_delete_sends_a_report_and_retry_now(harness: Harness):
 
 async def test_a_crashed_workers_lease_is_taken_up_again(harness: Harness):
     harness.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
-    await send(harness, ["a@example.org", "b@example.org"])
+    await harness.data_reply(["a@example.org", "b@example.org"])
     queue = harness.gateway.queue
     claimed = await queue.claim(10, lease=30, now=later(minutes=2))  # a worker that dies
     assert len(claimed) == 1
@@ -164,7 +151,7 @@ async def test_a_crashed_workers_lease_is_taken_up_again(harness: Harness):
 
 async def test_concurrent_claims_never_take_the_same_copy(harness: Harness):
     harness.sink.faults.rcpt.update({f"r{i}@example.org": "451 4.2.1 busy" for i in range(30)})
-    await send(harness, ["x@example.org"] + [f"r{i}@example.org" for i in range(8)])
+    await harness.data_reply(["x@example.org"] + [f"r{i}@example.org" for i in range(8)])
     queue = harness.gateway.queue
     due = later(minutes=2)
     ids: list[int] = []
@@ -180,7 +167,7 @@ async def test_upstream_slower_than_the_data_deadline_is_queued_not_held_open(
     async with running_harness(tmp_path, pki, database) as h:
         h.sink.faults.delay = 2.0
         started = asyncio.get_running_loop().time()
-        code, text = await send(h, ["slow@example.org"])
+        code, text = await h.data_reply(["slow@example.org"])
         assert code == 250 and asyncio.get_running_loop().time() - started < 1.9
         (copy,) = await h.gateway.queue.listing()
         assert copy.state == State.DEFERRED and copy.reply_status == "4.4.7"
@@ -198,7 +185,7 @@ async def test_background_worker_delivers_without_being_asked(
     monkeypatch.setenv("GATEWAY__QUEUE__POLL_INTERVAL", "0.1")
     async with running_harness(tmp_path, pki, database, run_queue=True) as h:
         h.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
-        await send(h, ["a@example.org", "b@example.org"])
+        await h.data_reply(["a@example.org", "b@example.org"])
         h.sink.faults.rcpt.clear()
         for _ in range(50):
             if h.sink.to("b@example.org"):

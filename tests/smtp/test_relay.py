@@ -20,36 +20,22 @@ def code_status(exc: smtplib.SMTPResponseException) -> tuple[int, str]:
     return exc.smtp_code, exc.smtp_error.decode().split(" ", 1)[0]
 
 
-async def send_data(harness: Harness, recipients: list[str], body: bytes | None = None):
-    """Returns the DATA reply (code, text), or the RCPT refusal."""
-
-    def run():
-        with harness.client() as smtp:
-            smtp.mail("sales@acme.example")
-            for r in recipients:
-                smtp.rcpt(r)
-            return smtp.data(body or messages.simple())
-
-    code, text = await asyncio.to_thread(run)
-    return code, text.decode()
-
-
 async def test_upstream_4xx_is_passed_back_with_its_code_and_who_refused(harness: Harness):
     harness.sink.faults.rcpt["alice@example.org"] = "451 4.2.1 Mailbox busy"
-    code, text = await send_data(harness, ["alice@example.org"])
+    code, text = await harness.data_reply(["alice@example.org"])
     assert (code, text) == (451, "4.2.1 Upstream refused: Mailbox busy")
     assert harness.sink.received == []
 
 
 async def test_upstream_5xx_is_passed_back(harness: Harness):
     harness.sink.faults.rcpt["alice@example.org"] = "550 5.1.1 No such user"
-    code, text = await send_data(harness, ["alice@example.org"])
+    code, text = await harness.data_reply(["alice@example.org"])
     assert (code, text) == (550, "5.1.1 Upstream refused: No such user")
 
 
 async def test_upstream_reply_without_enhanced_code_gets_a_class_code(harness: Harness):
     harness.sink.faults.data = "554 Transaction failed"
-    code, text = await send_data(harness, ["alice@example.org"])
+    code, text = await harness.data_reply(["alice@example.org"])
     assert (code, text) == (554, "5.0.0 Upstream refused: Transaction failed")
 
 
@@ -60,18 +46,18 @@ async def test_upstream_unreachable_is_451_4_4_1(tmp_path: Path, pki: Pki, datab
     upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "127.0.0.1"\nport = {dead_port}\n'
                 'tls = "none"\ntimeout = 2\n')
     async with running_harness(tmp_path, pki, database, upstream=upstream) as h:
-        code, text = await send_data(h, ["alice@example.org"])
+        code, text = await h.data_reply(["alice@example.org"])
         assert (code, text.split(" ")[0]) == (451, "4.4.1")
 
 
 async def test_upstream_disconnect_mid_data_is_451_4_4_2_and_nothing_is_half_sent(
         harness: Harness):
     harness.sink.faults.disconnect_at = "data"
-    code, text = await send_data(harness, ["alice@example.org"])
+    code, text = await harness.data_reply(["alice@example.org"])
     assert (code, text.split(" ")[0]) == (451, "4.4.2")
     assert harness.sink.received == []
     harness.sink.faults.disconnect_at = None  # the client retries: it is delivered once
-    code, _ = await send_data(harness, ["alice@example.org"])
+    code, _ = await harness.data_reply(["alice@example.org"])
     assert code == 250 and len(harness.sink.received) == 1
 
 
@@ -81,19 +67,19 @@ async def test_slow_upstream_beyond_its_timeout_is_temporary(tmp_path: Path, pki
                 'tls = "none"\ntimeout = 0.5\n')
     async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
         sink.faults.delay = 1.5
-        code, text = await send_data(h, ["alice@example.org"])
+        code, text = await h.data_reply(["alice@example.org"])
         assert code == 451 and text.startswith("4.4.2")
 
 
 async def test_pooled_connection_closed_by_upstream_is_replaced(harness: Harness):
-    await send_data(harness, ["a@example.org"])
+    await harness.data_reply(["a@example.org"])
     # the upstream restarts: every pooled connection is now dead
     port = harness.sink.port
     await harness.sink.stop()
     loop = asyncio.get_running_loop()
     harness.sink._server = await loop.create_server(harness.sink._factory, "127.0.0.1", port)
     for _ in range(3):
-        code, _ = await send_data(harness, ["b@example.org"])
+        code, _ = await harness.data_reply(["b@example.org"])
         assert code == 250
     assert len(harness.sink.to("b@example.org")) == 3
 
@@ -101,7 +87,7 @@ async def test_pooled_connection_closed_by_upstream_is_replaced(harness: Harness
 async def test_no_copy_delivered_means_the_failure_and_nothing_kept(harness: Harness):
     harness.sink.faults.rcpt["a@example.org"] = "550 5.1.1 gone"
     harness.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
-    code, text = await send_data(harness, ["a@example.org", "b@example.org"])
+    code, text = await harness.data_reply(["a@example.org", "b@example.org"])
     assert (code, text.split(" ")[0]) == (451, "4.2.1")  # a 4xx wins: the client retries
     assert await harness.gateway.queue.listing() == []
 
@@ -109,7 +95,7 @@ async def test_no_copy_delivered_means_the_failure_and_nothing_kept(harness: Har
 async def test_mixed_outcome_is_250_and_failed_copies_are_kept_sealed(harness: Harness):
     harness.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
     harness.sink.faults.rcpt["c@example.org"] = "550 5.1.1 gone"
-    code, text = await send_data(harness, ["a@example.org", "b@example.org", "c@example.org"])
+    code, text = await harness.data_reply(["a@example.org", "b@example.org", "c@example.org"])
     assert code == 250
     queue_id = text.rsplit(" ", 1)[1]
     assert [r.recipients for r in harness.sink.received] == [["a@example.org"]]
@@ -149,7 +135,7 @@ async def test_smarthost_with_starttls_auth_and_verified_certificate(
                 f'tls = "starttls"\nusername = "relay-user"\npassword = "relay-pass"\n'
                 f'ca_file = "{ca_file}"\n')
     async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
-        code, _ = await send_data(h, ["alice@example.org"])
+        code, _ = await h.data_reply(["alice@example.org"])
         assert code == 250 and len(sink.received) == 1
 
 
@@ -159,7 +145,7 @@ async def test_smarthost_certificate_not_trusted_is_temporary_failure(
     upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "localhost"\nport = {sink.port}\n'
                 'tls = "starttls"\n')  # system CAs only: the test CA is not trusted
     async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
-        code, text = await send_data(h, ["alice@example.org"])
+        code, text = await h.data_reply(["alice@example.org"])
         assert (code, text.split(" ")[0]) == (451, "4.4.1")
         assert sink.received == []
 
@@ -172,7 +158,7 @@ async def test_smarthost_refusing_our_credentials_is_451_4_7_0(
                 f'tls = "starttls"\nusername = "relay-user"\npassword = "wrong"\n'
                 f'ca_file = "{ca_file}"\n')
     async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
-        code, text = await send_data(h, ["alice@example.org"])
+        code, text = await h.data_reply(["alice@example.org"])
         assert (code, text.split(" ")[0]) == (451, "4.7.0")
 
 
@@ -183,7 +169,7 @@ async def test_concurrent_clients_every_250_is_at_the_upstream(harness: Harness,
     async def one(i: int):
         rcpt = "flaky@example.org" if i % 5 == 0 else f"user{i}@example.org"
         try:
-            code, _ = await send_data(harness, [rcpt])
+            code, _ = await harness.data_reply([rcpt])
         except smtplib.SMTPException:
             code = 0
         return rcpt, code

@@ -103,7 +103,7 @@ class SmarthostUpstream:
             stage = "rcpt"
             await client.rcpt(copy.recipient)
             stage = "data"
-            response = await client.data(message)
+            await client.data(message)
         except _Unreachable as exc:
             return DeliveryResult.failed(copy.recipient, exc.reply)
         except smtp_errors.SMTPResponseException as exc:
@@ -119,7 +119,6 @@ class SmarthostUpstream:
                 "upstream": self.name, "stage": stage, "error": type(exc).__name__})
             return DeliveryResult.failed(copy.recipient, replies.UPSTREAM_DROPPED)
         self._release(client)
-        del response
         return DeliveryResult.delivered(copy.recipient, replies.OK)
 
     async def _reset(self, client: aiosmtplib.SMTP) -> None:
