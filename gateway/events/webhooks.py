@@ -25,7 +25,7 @@ from gateway import background
 from gateway.config import EventsConfig
 from gateway.errors import InvalidValue
 from gateway.events.targets import check_target
-from gateway.store.schema import events, webhook_outbox
+from gateway.store.schema import events, webhook_outbox, webhooks
 from gateway.store.webhooks import WebhookStore
 
 log = logging.getLogger("gateway.webhooks")
@@ -68,6 +68,34 @@ class WebhookDispatcher:
         await background.poll(self.run_once, full=1, interval=self._config.poll_interval,
                               log=log)
 
+    async def _fan_out(self, now: datetime) -> None:
+        """New events of each webhook's tenant become its outbox rows; the cursor moves on.
+
+        One transaction per webhook, the webhook row locked (SKIP LOCKED on PostgreSQL), so
+        two nodes never put the same event in the outbox twice.
+        """
+        async with self._engine.connect() as conn:
+            hook_ids = [r[0] for r in await conn.execute(sa.select(webhooks.c.id))]
+        for hook_id in hook_ids:
+            async with self._engine.begin() as conn:
+                hook = (await conn.execute(sa.select(webhooks).where(webhooks.c.id == hook_id)
+                                           .with_for_update(skip_locked=True))).first()
+                if hook is None:
+                    continue
+                new = (await conn.execute(
+                    sa.select(events.c.id).where(events.c.tenant_id == hook.tenant_id,
+                                                 events.c.id > hook.event_cursor)
+                    .order_by(events.c.id).limit(self._config.batch * 10))).all()
+                if not new:
+                    continue
+                await conn.execute(webhook_outbox.insert(), [
+                    {"webhook_id": hook.id, "event_id": e.id, "state": "pending",
+                     "attempts": 0, "next_attempt_at": now, "created_at": now,
+                     "last_status": ""} for e in new])
+                await conn.execute(webhooks.update().where(
+                    webhooks.c.id == hook.id, webhooks.c.event_cursor == hook.event_cursor)
+                    .values(event_cursor=new[-1].id))
+
     async def _claim(self, now: datetime) -> list[Any]:
         t = webhook_outbox
         due = sa.or_(sa.and_(t.c.state == "pending", t.c.next_attempt_at <= now),
@@ -88,6 +116,7 @@ class WebhookDispatcher:
 
     async def run_once(self, now: datetime | None = None) -> int:
         now = now or datetime.now(UTC)
+        await self._fan_out(now)
         claimed = await self._claim(now)
         by_hook: dict[int, list[Any]] = {}
         for row in claimed:

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import background
 from gateway.errors import StoreError
-from gateway.store.schema import audit_events, events, webhook_outbox, webhooks
+from gateway.store.schema import audit_events, events
 from gateway.vault.envelope import keyed_digest
 
 log = logging.getLogger("gateway.audit")
@@ -56,28 +55,15 @@ def event(kind: str, *, tenant_id: int, queue_id: str | None = None,
 
 async def write(conn: Any, rows: Sequence[dict[str, Any]],
                 event_rows: Sequence[dict[str, Any]] = ()) -> None:
-    """Audit rows, events and their webhook outbox rows, in the caller's transaction."""
+    """Audit rows and tenant events, in the caller's transaction.
+
+    Webhook outbox rows are not made here: the dispatcher fans new events out by cursor, so
+    the commit a message waits for holds no webhook lookup.
+    """
     if rows:
         await conn.execute(audit_events.insert(), list(rows))
-    if not event_rows:
-        return
-    tenant_ids = {e["tenant_id"] for e in event_rows}
-    hooks = {r.tenant_id: r.id for r in await conn.execute(
-        sa.select(webhooks.c.id, webhooks.c.tenant_id).where(
-            webhooks.c.tenant_id.in_(tenant_ids)))}
-    if not hooks:
+    if event_rows:
         await conn.execute(events.insert(), list(event_rows))
-        return
-    now = datetime.now(UTC)
-    outbox = []
-    for e in event_rows:
-        event_id = (await conn.execute(events.insert().values(**e))).inserted_primary_key[0]
-        if e["tenant_id"] in hooks:
-            outbox.append({"webhook_id": hooks[e["tenant_id"]], "event_id": event_id,
-                           "state": "pending", "attempts": 0, "next_attempt_at": now,
-                           "created_at": now, "last_status": ""})
-    if outbox:
-        await conn.execute(webhook_outbox.insert(), outbox)
 
 
 class AuditTrail:

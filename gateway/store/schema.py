@@ -140,6 +140,8 @@ webhooks = sa.Table(
     sa.Column("sealed_secret", sa.LargeBinary, nullable=False),  # HMAC signing secret
     sa.Column("key_id", sa.String(40), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # The last event already put in the outbox: the dispatcher fans out from here.
+    sa.Column("event_cursor", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 # One row per event per webhook: delivered with retries and back-off, across restarts.

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import NotFound
-from gateway.store.schema import audit_events, webhooks
+from gateway.store.schema import audit_events, events, webhooks
 from gateway.vault.envelope import Vault
 
 
@@ -45,8 +45,11 @@ class WebhookStore:
                 await conn.execute(webhooks.update().where(webhooks.c.id == existing.id)
                                    .values(**values))
             else:
-                await conn.execute(webhooks.insert().values(tenant_id=tenant_id,
-                                                            created_at=now, **values))
+                # events from now on: start the cursor after the tenant's newest event
+                newest = (await conn.execute(sa.select(sa.func.max(events.c.id)).where(
+                    events.c.tenant_id == tenant_id))).scalar()
+                await conn.execute(webhooks.insert().values(
+                    tenant_id=tenant_id, created_at=now, event_cursor=newest or 0, **values))
             await conn.execute(audit_events.insert().values(
                 at=now, actor=actor, event="webhook.set", tenant_id=tenant_id, reason="",
                 detail={"url": url}))
