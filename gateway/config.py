@@ -222,7 +222,7 @@ def _env_value(raw: str) -> Any:
 
 def _build(cls: type[Any], table: Any, prefix: str) -> Any:
     if not isinstance(table, dict):
-        raise ConfigError(f"Config '{prefix}' has value {table!r}. Not a table.")
+        raise ConfigError(f"Config '{prefix}' has value {_shown(prefix, table)}. Not a table.")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in table:
@@ -243,33 +243,34 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         allowed = typing.get_args(hint)
         if value not in allowed:
             choices = ", ".join(repr(a) for a in allowed)
-            raise ConfigError(f"Config '{key}' has value {value!r}. Must be one of {choices}.")
+            raise ConfigError(
+                f"Config '{key}' has value {_shown(key, value)}. Must be one of {choices}.")
         return value
     if origin in (Mapping, dict) or origin is typing.Mapping:
         _, item = typing.get_args(hint)
         if not isinstance(value, dict):
-            raise ConfigError(f"Config '{key}' has value {value!r}. Not a table.")
+            raise ConfigError(f"Config '{key}' has value {_shown(key, value)}. Not a table.")
         return types.MappingProxyType({k: _coerce(item, v, f"{key}.{k}") for k, v in value.items()})
     if origin is tuple:
         (item, _ellipsis) = typing.get_args(hint)
         if not isinstance(value, list):
-            raise ConfigError(f"Config '{key}' has value {value!r}. Not a list.")
+            raise ConfigError(f"Config '{key}' has value {_shown(key, value)}. Not a list.")
         return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"Config '{key}' has value {value!r}. Not a valid bool.")
+            raise ConfigError(f"Config '{key}' has value {_shown(key, value)}. Not a valid bool.")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"Config '{key}' has value {value!r}. Not a valid int.")
+            raise ConfigError(f"Config '{key}' has value {_shown(key, value)}. Not a valid int.")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"Config '{key}' has value {value!r}. Not a valid number.")
+            raise ConfigError(f"Config '{key}' has value {_shown(key, value)}. Not a valid number.")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"Config '{key}' has value {value!r}. Not a valid string.")
+            raise ConfigError(f"Config '{key}' has value {_shown(key, value)}. Not a valid string.")
         return value
     raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in this module
 
@@ -277,9 +278,19 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
 # --- cross-field rules ---------------------------------------------------------------------
 
 
+_SECRET_KEYS = ("password", "secret", "token")
+
+
+def _shown(key: str, value: Any) -> str:
+    """The value as an error message may show it: never a secret's value."""
+    if key.rsplit(".", 1)[-1].endswith(_SECRET_KEYS):
+        return "'***'"
+    return repr(value)
+
+
 def _require(ok: bool, key: str, value: Any, rule: str) -> None:
     if not ok:
-        raise ConfigError(f"Config '{key}' has value {value!r}. {rule}")
+        raise ConfigError(f"Config '{key}' has value {_shown(key, value)}. {rule}")
 
 
 def _validate(config: Config) -> None:
@@ -381,7 +392,7 @@ def _check_upstream(name: str, up: UpstreamConfig, dev: bool) -> None:
     if up.tls == "none":
         _require(_is_loopback(up.host), f"{key}.tls", "none",
                  "Plain-text upstream connections are allowed only to a loopback host.")
-    _require(bool(up.username) == bool(up.password), f"{key}.password", "***",
+    _require(bool(up.username) == bool(up.password), f"{key}.password", up.password,
              "username and password go together.")
 
 

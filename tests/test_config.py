@@ -114,3 +114,11 @@ def test_upstream_password_never_appears_in_a_repr():
                   GATEWAY__UPSTREAMS__OUT__USERNAME="u",
                   GATEWAY__UPSTREAMS__OUT__PASSWORD="hunter2-very-secret")
     assert "hunter2-very-secret" not in repr(config)
+
+
+def test_a_badly_typed_secret_is_not_echoed_in_the_error():
+    with pytest.raises(ConfigError) as info:
+        load(GATEWAY__UPSTREAMS__OUT__KIND="smtp", GATEWAY__UPSTREAMS__OUT__HOST="127.0.0.1",
+             GATEWAY__UPSTREAMS__OUT__USERNAME="u", GATEWAY__UPSTREAMS__OUT__PASSWORD="918273645")
+    assert str(info.value) == ("Config 'upstreams.out.password' has value '***'. "
+                               "Not a valid string.")
