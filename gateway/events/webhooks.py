@@ -8,7 +8,6 @@ cannot be delivered within `events.lifetime` is marked failed.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -45,7 +44,8 @@ class WebhookDispatcher:
         self._engine = engine
         self._store = store
         self._config = config
-        self._task: asyncio.Task[None] | None = None
+        self._poller = background.Poller(self.run_once, full=1, interval=config.poll_interval,
+                                         log=log, name="webhooks")
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
@@ -55,18 +55,13 @@ class WebhookDispatcher:
         return self._client
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run_forever(), name="webhooks")
+        self._poller.start()
 
     async def stop(self) -> None:
-        await background.stop(self._task)
-        self._task = None
+        await self._poller.stop()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-
-    async def _run_forever(self) -> None:
-        await background.poll(self.run_once, full=1, interval=self._config.poll_interval,
-                              log=log)
 
     async def _fan_out(self, now: datetime) -> None:
         """New events of each webhook's tenant become its outbox rows; the cursor moves on.

@@ -61,19 +61,16 @@ class QueueWorker:
         self._audit = audit_trail
         self._digest = digest
         self._caps: dict[int, asyncio.Semaphore] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._poller = background.Poller(self.run_once, full=config.queue.batch,
+                                         interval=config.queue.poll_interval, log=log,
+                                         name="delivery-queue")
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run_forever(), name="delivery-queue")
+        self._poller.start()
 
     async def stop(self) -> None:
-        await background.stop(self._task)
-        self._task = None
-
-    async def _run_forever(self) -> None:
-        queue = self._config.queue
-        await background.poll(self.run_once, full=queue.batch, interval=queue.poll_interval,
-                               log=log)
+        """Finish the round in progress, then stop."""
+        await self._poller.stop()
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Claim what is due and handle it; returns how many copies were handled.
