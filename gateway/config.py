@@ -13,6 +13,7 @@ import os
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,11 +64,47 @@ class SmtpConfig:
     ip_credentials: tuple[IpCredential, ...] = ()
 
 
+# Provider defaults: SMTP host and OAuth endpoints. Operator configuration may override each
+# (that is how the tests point them at local servers); a tenant never sets one of these URLs.
+OAUTH_UPSTREAM_KINDS = {"gmail": "google", "microsoft": "microsoft"}
+_PROVIDER_SMTP_HOSTS = {"gmail": "smtp.gmail.com", "microsoft": "smtp.office365.com"}
+PROVIDER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "google": {
+        "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        "token_url": "https://oauth2.googleapis.com/token",
+        "revoke_url": "https://oauth2.googleapis.com/revoke",
+        # The full-mail scope is "restricted": app verification plus a yearly assessment.
+        "scopes": ("https://mail.google.com/",),
+    },
+    "microsoft": {
+        "authorize_url": "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+        "token_url": "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+        "revoke_url": "",  # Microsoft has no RFC 7009 endpoint; consent is removed in Entra
+        "scopes": ("https://outlook.office.com/SMTP.Send",
+                   "https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"),
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthProviderConfig:
+    """One OAuth provider's endpoints and the scopes a mailbox grant must hold."""
+
+    authorize_url: str = ""
+    token_url: str = ""
+    revoke_url: str = ""
+    scopes: tuple[str, ...] = ()
+    identity_scopes: tuple[str, ...] = ("openid", "email")  # to learn who consented
+    timeout: float = 10.0
+    ca_file: str = ""  # extra trust anchor for the endpoints (tests, private proxies)
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
-    """Where a mailbox's copies go: a smarthost over SMTP, or a local maildir capture."""
+    """Where a mailbox's copies go: a smarthost over SMTP, Gmail or Microsoft 365 over SMTP
+    with XOAUTH2 (per-mailbox tokens from the vault), or a local maildir capture."""
 
-    kind: Literal["smtp", "maildir"]
+    kind: Literal["smtp", "gmail", "microsoft", "maildir"]
     host: str = ""
     port: int = 587
     tls: Literal["starttls", "implicit", "none"] = "starttls"
@@ -93,6 +130,25 @@ class VaultConfig:
     # Older keys that still open what they sealed, during a rotation (`gateway vault rewrap`).
     previous_key_files: tuple[str, ...] = ()
     dev_generate: bool = False  # generate var/dev-master.key; development only
+    # Where sealed mailbox secrets live: the main database, or a separate Redis database
+    # (which must run with appendonly yes and appendfsync always; checked at start-up).
+    backend: Literal["database", "redis"] = "database"
+    redis_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The HTTP side: a public listener (OAuth callback, later unsubscribe and pixel) and a
+    private admin listener (API, OpenAPI document)."""
+
+    public_listen: str = "127.0.0.1"
+    public_port: int = 8080  # 0 = any free port (tests)
+    # How browsers and providers reach the public listener, e.g. https://mail-links.example.
+    # Empty: http://<public_listen>:<port>, allowed only on a loopback address.
+    public_base_url: str = ""
+    admin_listen: str = "127.0.0.1"
+    admin_port: int = 8081
+    admin_public: bool = False  # allow the admin listener on a public address
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +216,9 @@ class Config:
     tenants: TenantFloors = field(default_factory=TenantFloors)
     queue: QueueConfig = field(default_factory=QueueConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
+    oauth: Mapping[str, OAuthProviderConfig] = field(default_factory=dict)
     policy: Mapping[str, CheckConfig] = field(default_factory=dict)
 
     @property
@@ -191,9 +249,28 @@ def load(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"Config file '{path}' is not valid TOML: {exc}.") from None
     _apply_environment(table, environ)
-    config: Config = _build(Config, table, "")
+    config: Config = _with_provider_defaults(_build(Config, table, ""))
     _validate(config)
     return config
+
+
+def _with_provider_defaults(config: Config) -> Config:
+    """Fill Gmail / Microsoft 365 hosts and OAuth endpoints the operator did not override."""
+    upstreams = {}
+    for name, up in config.upstreams.items():
+        if up.kind in _PROVIDER_SMTP_HOSTS and not up.host:
+            up = dataclasses.replace(up, host=_PROVIDER_SMTP_HOSTS[up.kind])
+        upstreams[name] = up
+    providers = dict(config.oauth)
+    for kind in {up.kind for up in upstreams.values()} & set(OAUTH_UPSTREAM_KINDS):
+        providers.setdefault(OAUTH_UPSTREAM_KINDS[kind], OAuthProviderConfig())
+    filled = {}
+    for name, provider in providers.items():
+        defaults = PROVIDER_DEFAULTS.get(name, {})
+        changes = {k: v for k, v in defaults.items() if not getattr(provider, k)}
+        filled[name] = dataclasses.replace(provider, **changes)
+    return dataclasses.replace(config, upstreams=types.MappingProxyType(upstreams),
+                               oauth=types.MappingProxyType(filled))
 
 
 def _apply_environment(table: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -358,6 +435,13 @@ def _validate(config: Config) -> None:
     for key in ("batch", "mailbox_concurrency"):
         value = getattr(queue, key)
         _require(value > 0, f"queue.{key}", value, "Must be greater than 0.")
+    for name, provider in config.oauth.items():
+        _check_provider(name, provider)
+    _check_http(config.http)
+    if config.vault.backend == "redis":
+        _require(config.vault.redis_url.startswith(("redis://", "rediss://", "unix://")),
+                 "vault.redis_url", config.vault.redis_url,
+                 "vault.backend = 'redis' needs a redis://, rediss:// or unix:// URL.")
     for name, check in config.policy.items():
         _require(0 < check.timeout <= 60, f"policy.{name}.timeout", check.timeout,
                  "Must be between 0 and 60 seconds.")
@@ -381,11 +465,65 @@ def _check_ip_credential(cred: IpCredential, key: str, balancers: list[Any]) -> 
                      raw, f"Contains the load balancer {lb}: every proxied client would match.")
 
 
+def _check_provider(name: str, provider: OAuthProviderConfig) -> None:
+    key = f"oauth.{name}"
+    _require(name in PROVIDER_DEFAULTS, key, name,
+             f"Must be one of {', '.join(repr(p) for p in PROVIDER_DEFAULTS)}.")
+    for field_name in ("authorize_url", "token_url", "revoke_url"):
+        url = getattr(provider, field_name)
+        if url:
+            _require(_secure_url(url), f"{key}.{field_name}", url,
+                     "Must be an https:// URL (http:// only to a loopback host).")
+    _require(bool(provider.scopes), f"{key}.scopes", [], "At least one scope is required.")
+    _require(0 < provider.timeout <= 60, f"{key}.timeout", provider.timeout,
+             "Must be between 0 and 60 seconds.")
+
+
+def _secure_url(url: str) -> bool:
+    parsed = urllib.parse.urlsplit(url)
+    if not parsed.hostname:
+        return False
+    if parsed.scheme == "https":
+        return True
+    return parsed.scheme == "http" and _is_loopback(parsed.hostname)
+
+
+def _check_http(http: HttpConfig) -> None:
+    for key in ("public_port", "admin_port"):
+        port = getattr(http, key)
+        _require(0 <= port <= 65535, f"http.{key}", port, "Must be a port between 0 and 65535.")
+    if http.public_base_url:
+        _require(_secure_url(http.public_base_url) and
+                 not urllib.parse.urlsplit(http.public_base_url).query,
+                 "http.public_base_url", http.public_base_url,
+                 "Must be an https:// URL (http:// only to a loopback host).")
+    else:
+        _require(_is_loopback(http.public_listen), "http.public_base_url", "",
+                 "Required unless http.public_listen is a loopback address.")
+    if not http.admin_public:
+        _require(_is_private(http.admin_listen), "http.admin_listen", http.admin_listen,
+                 "The admin listener must be on a loopback or private address "
+                 "(or set http.admin_public = true).")
+
+
+def _is_private(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_private
+    except ValueError:
+        return False
+
+
 def _check_upstream(name: str, up: UpstreamConfig, dev: bool) -> None:
     key = f"upstreams.{name}"
     if up.kind == "maildir":
         _require(bool(up.path), f"{key}.path", up.path, "A maildir upstream needs a path.")
         return
+    if up.kind in OAUTH_UPSTREAM_KINDS:
+        _require(not up.username and not up.password, f"{key}.password", up.password,
+                 "Gmail and Microsoft upstreams log in per mailbox with XOAUTH2; "
+                 "no username or password here.")
     _require(bool(up.host), f"{key}.host", up.host, "An smtp upstream needs a host.")
     _require(0 < up.port <= 65535, f"{key}.port", up.port, "Must be a port between 1 and 65535.")
     _require(up.pool_size >= 0, f"{key}.pool_size", up.pool_size, "Must not be negative.")

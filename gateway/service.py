@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import config as config_module
-from gateway.config import Config, data_path
+from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path
 from gateway.directory.cache import Directory
 from gateway.events.webhooks import WebhookDispatcher
 from gateway.policy.check import PolicyContext
@@ -27,15 +27,20 @@ from gateway.smtp.relay import Relay
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
 from gateway.smtp.tls import ensure_self_signed
 from gateway.smtp.upstream.base import Upstream
+from gateway.smtp.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
 from gateway.smtp.upstream.maildir import MaildirUpstream
 from gateway.smtp.upstream.smarthost import SmarthostUpstream
 from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.store.webhooks import WebhookStore
+from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import provider_for
+from gateway.vault.oauth import ProviderEndpoints
 from gateway.vault.purpose import PurposeKeys
+from gateway.vault.secrets import secret_store_for
+from gateway.vault.tokens import TokenBroker
 
 log = logging.getLogger("gateway")
 
@@ -52,14 +57,29 @@ def tls_files(config: Config) -> tuple[str, str]:
     return config.smtp.tls_cert, config.smtp.tls_key
 
 
-def build_upstreams(config: Config) -> dict[str, Upstream]:
+def build_upstreams(config: Config, credentials: Credentials,
+                    broker: TokenBroker) -> dict[str, Upstream]:
     upstreams: dict[str, Upstream] = {}
     for name, up in config.upstreams.items():
         if up.kind == "maildir":
             upstreams[name] = MaildirUpstream(name, up.path)
+        elif up.kind in OAUTH_UPSTREAM_KINDS:
+            upstreams[name] = SmarthostUpstream(name, up, config.smtp.hostname,
+                                                XOAuth2Login(broker))
         else:
-            upstreams[name] = SmarthostUpstream(name, up, config.smtp.hostname)
+            shared = SharedLogin(up.username, up.password)
+            upstreams[name] = SmarthostUpstream(name, up, config.smtp.hostname,
+                                                MailboxPasswordLogin(credentials, shared))
     return upstreams
+
+
+def build_vault_parts(config: Config, engine: AsyncEngine, vault: Vault
+                      ) -> tuple[Credentials, TokenBroker]:
+    """Sealed secrets, mailbox credentials and the token broker, as configured."""
+    secrets = secret_store_for(config.vault.backend, config.vault.redis_url, engine, vault)
+    providers = {name: ProviderEndpoints(name, p) for name, p in config.oauth.items()}
+    credentials = Credentials(engine, secrets, config, providers)
+    return credentials, TokenBroker(engine, credentials, providers)
 
 
 class Gateway:
@@ -74,7 +94,8 @@ class Gateway:
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
                                 config.audit.batch_max_delay)
         self.queue = QueueStore(self.engine, self.vault, config.queue.lifetime)
-        upstreams = build_upstreams(config)
+        self.credentials, self.tokens = build_vault_parts(config, self.engine, self.vault)
+        upstreams = build_upstreams(config, self.credentials, self.tokens)
         self.relay = Relay(upstreams, self.queue, config.queue.data_deadline,
                            config.queue.retry_first)
         self.authenticator = Authenticator(self.directory, config.smtp)
@@ -97,6 +118,7 @@ class Gateway:
 
     async def start(self, run_queue: bool = True) -> Ports:
         await require_head(self.engine)
+        await self.credentials.secrets.check()
         await self.purpose_keys.ensure(DIGEST_PURPOSE,
                                        seed=self.vault.derived_key(LEGACY_DIGEST_INFO))
         self.handler.set_digest_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])
@@ -135,6 +157,7 @@ class Gateway:
         await self.audit.stop()
         await self.directory.stop()
         await self.relay.close()
+        await self.credentials.close()
         self.authenticator.close()
         await self.engine.dispose()
 

@@ -40,9 +40,10 @@ class Mailbox:
     tenant_id: int
     address: str
     upstream: str
-    status: str  # active | paused
+    status: str  # active | paused | disconnected | needs-reconsent
     status_reason: str
     settings: dict[str, Any] = field(default_factory=dict)
+    public_id: str = ""
 
     @property
     def active(self) -> bool:

@@ -15,6 +15,12 @@ def _printable(text: str) -> str:
     return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:120]
 
 
+_PROVIDER_STATES = {
+    "disconnected": replies.MAILBOX_DISCONNECTED,
+    "needs-reconsent": replies.MAILBOX_NEEDS_RECONSENT,
+}
+
+
 class SenderAllowed:
     name: ClassVar[str] = "sender-allowed"
     stage: ClassVar[Stage] = Stage.MAIL
@@ -38,6 +44,9 @@ class SenderAllowed:
         if mailbox is None or mailbox.tenant_id != tx.tenant_id:
             return Verdict.reject(self.name, replies.SENDER_NOT_ALLOWED,
                                   "sender is not a mailbox of this tenant")
+        if mailbox.status in _PROVIDER_STATES:  # OAuth grant gone or short of a scope
+            return Verdict.reject(self.name, _PROVIDER_STATES[mailbox.status],
+                                  f"mailbox {mailbox.status}")
         if not mailbox.active:
             reply = replies.MAILBOX_PAUSED
             if mailbox.status_reason:

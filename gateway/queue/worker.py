@@ -115,7 +115,8 @@ class QueueWorker:
                                     asyncio.Semaphore(self._config.queue.mailbox_concurrency))
         async with cap:
             result = await upstream.deliver(
-                Copy(copy.envelope_from, copy.recipient, copy.smtputf8, not message.isascii()),
+                Copy(copy.envelope_from, copy.recipient, copy.smtputf8, not message.isascii(),
+                     mailbox.id, mailbox.tenant_id),
                 message)
         reply = result.reply
         attempt_row = audit.row(

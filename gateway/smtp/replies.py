@@ -118,6 +118,12 @@ HELD_UNAVAILABLE = Reply(451, "4.3.0", "Message needs review but cannot be held 
 UPSTREAM_UNREACHABLE = Reply(451, "4.4.1", "Upstream server unreachable, try again later")
 UPSTREAM_DROPPED = Reply(451, "4.4.2", "Upstream connection dropped, try again later")
 UPSTREAM_AUTH_FAILED = Reply(451, "4.7.0", "Upstream authentication failed, try again later")
+# XOAUTH2 mailboxes: the reply names the mailbox's state, never a token.
+MAILBOX_DISCONNECTED = Reply(451, "4.7.0", "Mailbox is disconnected from its provider; "
+                                           "reconnect it")
+MAILBOX_NEEDS_RECONSENT = Reply(451, "4.7.0", "Mailbox needs new consent at its provider")
+MAILBOX_NOT_CONNECTED = Reply(451, "4.7.0", "Mailbox is not connected to its provider yet")
+TOKEN_REFRESH_FAILED = Reply(451, "4.7.0", "Upstream token refresh failed, try again later")
 
 # --- Failure defaults ----------------------------------------------------------------------
 TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, please try again later")

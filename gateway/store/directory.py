@@ -3,6 +3,7 @@ database transaction, naming who did it."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,13 +25,18 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def new_public_id(kind: str) -> str:
+    """Ids the API shows: random, so they are neither sequential nor guessable."""
+    return f"{kind}_{secrets.token_hex(10)}"
+
+
 def _tenant(row: Any) -> Tenant:
     return Tenant(row.id, row.name, row.status, row.status_reason, dict(row.settings or {}))
 
 
 def _mailbox(row: Any) -> Mailbox:
     return Mailbox(row.id, row.tenant_id, row.address, row.upstream, row.status,
-                   row.status_reason, dict(row.settings or {}))
+                   row.status_reason, dict(row.settings or {}), row.public_id or "")
 
 
 async def _audit(conn: AsyncConnection, actor: str, event: str, tenant_id: int | None,
@@ -166,7 +172,7 @@ class DirectoryStore:
 
     # --- mailboxes -------------------------------------------------------------------------
     async def add_mailbox(self, tenant_name: str, address: str, upstream: str,
-                          actor: str) -> str:
+                          actor: str, status: str = "active", status_reason: str = "") -> str:
         normal = addr.normalize(address)
         async with self.engine.begin() as conn:
             tenant = await self._tenant_by_name(conn, tenant_name)
@@ -183,8 +189,9 @@ class DirectoryStore:
             if exists:
                 raise Conflict(f"Mailbox '{normal}' exists already.")
             await conn.execute(t.mailboxes.insert().values(
-                tenant_id=tenant.id, address=normal, upstream=upstream, status="active",
-                status_reason="", settings={}, created_at=now(), updated_at=now()))
+                tenant_id=tenant.id, address=normal, upstream=upstream, status=status,
+                status_reason=status_reason, settings={}, created_at=now(), updated_at=now(),
+                public_id=new_public_id("mbx")))
             await _audit(conn, actor, "mailbox.added", tenant.id, mailbox=normal,
                          upstream=upstream)
         return normal
@@ -226,5 +233,7 @@ class DirectoryStore:
                     f"Mailbox '{row.address}' has {pending} undelivered copies; "
                     "pause it instead until they are resolved."
                 )
+            await conn.execute(t.mailbox_credentials.delete().where(
+                t.mailbox_credentials.c.mailbox_id == row.id))
             await conn.execute(t.mailboxes.delete().where(t.mailboxes.c.id == row.id))
             await _audit(conn, actor, "mailbox.removed", row.tenant_id, mailbox=row.address)

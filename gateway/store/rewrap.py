@@ -15,10 +15,18 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.queue.store import seal_context as queue_context
-from gateway.store.schema import pending_copies, purpose_keys, webhooks
+from gateway.store.schema import (
+    oauth_flows,
+    pending_copies,
+    purpose_keys,
+    sealed_secrets,
+    webhooks,
+)
 from gateway.store.webhooks import seal_context as webhook_context
 from gateway.vault.envelope import Vault
+from gateway.vault.flows import seal_context as flow_context
 from gateway.vault.purpose import seal_context as purpose_context
+from gateway.vault.secrets import seal_context as secret_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,9 @@ SEALED: tuple[SealedColumn, ...] = (
                  lambda r: queue_context(r.tenant_id, r.queue_id, r.recipient)),
     SealedColumn(webhooks, "sealed_secret", lambda r: webhook_context(r.tenant_id)),
     SealedColumn(purpose_keys, "sealed_key", lambda r: purpose_context(r.purpose, r.version)),
+    SealedColumn(sealed_secrets, "sealed", lambda r: secret_context(r.tenant_id, r.name)),
+    SealedColumn(oauth_flows, "sealed_verifier",
+                 lambda r: flow_context(r.tenant_id, r.ticket_hash)),
 )
 
 

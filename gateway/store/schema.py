@@ -64,6 +64,8 @@ mailboxes = sa.Table(
     sa.Column("settings", sa.JSON, nullable=False, server_default="{}"),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # The id the admin API shows: random, so ids reveal nothing and cannot be enumerated.
+    sa.Column("public_id", sa.String(40), nullable=True, unique=True),
 )
 
 # Every decision and every human action. No message body, no secret; recipients only as
@@ -173,4 +175,89 @@ purpose_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("retired_at", Timestamp, nullable=True),
     sa.UniqueConstraint("purpose", "version", name="uq_purpose_keys_purpose"),
+)
+
+# Sealed secrets of mailboxes and OAuth clients (refresh and access tokens, smarthost
+# passwords, client secrets). `name` says whose and which field ("mailbox/17/refresh_token");
+# it and the tenant are bound into the sealing context. `vault.backend = "redis"` keeps these
+# in a separate Redis database instead.
+sealed_secrets = sa.Table(
+    "sealed_secrets",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# How a mailbox logs in upstream; the secrets themselves are in `sealed_secrets`.
+# The refresh lease makes a token refresh single-flight across processes and nodes.
+mailbox_credentials = sa.Table(
+    "mailbox_credentials",
+    metadata,
+    sa.Column("mailbox_id", sa.ForeignKey("mailboxes.id"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # oauth | password
+    sa.Column("provider", sa.String(20), nullable=False, server_default=""),
+    sa.Column("oauth_client_id", sa.Integer, nullable=True),
+    sa.Column("username", sa.String(320), nullable=False),
+    sa.Column("scopes", sa.String(2000), nullable=False, server_default=""),
+    sa.Column("access_expires_at", Timestamp, nullable=True),
+    sa.Column("token_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("refresh_lease_until", Timestamp, nullable=True),
+    sa.Column("connected_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# OAuth clients (client id; the secret is sealed): global, or one tenant's own, because an
+# imported refresh token refreshes only with the client that issued it.
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("public_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("tenant_id", sa.Integer, nullable=True),
+    sa.Column("provider", sa.String(20), nullable=False),
+    sa.Column("client_id", sa.String(500), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# Admin API keys: only a SHA-256 of the key is kept (256 random bits need no slow KDF).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("prefix", sa.String(40), nullable=False, unique=True),  # public key id
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("role", sa.String(20), nullable=False),  # ops | compliance | admin
+    sa.Column("tenant_id", sa.Integer, nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+# OAuth authorization-code flows in progress (PKCE): single use, 10 minutes. Only digests
+# of the flow ticket, the state and the browser binding are kept; the verifier is sealed.
+oauth_flows = sa.Table(
+    "oauth_flows",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ticket_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("state_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("browser_hash", sa.String(64), nullable=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("mailbox_id", sa.Integer, nullable=False),
+    sa.Column("provider", sa.String(20), nullable=False),
+    sa.Column("oauth_client_id", sa.Integer, nullable=False),
+    sa.Column("sealed_verifier", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("used_at", Timestamp, nullable=True),
 )

@@ -23,6 +23,8 @@ class Copy:
     recipient: str
     smtputf8: bool = False
     eightbit: bool = False
+    mailbox_id: int = 0  # whose login to use, for upstreams that log in per mailbox
+    tenant_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,10 @@
-"""An SMTP smarthost: STARTTLS or implicit TLS, password AUTH, certificates verified.
+"""An SMTP upstream: a smarthost, Gmail or Microsoft 365. STARTTLS or implicit TLS,
+certificates verified, and a login per connection: the operator's shared one, a mailbox's
+own password, or a mailbox's OAuth access token (XOAUTH2, RFC 7628 style SASL).
 
-Connections are pooled and reused across messages. A reused connection that turns out to be
-closed is replaced once, but only before anything of the copy was accepted.
+Connections are pooled per login and reused across messages. A reused connection that
+turns out to be closed is replaced once, but only before anything of the copy was accepted.
+A refused login is tried once more with a fresh credential (an access token revoked early).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from aiosmtplib import errors as smtp_errors
 from gateway.config import UpstreamConfig
 from gateway.smtp import replies
 from gateway.smtp.upstream.base import Copy, DeliveryResult
+from gateway.smtp.upstream.logins import LoginSource, LoginUnavailable, SharedLogin, UpstreamLogin
 
 log = logging.getLogger("gateway.upstream")
 
@@ -31,59 +35,93 @@ class _Unreachable(Exception):
 
 
 class SmarthostUpstream:
-    def __init__(self, name: str, config: UpstreamConfig, helo_name: str) -> None:
+    def __init__(self, name: str, config: UpstreamConfig, helo_name: str,
+                 logins: LoginSource | None = None) -> None:
         self.name = name
         self._config = config
         self._helo = helo_name
         self._tls = client_tls_context(config.ca_file) if config.tls != "none" else None
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._logins: LoginSource = logins or SharedLogin(config.username, config.password)
+        self._idle: dict[str, list[aiosmtplib.SMTP]] = {}
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self, copy: Copy, login: UpstreamLogin | None) -> aiosmtplib.SMTP:
         cfg = self._config
-        client = aiosmtplib.SMTP(
-            hostname=cfg.host, port=cfg.port, local_hostname=self._helo, timeout=cfg.timeout,
-            use_tls=cfg.tls == "implicit", start_tls=cfg.tls == "starttls",
-            tls_context=self._tls, username=cfg.username or None,
-            password=cfg.password or None,
-        )
+        for attempt in (1, 2):
+            client = aiosmtplib.SMTP(
+                hostname=cfg.host, port=cfg.port, local_hostname=self._helo,
+                timeout=cfg.timeout, use_tls=cfg.tls == "implicit",
+                start_tls=cfg.tls == "starttls", tls_context=self._tls)
+            try:
+                await client.connect()
+                if login is not None:
+                    await self._authenticate(client, login)
+                return client
+            except smtp_errors.SMTPAuthenticationError as exc:
+                client.close()
+                if attempt == 1 and login is not None and self._logins.retries_rejected:
+                    log.warning("upstream refused the login; trying a fresh credential",
+                                extra={"upstream": self.name, "mailbox_id": copy.mailbox_id,
+                                       "code": exc.code})
+                    login = await self._login(copy, rejected=login)
+                    continue
+                log.error("upstream refused our credentials", extra={
+                    "upstream": self.name, "mailbox_id": copy.mailbox_id, "code": exc.code,
+                    "alert": "ops"})
+                raise _Unreachable(replies.UPSTREAM_AUTH_FAILED) from None
+            except (smtp_errors.SMTPException, OSError, ssl.SSLError) as exc:
+                client.close()
+                log.warning("upstream unreachable", extra={"upstream": self.name,
+                                                           "error": type(exc).__name__})
+                raise _Unreachable(replies.UPSTREAM_UNREACHABLE) from None
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _authenticate(client: aiosmtplib.SMTP, login: UpstreamLogin) -> None:
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
+        if login.token is not None:
+            if "xoauth2" not in client.server_auth_methods:
+                raise smtp_errors.SMTPAuthenticationError(504, "XOAUTH2 not offered")
+            await client.auth_xoauth2(login.username, login.token.token)
+        elif login.password is not None:
+            await client.login(login.username, login.password)
+
+    async def _login(self, copy: Copy, rejected: UpstreamLogin | None = None
+                     ) -> UpstreamLogin | None:
         try:
-            await client.connect()
-        except smtp_errors.SMTPAuthenticationError:
-            client.close()
-            log.error("upstream refused our credentials", extra={"upstream": self.name})
-            raise _Unreachable(replies.UPSTREAM_AUTH_FAILED) from None
-        except (smtp_errors.SMTPException, OSError, ssl.SSLError) as exc:
-            client.close()
-            log.warning("upstream unreachable", extra={"upstream": self.name,
-                                                       "error": type(exc).__name__})
-            raise _Unreachable(replies.UPSTREAM_UNREACHABLE) from None
-        return client
+            return await self._logins.login(copy, rejected)
+        except LoginUnavailable as exc:
+            raise _Unreachable(exc.reply) from None
 
-    async def _acquire(self) -> tuple[aiosmtplib.SMTP, bool]:
-        while self._idle:
-            client = self._idle.pop()
+    async def _acquire(self, copy: Copy) -> tuple[aiosmtplib.SMTP, bool, str]:
+        login = await self._login(copy)
+        key = login.username if login is not None else ""
+        idle = self._idle.get(key, [])
+        while idle:
+            client = idle.pop()
             if client.is_connected:
-                return client, True
-        return await self._connect(), False
+                return client, True, key
+        return await self._connect(copy, login), False, key
 
-    def _release(self, client: aiosmtplib.SMTP) -> None:
-        if client.is_connected and len(self._idle) < self._config.pool_size:
-            self._idle.append(client)
+    def _release(self, client: aiosmtplib.SMTP, key: str) -> None:
+        idle = self._idle.setdefault(key, [])
+        if client.is_connected and len(idle) < self._config.pool_size:
+            idle.append(client)
         else:
             client.close()
 
     async def deliver(self, copy: Copy, message: bytes) -> DeliveryResult:
         try:
-            client, reused = await self._acquire()
+            client, reused, key = await self._acquire(copy)
         except _Unreachable as exc:
             return DeliveryResult.failed(copy.recipient, exc.reply)
         stage = "mail"
         try:
             if copy.smtputf8 and not client.supports_extension("smtputf8"):
-                self._release(client)
+                self._release(client, key)
                 return DeliveryResult.failed(copy.recipient, replies.SMTPUTF8_UNSUPPORTED)
             if copy.eightbit and not client.supports_extension("8bitmime"):
-                self._release(client)
+                self._release(client, key)
                 return DeliveryResult.failed(copy.recipient, replies.EIGHTBIT_UNSUPPORTED)
             options = []
             if copy.smtputf8:
@@ -98,7 +136,7 @@ class SmarthostUpstream:
                 if not reused:
                     raise
                 client.close()  # a pooled connection the server had closed: replace it once
-                client = await self._connect()
+                client = await self._connect(copy, await self._login(copy))
                 await client.mail(copy.envelope_from, options=options)
             stage = "rcpt"
             await client.rcpt(copy.recipient)
@@ -107,7 +145,7 @@ class SmarthostUpstream:
         except _Unreachable as exc:
             return DeliveryResult.failed(copy.recipient, exc.reply)
         except smtp_errors.SMTPResponseException as exc:
-            await self._reset(client)
+            await self._reset(client, key)
             status, text = replies.split_enhanced(exc.message)
             log.info("upstream refused copy", extra={"upstream": self.name, "stage": stage,
                                                      "code": exc.code, "status": status})
@@ -118,10 +156,10 @@ class SmarthostUpstream:
             log.warning("upstream dropped the connection", extra={
                 "upstream": self.name, "stage": stage, "error": type(exc).__name__})
             return DeliveryResult.failed(copy.recipient, replies.UPSTREAM_DROPPED)
-        self._release(client)
+        self._release(client, key)
         return DeliveryResult.delivered(copy.recipient, replies.OK)
 
-    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+    async def _reset(self, client: aiosmtplib.SMTP, key: str) -> None:
         if not client.is_connected:
             return
         try:
@@ -129,12 +167,13 @@ class SmarthostUpstream:
         except (smtp_errors.SMTPException, OSError):
             client.close()
             return
-        self._release(client)
+        self._release(client, key)
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for client in idle:
-            try:
-                await client.quit(timeout=2)
-            except (smtp_errors.SMTPException, OSError):
-                client.close()
+        idle, self._idle = self._idle, {}
+        for clients in idle.values():
+            for client in clients:
+                try:
+                    await client.quit(timeout=2)
+                except (smtp_errors.SMTPException, OSError):
+                    client.close()
