@@ -34,6 +34,7 @@ log = logging.getLogger("gateway.tokens")
 
 REFRESH_MARGIN = timedelta(minutes=5)  # refresh when less than this remains
 LEASE = timedelta(seconds=30)  # a refresher that died frees the mailbox after this
+BACKOFF = timedelta(seconds=10)  # after a failed refresh, answer 451 without asking again
 
 
 class TokenUnavailable(Exception):
@@ -63,10 +64,12 @@ class TokenBroker:
         self._poll = poll
         self._cache: dict[int, AccessToken] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._failed: dict[int, tuple[datetime, TokenUnavailable]] = {}
         self.refreshes = 0  # refreshes this process made (metrics, tests)
 
     def forget(self, mailbox_id: int) -> None:
         self._cache.pop(mailbox_id, None)
+        self._failed.pop(mailbox_id, None)
 
     def _fresh(self, token: AccessToken | None, now: datetime) -> bool:
         return token is not None and token.expires_at - now > REFRESH_MARGIN
@@ -90,8 +93,16 @@ class TokenBroker:
                     rejected is None or cached is not rejected):
                 assert cached is not None
                 return cached
-            token = await self._obtain(mailbox_id, tenant_id,
-                                       rejected.version if rejected else None)
+            failed = self._failed.get(mailbox_id)
+            if failed is not None and failed[0] > datetime.now(UTC):
+                raise failed[1]  # the 49 messages behind a failed refresh do not retry it
+            try:
+                token = await self._obtain(mailbox_id, tenant_id,
+                                           rejected.version if rejected else None)
+            except TokenUnavailable as exc:
+                self._failed[mailbox_id] = (datetime.now(UTC) + BACKOFF, exc)
+                raise
+            self._failed.pop(mailbox_id, None)
             self._cache[mailbox_id] = token
             return token
 

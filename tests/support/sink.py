@@ -4,7 +4,11 @@ received and can be told to fail at any stage (like aiosmtplib's own test server
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -31,8 +35,30 @@ class _Handler:
     def __init__(self, sink: RecordingSink) -> None:
         self.sink = sink
 
+    async def auth_XOAUTH2(self, server, args):
+        """Gmail's and Microsoft's SASL XOAUTH2: `user=..^Aauth=Bearer ..^A^A`, base64.
+        A bad token gets the 334 error challenge, then 535 after the client's empty line."""
+        if self.sink.xoauth2 is None or len(args) != 2:
+            return AuthResult(success=False, handled=False)
+        try:
+            fields = dict(part.split("=", 1) for part in
+                          base64.b64decode(args[1]).decode().split("\x01") if part)
+            user, token = fields["user"], fields["auth"].removeprefix("Bearer ")
+        except (ValueError, KeyError, binascii.Error):
+            return AuthResult(success=False, handled=False)
+        self.sink.logins.append((user, token))
+        if self.sink.xoauth2(user, token):
+            return AuthResult(success=True, auth_data=user)
+        error = json.dumps({"status": "401", "schemes": "bearer",
+                            "scope": "https://mail.google.com/"}).encode()
+        await server.challenge_auth(base64.b64encode(error).decode(), encode_to_b64=False)
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.8 Username and Password not accepted")
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.sink.commands.append("MAIL")
+        if self.sink.xoauth2 is not None and not session.authenticated:
+            return "530 5.7.0 Authentication required"
         if self.sink.faults.disconnect_at == "mail":
             server.transport.close()
             return "421 4.3.0 gone"
@@ -89,7 +115,10 @@ class _SinkSMTP(SMTP):
 
 class RecordingSink:
     def __init__(self, *, tls: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None,
-                 smtputf8: bool = True) -> None:
+                 smtputf8: bool = True,
+                 xoauth2: Callable[[str, str], bool] | None = None) -> None:
+        self.xoauth2 = xoauth2  # (user, token) -> accepted?
+        self.logins: list[tuple[str, str]] = []
         self.received: list[Received] = []
         self.commands: list[str] = []
         self.connections = 0
@@ -111,6 +140,7 @@ class RecordingSink:
         return _SinkSMTP(_Handler(self), hostname="sink.test", enable_SMTPUTF8=self._smtputf8,
                     tls_context=self._tls, require_starttls=self._tls is not None,
                     auth_required=self._auth is not None,
+                    auth_require_tls=self._tls is not None,
                     authenticator=self._authenticate if self._auth else None)
 
     async def start(self) -> RecordingSink:
