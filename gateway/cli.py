@@ -131,27 +131,39 @@ def main() -> None:
 
 
 @cli.command()
+@click.option("--role", type=click.Choice(["all", "smtp", "public", "admin"]), default="all",
+              show_default=True, help="Run only one side: e.g. the public HTTP side in its "
+              "own processes, so pixel fetches never slow SMTP replies.")
 @click.pass_context
-def serve(ctx: click.Context) -> None:
-    """Run the SMTP gateway until SIGTERM or SIGINT; SIGHUP reloads TLS, keys and limits."""
+def serve(ctx: click.Context, role: str) -> None:
+    """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads TLS, keys and limits."""
     config = _config(ctx)
     logs.setup(config.log_level)
-    _run(_serve(config, ctx.obj.get("config_path")))
+    roles = ("smtp", "public", "admin") if role == "all" else (role,)
+    _run(_serve(config, ctx.obj.get("config_path"), roles))
 
 
-async def _serve(config: Config, config_path: str | None) -> None:
+async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]) -> None:
     from gateway.service import Gateway, demo_credentials_path
 
     gateway = Gateway(config, config_path)
     try:
-        ports = await gateway.start()
+        ports = await gateway.start(roles=roles)
     except BaseException:
+        await gateway.credentials.close()
         await gateway.engine.dispose()
         raise
-    smtp = config.smtp
-    click.echo(f"SMTP submission (STARTTLS): {smtp.listen}:{ports.submission}")
-    if smtp.implicit_tls:
-        click.echo(f"SMTP submission (implicit TLS): {smtp.listen}:{ports.implicit_tls}")
+    smtp, http = config.smtp, config.http
+    if "smtp" in roles:
+        click.echo(f"SMTP submission (STARTTLS): {smtp.listen}:{ports.submission}")
+        if smtp.implicit_tls:
+            click.echo(f"SMTP submission (implicit TLS): {smtp.listen}:{ports.implicit_tls}")
+    if "public" in roles:
+        click.echo(f"HTTP public: {gateway.web.public_base_url} "
+                   f"(listening on {http.public_listen}:{ports.public})")
+    if "admin" in roles:
+        click.echo(f"HTTP admin API: http://{http.admin_listen}:{ports.admin}/api/v1/ "
+                   "(OpenAPI: /api/v1/openapi.json)")
     if config.is_development:
         click.echo("environment: development (self-generated key and certificate: "
                    "NOT FOR PRODUCTION)")
@@ -516,12 +528,18 @@ async def vault_rewrap(store: DirectoryStore, config: Config, batch: int) -> Non
     from gateway.store import rewrap as rewrapping
 
     keys = _vault(config)
-    total = await rewrapping.remaining(store.engine, keys)
-    click.echo(f"{total} sealed values to re-wrap under {keys.primary_key_id}", err=True)
-    with click.progressbar(length=total, label="rewrap", file=sys.stderr) as bar:
-        done = await rewrapping.rewrap(store.engine, keys, batch, bar.update)
-    click.echo(f"re-wrapped {done}; none remain under an older key"
-               if await rewrapping.remaining(store.engine, keys) == 0
+    credentials = await _credentials(store.engine, config)
+    secrets = credentials.secrets  # a separate Redis, when vault.backend = "redis"
+    try:
+        total = (await rewrapping.remaining(store.engine, keys)) + await secrets.remaining()
+        click.echo(f"{total} sealed values to re-wrap under {keys.primary_key_id}", err=True)
+        with click.progressbar(length=total, label="rewrap", file=sys.stderr) as bar:
+            done = await rewrapping.rewrap(store.engine, keys, batch, bar.update)
+            done += await secrets.rewrap(batch, bar.update)
+        left = (await rewrapping.remaining(store.engine, keys)) + await secrets.remaining()
+    finally:
+        await credentials.close()
+    click.echo(f"re-wrapped {done}; none remain under an older key" if left == 0
                else f"re-wrapped {done}; run again to finish")
 
 
@@ -638,11 +656,96 @@ def mailbox() -> None:
 @with_store
 async def mailbox_add(store: DirectoryStore, config: Config, tenant_name: str, address: str,
                       upstream: str) -> None:
+    from gateway.vault.credentials import provider_for_upstream
+
     if upstream not in config.upstreams:
         known = ", ".join(sorted(config.upstreams))
         raise InvalidValue(f"Upstream '{upstream}' is not configured (known: {known}).")
-    added = await store.add_mailbox(tenant_name, address, upstream, _actor())
+    oauth = provider_for_upstream(config, upstream) is not None
+    added = await store.add_mailbox(
+        tenant_name, address, upstream, _actor(),
+        status="disconnected" if oauth else "active",
+        status_reason="not connected yet" if oauth else "")
     click.echo(f"mailbox {added} added to {tenant_name} via {upstream}")
+    if oauth:
+        click.echo(f"connect it: gateway mailbox connect {added} --browser | --import")
+
+
+async def _credentials(engine: Any, config: Config) -> Any:
+    from gateway.service import build_vault_parts
+
+    credentials, _ = build_vault_parts(config, engine, _vault(config))
+    await credentials.secrets.check()
+    return credentials
+
+
+@mailbox.command("connect")
+@click.argument("address")
+@click.option("--import", "import_json", is_flag=True,
+              help="Read tokens the campaign tool holds as JSON on stdin: refresh_token, "
+              "access_token, expires_at, scope, client_id.")
+@click.option("--browser", is_flag=True, help="Print a one-time link for the owner's browser "
+              "(OAuth consent with PKCE; 10 minutes).")
+@click.option("--password-stdin", is_flag=True,
+              help="A smarthost password of the mailbox's own, read from stdin.")
+@click.option("--username", help="The smarthost login name (with --password-stdin).")
+@with_store
+async def mailbox_connect(store: DirectoryStore, config: Config, address: str,
+                          import_json: bool, browser: bool, password_stdin: bool,
+                          username: str | None) -> None:
+    """Give a mailbox its upstream credentials; they are sealed by the vault."""
+    import json
+
+    if sum((import_json, browser, password_stdin)) != 1:
+        raise InvalidValue("Give exactly one of --import, --browser or --password-stdin.")
+    mailbox_row = await store.mailbox_by_address(address)
+    credentials = await _credentials(store.engine, config)
+    try:
+        if import_json:
+            try:
+                payload = json.loads(sys.stdin.read())
+            except json.JSONDecodeError as exc:
+                raise InvalidValue(f"stdin is not JSON (line {exc.lineno}).") from None
+            if not isinstance(payload, dict):
+                raise InvalidValue("stdin must hold one JSON object.")
+            state = await credentials.import_tokens(mailbox_row, payload, _actor())
+            click.echo(f"mailbox {mailbox_row.address} connected ({state})")
+        elif password_stdin:
+            if not username:
+                raise InvalidValue("--username is required with --password-stdin.")
+            await credentials.set_password(mailbox_row, username, _read_password(True),
+                                           _actor())
+            click.echo(f"mailbox {mailbox_row.address}: smarthost login {username} sealed")
+        else:
+            from gateway.vault.flows import FLOW_LIFETIME, OAuthFlows
+
+            provider, ticket = await OAuthFlows(store.engine, _vault(config), credentials
+                                                ).start(mailbox_row, _actor())
+            base = config.http.public_base_url or (
+                f"http://{config.http.public_listen}:{config.http.public_port}")
+            minutes = int(FLOW_LIFETIME.total_seconds() // 60)
+            click.echo(f"open within {minutes} minutes, signed in as {mailbox_row.address}:")
+            click.echo(f"{base.rstrip('/')}/oauth/{provider}/start?ticket={ticket}")
+    finally:
+        await credentials.close()
+
+
+@mailbox.command("disconnect")
+@click.argument("address")
+@click.option("--reason", default="disconnected by an operator", show_default=True)
+@click.option("--no-revoke", is_flag=True, help="Delete the tokens without telling the provider.")
+@with_store
+async def mailbox_disconnect(store: DirectoryStore, config: Config, address: str, reason: str,
+                             no_revoke: bool) -> None:
+    """Delete the mailbox's sealed tokens now and revoke them at the provider."""
+    mailbox_row = await store.mailbox_by_address(address)
+    credentials = await _credentials(store.engine, config)
+    try:
+        revoked = await credentials.disconnect(mailbox_row, _actor(), reason, not no_revoke)
+    finally:
+        await credentials.close()
+    click.echo(f"mailbox {mailbox_row.address} disconnected; tokens deleted"
+               + ("; revoked at the provider" if revoked else ""))
 
 
 @mailbox.command("list")
@@ -658,6 +761,13 @@ async def mailbox_list(store: DirectoryStore, config: Config, tenant_name: str |
 @click.argument("address")
 @with_store
 async def mailbox_remove(store: DirectoryStore, config: Config, address: str) -> None:
+    mailbox_row = await store.mailbox_by_address(address)
+    credentials = await _credentials(store.engine, config)
+    try:
+        if await credentials.row(mailbox_row.id) is not None:
+            await credentials.disconnect(mailbox_row, _actor(), "mailbox removed")
+    finally:
+        await credentials.close()
     await store.remove_mailbox(address, _actor())
     click.echo(f"mailbox {address} removed")
 
@@ -677,3 +787,98 @@ async def mailbox_pause(store: DirectoryStore, config: Config, address: str, rea
 async def mailbox_resume(store: DirectoryStore, config: Config, address: str) -> None:
     await store.set_mailbox_status(address, "active", "", _actor())
     click.echo(f"mailbox {address} resumed")
+
+
+# --- OAuth clients and API keys ------------------------------------------------------------
+
+
+@cli.group("oauth-client")
+def oauth_client() -> None:
+    """OAuth clients (client id + sealed secret) for the gmail and microsoft upstreams."""
+
+
+@oauth_client.command("add")
+@click.argument("provider", type=click.Choice(["google", "microsoft"]))
+@click.argument("client_id")
+@click.option("--tenant", "tenant_name", help="Only for this tenant (default: every tenant).")
+@click.option("--secret-stdin", is_flag=True, help="Read the client secret from stdin.")
+@with_store
+async def oauth_client_add(store: DirectoryStore, config: Config, provider: str, client_id: str,
+                           tenant_name: str | None, secret_stdin: bool) -> None:
+    if secret_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = click.prompt("Client secret", hide_input=True)
+    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
+    credentials = await _credentials(store.engine, config)
+    try:
+        public_id = await credentials.add_client(provider, client_id, secret, tenant_id,
+                                                 _actor())
+    finally:
+        await credentials.close()
+    click.echo(f"OAuth client {public_id} ({provider}) added"
+               + (f" for {tenant_name}" if tenant_name else " for every tenant"))
+
+
+@oauth_client.command("list")
+@with_store
+async def oauth_client_list(store: DirectoryStore, config: Config) -> None:
+    names = await store.tenant_names()
+    credentials = await _credentials(store.engine, config)
+    try:
+        for public_id, tenant_id, provider, client_id in await credentials.list_clients(
+                None, only_tenant=False):
+            owner = names.get(tenant_id, "-") if tenant_id is not None else "(all tenants)"
+            click.echo(f"{public_id}\t{provider}\t{client_id}\t{owner}")
+    finally:
+        await credentials.close()
+
+
+@cli.group()
+def apikey() -> None:
+    """Admin API keys: 256-bit, shown once, stored as SHA-256; a role and maybe a tenant."""
+
+
+@apikey.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["ops", "compliance", "admin"]), required=True)
+@click.option("--tenant", "tenant_name", help="Bind the key to one tenant.")
+@click.option("--expires-days", type=int, help="Expire after this many days.")
+@with_store
+async def apikey_add(store: DirectoryStore, config: Config, name: str, role: str,
+                     tenant_name: str | None, expires_days: int | None) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.store.api_keys import ApiKeys
+
+    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
+    expires = (datetime.now(UTC) + timedelta(days=expires_days)) if expires_days else None
+    key_id, key = await ApiKeys(store.engine).create(name, role, tenant_id, _actor(), expires)
+    click.echo(f"API key {key_id} ({role}{', ' + tenant_name if tenant_name else ''})")
+    click.echo(f"key (shown once): {key}")
+
+
+@apikey.command("list")
+@with_store
+async def apikey_list(store: DirectoryStore, config: Config) -> None:
+    from gateway.store.api_keys import ApiKeys
+
+    names = await store.tenant_names()
+    click.echo("id\tname\trole\ttenant\tcreated\texpires\tlast used\trevoked")
+    for k in await ApiKeys(store.engine).listing():
+        def when(d: Any) -> str:
+            return f"{d:%Y-%m-%d %H:%M}" if d else "-"
+
+        tenant_label = names.get(k.tenant_id, "-") if k.tenant_id is not None else "-"
+        click.echo(f"{k.key_id}\t{k.name}\t{k.role}\t{tenant_label}\t{when(k.created_at)}\t"
+                   f"{when(k.expires_at)}\t{when(k.last_used_at)}\t{when(k.revoked_at)}")
+
+
+@apikey.command("revoke")
+@click.argument("key_id")
+@with_store
+async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> None:
+    from gateway.store.api_keys import ApiKeys
+
+    await ApiKeys(store.engine).revoke(key_id, _actor())
+    click.echo(f"API key {key_id} revoked")

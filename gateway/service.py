@@ -30,25 +30,36 @@ from gateway.smtp.upstream.base import Upstream
 from gateway.smtp.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
 from gateway.smtp.upstream.maildir import MaildirUpstream
 from gateway.smtp.upstream.smarthost import SmarthostUpstream
+from gateway.store.api_keys import ApiKeys
 from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.store.webhooks import WebhookStore
 from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
+from gateway.vault.flows import OAuthFlows
 from gateway.vault.keys import provider_for
 from gateway.vault.oauth import ProviderEndpoints
 from gateway.vault.purpose import PurposeKeys
 from gateway.vault.secrets import secret_store_for
 from gateway.vault.tokens import TokenBroker
+from gateway.web.admin import create_admin_app
+from gateway.web.parts import WebParts
+from gateway.web.public import create_public_app
+from gateway.web.server import HttpListener
 
 log = logging.getLogger("gateway")
+
+
+ROLES = ("smtp", "public", "admin")
 
 
 @dataclass(frozen=True, slots=True)
 class Ports:
     submission: int
     implicit_tls: int
+    public: int = 0
+    admin: int = 0
 
 
 def tls_files(config: Config) -> tuple[str, str]:
@@ -108,15 +119,22 @@ class Gateway:
                                   DirectoryStore(self.engine), self.audit, self.handler.digest)
         self.webhooks = WebhookDispatcher(self.engine, WebhookStore(self.engine, self.vault),
                                           config.events)
+        self.api_keys = ApiKeys(self.engine)
+        self.flows = OAuthFlows(self.engine, self.vault, self.credentials)
+        self.web = WebParts(config, DirectoryStore(self.engine), self.credentials, self.flows,
+                            self.api_keys)
         cert, key = tls_files(config)
         self._tls: ssl.SSLContext = server_tls_context(cert, key)
         self._listeners: list[Listener] = []
+        self._http: list[HttpListener] = []
         self.ports = Ports(0, 0)
 
     def _factory(self, implicit_tls: bool) -> GatewaySMTP:
         return GatewaySMTP(self.handler, self.config.smtp, self._tls, implicit_tls)
 
-    async def start(self, run_queue: bool = True) -> Ports:
+    async def start(self, run_queue: bool = True, roles: tuple[str, ...] = ROLES) -> Ports:
+        """Start the parts of `roles`: `smtp` (listeners, queue, webhooks), `public` and
+        `admin` (the two HTTP listeners)."""
         await require_head(self.engine)
         await self.credentials.secrets.check()
         await self.purpose_keys.ensure(DIGEST_PURPOSE,
@@ -124,9 +142,34 @@ class Gateway:
         self.handler.set_digest_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])
         await self.directory.start()
         await self.audit.start()
-        if run_queue:
-            await self.worker.start()
-            await self.webhooks.start()
+        http = self.config.http
+        public = admin = 0
+        if "public" in roles:
+            listener_http = HttpListener(create_public_app(self.web), http.public_listen,
+                                         http.public_port)
+            public = await listener_http.start()
+            self._http.append(listener_http)
+        self.web.public_base_url = http.public_base_url or (
+            f"http://{http.public_listen}:{public or http.public_port}")
+        if "admin" in roles:
+            listener_http = HttpListener(create_admin_app(self.web), http.admin_listen,
+                                         http.admin_port)
+            admin = await listener_http.start()
+            self._http.append(listener_http)
+        submission = implicit = 0
+        if "smtp" in roles:
+            if run_queue:
+                await self.worker.start()
+                await self.webhooks.start()
+            submission, implicit = await self._start_smtp()
+        self.ports = Ports(submission, implicit, public, admin)
+        log.info("gateway started", extra={"submission_port": submission,
+                                           "implicit_tls_port": implicit,
+                                           "public_port": public, "admin_port": admin,
+                                           "environment": self.config.environment})
+        return self.ports
+
+    async def _start_smtp(self) -> tuple[int, int]:
         smtp = self.config.smtp
         implicit = 0
         listener = Listener(lambda: self._factory(False), smtp.listen, smtp.submission_port, None)
@@ -137,21 +180,20 @@ class Gateway:
                                 self._tls)
             implicit = await listener.start()
             self._listeners.append(listener)
-        self.ports = Ports(submission, implicit)
-        log.info("gateway started", extra={"submission_port": submission,
-                                           "implicit_tls_port": implicit,
-                                           "environment": self.config.environment})
-        return self.ports
+        return submission, implicit
 
     async def stop(self, deadline: float = 30.0) -> None:
         """Stop accepting, answer new commands 421 4.3.2, let in-flight messages finish."""
         self.handler.closing = True
+        self.web.ready = False
         for listener in self._listeners:
             listener.close()
         loop = asyncio.get_running_loop()
         end = loop.time() + deadline
         while self.handler.in_flight and loop.time() < end:
             await asyncio.sleep(0.05)
+        for http in self._http:
+            await http.stop()
         await self.worker.stop()
         await self.webhooks.stop()
         await self.audit.stop()

@@ -164,6 +164,10 @@ max_message_size = 100000
 [audit]
 batch_max_delay = 0.001
 
+[http]
+public_port = 0
+admin_port = 0
+
 {database.toml()}
 {upstream}
 [upstreams.capture]

@@ -205,6 +205,30 @@ class DirectoryStore:
         async with self.engine.connect() as conn:
             return [(r[0], _mailbox(r)) for r in await conn.execute(query)]
 
+    async def mailbox_by_public_id(self, public_id: str,
+                                   tenant_id: int | None = None) -> tuple[str, Mailbox]:
+        """(tenant name, mailbox); NotFound also when it belongs to another tenant, so a
+        tenant-bound caller cannot tell another tenant's mailbox from a missing one."""
+        query = (sa.select(t.tenants.c.name, t.mailboxes)
+                 .join(t.tenants, t.tenants.c.id == t.mailboxes.c.tenant_id)
+                 .where(t.mailboxes.c.public_id == public_id))
+        if tenant_id is not None:
+            query = query.where(t.mailboxes.c.tenant_id == tenant_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFound(f"Mailbox {public_id} does not exist.")
+        return row[0], _mailbox(row)
+
+    async def mailbox_by_address(self, address: str) -> Mailbox:
+        async with self.engine.connect() as conn:
+            return _mailbox(await self._mailbox_row(conn, address))
+
+    async def tenant_names(self) -> dict[int, str]:
+        async with self.engine.connect() as conn:
+            return {r.id: r.name for r in await conn.execute(
+                sa.select(t.tenants.c.id, t.tenants.c.name))}
+
     async def _mailbox_row(self, conn: AsyncConnection, address: str) -> Any:
         row = (await conn.execute(sa.select(t.mailboxes).where(
             sa.func.lower(t.mailboxes.c.address) == addr.key(address.strip())))).first()

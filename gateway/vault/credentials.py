@@ -121,6 +121,16 @@ class Credentials:
                                client_secret.encode())
         return public_id
 
+    async def list_clients(self, tenant_id: int | None, only_tenant: bool
+                           ) -> list[tuple[str, int | None, str, str]]:
+        """(public id, tenant id, provider, client id) of each client; never the secret."""
+        query = sa.select(oauth_clients).order_by(oauth_clients.c.id)
+        if only_tenant:
+            query = query.where(oauth_clients.c.tenant_id == tenant_id)
+        async with self._engine.connect() as conn:
+            return [(r.public_id, r.tenant_id, r.provider, r.client_id)
+                    for r in await conn.execute(query)]
+
     async def client(self, row_id: int) -> OAuthClient:
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(oauth_clients).where(

@@ -1,0 +1,32 @@
+"""The admin app (private listener): the JSON API with its OpenAPI document, health."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from gateway.web import errors
+from gateway.web.api import keys, mailboxes, oauth_clients
+from gateway.web.parts import WebParts
+
+
+def create_admin_app(web: WebParts) -> FastAPI:
+    app = FastAPI(title="Outreach Compliance Gateway admin API", version="1",
+                  docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
+    app.state.parts = web
+    errors.install(app)
+    app.include_router(mailboxes.router)
+    app.include_router(oauth_clients.router)
+    app.include_router(keys.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        if not web.ready:
+            return JSONResponse({"status": "shutting down"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app

@@ -1,0 +1,40 @@
+"""The admin API's caller: an API key from `Authorization: Bearer`, with its role checked."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.store.api_keys import ApiCaller, Forbidden, Unauthorized
+from gateway.web.parts import WebParts
+
+
+def parts(request: Request) -> WebParts:
+    web: WebParts = request.app.state.parts
+    return web
+
+
+Web = Annotated[WebParts, Depends(parts)]
+
+
+def require(*roles: str) -> Callable[[Request], Awaitable[ApiCaller]]:
+    """A dependency: the caller, if its key holds one of `roles` (admin holds all)."""
+
+    async def caller(request: Request) -> ApiCaller:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key:
+            raise Unauthorized("no key")
+        found = await parts(request).api_keys.authenticate(key.strip())
+        if found.role != "admin" and found.role not in roles:
+            raise Forbidden(f"Role '{found.role}' may not do this "
+                            f"(needs {' or '.join(roles) or 'admin'}).")
+        return found
+
+    return caller
+
+
+OpsCaller = Annotated[ApiCaller, Depends(require("ops"))]
+AnyCaller = Annotated[ApiCaller, Depends(require("ops", "compliance"))]

@@ -1,0 +1,79 @@
+"""Exceptions to JSON errors, once each: `{"error": {"code": ..., "message": ...}}`.
+
+No traceback and no library exception text ever reaches a client; an unexpected error is
+logged under an incident id, which the client gets.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from gateway.errors import Conflict, GatewayError, InvalidValue, NotFound, StoreError, VaultError
+from gateway.store.api_keys import Forbidden, Unauthorized
+
+log = logging.getLogger("gateway.web")
+
+_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (InvalidValue, 422, "invalid_value"),
+    (VaultError, 503, "vault_unavailable"),
+    (StoreError, 503, "store_unavailable"),
+)
+
+
+def error(status: int, code: str, message: str,
+          headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    for kind, status, code in _STATUS:
+        if isinstance(exc, kind):
+            return error(status, code, exc.message)
+    return await _unexpected(request, exc)
+
+
+async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
+    return error(401, "unauthorized", "A valid API key is required "
+                 "(Authorization: Bearer ocg_...).", {"WWW-Authenticate": "Bearer"})
+
+
+async def _forbidden(request: Request, exc: Exception) -> JSONResponse:
+    return error(403, "forbidden", str(exc) or "This key's role does not allow that.")
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}".strip(": "))
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return error(exc.status_code, "http_error", str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    incident = secrets.token_hex(4)
+    log.error("request failed", exc_info=exc, extra={"incident": incident,
+                                                     "path": request.url.path})
+    return error(500, "internal", f"Internal error (incident {incident}).")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(Unauthorized, _unauthorized)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

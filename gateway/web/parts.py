@@ -1,0 +1,25 @@
+"""What the HTTP apps work with, passed in explicitly (no global configuration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.config import Config
+from gateway.store.api_keys import ApiKeys
+from gateway.store.directory import DirectoryStore
+from gateway.vault.credentials import Credentials
+from gateway.vault.flows import OAuthFlows
+
+
+@dataclass
+class WebParts:
+    config: Config
+    directory: DirectoryStore
+    credentials: Credentials
+    flows: OAuthFlows
+    api_keys: ApiKeys
+    public_base_url: str = ""  # known once the public listener is bound
+    ready: bool = field(default=True)  # False while shutting down: /readyz answers 503
+
+    def redirect_uri(self, provider: str) -> str:
+        return f"{self.public_base_url.rstrip('/')}/oauth/{provider}/callback"

@@ -1,0 +1,85 @@
+"""The public app (reachable from the internet): the OAuth consent start and callback, health.
+Later issues add the unsubscribe and pixel endpoints here."""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from gateway.vault.flows import FlowError
+from gateway.web import errors
+from gateway.web.parts import WebParts
+
+log = logging.getLogger("gateway.web")
+
+FLOW_COOKIE = "ocg_oauth_flow"
+_PROVIDERS = {"google": "Google", "microsoft": "Microsoft 365"}
+
+
+def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
+    body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title></head><body><main>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></main></body></html>")
+    return HTMLResponse(body, status_code=status, headers={
+        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"})
+
+
+def create_public_app(web: WebParts) -> FastAPI:
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.parts = web
+    errors.install(app)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if not web.ready:
+            return JSONResponse({"status": "shutting down"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/oauth/{provider}/start")
+    async def oauth_start(provider: str, ticket: str = "") -> Response:
+        if provider not in _PROVIDERS or not ticket:
+            return _page("Link not valid", "This connection link is not valid.", 400)
+        try:
+            redirect = await web.flows.begin(provider, ticket, web.redirect_uri(provider))
+        except FlowError as exc:
+            return _page("Cannot connect the mailbox", exc.message, 400)
+        response = RedirectResponse(redirect.url, status_code=302,
+                                    headers={"Cache-Control": "no-store",
+                                             "Referrer-Policy": "no-referrer"})
+        response.set_cookie(FLOW_COOKIE, redirect.browser_secret, max_age=600,
+                            path=f"/oauth/{provider}/", httponly=True, samesite="lax",
+                            secure=web.public_base_url.startswith("https://"))
+        return response
+
+    @app.get("/oauth/{provider}/callback")
+    async def oauth_callback(request: Request, provider: str, state: str = "",
+                             code: str = "", error: str = "") -> Response:
+        if provider not in _PROVIDERS:
+            return _page("Link not valid", "This sign-in link is not valid.", 400)
+        if error:
+            return _page("Mailbox not connected",
+                         f"{_PROVIDERS[provider]} did not grant access ({error[:60]}).", 400)
+        if not state or not code:
+            return _page("Link not valid", "This sign-in link is incomplete.", 400)
+        try:
+            mailbox_id = await web.flows.complete(
+                provider, state, code, request.cookies.get(FLOW_COOKIE, ""),
+                web.redirect_uri(provider))
+        except FlowError as exc:
+            return _page("Mailbox not connected", exc.message, 400)
+        response = _page("Mailbox connected",
+                         f"The mailbox ({mailbox_id}) can now send through the gateway. "
+                         "You can close this page.")
+        response.delete_cookie(FLOW_COOKIE, path=f"/oauth/{provider}/")
+        return response
+
+    return app

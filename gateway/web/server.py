@@ -1,0 +1,60 @@
+"""Serving an app with uvicorn on a socket we bind (port 0 works), inside the gateway's loop.
+
+uvicorn's access log is off: it would write every client's full IP address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: `gateway serve` owns SIGTERM/SIGINT/SIGHUP
+    and stops the listeners in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpListener:
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self._app, access_log=False, log_config=None,
+                                server_header=False, date_header=True, lifespan="off",
+                                timeout_graceful_shutdown=10)
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]),
+                                         name=f"http-{self._host}:{self.port}")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raise what stopped it
+            await asyncio.sleep(0.01)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        self._server, self._task = None, None
