@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the tests and benchmarks talk to (swaks: SMTP client;
-# postfix: ships smtp-source/smtp-sink). Non-interactive; postfix neither prompts nor takes
+# postfix: ships smtp-source/smtp-sink; chromium for Playwright; redis-server for the vault's
+# Redis backend test). Non-interactive; postfix neither prompts nor takes
 # port 25. Does nothing when everything is already there.
 set -eu
 missing=""
@@ -8,6 +9,9 @@ command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing="$missing libnet-ssleay-perl libio-socket-ssl-perl"
 perl -MAuthen::SASL -e1 >/dev/null 2>&1 || missing="$missing libauthen-sasl-perl"
 [ -x /usr/sbin/smtp-source ] || missing="$missing postfix"
+# chromium: the browser tests drive it with Playwright (no browser download)
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
