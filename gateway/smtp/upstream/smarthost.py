@@ -9,6 +9,7 @@ A refused login is tried once more with a fresh credential (an access token revo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 
@@ -171,9 +172,11 @@ class SmarthostUpstream:
 
     async def close(self) -> None:
         idle, self._idle = self._idle, {}
-        for clients in idle.values():
-            for client in clients:
-                try:
-                    await client.quit(timeout=2)
-                except (smtp_errors.SMTPException, OSError):
-                    client.close()
+        await asyncio.gather(*(self._quit(c) for clients in idle.values() for c in clients))
+
+    @staticmethod
+    async def _quit(client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.quit(timeout=2)
+        except (smtp_errors.SMTPException, OSError):
+            client.close()

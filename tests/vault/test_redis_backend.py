@@ -1,0 +1,126 @@
+"""The vault's separate Redis backend, against real Redis servers: the machine's own on
+127.0.0.1:6379 (which keeps nothing on disk, so start-up must refuse it) and one this test
+starts with appendonly yes and appendfsync always."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+import sqlalchemy as sa
+
+from gateway import config as config_module
+from gateway.errors import ConfigError
+from gateway.service import Gateway
+from gateway.store.engine import upgrade
+from gateway.store.schema import sealed_secrets
+from gateway.vault.envelope import Vault
+from gateway.vault.keys import FileKeyProvider
+from gateway.vault.secrets import RedisSecrets
+from tests.conftest import Pki, running_harness, write_config
+from tests.smtp.test_xoauth2 import SENDER, connect
+from tests.support import messages
+from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
+from tests.support.sink import RecordingSink
+
+
+@contextlib.asynccontextmanager
+async def durable_redis(tmp_path: Path) -> AsyncIterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is required (scripts/install-system-packages.sh)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "yes", "--appendfsync", "always",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = aioredis.Redis.from_url(url)
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                await client.ping()
+                break
+            await asyncio.sleep(0.05)
+        await client.aclose()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_a_redis_that_can_lose_writes_stops_start_up(tmp_path, pki: Pki, database,
+                                                           monkeypatch):
+    # The machine's Redis runs with appendonly no: a rotated refresh token could be lost.
+    monkeypatch.setenv("GATEWAY__VAULT__BACKEND", "redis")
+    monkeypatch.setenv("GATEWAY__VAULT__REDIS_URL", "redis://127.0.0.1:6379/15")
+    config = config_module.load(write_config(tmp_path, pki, database, 25))
+    gateway = Gateway(config)
+    try:
+        await upgrade(gateway.engine)
+        with pytest.raises(ConfigError) as refused:
+            await gateway.start(roles=("smtp",))
+        assert "appendonly no" in refused.value.message
+        assert "appendfsync always" in refused.value.message
+    finally:
+        await gateway.credentials.close()
+        await gateway.engine.dispose()
+
+
+async def test_tokens_live_in_the_separate_redis_and_rewrap_moves_them(
+        tmp_path, pki, database, monkeypatch):
+    server = await OAuthServer().start()
+    sink = await RecordingSink(xoauth2=server.valid).start()
+    upstream = (f'[upstreams.sink]\nkind = "gmail"\nhost = "127.0.0.1"\nport = {sink.port}\n'
+                'tls = "none"\ntimeout = 5\n')
+    try:
+        async with durable_redis(tmp_path) as url:
+            monkeypatch.setenv("GATEWAY__VAULT__BACKEND", "redis")
+            monkeypatch.setenv("GATEWAY__VAULT__REDIS_URL", url)
+            async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream,
+                                       extra=server.toml()) as h:
+                await h.gateway.credentials.add_client("google", CLIENT_ID, CLIENT_SECRET,
+                                                       None, "test")
+                refresh = await connect(h, server, expires_in=-60)
+                assert await h.send(messages.simple(), ["alice@example.org"]) == {}
+                assert server.refreshes == 1
+                async with h.gateway.engine.connect() as conn:
+                    in_database = (await conn.execute(sa.select(sa.func.count()).select_from(
+                        sealed_secrets))).scalar()
+                assert in_database == 0  # the secrets live apart, in Redis
+                client = aioredis.Redis.from_url(url)
+                keys = sorted(k.decode() for k in await client.keys("ocg:secret:*"))
+                assert len(keys) == 3  # client secret, refresh token, access token
+                dump = b"".join([b"".join((await client.hgetall(k)).values()) for k in keys])
+                assert refresh.encode() not in dump and CLIENT_SECRET.encode() not in dump
+                await client.aclose()
+                old_key_file = Path(h.config_path).parent / "master.key"
+            # Rotation: a new primary key, the old one still opens; rewrap moves Redis values.
+            new_key = tmp_path / "new.key"
+            new_key.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+            new_key.chmod(0o600)
+            vault = Vault(FileKeyProvider(new_key, (old_key_file,)))
+            store = RedisSecrets(url, vault)
+            assert await store.remaining() == 3
+            assert await store.rewrap(100, lambda n: None) == 3
+            assert await store.remaining() == 0
+            alone = RedisSecrets(url, Vault(FileKeyProvider(new_key)))  # old key retired
+            mailbox_id = (await h.store().mailbox_by_address(SENDER)).id
+            tenant_id = (await h.store().tenant("acme")).id
+            assert await alone.get(tenant_id, f"mailbox/{mailbox_id}/refresh_token") in (
+                refresh.encode(), *[t.encode() for t in server.refresh_tokens])
+            await store.close()
+            await alone.close()
+    finally:
+        await server.stop()
+        await sink.stop()
