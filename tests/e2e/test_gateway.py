@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -10,6 +11,7 @@ import smtplib
 import ssl
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -109,7 +111,8 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
     work.mkdir()
     config = (ROOT / "deploy/development.toml").read_text()
     config = config.replace("submission_port = 2587", "submission_port = 0").replace(
-        "implicit_tls_port = 2465", "implicit_tls_port = 0")
+        "implicit_tls_port = 2465", "implicit_tls_port = 0").replace(
+        "public_port = 2080", "public_port = 0").replace("admin_port = 2081", "admin_port = 0")
     (work / "gateway.toml").write_text(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
     env["GATEWAY_CONFIG"] = "gateway.toml"
@@ -123,9 +126,13 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
     proc = subprocess.Popen(gateway + ["serve"], cwd=work, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        banner = [proc.stdout.readline() for _ in range(4)]
-        assert "NOT FOR PRODUCTION" in banner[2] and password in banner[3]
+        banner = [proc.stdout.readline() for _ in range(6)]
+        assert "NOT FOR PRODUCTION" in banner[4] and password in banner[5]
         port = int(banner[0].rsplit(":", 1)[1])
+        admin = banner[3].split()[3]  # http://127.0.0.1:PORT/api/v1/
+        assert banner[2].startswith("HTTP public: http://127.0.0.1:")
+        with urllib.request.urlopen(admin + "openapi.json", timeout=10) as response:
+            assert "/api/v1/mailboxes" in json.loads(response.read())["paths"]
         context = ssl.create_default_context(cafile=str(work / "var/tls/dev-cert.pem"))
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
             smtp.starttls(context=context)
