@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import InvalidValue, NotFound
+from gateway.store.engine import aware
 from gateway.store.schema import api_keys, audit_events
 
 ROLES = ("ops", "compliance", "admin")
@@ -66,17 +67,11 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def _info(r: Any) -> ApiKeyInfo:
-    created = _utc(r.created_at)
+    created = aware(r.created_at)
     assert created is not None
     return ApiKeyInfo(r.prefix, r.name, r.role, r.tenant_id, r.created_by, created,
-                      _utc(r.expires_at), _utc(r.last_used_at), _utc(r.revoked_at))
+                      aware(r.expires_at), aware(r.last_used_at), aware(r.revoked_at))
 
 
 class ApiKeys:
@@ -114,10 +109,10 @@ class ApiKeys:
         if row is None or not hmac.compare_digest(row.key_hash, _hash(key)):
             raise Unauthorized("unknown key")
         now = datetime.now(UTC)
-        expires = _utc(row.expires_at)
+        expires = aware(row.expires_at)
         if row.revoked_at is not None or (expires is not None and expires <= now):
             raise Unauthorized("revoked or expired key")
-        last = _utc(row.last_used_at)
+        last = aware(row.last_used_at)
         if last is None or now - last > _LAST_USE_PRECISION:
             async with self._engine.begin() as conn:
                 await conn.execute(api_keys.update().where(api_keys.c.id == row.id).values(

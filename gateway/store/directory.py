@@ -34,13 +34,14 @@ def _tenant(row: Any) -> Tenant:
     return Tenant(row.id, row.name, row.status, row.status_reason, dict(row.settings or {}))
 
 
-def _mailbox(row: Any) -> Mailbox:
+def mailbox_from_row(row: Any) -> Mailbox:
     return Mailbox(row.id, row.tenant_id, row.address, row.upstream, row.status,
                    row.status_reason, dict(row.settings or {}), row.public_id or "")
 
 
-async def _audit(conn: AsyncConnection, actor: str, event: str, tenant_id: int | None,
-                 reason: str = "", **detail: Any) -> None:
+async def audit_change(conn: AsyncConnection, actor: str, event: str, tenant_id: int | None,
+                       reason: str = "", **detail: Any) -> None:
+    """The audit row of a change, in the change's own database transaction."""
     await conn.execute(t.audit_events.insert().values(
         at=now(), actor=actor, event=event, tenant_id=tenant_id, reason=reason, detail=detail))
 
@@ -59,7 +60,7 @@ class DirectoryStore:
                        for r in await conn.execute(sa.select(t.domains))]
             logins = [Login(r.id, r.tenant_id, r.username, r.password_hash)
                       for r in await conn.execute(sa.select(t.logins))]
-            mailboxes = [_mailbox(r) for r in await conn.execute(sa.select(t.mailboxes))]
+            mailboxes = [mailbox_from_row(r) for r in await conn.execute(sa.select(t.mailboxes))]
         return tenants, domains, logins, mailboxes
 
     async def tenant(self, name: str) -> Tenant:
@@ -87,7 +88,7 @@ class DirectoryStore:
                 raise Conflict(f"Tenant '{name}' exists already.") from None
             assert result.inserted_primary_key is not None
             tenant_id = result.inserted_primary_key[0]
-            await _audit(conn, actor, "tenant.added", tenant_id, name=name)
+            await audit_change(conn, actor, "tenant.added", tenant_id, name=name)
         return Tenant(tenant_id, name, "active", "", {})
 
     async def list_tenants(self) -> list[Tenant]:
@@ -100,7 +101,7 @@ class DirectoryStore:
             tenant = await self._tenant_by_name(conn, name)
             await conn.execute(t.tenants.update().where(t.tenants.c.id == tenant.id).values(
                 status=status, status_reason=reason, updated_at=now()))
-            await _audit(conn, actor, f"tenant.{status}", tenant.id, reason)
+            await audit_change(conn, actor, f"tenant.{status}", tenant.id, reason)
 
     async def set_tenant_setting(self, name: str, key: str, value: Any, actor: str) -> None:
         async with self.engine.begin() as conn:
@@ -110,7 +111,8 @@ class DirectoryStore:
             settings[key] = value
             await conn.execute(t.tenants.update().where(t.tenants.c.id == tenant.id).values(
                 settings=settings, updated_at=now()))
-            await _audit(conn, actor, "tenant.setting", tenant.id, key=key, old=old, new=value)
+            await audit_change(conn, actor, "tenant.setting", tenant.id, key=key, old=old,
+                               new=value)
 
     # --- domains ---------------------------------------------------------------------------
     async def add_domain(self, tenant_name: str, domain: str, actor: str) -> str:
@@ -122,7 +124,7 @@ class DirectoryStore:
                     tenant_id=tenant.id, name=name, created_at=now()))
             except IntegrityError:
                 raise Conflict(f"Domain '{name}' belongs to a tenant already.") from None
-            await _audit(conn, actor, "domain.added", tenant.id, domain=name)
+            await audit_change(conn, actor, "domain.added", tenant.id, domain=name)
         return name
 
     async def list_domains(self, tenant_name: str | None = None) -> list[tuple[str, str]]:
@@ -150,7 +152,7 @@ class DirectoryStore:
                     created_at=now(), updated_at=now()))
             except IntegrityError:
                 raise Conflict(f"Login '{username}' exists already.") from None
-            await _audit(conn, actor, "login.added", tenant.id, login=username)
+            await audit_change(conn, actor, "login.added", tenant.id, login=username)
 
     async def list_logins(self, tenant_name: str | None = None) -> list[tuple[str, str]]:
         query = (sa.select(t.tenants.c.name, t.logins.c.username)
@@ -168,7 +170,7 @@ class DirectoryStore:
             if row is None:
                 raise NotFound(f"Login '{username}' does not exist.")
             await conn.execute(t.logins.delete().where(t.logins.c.id == row.id))
-            await _audit(conn, actor, "login.removed", row.tenant_id, login=username)
+            await audit_change(conn, actor, "login.removed", row.tenant_id, login=username)
 
     # --- mailboxes -------------------------------------------------------------------------
     async def add_mailbox(self, tenant_name: str, address: str, upstream: str,
@@ -192,7 +194,7 @@ class DirectoryStore:
                 tenant_id=tenant.id, address=normal, upstream=upstream, status=status,
                 status_reason=status_reason, settings={}, created_at=now(), updated_at=now(),
                 public_id=new_public_id("mbx")))
-            await _audit(conn, actor, "mailbox.added", tenant.id, mailbox=normal,
+            await audit_change(conn, actor, "mailbox.added", tenant.id, mailbox=normal,
                          upstream=upstream)
         return normal
 
@@ -203,7 +205,7 @@ class DirectoryStore:
         if tenant_name:
             query = query.where(t.tenants.c.name == tenant_name)
         async with self.engine.connect() as conn:
-            return [(r[0], _mailbox(r)) for r in await conn.execute(query)]
+            return [(r[0], mailbox_from_row(r)) for r in await conn.execute(query)]
 
     async def mailbox_by_public_id(self, public_id: str,
                                    tenant_id: int | None = None) -> tuple[str, Mailbox]:
@@ -218,11 +220,11 @@ class DirectoryStore:
             row = (await conn.execute(query)).first()
         if row is None:
             raise NotFound(f"Mailbox {public_id} does not exist.")
-        return row[0], _mailbox(row)
+        return row[0], mailbox_from_row(row)
 
     async def mailbox_by_address(self, address: str) -> Mailbox:
         async with self.engine.connect() as conn:
-            return _mailbox(await self._mailbox_row(conn, address))
+            return mailbox_from_row(await self._mailbox_row(conn, address))
 
     async def tenant_names(self) -> dict[int, str]:
         async with self.engine.connect() as conn:
@@ -242,7 +244,7 @@ class DirectoryStore:
             row = await self._mailbox_row(conn, address)
             await conn.execute(t.mailboxes.update().where(t.mailboxes.c.id == row.id).values(
                 status=status, status_reason=reason, updated_at=now()))
-            await _audit(conn, actor, f"mailbox.{status}", row.tenant_id, reason,
+            await audit_change(conn, actor, f"mailbox.{status}", row.tenant_id, reason,
                          mailbox=row.address)
 
     async def remove_mailbox(self, address: str, actor: str) -> None:
@@ -260,4 +262,4 @@ class DirectoryStore:
             await conn.execute(t.mailbox_credentials.delete().where(
                 t.mailbox_credentials.c.mailbox_id == row.id))
             await conn.execute(t.mailboxes.delete().where(t.mailboxes.c.id == row.id))
-            await _audit(conn, actor, "mailbox.removed", row.tenant_id, mailbox=row.address)
+            await audit_change(conn, actor, "mailbox.removed", row.tenant_id, mailbox=row.address)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,13 @@ def create_engine(url: str, pool_size: int = 10, schema: str = "") -> AsyncEngin
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
                                pool_pre_ping=True, connect_args=connect_args)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back naive; they were written in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

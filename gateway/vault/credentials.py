@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config
 from gateway.directory.records import Mailbox
 from gateway.errors import InvalidValue, NotFound
-from gateway.store.directory import new_public_id
-from gateway.store.schema import audit_events, mailbox_credentials, mailboxes, oauth_clients
+from gateway.store.directory import audit_change, mailbox_from_row, new_public_id
+from gateway.store.engine import aware
+from gateway.store.schema import mailbox_credentials, mailboxes, oauth_clients
 from gateway.vault.oauth import OAuthClient, ProviderEndpoints, TokenGrant
 from gateway.vault.secrets import SecretStore
 
@@ -64,15 +65,8 @@ class CredentialRow:
 
 def _row(r: Any) -> CredentialRow:
     return CredentialRow(r.mailbox_id, r.tenant_id, r.kind, r.provider, r.oauth_client_id,
-                         r.username, tuple(r.scopes.split()), _utc(r.access_expires_at),
-                         r.token_version, _utc(r.refresh_lease_until))
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite hands timestamps back naive; they were written in UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+                         r.username, tuple(r.scopes.split()), aware(r.access_expires_at),
+                         r.token_version, aware(r.refresh_lease_until))
 
 
 def provider_for_upstream(config: Config, upstream: str) -> str | None:
@@ -115,7 +109,7 @@ class Credentials:
                 client_id=client_id, created_at=now))
             assert result.inserted_primary_key is not None
             row_id = result.inserted_primary_key[0]
-            await _audit(conn, actor, "oauth_client.added", tenant_id, provider=provider,
+            await audit_change(conn, actor, "oauth_client.added", tenant_id, provider=provider,
                          client=public_id)
         await self.secrets.put(tenant_id or 0, client_secret_name(row_id),
                                client_secret.encode())
@@ -187,16 +181,11 @@ class Credentials:
                       access_expires_at=grant.expires_at, refresh_lease_until=None,
                       updated_at=now)
         async with self._engine.begin() as conn:
-            updated = await conn.execute(mailbox_credentials.update().where(
-                mailbox_credentials.c.mailbox_id == mailbox.id).values(
-                token_version=mailbox_credentials.c.token_version + 1, **values))
-            if updated.rowcount == 0:
-                await conn.execute(mailbox_credentials.insert().values(
-                    mailbox_id=mailbox.id, connected_at=now, token_version=1, **values))
+            await _upsert(conn, mailbox.id, now, values)
             reason = f"grant lacks scopes: {' '.join(missing)}" if missing else ""
             if mailbox.status != "paused":  # an operator's pause outlives a reconnect
                 await _set_status(conn, mailbox, state, reason)
-            await _audit(conn, actor, "mailbox.connected", mailbox.tenant_id, reason,
+            await audit_change(conn, actor, "mailbox.connected", mailbox.tenant_id, reason,
                          mailbox=mailbox.public_id, provider=provider, how=how, state=state)
         return state
 
@@ -244,13 +233,8 @@ class Credentials:
                       oauth_client_id=None, username=username, scopes="",
                       access_expires_at=None, refresh_lease_until=None, updated_at=now)
         async with self._engine.begin() as conn:
-            updated = await conn.execute(mailbox_credentials.update().where(
-                mailbox_credentials.c.mailbox_id == mailbox.id).values(
-                token_version=mailbox_credentials.c.token_version + 1, **values))
-            if updated.rowcount == 0:
-                await conn.execute(mailbox_credentials.insert().values(
-                    mailbox_id=mailbox.id, connected_at=now, token_version=1, **values))
-            await _audit(conn, actor, "mailbox.password_set", mailbox.tenant_id,
+            await _upsert(conn, mailbox.id, now, values)
+            await audit_change(conn, actor, "mailbox.password_set", mailbox.tenant_id,
                          mailbox=mailbox.public_id)
 
     # --- disconnecting ---------------------------------------------------------------------
@@ -269,7 +253,7 @@ class Credentials:
                 mailbox_credentials.c.mailbox_id == mailbox.id))
             if provider_for_upstream(self.config, mailbox.upstream) is not None:
                 await _set_status(conn, mailbox, DISCONNECTED, reason)
-            await _audit(conn, actor, "mailbox.disconnected", mailbox.tenant_id, reason,
+            await audit_change(conn, actor, "mailbox.disconnected", mailbox.tenant_id, reason,
                          mailbox=mailbox.public_id, revoked=revoked)
         return revoked
 
@@ -296,8 +280,7 @@ class Credentials:
                 mailboxes.c.id == mailbox_id))).first()
         if r is None:
             return
-        mailbox = Mailbox(r.id, r.tenant_id, r.address, r.upstream, r.status, r.status_reason,
-                          {}, r.public_id or "")
+        mailbox = mailbox_from_row(r)
         if forget_tokens:
             await self.secrets.delete(mailbox.tenant_id, [refresh_name(mailbox_id),
                                                           access_name(mailbox_id)])
@@ -306,7 +289,7 @@ class Credentials:
                 await conn.execute(mailbox_credentials.delete().where(
                     mailbox_credentials.c.mailbox_id == mailbox_id))
             await _set_status(conn, mailbox, state, reason)
-            await _audit(conn, actor, f"mailbox.{state}", mailbox.tenant_id, reason,
+            await audit_change(conn, actor, f"mailbox.{state}", mailbox.tenant_id, reason,
                          mailbox=mailbox.public_id)
 
 
@@ -330,8 +313,12 @@ async def _set_status(conn: AsyncConnection, mailbox: Mailbox, status: str,
         status=status, status_reason=reason[:500], updated_at=datetime.now(UTC)))
 
 
-async def _audit(conn: AsyncConnection, actor: str, event: str, tenant_id: int | None,
-                 reason: str = "", **detail: Any) -> None:
-    await conn.execute(audit_events.insert().values(
-        at=datetime.now(UTC), actor=actor, event=event, tenant_id=tenant_id, reason=reason,
-        detail=detail))
+async def _upsert(conn: AsyncConnection, mailbox_id: int, now: datetime,
+                  values: dict[str, Any]) -> None:
+    """Write a mailbox's credential row; a new login moves `token_version` on."""
+    c = mailbox_credentials.c
+    updated = await conn.execute(mailbox_credentials.update().where(
+        c.mailbox_id == mailbox_id).values(token_version=c.token_version + 1, **values))
+    if updated.rowcount == 0:
+        await conn.execute(mailbox_credentials.insert().values(
+            mailbox_id=mailbox_id, connected_at=now, token_version=1, **values))

@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.directory import address as addr
 from gateway.directory.records import Mailbox
 from gateway.errors import InvalidValue
+from gateway.store.directory import mailbox_from_row
+from gateway.store.engine import aware
 from gateway.store.schema import mailboxes, oauth_flows
 from gateway.vault.credentials import Credentials, provider_for_upstream
 from gateway.vault.envelope import Vault
@@ -93,8 +95,8 @@ class OAuthFlows:
             row = (await conn.execute(sa.select(oauth_flows).where(column == value))).first()
         if row is None or row.provider != provider:
             raise FlowError("This connection link is not valid.")
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-        if expires < datetime.now(UTC):
+        expires = aware(row.expires_at)
+        if expires is None or expires < datetime.now(UTC):
             raise FlowError("This connection link has expired; start again.")
         return row
 
@@ -168,6 +170,5 @@ class OAuthFlows:
                 mailboxes.c.id == mailbox_id))).first()
         if r is None:
             raise FlowError("The mailbox no longer exists.")
-        return Mailbox(r.id, r.tenant_id, r.address, r.upstream, r.status, r.status_reason,
-                       {}, r.public_id or "")
+        return mailbox_from_row(r)
 
