@@ -40,14 +40,16 @@ async def test_upstream_reply_without_enhanced_code_gets_a_class_code(harness: H
 
 
 async def test_upstream_unreachable_is_451_4_4_1(tmp_path: Path, pki: Pki, database):
-    with socket.socket() as probe:  # a port with nothing listening
+    # A port bound but not listening: connections are refused, and while the socket stays
+    # open no listener of this test (the gateway's own take port 0 too) can be given it.
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
-    upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "127.0.0.1"\nport = {dead_port}\n'
-                'tls = "none"\ntimeout = 2\n')
-    async with running_harness(tmp_path, pki, database, upstream=upstream) as h:
-        code, text = await h.data_reply(["alice@example.org"])
-        assert (code, text.split(" ")[0]) == (451, "4.4.1")
+        upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "127.0.0.1"\n'
+                    f'port = {dead_port}\ntls = "none"\ntimeout = 2\n')
+        async with running_harness(tmp_path, pki, database, upstream=upstream) as h:
+            code, text = await h.data_reply(["alice@example.org"])
+            assert (code, text.split(" ")[0]) == (451, "4.4.1")
 
 
 async def test_upstream_disconnect_mid_data_is_451_4_4_2_and_nothing_is_half_sent(
