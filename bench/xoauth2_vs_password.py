@@ -80,8 +80,7 @@ async def main(messages: int, database: str) -> None:
     upstreams = (
         f'[upstreams.gmail]\nkind = "gmail"\nhost = "127.0.0.1"\nport = {oauth_sink.port}\n'
         f'tls = "none"\n\n[upstreams.relay]\nkind = "smtp"\nhost = "127.0.0.1"\n'
-        f'port = {password_sink.port}\ntls = "none"\nusername = "relay"\n'
-        f'password = "smarthost secret"\n')
+        f'port = {password_sink.port}\ntls = "none"\nusername = "relay"\n')
     path = write_config(work, pki, db, 0, upstream=upstreams,
                         extra=server.toml())
     config = config_module.load(path, {})
@@ -95,6 +94,7 @@ async def main(messages: int, database: str) -> None:
     await store.add_mailbox("bench", "password@bench.example", "relay", "bench")
     await engine.dispose()
     gateway = Gateway(config)
+    await gateway.upstream_passwords.set("relay", "smarthost secret", "bench")
     ports = await gateway.start(roles=("smtp",))
     await gateway.credentials.add_client("google", CLIENT_ID, CLIENT_SECRET, None, "bench")
     mailbox = gateway.directory.mailbox("oauth@bench.example")

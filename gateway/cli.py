@@ -789,6 +789,63 @@ async def mailbox_resume(store: DirectoryStore, config: Config, address: str) ->
     click.echo(f"mailbox {address} resumed")
 
 
+# --- upstreams -----------------------------------------------------------------------------
+
+
+@cli.group()
+def upstream() -> None:
+    """The configured upstreams and the operator's smarthost logins."""
+
+
+@upstream.command("list")
+@with_store
+async def upstream_list(store: DirectoryStore, config: Config) -> None:
+    """Each upstream, its kind and host, and whether its login has a sealed password."""
+    from gateway.vault.upstream_passwords import UpstreamPasswords
+
+    credentials = await _credentials(store.engine, config)
+    try:
+        passwords = UpstreamPasswords(store.engine, credentials.secrets, config)
+        for name, up in sorted(config.upstreams.items()):
+            where = up.path if up.kind == "maildir" else f"{up.host}:{up.port}"
+            if up.kind != "smtp":
+                login = "per mailbox" if up.kind != "maildir" else "-"
+            elif not up.username:
+                login = "no login"
+            else:
+                sealed = await passwords.get(name) is not None
+                login = f"{up.username} ({'password sealed' if sealed else 'NO PASSWORD'})"
+            click.echo(f"{name}\t{up.kind}\t{where}\t{login}")
+    finally:
+        await credentials.close()
+
+
+@upstream.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.option("--clear", is_flag=True, help="Delete the sealed password.")
+@with_store
+async def upstream_password(store: DirectoryStore, config: Config, name: str,
+                            password_stdin: bool, clear: bool) -> None:
+    """Seal the shared smarthost password of upstream NAME (its username is configuration).
+
+    Running gateways pick it up within 30 seconds, or at once after the smarthost refuses
+    the old one."""
+    from gateway.vault.upstream_passwords import UpstreamPasswords
+
+    credentials = await _credentials(store.engine, config)
+    try:
+        passwords = UpstreamPasswords(store.engine, credentials.secrets, config)
+        if clear:
+            await passwords.clear(name, _actor())
+            click.echo(f"upstream {name}: sealed password deleted")
+        else:
+            await passwords.set(name, _read_password(password_stdin), _actor())
+            click.echo(f"upstream {name}: password sealed")
+    finally:
+        await credentials.close()
+
+
 # --- OAuth clients and API keys ------------------------------------------------------------
 
 

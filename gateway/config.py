@@ -109,6 +109,7 @@ class UpstreamConfig:
     port: int = 587
     tls: Literal["starttls", "implicit", "none"] = "starttls"
     username: str = ""
+    # Deprecated here: sealed into the vault at start-up (`gateway upstream password`).
     password: str = field(default="", repr=False)  # never in a repr, log or error
     ca_file: str = ""  # extra trust anchor (a private smarthost CA); system CAs otherwise
     timeout: float = 30.0
@@ -530,8 +531,9 @@ def _check_upstream(name: str, up: UpstreamConfig, dev: bool) -> None:
     if up.tls == "none":
         _require(_is_loopback(up.host), f"{key}.tls", "none",
                  "Plain-text upstream connections are allowed only to a loopback host.")
-    _require(bool(up.username) == bool(up.password), f"{key}.password", up.password,
-             "username and password go together.")
+    _require(bool(up.username) or not up.password, f"{key}.password", up.password,
+             "A password needs its username; better, keep only the username here and seal "
+             f"the password: gateway upstream password {name} --password-stdin.")
 
 
 def _is_loopback(host: str) -> bool:

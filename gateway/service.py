@@ -43,6 +43,7 @@ from gateway.vault.oauth import ProviderEndpoints
 from gateway.vault.purpose import PurposeKeys
 from gateway.vault.secrets import secret_store_for
 from gateway.vault.tokens import TokenBroker
+from gateway.vault.upstream_passwords import UpstreamPasswords
 from gateway.web.admin import create_admin_app
 from gateway.web.parts import WebParts
 from gateway.web.public import create_public_app
@@ -68,8 +69,8 @@ def tls_files(config: Config) -> tuple[str, str]:
     return config.smtp.tls_cert, config.smtp.tls_key
 
 
-def build_upstreams(config: Config, credentials: Credentials,
-                    broker: TokenBroker) -> dict[str, Upstream]:
+def build_upstreams(config: Config, credentials: Credentials, broker: TokenBroker,
+                    passwords: UpstreamPasswords) -> dict[str, Upstream]:
     upstreams: dict[str, Upstream] = {}
     for name, up in config.upstreams.items():
         if up.kind == "maildir":
@@ -78,7 +79,7 @@ def build_upstreams(config: Config, credentials: Credentials,
             upstreams[name] = SmarthostUpstream(name, up, config.smtp.hostname,
                                                 XOAuth2Login(broker))
         else:
-            shared = SharedLogin(up.username, up.password)
+            shared = SharedLogin(name, up.username, passwords)
             upstreams[name] = SmarthostUpstream(name, up, config.smtp.hostname,
                                                 MailboxPasswordLogin(credentials, shared))
     return upstreams
@@ -106,7 +107,10 @@ class Gateway:
                                 config.audit.batch_max_delay)
         self.queue = QueueStore(self.engine, self.vault, config.queue.lifetime)
         self.credentials, self.tokens = build_vault_parts(config, self.engine, self.vault)
-        upstreams = build_upstreams(config, self.credentials, self.tokens)
+        self.upstream_passwords = UpstreamPasswords(self.engine, self.credentials.secrets,
+                                                    config)
+        upstreams = build_upstreams(config, self.credentials, self.tokens,
+                                    self.upstream_passwords)
         self.relay = Relay(upstreams, self.queue, config.queue.data_deadline,
                            config.queue.retry_first)
         self.authenticator = Authenticator(self.directory, config.smtp)
@@ -137,6 +141,7 @@ class Gateway:
         `admin` (the two HTTP listeners)."""
         await require_head(self.engine)
         await self.credentials.secrets.check()
+        await self.upstream_passwords.adopt_configured()
         await self.purpose_keys.ensure(DIGEST_PURPOSE,
                                        seed=self.vault.derived_key(LEGACY_DIGEST_INFO))
         self.handler.set_digest_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])

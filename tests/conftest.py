@@ -124,7 +124,10 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 
 
 def master_key_file(directory: Path) -> Path:
+    """The directory's master key, made on first use (a config rewritten later keeps it)."""
     path = directory / "master.key"
+    if path.exists():
+        return path
     path.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
     path.chmod(0o600)
     return path

@@ -118,6 +118,8 @@ HELD_UNAVAILABLE = Reply(451, "4.3.0", "Message needs review but cannot be held 
 UPSTREAM_UNREACHABLE = Reply(451, "4.4.1", "Upstream server unreachable, try again later")
 UPSTREAM_DROPPED = Reply(451, "4.4.2", "Upstream connection dropped, try again later")
 UPSTREAM_AUTH_FAILED = Reply(451, "4.7.0", "Upstream authentication failed, try again later")
+UPSTREAM_LOGIN_MISSING = Reply(451, "4.7.0", "Upstream login has no password in the vault, "
+                                             "try again later")
 # XOAUTH2 mailboxes: the reply names the mailbox's state, never a token.
 MAILBOX_DISCONNECTED = Reply(451, "4.7.0", "Mailbox is disconnected from its provider; "
                                            "reconnect it")

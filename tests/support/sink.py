@@ -125,23 +125,23 @@ class RecordingSink:
         self.faults = Faults()
         self.arrived = asyncio.Event()
         self._tls = tls
-        self._auth = auth
+        self.auth = auth  # (login, password) accepted; may change while running
         self._smtputf8 = smtputf8
         self._server: asyncio.base_events.Server | None = None
         self.port = 0
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
-        ok = (isinstance(auth_data, LoginPassword) and self._auth is not None
-              and (auth_data.login.decode(), auth_data.password.decode()) == self._auth)
+        ok = (isinstance(auth_data, LoginPassword) and self.auth is not None
+              and (auth_data.login.decode(), auth_data.password.decode()) == self.auth)
         return AuthResult(success=ok, handled=False)
 
     def _factory(self) -> SMTP:
         self.connections += 1
         return _SinkSMTP(_Handler(self), hostname="sink.test", enable_SMTPUTF8=self._smtputf8,
                     tls_context=self._tls, require_starttls=self._tls is not None,
-                    auth_required=self._auth is not None,
+                    auth_required=self.auth is not None,
                     auth_require_tls=self._tls is not None,
-                    authenticator=self._authenticate if self._auth else None)
+                    authenticator=self._authenticate if self.auth else None)
 
     async def start(self) -> RecordingSink:
         loop = asyncio.get_running_loop()

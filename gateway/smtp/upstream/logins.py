@@ -16,6 +16,7 @@ from gateway.smtp.replies import Reply
 from gateway.smtp.upstream.base import Copy
 from gateway.vault.credentials import Credentials, password_name
 from gateway.vault.tokens import AccessToken, TokenBroker, TokenUnavailable
+from gateway.vault.upstream_passwords import UpstreamPasswords
 
 
 class LoginUnavailable(Exception):
@@ -40,20 +41,34 @@ class LoginSource(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
 class SharedLogin:
-    """The operator's smarthost login from the configuration (or none)."""
+    """The operator's smarthost login: the username from the configuration, the password
+    sealed in the vault (`gateway upstream password`). Read at most every `ttl` seconds,
+    and again after the smarthost refuses it, so a changed password needs no restart."""
 
-    username: str
-    password: str = field(repr=False)
+    def __init__(self, upstream: str, username: str, passwords: UpstreamPasswords,
+                 ttl: float = 30.0) -> None:
+        self._upstream = upstream
+        self._username = username
+        self._passwords = passwords
+        self._ttl = ttl
+        self._cached: tuple[float, str | None] | None = None
 
     async def login(self, copy: Copy, rejected: UpstreamLogin | None = None
                     ) -> UpstreamLogin | None:
-        return UpstreamLogin(self.username, self.password) if self.username else None
+        if not self._username:
+            return None
+        if self._cached is None or rejected is not None or self._cached[0] < time.monotonic():
+            password = await self._passwords.get(self._upstream)
+            self._cached = (time.monotonic() + self._ttl, password)
+        password = self._cached[1]
+        if password is None:
+            raise LoginUnavailable(replies.UPSTREAM_LOGIN_MISSING)
+        return UpstreamLogin(self._username, password)
 
     @property
     def retries_rejected(self) -> bool:
-        return False
+        return True
 
 
 _TOKEN_REPLIES = {
@@ -110,7 +125,7 @@ class MailboxPasswordLogin:
                     own = UpstreamLogin(row.username, secret.decode())
             entry = (time.monotonic() + self._ttl, own)
             self._cache[copy.mailbox_id] = entry
-        return entry[1] or await self._shared.login(copy)
+        return entry[1] or await self._shared.login(copy, rejected)
 
     @property
     def retries_rejected(self) -> bool:

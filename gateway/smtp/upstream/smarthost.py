@@ -19,7 +19,7 @@ from aiosmtplib import errors as smtp_errors
 from gateway.config import UpstreamConfig
 from gateway.smtp import replies
 from gateway.smtp.upstream.base import Copy, DeliveryResult
-from gateway.smtp.upstream.logins import LoginSource, LoginUnavailable, SharedLogin, UpstreamLogin
+from gateway.smtp.upstream.logins import LoginSource, LoginUnavailable, UpstreamLogin
 
 log = logging.getLogger("gateway.upstream")
 
@@ -37,12 +37,12 @@ class _Unreachable(Exception):
 
 class SmarthostUpstream:
     def __init__(self, name: str, config: UpstreamConfig, helo_name: str,
-                 logins: LoginSource | None = None) -> None:
+                 logins: LoginSource) -> None:
         self.name = name
         self._config = config
         self._helo = helo_name
         self._tls = client_tls_context(config.ca_file) if config.tls != "none" else None
-        self._logins: LoginSource = logins or SharedLogin(config.username, config.password)
+        self._logins = logins
         self._idle: dict[str, list[aiosmtplib.SMTP]] = {}
 
     async def _connect(self, copy: Copy, login: UpstreamLogin | None) -> aiosmtplib.SMTP:
