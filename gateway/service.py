@@ -218,7 +218,7 @@ class Gateway:
             new = config_module.load(self._config_path)
             cert, key = tls_files(new)
             self._tls.load_cert_chain(cert, key)  # new sessions get the new certificate
-            self.vault.reload()
+            self.vault.reload(provider_for(new))
         except Exception as exc:
             log.error("reload refused; keeping the running configuration",
                       extra={"error": str(exc)})

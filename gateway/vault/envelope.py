@@ -70,11 +70,14 @@ class Vault:
         self._primary: MasterKey | None = None
         self.reload()
 
-    def reload(self) -> None:
-        """Read the key set again (SIGHUP). A failure keeps the keys already loaded."""
-        keys = self._provider.load()
+    def reload(self, provider: KeyProvider | None = None) -> None:
+        """Read the key set again (SIGHUP), from `provider` when the configuration now names
+        other key files (a rotation). A failure keeps the keys already loaded."""
+        provider = provider or self._provider
+        keys = provider.load()
         if not keys:
             raise VaultError("The master key provider returned no key.")
+        self._provider = provider
         self._keys = {k.key_id: k for k in keys}
         self._primary = keys[0]
 
