@@ -410,8 +410,21 @@ async def _queue_parts(engine: Any, config: Config) -> Any:
     store = QueueStore(engine, vault, config.queue.lifetime)
     directory_store = DirectoryStore(engine)
     worker = QueueWorker(config, store, {}, Directory(directory_store, config), directory_store,
-                         AuditTrail(engine), lambda r: recipient_digest(key, r))
+                         AuditTrail(engine), lambda r: recipient_digest(key, r),
+                         await _suppressions(engine, config, purposes))
     return store, worker, key
+
+
+async def _suppressions(engine: Any, config: Config, purposes: Any = None) -> Any:
+    """The suppression lists, opened with the digest key (made on first use)."""
+    from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
+    from gateway.vault.purpose import PurposeKeys
+
+    purposes = purposes or PurposeKeys(engine, _vault(config))
+    await purposes.ensure(SUPPRESSION_PURPOSE)
+    suppressions = Suppressions(engine, config.database.url, config.database.schema)
+    suppressions.open(*reversed(purposes.current(SUPPRESSION_PURPOSE)))
+    return suppressions
 
 
 def _copy_line(c: Any) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import config as config_module
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path
 from gateway.directory.cache import Directory
+from gateway.errors import VaultError
 from gateway.events.webhooks import WebhookDispatcher
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
@@ -35,6 +36,7 @@ from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.store.webhooks import WebhookStore
+from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
 from gateway.vault.flows import OAuthFlows
@@ -114,19 +116,22 @@ class Gateway:
         self.relay = Relay(upstreams, self.queue, config.queue.data_deadline,
                            config.queue.retry_first)
         self.authenticator = Authenticator(self.directory, config.smtp)
-        self.pipeline = Pipeline(PolicyContext(config, self.directory))
+        self.suppressions = Suppressions(self.engine, config.database.url,
+                                         config.database.schema)
+        self.pipeline = Pipeline(PolicyContext(config, self.directory, self.suppressions))
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
             digest_key=b"",  # set in start(), from the stored purpose key
         )
         self.worker = QueueWorker(config, self.queue, upstreams, self.directory,
-                                  DirectoryStore(self.engine), self.audit, self.handler.digest)
+                                  DirectoryStore(self.engine), self.audit, self.handler.digest,
+                                  self.suppressions)
         self.webhooks = WebhookDispatcher(self.engine, WebhookStore(self.engine, self.vault),
                                           config.events)
         self.api_keys = ApiKeys(self.engine)
         self.flows = OAuthFlows(self.engine, self.vault, self.credentials)
         self.web = WebParts(config, DirectoryStore(self.engine), self.credentials, self.flows,
-                            self.api_keys)
+                            self.api_keys, self.suppressions)
         cert, key = tls_files(config)
         self._tls: ssl.SSLContext = server_tls_context(cert, key)
         self._listeners: list[Listener] = []
@@ -145,6 +150,7 @@ class Gateway:
         await self.purpose_keys.ensure(DIGEST_PURPOSE,
                                        seed=self.vault.derived_key(LEGACY_DIGEST_INFO))
         self.handler.set_digest_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])
+        await self._open_suppressions()
         await self.directory.start()
         await self.audit.start()
         http = self.config.http
@@ -173,6 +179,19 @@ class Gateway:
                                            "public_port": public, "admin_port": admin,
                                            "environment": self.config.environment})
         return self.ports
+
+    async def _open_suppressions(self) -> None:
+        """The digest key is made once and never replaced. If it cannot be unsealed, the
+        gateway still starts, and every suppression check fails closed (451 4.3.5)."""
+        try:
+            await self.purpose_keys.ensure(SUPPRESSION_PURPOSE)
+            version, key = self.purpose_keys.current(SUPPRESSION_PURPOSE)
+        except VaultError as exc:
+            log.error("suppression lists unavailable: recipients get 451 4.3.5 until the "
+                      "master key that sealed the digest key is loaded",
+                      extra={"error": exc.message, "alert": "ops"})
+            return
+        self.suppressions.open(key, version)
 
     async def _start_smtp(self) -> tuple[int, int]:
         smtp = self.config.smtp
@@ -205,6 +224,7 @@ class Gateway:
         await self.directory.stop()
         await self.relay.close()
         await self.credentials.close()
+        await self.suppressions.close()
         self.authenticator.close()
         await self.engine.dispose()
 
@@ -229,7 +249,7 @@ class Gateway:
                                       self.config.database.url):
             log.warning("listener or database changes take effect after a restart")
         self.config = new
-        self.pipeline = Pipeline(PolicyContext(new, self.directory))
+        self.pipeline = Pipeline(PolicyContext(new, self.directory, self.suppressions))
         self.handler.set_config(new, self.pipeline)
         self.authenticator.reconfigure(new.smtp)
         self.directory.reconfigure(new)

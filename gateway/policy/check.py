@@ -11,6 +11,7 @@ from gateway.directory.cache import Directory
 from gateway.directory.records import Mailbox, Principal, Tenant
 from gateway.policy.message import Message
 from gateway.policy.verdict import Verdict
+from gateway.suppressions import Suppressions
 
 
 class Stage(enum.Enum):
@@ -53,3 +54,4 @@ class PolicyContext:
 
     config: Config
     directory: Directory
+    suppressions: Suppressions

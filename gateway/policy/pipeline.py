@@ -11,6 +11,7 @@ from gateway.errors import VaultError
 from gateway.policy import (
     header_from,
     parsed,
+    recipient_suppressed,
     recipient_valid,
     sender_allowed,
     submission_headers,
@@ -25,6 +26,7 @@ MAIL_CHECKS = (
 )
 RCPT_CHECKS = (
     recipient_valid.RecipientValid,  # syntax and normal form (email-validator)
+    recipient_suppressed.RecipientSuppressed,  # on a suppression list -> 550 5.7.1
 )
 DATA_CHECKS = (
     parsed.Parsed,  # unparsable -> 554 5.6.0, never half-sent

@@ -17,7 +17,7 @@ from typing import Any
 from gateway import background
 from gateway.config import Config
 from gateway.directory.cache import Directory
-from gateway.errors import Conflict
+from gateway.errors import Conflict, VaultError
 from gateway.queue import dsn
 from gateway.queue.store import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State
 from gateway.smtp import replies
@@ -25,6 +25,8 @@ from gateway.smtp.upstream.base import Copy, Outcome, Upstream
 from gateway.store import audit
 from gateway.store.audit import AuditTrail
 from gateway.store.directory import DirectoryStore
+from gateway.suppressions import Suppressions
+from suppression.entries import GLOBAL
 
 log = logging.getLogger("gateway.queue")
 
@@ -52,8 +54,9 @@ class _Attempt:
 class QueueWorker:
     def __init__(self, config: Config, store: QueueStore, upstreams: Mapping[str, Upstream],
                  directory: Directory, directory_store: DirectoryStore, audit_trail: AuditTrail,
-                 digest: Callable[[str], str]) -> None:
+                 digest: Callable[[str], str], suppressions: Suppressions) -> None:
         self._config = config
+        self._suppressions = suppressions
         self._store = store
         self._upstreams = upstreams
         self._directory = directory
@@ -111,6 +114,12 @@ class QueueWorker:
             return self._deferral(copy, message, replies.TEMPORARY_FAILURE, now, attempted=False)
         if not mailbox.active:  # paused by an operator or by a provider quota: wait
             return self._deferral(copy, message, replies.MAILBOX_PAUSED, now, attempted=False)
+        if copy.kind is Kind.COPY:  # an opt-out that arrived since it was queued still wins
+            refusal = await self._suppressed(copy)
+            if refusal is not None:
+                if refusal.code >= 500:
+                    return self._refusal(copy, message, refusal, now, attempted=False)
+                return self._deferral(copy, message, refusal, now, attempted=False)
         cap = self._caps.setdefault(mailbox.id,
                                     asyncio.Semaphore(self._config.queue.mailbox_concurrency))
         async with cap:
@@ -135,9 +144,27 @@ class QueueWorker:
         elif copy.kind is Kind.DSN:
             outcome = self._outcome(copy, message, State.FAILED, "failed", reply)
         else:  # refused: closed as bounced once its report is queued (after the commit)
-            outcome = self._outcome(copy, message, State.REFUSED, "", reply, next_attempt_at=now)
-            outcome.bounce = True
+            outcome = self._refusal(copy, message, reply, now)
         outcome.rows.insert(0, attempt_row)
+        return outcome
+
+    async def _suppressed(self, copy: QueuedCopy) -> replies.Reply | None:
+        try:
+            match = await self._suppressions.check(copy.tenant_id, copy.recipient)
+        except VaultError:
+            return replies.VAULT_UNAVAILABLE
+        if match is None:
+            return None
+        if match.scope == GLOBAL:
+            return replies.SUPPRESSED_GLOBAL
+        return replies.SUPPRESSED[match.reason.value]
+
+    def _refusal(self, copy: QueuedCopy, message: bytes, reply: replies.Reply,
+                 now: datetime, attempted: bool = True) -> _Attempt:
+        """Refused: closed as bounced once its report is queued (after the commit)."""
+        outcome = self._outcome(copy, message, State.REFUSED, "", reply, next_attempt_at=now,
+                                attempted=attempted)
+        outcome.bounce = True
         return outcome
 
     def _outcome(self, copy: QueuedCopy, message: bytes, state: State, event: str,

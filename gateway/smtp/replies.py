@@ -89,6 +89,16 @@ SENDER_OK = Reply(250, "2.1.0", "Sender ok")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient ok")
 SENDER_MALFORMED = Reply(553, "5.1.7", "Malformed sender address")
 RECIPIENT_MALFORMED = Reply(553, "5.1.3", "Malformed recipient address")
+# Suppressed recipients: the reply says which kind of list, never whose list or which entry.
+SUPPRESSED = {
+    "unsubscribe": Reply(550, "5.7.1", "Recipient has unsubscribed; not sent"),
+    "complaint": Reply(550, "5.7.1", "Recipient reported earlier mail as spam; not sent"),
+    "bounce": Reply(550, "5.7.1", "Recipient address bounced earlier; not sent"),
+    "manual": Reply(550, "5.7.1", "Recipient is on this account's suppression list; not sent"),
+    "erasure": Reply(550, "5.7.1", "Recipient asked not to be contacted; not sent"),
+}
+SUPPRESSED_GLOBAL = Reply(550, "5.7.1", "Recipient is on the operator's suppression list; "
+                                        "not sent")
 NULL_SENDER_REFUSED = Reply(553, "5.1.7", "A null sender is not accepted for submission")
 SENDER_NOT_ALLOWED = Reply(553, "5.7.1", "Sender address not allowed for this login")
 TENANT_SUSPENDED = Reply(451, "4.7.1", "Sending suspended for this account")

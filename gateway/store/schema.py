@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from suppression import schema as suppression_schema
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -261,3 +263,7 @@ oauth_flows = sa.Table(
     sa.Column("expires_at", Timestamp, nullable=False),
     sa.Column("used_at", Timestamp, nullable=True),
 )
+
+# Suppression entries: defined by the `suppression` library (its queries are written against
+# that definition), created by migration 0008.
+suppressions = suppression_schema.suppressions.to_metadata(metadata)

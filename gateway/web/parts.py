@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gateway.config import Config
 from gateway.store.api_keys import ApiKeys
 from gateway.store.directory import DirectoryStore
+from gateway.suppressions import Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows
 
@@ -18,6 +19,7 @@ class WebParts:
     credentials: Credentials
     flows: OAuthFlows
     api_keys: ApiKeys
+    suppressions: Suppressions
     public_base_url: str = ""  # known once the public listener is bound
     ready: bool = field(default=True)  # False while shutting down: /readyz answers 503
 

@@ -58,7 +58,7 @@ def make_check(**smtp: object) -> Parsed:
         "GATEWAY__VAULT__MASTER_KEY_ENV": "K",
         "GATEWAY__UPSTREAMS__C__KIND": '"maildir"', "GATEWAY__UPSTREAMS__C__PATH": "x", **env,
     })
-    return Parsed(PolicyContext(config, None))  # type: ignore[arg-type]
+    return Parsed(PolicyContext(config, None, None))  # type: ignore[arg-type]
 
 
 def tx(raw: bytes, smtputf8: bool = False) -> Transaction:

@@ -1,0 +1,29 @@
+"""No recipient on a suppression list (the tenant's or the global one) is sent to: refused
+at RCPT, before a byte of the message is accepted. The reply names the kind of list, never
+the entry or whose list it is."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from gateway.policy.check import PolicyContext, Stage, Transaction
+from gateway.policy.verdict import Verdict
+from gateway.smtp import replies
+from suppression.entries import GLOBAL
+
+
+class RecipientSuppressed:
+    name: ClassVar[str] = "recipient-suppressed"
+    stage: ClassVar[Stage] = Stage.RCPT
+
+    def __init__(self, ctx: PolicyContext) -> None:
+        self._suppressions = ctx.suppressions
+
+    async def check(self, tx: Transaction) -> Verdict:
+        match = await self._suppressions.check(tx.tenant_id, tx.recipient)
+        if match is None:
+            return Verdict.ok(self.name)
+        if match.scope == GLOBAL:
+            return Verdict.reject(self.name, replies.SUPPRESSED_GLOBAL, "global list")
+        return Verdict.reject(self.name, replies.SUPPRESSED[match.reason.value],
+                              f"tenant list: {match.reason.value}")

@@ -1,0 +1,196 @@
+"""The gateway's use of the `suppression` library: who may change which list, the audit
+row of every change, and the check the RCPT stage and the queue call.
+
+Rules:
+- A caller bound to a tenant works on that tenant's list only. It may ask whether an address
+  is on the global list (yes or no, no reason), never list, export or change it: the global
+  list holds other tenants' complainers and erasures.
+- `unsubscribe`, `complaint` and `erasure` entries are removed only by a compliance (or
+  admin) caller not bound to a tenant, or a CLI operator, with a reason and evidence.
+- Audit rows name entries by id and digest, never by address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import InvalidValue, NotFound, VaultError
+from gateway.store.api_keys import Forbidden
+from gateway.store.directory import audit_change
+from suppression.bulk import Report, import_items
+from suppression.canonical import InvalidAddress, canonical
+from suppression.digest import Digester
+from suppression.entries import GLOBAL, PROTECTED, Entry, Match, NewEntry, Reason, Target
+from suppression.formats import Item, parse_target
+from suppression.lookup import Lookup, lookup_for
+from suppression.store import Filters, SuppressionStore
+
+SUPPRESSION_PURPOSE = "suppression-digest"
+MAX_NOTE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks: an API key (role, maybe a tenant) or a CLI operator (role None)."""
+
+    name: str
+    role: str | None = None
+    tenant_id: int | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role is None
+
+    def may_remove_protected(self) -> bool:
+        return self.is_operator or (self.tenant_id is None
+                                    and self.role in ("compliance", "admin"))
+
+
+def key_id(key: bytes, version: int) -> str:
+    """A public name of the digest key: exports carry it, so digest-only entries go back
+    only into an installation holding the same key."""
+    fingerprint = hmac.digest(key, b"ocg suppression key id", hashlib.sha256)[:6].hex()
+    return f"{SUPPRESSION_PURPOSE}/v{version}/{fingerprint}"
+
+
+def target_of(text: str) -> Target:
+    try:
+        return parse_target(text)
+    except InvalidAddress as exc:
+        raise InvalidValue(f"Not an address or domain: {exc}") from None
+
+
+class Suppressions:
+    def __init__(self, engine: AsyncEngine, url: str, schema: str) -> None:
+        self._engine = engine
+        self._url = url
+        self._schema = schema
+        self._store: SuppressionStore | None = None
+        self._lookup: Lookup | None = None
+
+    def open(self, key: bytes, version: int) -> None:
+        """Start with the digest key (from the purpose keys; never rotated)."""
+        digester = Digester(key, key_id(key, version))
+        self._store = SuppressionStore(digester)
+        self._lookup = lookup_for(self._url, self._schema, digester)
+
+    async def close(self) -> None:
+        if self._lookup is not None:
+            await self._lookup.close()
+
+    @property
+    def store(self) -> SuppressionStore:
+        if self._store is None:
+            raise VaultError("The suppression digest key is not loaded.")
+        return self._store
+
+    @property
+    def key_id(self) -> str:
+        return self.store.digester.key_id
+
+    # --- the check ---------------------------------------------------------------------------
+    async def check(self, tenant_id: int, address: str) -> Match | None:
+        """Fails closed: without the key there is no answer (the caller replies 451)."""
+        if self._lookup is None:
+            raise VaultError("The suppression digest key is not loaded.")
+        return await self._lookup.check(tenant_id, canonical(address), int(time.time()))
+
+    # --- scopes --------------------------------------------------------------------------
+    @staticmethod
+    def scope_for(actor: Actor, scope: int) -> int:
+        if actor.tenant_id is not None and scope != actor.tenant_id:
+            raise Forbidden("A key bound to a tenant works on that tenant's list only.")
+        return scope
+
+    # --- changes -------------------------------------------------------------------------
+    async def add(self, actor: Actor, scope: int, target_text: str, reason: Reason,
+                  source: str, expires_at: int | None = None, note: str = "") -> Entry:
+        scope = self.scope_for(actor, scope)
+        target = target_of(target_text)
+        now = int(time.time())
+        if expires_at is not None and expires_at <= now:
+            raise InvalidValue("The expiry is in the past.")
+        if len(note) > MAX_NOTE:
+            raise InvalidValue(f"A note has at most {MAX_NOTE} characters.")
+        entry = NewEntry(scope, target, reason, source, now, expires_at, note, actor.name)
+        async with self._engine.begin() as conn:
+            await self.store.add(conn, [entry], now)
+            stored = await self.store.find(conn, scope, target)
+            assert stored is not None
+            await audit_change(conn, actor.name, "suppression.added", scope or None,
+                               entry=stored.id, kind=target.kind.value,
+                               entry_reason=reason.value,
+                               digest=stored.digest.hex(), scope=scope)
+        return stored
+
+    async def remove(self, actor: Actor, scope: int, target_text: str, why: str,
+                     evidence: str = "") -> Entry:
+        scope = self.scope_for(actor, scope)
+        target = target_of(target_text)
+        async with self._engine.begin() as conn:
+            entry = await self.store.find(conn, scope, target)
+            if entry is None:
+                raise NotFound("No such entry on this list.")
+            if not why.strip():
+                raise InvalidValue("Say why the entry is removed (--reason).")
+            if entry.reason in PROTECTED:
+                if not actor.may_remove_protected():
+                    raise Forbidden(f"A {entry.reason.value} entry is removed only by a "
+                                    "compliance key not bound to a tenant.")
+                if not evidence.strip():
+                    raise InvalidValue(f"Removing a {entry.reason.value} entry needs evidence "
+                                       "(e.g. the ticket of the person's request).")
+            await self.store.delete(conn, entry.id)
+            await audit_change(conn, actor.name, "suppression.removed", scope or None, why,
+                               entry=entry.id, kind=entry.kind.value,
+                               entry_reason=entry.reason.value, digest=entry.digest.hex(),
+                               scope=scope, evidence=evidence)
+        return entry
+
+    async def import_items(self, actor: Actor, scope: int, items: Iterable[Item],
+                           from_line: int = 0,
+                           progress: Callable[[Report], None] | None = None) -> Report:
+        scope = self.scope_for(actor, scope)
+        now = int(time.time())
+        report = await import_items(self._engine, self.store, items, now, from_line, progress)
+        async with self._engine.begin() as conn:
+            await audit_change(conn, actor.name, "suppression.imported", scope or None,
+                               scope=scope, rows=report.rows, written=report.written,
+                               bad=report.bad_count, skipped=report.skipped)
+        return report
+
+    # --- reads ---------------------------------------------------------------------------
+    async def lookup(self, actor: Actor, scope: int, address: str) -> list[Entry]:
+        """The entries of one list that match an address (ops' `check`)."""
+        scope = self.scope_for(actor, scope)
+        try:
+            canon = canonical(address)
+        except InvalidAddress as exc:
+            raise InvalidValue(f"Not an address: {exc}") from None
+        async with self._engine.connect() as conn:
+            entries = await self.store.matches(conn, [scope], canon)
+        now = int(time.time())
+        return [e for e in entries if e.active(now)]
+
+    async def page(self, actor: Actor, scope: int, filters: Filters, after: int,
+                   limit: int) -> list[Entry]:
+        scope = self.scope_for(actor, scope)
+        async with self._engine.connect() as conn:
+            return await self.store.page(conn, [scope], filters, after, limit)
+
+    async def stream(self, actor: Actor, scope: int, filters: Filters) -> AsyncIterator[Entry]:
+        scope = self.scope_for(actor, scope)
+        async with self._engine.connect() as conn:
+            async for entry in self.store.stream(conn, [scope], filters):
+                yield entry
+
+
+def scope_of(tenant_id: int | None) -> int:
+    return GLOBAL if tenant_id is None else tenant_id
+

@@ -1,0 +1,39 @@
+"""Keyed digests: how entries are stored and found without the list being a list of
+addresses anyone with the database can read.
+
+HMAC-SHA256 under the suppression purpose key, of a label and the canonical target, cut to
+16 bytes (a collision among billions of entries is far less likely than a disk error, and
+would only suppress someone by mistake). The key is never rotated: erased people exist only
+as digests, and a new key would forget them.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+
+from suppression.canonical import parent_domains
+from suppression.entries import Kind, Target
+
+DIGEST_BYTES = 16
+_LABELS = {Kind.ADDRESS: b"a:", Kind.DOMAIN: b"d:", Kind.SUBDOMAINS: b"w:"}
+
+
+@dataclass(frozen=True, slots=True)
+class Digester:
+    key: bytes = field(repr=False)
+    key_id: str  # which key: exports carry it, so digests go back only where it is held
+
+    def target(self, target: Target) -> bytes:
+        return self._digest(_LABELS[target.kind], target.value)
+
+    def lookups(self, canonical_address: str) -> list[bytes]:
+        """Every digest an entry matching this address could have: the address, its
+        domain, and the domain and each parent as a subdomains entry."""
+        domain = canonical_address.rpartition("@")[2]
+        found = [self._digest(b"a:", canonical_address), self._digest(b"d:", domain)]
+        found.extend(self._digest(b"w:", parent) for parent in parent_domains(domain))
+        return found
+
+    def _digest(self, label: bytes, value: str) -> bytes:
+        return hmac.digest(self.key, label + value.encode(), "sha256")[:DIGEST_BYTES]

@@ -1,0 +1,326 @@
+"""Reading suppression files as other services export them, and writing our own.
+
+Layouts read (detected from the header row, or named with `format=`):
+
+- `ocg`: this library's export (`target,kind,reason,source,created_at,expires_at,note,
+  created_by,digest,key_id`); digest-only rows (erasures) go back only into an installation
+  holding the same digest key.
+- `plain`: one address per line, no header (or a lone `email` / `address` header).
+- `ses`: Amazon SES suppressed destinations, `EmailAddress,Reason,LastUpdateTime`
+  (`Reason` BOUNCE or COMPLAINT); also SES's header-less bulk-import rows `address,REASON`.
+- `mailgun`: bounces `address,code,error,created_at`, unsubscribes
+  `address,tags,created_at`, complaints `address,created_at`.
+- `sendgrid`: `email,created` with `reason,status` (bounces, blocks, invalid emails),
+  `ip` (spam reports) or nothing else (global unsubscribes).
+- `listmonk`: the subscriber export `uuid,email,name,attributes,status,created_at,
+  updated_at`; only `blocklisted` subscribers are opt-outs, other rows are skipped.
+
+A row is either an entry, a bad row (line number and why), or a skipped row. Lines are
+decoded one at a time, so a non-UTF-8 line is one bad row, not a failed file.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from suppression.canonical import InvalidAddress, canonical, canonical_domain
+from suppression.entries import Entry, Kind, NewEntry, Reason, Target
+
+OCG_HEADER = ("target", "kind", "reason", "source", "created_at", "expires_at", "note",
+              "created_by", "digest", "key_id")
+MAX_FIELD = 1000  # longer than any address or note: refused, never echoed in full
+
+
+class Format(enum.StrEnum):
+    OCG = "ocg"
+    PLAIN = "plain"
+    SES = "ses"
+    MAILGUN = "mailgun"
+    SENDGRID = "sendgrid"
+    LISTMONK = "listmonk"
+
+
+@dataclass(frozen=True, slots=True)
+class Bad:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    line: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOnly:
+    """An exported erasure entry: no address, only its digest under `key_id`."""
+
+    line: int
+    scope: int
+    kind: Kind
+    digest: bytes
+    key_id: str
+    reason: Reason
+    source: str
+    created_at: int
+    expires_at: int | None
+    note: str
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Good:
+    line: int
+    entry: NewEntry
+
+
+Item = Good | DigestOnly | Bad | Skipped
+_Parser = Callable[[int, list[str], dict[str, int], "Defaults"], Item]
+
+
+class FileError(ValueError):
+    """The file as a whole cannot be read (unknown layout, no address column)."""
+
+
+def decoded_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines of a byte stream, each decoded on its own; a BOM at the start is dropped.
+    A line that is not UTF-8 comes out with surrogate escapes, which `read` reports."""
+    pending = b""
+    first = True
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            if first:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+                first = False
+            yield raw.decode("utf-8", "surrogateescape") + "\n"
+    if pending:
+        if first:
+            pending = pending.removeprefix(b"\xef\xbb\xbf")
+        yield pending.decode("utf-8", "surrogateescape")
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def parse_time(text: str) -> int | None:
+    """Unix seconds from the date forms these services write, or None."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        value = int(text)
+        return value // 1000 if value > 10**11 else value  # milliseconds
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def detect(header: list[str]) -> Format:
+    names = {h.strip().lower() for h in header}
+    if set(OCG_HEADER) <= names:
+        return Format.OCG
+    if {"emailaddress", "reason"} <= names:
+        return Format.SES
+    if {"uuid", "email", "status"} <= names:
+        return Format.LISTMONK
+    if "address" in names and ("created_at" in names or "code" in names or "tags" in names):
+        return Format.MAILGUN
+    if {"email", "created"} <= names:
+        return Format.SENDGRID
+    if len(header) == 2 and header[1].strip().upper() in ("BOUNCE", "COMPLAINT") \
+            and "@" in header[0]:
+        return Format.SES  # SES's bulk-import rows: no header
+    if len(header) == 1:
+        return Format.PLAIN
+    raise FileError("Unknown layout: the header names none of the formats read "
+                    f"({', '.join(f.value for f in Format)}); give one with --format.")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_target(text: str) -> Target:
+    """An address, a domain, or `*.domain` (the domain and its subdomains)."""
+    text = text.strip()
+    if len(text) > MAX_FIELD:
+        raise InvalidAddress(f"{len(text)} characters; an address has at most 254.")
+    if "@" in text:
+        return Target(Kind.ADDRESS, canonical(text))
+    if text.startswith("*."):
+        return Target(Kind.SUBDOMAINS, canonical_domain(text[2:]))
+    return Target(Kind.DOMAIN, canonical_domain(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """What a row does not say: the scope it goes to and the reason, source and time."""
+
+    scope: int
+    reason: Reason
+    source: str
+    now: int
+    created_by: str = ""
+    expires_at: int | None = None
+
+
+_SES_REASONS = {"BOUNCE": Reason.BOUNCE, "COMPLAINT": Reason.COMPLAINT}
+
+
+def read(lines: Iterable[str], defaults: Defaults, fmt: Format | None = None) -> Iterator[Item]:
+    """Parse a file (as lines, see `decoded_lines`) into items, one per data row."""
+    reader = csv.reader(lines)
+    try:
+        first = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        yield Bad(1, f"not CSV: {exc}")
+        return
+    fmt = fmt or detect(first)
+    names = [h.strip().lower() for h in first]
+    headerless = (fmt is Format.PLAIN and "@" in first[0]) or (
+        fmt is Format.SES and "emailaddress" not in names)
+    columns = {} if headerless else {name: i for i, name in enumerate(names)}
+    parse = _PARSERS[fmt]
+    if headerless:
+        yield _item(parse, reader.line_num, first, columns, defaults)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Bad(reader.line_num, f"not CSV: {_short(str(exc))}")
+            continue
+        yield _item(parse, reader.line_num, row, columns, defaults)
+
+
+def _item(parse: _Parser, line: int, row: list[str], columns: dict[str, int],
+          defaults: Defaults) -> Item:
+    if not row or all(not field.strip() for field in row):
+        return Skipped(line, "blank line")
+    if any(_has_surrogates(field) for field in row):
+        return Bad(line, "not UTF-8")
+    try:
+        return parse(line, row, columns, defaults)
+    except InvalidAddress as exc:
+        return Bad(line, _short(str(exc)))
+    except (IndexError, KeyError):
+        return Bad(line, "missing a column")
+    except ValueError as exc:
+        return Bad(line, _short(str(exc)))
+
+
+def _field(row: list[str], columns: dict[str, int], name: str) -> str:
+    return row[columns[name]] if name in columns and columns[name] < len(row) else ""
+
+
+def _good(line: int, target: Target, reason: Reason, d: Defaults, created: int | None = None,
+          source: str | None = None, note: str = "", expires_at: int | None = None,
+          created_by: str | None = None) -> Good:
+    return Good(line, NewEntry(d.scope, target, reason, source or d.source,
+                               created if created is not None else d.now,
+                               expires_at if expires_at is not None else d.expires_at,
+                               note, created_by if created_by is not None else d.created_by))
+
+
+def _plain(line: int, row: list[str], columns: dict[str, int], d: Defaults) -> Item:
+    if len(row) != 1:
+        raise ValueError("one address per line expected")
+    return _good(line, parse_target(row[0]), d.reason, d)
+
+
+def _ses(line: int, row: list[str], columns: dict[str, int], d: Defaults) -> Item:
+    if columns:
+        address, reason = _field(row, columns, "emailaddress"), _field(row, columns, "reason")
+        created = parse_time(_field(row, columns, "lastupdatetime"))
+    else:
+        address, reason, created = row[0], row[1], None
+    mapped = _SES_REASONS.get(reason.strip().upper())
+    if mapped is None:
+        raise ValueError("Reason must be BOUNCE or COMPLAINT")
+    return _good(line, parse_target(address), mapped, d, created)
+
+
+def _mailgun(line: int, row: list[str], columns: dict[str, int], d: Defaults) -> Item:
+    if "code" in columns or "error" in columns:
+        reason = Reason.BOUNCE
+    elif "tags" in columns:
+        reason = Reason.UNSUBSCRIBE
+    else:
+        reason = Reason.COMPLAINT
+    note = _field(row, columns, "error")[:200]
+    return _good(line, parse_target(_field(row, columns, "address")), reason, d,
+                 parse_time(_field(row, columns, "created_at")), note=note)
+
+
+def _sendgrid(line: int, row: list[str], columns: dict[str, int], d: Defaults) -> Item:
+    if "ip" in columns:
+        reason = Reason.COMPLAINT
+    elif "status" in columns or "reason" in columns:
+        reason = Reason.BOUNCE
+    else:
+        reason = Reason.UNSUBSCRIBE
+    return _good(line, parse_target(_field(row, columns, "email")), reason, d,
+                 parse_time(_field(row, columns, "created")),
+                 note=_field(row, columns, "reason")[:200])
+
+
+def _listmonk(line: int, row: list[str], columns: dict[str, int], d: Defaults) -> Item:
+    status = _field(row, columns, "status").strip().lower()
+    if status != "blocklisted":
+        return Skipped(line, f"status {status or 'empty'} is not an opt-out")
+    return _good(line, parse_target(_field(row, columns, "email")), Reason.UNSUBSCRIBE, d,
+                 parse_time(_field(row, columns, "updated_at")))
+
+
+def _ocg(line: int, row: list[str], columns: dict[str, int], d: Defaults) -> Item:
+    reason = Reason(_field(row, columns, "reason"))
+    created = parse_time(_field(row, columns, "created_at"))
+    expires_text = _field(row, columns, "expires_at")
+    expires = parse_time(expires_text) if expires_text else None
+    if expires_text and expires is None:
+        raise ValueError("expires_at is not a time")
+    source = _field(row, columns, "source") or d.source
+    note, created_by = _field(row, columns, "note"), _field(row, columns, "created_by")
+    target = _field(row, columns, "target")
+    if target:
+        return _good(line, parse_target(target), reason, d, created, source, note,
+                     expires, created_by)
+    digest_hex, key_id = _field(row, columns, "digest"), _field(row, columns, "key_id")
+    if not digest_hex or not key_id:
+        raise ValueError("no target, and no digest with its key id")
+    return DigestOnly(line, d.scope, Kind(_field(row, columns, "kind")), bytes.fromhex(digest_hex),
+                      key_id, reason, source, created or d.now, expires, note, created_by)
+
+
+_PARSERS: dict[Format, _Parser] = {Format.PLAIN: _plain, Format.SES: _ses, Format.MAILGUN: _mailgun,
+            Format.SENDGRID: _sendgrid, Format.LISTMONK: _listmonk, Format.OCG: _ocg}
+
+
+def export_row(entry: Entry, key_id: str) -> list[str]:
+    """One `ocg` row; reading it back gives the same entry."""
+    target = ""
+    if entry.target is not None:
+        target = f"*.{entry.target}" if entry.kind is Kind.SUBDOMAINS else entry.target
+    return [target, entry.kind.value, entry.reason.value, entry.source,
+            str(entry.created_at), "" if entry.expires_at is None else str(entry.expires_at),
+            entry.note, entry.created_by, entry.digest.hex() if entry.target is None else "",
+            key_id if entry.target is None else ""]
