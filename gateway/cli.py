@@ -952,3 +952,7 @@ async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> N
 
     await ApiKeys(store.engine).revoke(key_id, _actor())
     click.echo(f"API key {key_id} revoked")
+
+
+# Command groups kept in modules of their own register themselves on `cli`.
+from gateway import cli_suppress  # noqa: E402, F401

@@ -74,6 +74,13 @@ class Entry:
     note: str
     created_by: str
 
+    @property
+    def display(self) -> str:
+        """The target as people write it (`*.example.com`), or the digest of an erasure."""
+        if self.target is None:
+            return f"digest:{self.digest.hex()}"
+        return f"*.{self.target}" if self.kind is Kind.SUBDOMAINS else self.target
+
     def active(self, now: int) -> bool:
         return self.expires_at is None or self.expires_at > now
 

@@ -93,10 +93,13 @@ async def _objects_of_other(h: Harness) -> dict[str, str]:
                                                        other, "test")
     key_id, _ = await ApiKeys(h.gateway.engine).create("b", "ops", other, "test")
     return {"mailbox_id": h.gateway.directory.mailbox("ceo@other.example").public_id,
-            "key_id": key_id, "client_id": client_id}
+            "key_id": key_id, "client_id": client_id, "list_name": "other"}
 
 
-_BODIES = {"/tokens": {"refresh_token": "x"}, "/password": {"username": "u", "password": "p"}}
+_BODIES = {"/tokens": {"refresh_token": "x"}, "/password": {"username": "u", "password": "p"},
+           "/entries": {"target": "x@y.example"}, "/removals": {"target": "x@y.example",
+                                                                "reason": "r"}}
+_QUERIES = {"/check": {"address": "x@y.example"}}
 
 
 async def test_every_route_gives_a_tenant_a_key_404_for_tenant_b_objects(tmp_path, pki,
@@ -119,7 +122,8 @@ async def _isolation(harness: Harness) -> None:
             url = path.format(**others)
             for method in operations:
                 body = next((b for suffix, b in _BODIES.items() if path.endswith(suffix)), None)
-                response = await client.request(method.upper(), url, json=body)
+                query = next((q for suffix, q in _QUERIES.items() if path.endswith(suffix)), None)
+                response = await client.request(method.upper(), url, json=body, params=query)
                 assert response.status_code == 404, (method, path, response.text)
                 assert response.json()["error"]["code"] == "not_found"
                 checked += 1

@@ -1,0 +1,216 @@
+"""`gateway suppress ...`: the suppression lists from the command line.
+
+A CLI operator is not bound to a tenant and may remove any entry (with a reason, and
+evidence for opt-outs); every change is audited under the operator's login name.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.cli import _actor, _suppressions, cli, with_store
+from gateway.config import Config
+from gateway.errors import InvalidValue
+from gateway.store.directory import DirectoryStore
+from gateway.suppressions import Actor
+from suppression.bulk import Report
+from suppression.entries import GLOBAL, Kind, Reason
+from suppression.formats import (
+    OCG_HEADER,
+    Bad,
+    Defaults,
+    FileError,
+    Format,
+    Item,
+    decoded_lines,
+    read,
+)
+from suppression.formats import export_row as ocg_row
+from suppression.store import Filters
+
+REASONS = click.Choice([r.value for r in Reason])
+
+
+@cli.group()
+def suppress() -> None:
+    """Suppression lists: per tenant (--tenant) or global (--global)."""
+
+
+def scope_options(func: Any) -> Any:
+    func = click.option("--global", "is_global", is_flag=True, help="The global list.")(func)
+    return click.option("--tenant", "tenant_name", help="The tenant's list.")(func)
+
+
+async def _scope(store: DirectoryStore, tenant_name: str | None, is_global: bool) -> int:
+    if bool(tenant_name) == is_global:
+        raise InvalidValue("Give exactly one of --tenant NAME or --global.")
+    return GLOBAL if is_global else (await store.tenant(tenant_name or "")).id
+
+
+def _operator() -> Actor:
+    return Actor(_actor())
+
+
+def _when(seconds: int | None) -> str:
+    return "-" if seconds is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(seconds))
+
+
+@suppress.command("add")
+@click.argument("target")
+@scope_options
+@click.option("--reason", type=REASONS, default="manual", show_default=True)
+@click.option("--expires-days", type=click.IntRange(1, 3650), help="Default: never expires.")
+@click.option("--note", default="")
+@with_store
+async def suppress_add(store: DirectoryStore, config: Config, target: str,
+                       tenant_name: str | None, is_global: bool, reason: str,
+                       expires_days: int | None, note: str) -> None:
+    """Suppress an address, a domain, or `*.domain` (the domain and its subdomains)."""
+    scope = await _scope(store, tenant_name, is_global)
+    expires = int(time.time()) + expires_days * 86400 if expires_days else None
+    suppressions = await _suppressions(store.engine, config)
+    entry = await suppressions.add(_operator(), scope, target, Reason(reason), "cli", expires,
+                                   note)
+    click.echo(f"suppressed {entry.display} ({entry.kind.value}, {entry.reason.value}, "
+               f"expires {_when(entry.expires_at)}) entry {entry.id}")
+
+
+@suppress.command("remove")
+@click.argument("target")
+@scope_options
+@click.option("--reason", "why", required=True, help="Why it is removed (audited).")
+@click.option("--evidence", default="", help="Needed for unsubscribe, complaint and erasure "
+              "entries: the request that allows it (ticket, message id).")
+@with_store
+async def suppress_remove(store: DirectoryStore, config: Config, target: str,
+                          tenant_name: str | None, is_global: bool, why: str,
+                          evidence: str) -> None:
+    scope = await _scope(store, tenant_name, is_global)
+    suppressions = await _suppressions(store.engine, config)
+    entry = await suppressions.remove(_operator(), scope, target, why, evidence)
+    click.echo(f"removed entry {entry.id} ({entry.kind.value}, {entry.reason.value})")
+
+
+@suppress.command("check")
+@click.argument("address")
+@click.option("--tenant", "tenant_name", required=True, help="Checked as this tenant sends.")
+@with_store
+async def suppress_check(store: DirectoryStore, config: Config, address: str,
+                         tenant_name: str) -> None:
+    """Would ADDRESS be refused for TENANT? Exit 0 if not suppressed, 1 if it is."""
+    tenant = await store.tenant(tenant_name)
+    suppressions = await _suppressions(store.engine, config)
+    found = []
+    for scope, label in ((tenant.id, tenant_name), (GLOBAL, "global")):
+        for entry in await suppressions.lookup(_operator(), scope, address):
+            found.append(entry)
+            click.echo(f"suppressed\t{label}\t{entry.kind.value}\t{entry.reason.value}\t"
+                       f"expires {_when(entry.expires_at)}\tentry {entry.id}")
+    if not found:
+        click.echo("not suppressed")
+    sys.exit(1 if found else 0)
+
+
+@suppress.command("list")
+@scope_options
+@click.option("--reason", type=REASONS)
+@click.option("--kind", type=click.Choice([k.value for k in Kind]))
+@click.option("--contains", help="Part of the address or domain.")
+@click.option("--after", type=int, default=0, help="Entries after this id (paging).")
+@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+@with_store
+async def suppress_list(store: DirectoryStore, config: Config, tenant_name: str | None,
+                        is_global: bool, reason: str | None, kind: str | None,
+                        contains: str | None, after: int, limit: int) -> None:
+    scope = await _scope(store, tenant_name, is_global)
+    suppressions = await _suppressions(store.engine, config)
+    filters = Filters(Reason(reason) if reason else None, Kind(kind) if kind else None,
+                      contains=contains)
+    for e in await suppressions.page(_operator(), scope, filters, after, limit):
+        click.echo(f"{e.id}\t{e.display}\t{e.kind.value}\t{e.reason.value}\t{e.source}\t"
+                   f"{_when(e.created_at)}\t{_when(e.expires_at)}")
+
+
+@suppress.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@scope_options
+@click.option("--format", "fmt", type=click.Choice([f.value for f in Format]),
+              help="Default: detected from the header row.")
+@click.option("--reason", type=REASONS, default="manual", show_default=True,
+              help="For rows that do not say (plain lists).")
+@click.option("--strict", is_flag=True, help="Refuse the whole file if any row is bad.")
+@click.option("--from-line", type=int, default=0, help="Resume an interrupted import here.")
+@with_store
+async def suppress_import(store: DirectoryStore, config: Config, path: str,
+                          tenant_name: str | None, is_global: bool, fmt: str | None,
+                          reason: str, strict: bool, from_line: int) -> None:
+    """Import a CSV or plain list; bad rows are reported by line and the good ones kept."""
+    scope = await _scope(store, tenant_name, is_global)
+    suppressions = await _suppressions(store.engine, config)
+    defaults = Defaults(scope, Reason(reason), "import", int(time.time()), _actor())
+    chosen = Format(fmt) if fmt else None
+
+    def items() -> Iterator[Item]:
+        with (open(sys.stdin.fileno(), "rb", closefd=False) if path == "-"
+              else Path(path).open("rb")) as stream:
+            chunks = iter(lambda: stream.read(1 << 20), b"")
+            yield from read(decoded_lines(chunks), defaults, chosen)
+
+    try:
+        if strict:
+            if path == "-":
+                raise InvalidValue("--strict reads the file twice; give a path, not stdin.")
+            bad = [item for item in items() if isinstance(item, Bad)]
+            if bad:
+                for item in bad[:50]:
+                    click.echo(f"line {item.line}: {item.message}", err=True)
+                raise InvalidValue(f"{len(bad)} bad rows; nothing imported (--strict).")
+        total = Path(path).stat().st_size if path != "-" else 0
+
+        def progress(report: Report) -> None:
+            if sys.stderr.isatty():
+                click.echo(f"\r{report.rows} rows, {report.written} written, "
+                           f"{report.bad_count} bad (line {report.last_line})", nl=False,
+                           err=True)
+
+        report = await suppressions.import_items(_operator(), scope, items(), from_line,
+                                                 progress)
+    except FileError as exc:
+        raise InvalidValue(str(exc)) from None
+    if sys.stderr.isatty():
+        click.echo("", err=True)
+    for item in report.bad:
+        click.echo(f"line {item.line}: {item.message}", err=True)
+    if report.bad_count > len(report.bad):
+        click.echo(f"... and {report.bad_count - len(report.bad)} more bad rows", err=True)
+    rate = report.rows / report.seconds if report.seconds else 0
+    click.echo(f"imported {report.rows} rows ({total} bytes): {report.written} entries written, "
+               f"{report.bad_count} bad, {report.skipped} skipped, {rate:,.0f} rows/s")
+
+
+@suppress.command("export")
+@scope_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-")
+@with_store
+async def suppress_export(store: DirectoryStore, config: Config, tenant_name: str | None,
+                          is_global: bool, output: str) -> None:
+    """CSV that `suppress import` reads back into the same entries. Erased entries are
+    digest-only: they go back only into an installation with the same digest key."""
+    scope = await _scope(store, tenant_name, is_global)
+    suppressions = await _suppressions(store.engine, config)
+    out = sys.stdout if output == "-" else Path(output).open("w", newline="")  # noqa: SIM115
+    try:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(OCG_HEADER)
+        async for entry in suppressions.stream(_operator(), scope, Filters()):
+            writer.writerow(ocg_row(entry, suppressions.key_id))
+    finally:
+        if out is not sys.stdout:
+            out.close()
