@@ -8,6 +8,7 @@ resumed by running it again (entries merge idempotently), or from the line it re
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -51,41 +52,58 @@ async def import_items(engine: AsyncEngine, store: SuppressionStore, items: Iter
     started = time.perf_counter()
     batch: list[Row] = []
     line = 0
+    # One batch is written (in the driver's thread, or by the server) while the next one is
+    # parsed; each batch still commits on its own, in order.
+    writing: asyncio.Task[None] | None = None
 
-    async def flush() -> None:
-        if batch:
-            async with engine.begin() as conn:
-                report.written += await store.add_rows(conn, batch)
-            batch.clear()
-        report.last_line = line
+    async def write(rows: list[Row], upto: int) -> None:
+        async with engine.begin() as conn:
+            report.written += await store.add_rows(conn, rows)
+        report.last_line = upto
         if progress is not None:
             progress(report)
 
-    for item in items:
-        line = item.line
-        if line < from_line:
-            continue
-        if isinstance(item, Skipped):
-            if item.why != "blank line":
-                report.rows += 1
-                report.skipped += 1
-            continue
-        report.rows += 1
-        if isinstance(item, Bad):
-            report.refuse(item)
-        elif isinstance(item, Good):
-            batch.append(store.row(item.entry, now))
-        else:
-            bad = check_digest(item, store.digester.key_id)
-            if bad is not None:
-                report.refuse(bad)
+    async def flush() -> None:
+        nonlocal writing, batch
+        if writing is not None:
+            await writing
+            writing = None
+        if batch:
+            writing = asyncio.ensure_future(write(batch, line))
+            batch = []
+            await asyncio.sleep(0)  # let it start before parsing goes on
+
+    try:
+        for item in items:
+            line = item.line
+            if line < from_line:
+                continue
+            if isinstance(item, Skipped):
+                if item.why != "blank line":
+                    report.rows += 1
+                    report.skipped += 1
+                continue
+            report.rows += 1
+            if isinstance(item, Bad):
+                report.refuse(item)
+            elif isinstance(item, Good):
+                batch.append(store.row(item.entry, now))
             else:
-                batch.append((item.scope, item.digest, item.kind.value, None,
-                              item.reason.value, item.source, item.created_at,
-                              item.expires_at, item.note, item.created_by, now))
-        if len(batch) >= BATCH:
-            await flush()
-    await flush()
+                bad = check_digest(item, store.digester.key_id)
+                if bad is not None:
+                    report.refuse(bad)
+                else:
+                    batch.append((item.scope, item.digest, item.kind.value, None,
+                                  item.reason.value, item.source, item.created_at,
+                                  item.expires_at, item.note, item.created_by, now))
+            if len(batch) >= BATCH:
+                await flush()
+        await flush()
+        await flush()  # the last batch
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+    report.last_line = line
     report.seconds = time.perf_counter() - started
     return report
 

@@ -107,8 +107,15 @@ def decoded_lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield pending.decode("utf-8", "surrogateescape")
 
 
-def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+def _not_utf8(row: list[str]) -> bool:
+    """Whether a field holds the surrogate escapes of bytes that were not UTF-8."""
+    for field in row:
+        if not field.isascii():
+            try:
+                field.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def parse_time(text: str) -> int | None:
@@ -216,7 +223,7 @@ def _item(parse: _Parser, line: int, row: list[str], columns: dict[str, int],
           defaults: Defaults) -> Item:
     if not row or all(not field.strip() for field in row):
         return Skipped(line, "blank line")
-    if any(_has_surrogates(field) for field in row):
+    if _not_utf8(row):
         return Bad(line, "not UTF-8")
     try:
         return parse(line, row, columns, defaults)

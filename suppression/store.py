@@ -134,6 +134,7 @@ class SuppressionStore:
         if not batch:
             return 0
         values = list(batch.values())
+        await conn.execute(sa.text("SELECT 1"))  # the transaction is open on the driver too
         raw: Any = (await conn.get_raw_connection()).driver_connection
         if conn.dialect.name == "sqlite":
             await raw.executemany(_SQLITE_UPSERT, values)

@@ -31,7 +31,8 @@ def _local(rng: random.Random) -> str:
     elif kind < 0.7:
         local = "".join(rng.choices(string.ascii_letters + ".", k=rng.randint(1, 15)))
     elif kind < 0.75:
-        local = '"' + "".join(rng.choices(string.ascii_letters + " .+@", k=rng.randint(0, 10))) + '"'
+        quoted = "".join(rng.choices(string.ascii_letters + " .+@", k=rng.randint(0, 10)))
+        local = f'"{quoted}"'
     elif kind < 0.8:
         local = "".join(rng.choices("äöüßÄÖÜéçñøåæ" + string.ascii_letters, k=rng.randint(1, 8)))
     elif kind < 0.85:

@@ -1,0 +1,126 @@
+"""The store and the fast lookup on real SQLite and PostgreSQL: merging, scopes, domains,
+expiry, erasure by digest only."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.store.engine import create_engine, upgrade
+from suppression.canonical import canonical
+from suppression.digest import Digester
+from suppression.entries import GLOBAL, Kind, NewEntry, Reason
+from suppression.formats import parse_target
+from suppression.lookup import lookup_for
+from suppression.store import Filters, SuppressionStore
+from tests.conftest import Database
+
+ACME, OTHER = 1, 2
+NOW = int(time.time())
+
+
+@pytest.fixture
+async def parts(database: Database):
+    engine = create_engine(database.url, schema=database.schema)
+    await upgrade(engine)
+    digester = Digester(secrets.token_bytes(32), "test-key")
+    lookup = lookup_for(database.url, database.schema, digester)
+    yield engine, SuppressionStore(digester), lookup
+    await lookup.close()
+    await engine.dispose()
+
+
+def entry(scope: int, target: str, reason: Reason = Reason.MANUAL, **kw) -> NewEntry:
+    return NewEntry(scope, parse_target(target), reason, kw.pop("source", "test"),
+                    kw.pop("created_at", NOW), **kw)
+
+
+async def add(engine, store, *entries: NewEntry) -> None:
+    async with engine.begin() as conn:
+        await store.add(conn, entries, NOW)
+
+
+async def test_tenant_and_global_lists_and_their_isolation(parts):
+    engine, store, lookup = parts
+    await add(engine, store, entry(ACME, "Bob.Smith+x@GMail.com", Reason.UNSUBSCRIBE),
+              entry(GLOBAL, "complainer@example.org", Reason.COMPLAINT))
+    hit = await lookup.check(ACME, canonical("bobsmith@googlemail.com"), NOW)
+    assert (hit.scope, hit.reason, hit.kind) == (ACME, Reason.UNSUBSCRIBE, Kind.ADDRESS)
+    assert await lookup.check(OTHER, canonical("bobsmith@gmail.com"), NOW) is None
+    for tenant in (ACME, OTHER):
+        hit = await lookup.check(tenant, canonical("Complainer@Example.org"), NOW)
+        assert (hit.scope, hit.reason) == (GLOBAL, Reason.COMPLAINT)
+    assert await lookup.check(ACME, canonical("someone@example.org"), NOW) is None
+
+
+async def test_domain_and_subdomain_entries(parts):
+    engine, store, lookup = parts
+    await add(engine, store, entry(ACME, "exact.example"), entry(ACME, "*.wild.example"))
+    assert await lookup.check(ACME, "a@exact.example", NOW) is not None
+    assert await lookup.check(ACME, "a@sub.exact.example", NOW) is None  # domain only
+    for address in ("a@wild.example", "a@x.wild.example", "a@y.x.wild.example"):
+        assert (await lookup.check(ACME, address, NOW)).kind is Kind.SUBDOMAINS
+    assert await lookup.check(ACME, "a@notwild.example", NOW) is None
+
+
+async def test_expiry(parts):
+    engine, store, lookup = parts
+    await add(engine, store, entry(ACME, "soft@example.com", Reason.BOUNCE,
+                                   expires_at=NOW + 7 * 86400))
+    assert await lookup.check(ACME, "soft@example.com", NOW) is not None
+    assert await lookup.check(ACME, "soft@example.com", NOW + 8 * 86400) is None
+    async with engine.begin() as conn:
+        assert await store.purge_expired(conn, NOW + 8 * 86400) == 1
+
+
+async def test_adding_again_merges_without_weakening(parts):
+    engine, store, _ = parts
+    target = parse_target("x@example.com")
+    await add(engine, store, entry(ACME, "x@example.com", Reason.UNSUBSCRIBE, source="link",
+                                   created_at=NOW - 100))
+    # the same entry again, an expiring bounce, and a manual one: nothing is weakened
+    await add(engine, store, entry(ACME, "X@example.com", Reason.UNSUBSCRIBE),
+              entry(ACME, "x+tag@example.com", Reason.BOUNCE, expires_at=NOW + 60))
+    await add(engine, store, entry(ACME, "x@example.com", Reason.MANUAL))
+    async with engine.connect() as conn:
+        found = await store.find(conn, ACME, target)
+        count = (await conn.execute(sa.text("SELECT count(*) FROM suppressions"))).scalar()
+    assert count == 1
+    assert (found.reason, found.source, found.created_at, found.expires_at) == (
+        Reason.UNSUBSCRIBE, "link", NOW - 100, None)
+    # an expiring entry made permanent by a permanent re-add; the stronger reason wins
+    await add(engine, store, entry(ACME, "y@example.com", Reason.BOUNCE, expires_at=NOW + 60))
+    await add(engine, store, entry(ACME, "y@example.com", Reason.COMPLAINT))
+    async with engine.connect() as conn:
+        found = await store.find(conn, ACME, parse_target("y@example.com"))
+    assert (found.reason, found.expires_at) == (Reason.COMPLAINT, None)
+
+
+async def test_erasure_keeps_only_the_digest_everywhere(parts, database: Database, tmp_path):
+    engine, store, lookup = parts
+    await add(engine, store, entry(ACME, "gone@example.com", Reason.UNSUBSCRIBE),
+              entry(OTHER, "gone@example.com", Reason.BOUNCE))
+    await add(engine, store, entry(GLOBAL, "Gone+x@example.com", Reason.ERASURE))
+    async with engine.connect() as conn:
+        targets = (await conn.execute(sa.text("SELECT target FROM suppressions"))).scalars()
+        assert list(targets) == [None, None, None]
+        page = await store.page(conn, [GLOBAL], Filters())
+    assert page[0].display == f"digest:{page[0].digest.hex()}"
+    for tenant in (ACME, OTHER, 3):
+        assert await lookup.check(tenant, "gone@example.com", NOW) is not None
+    if database.kind == "sqlite":
+        await engine.dispose()
+        assert b"gone@example.com" not in (tmp_path / "gateway.db").read_bytes()
+
+
+async def test_bulk_rows_with_duplicates_in_one_batch(parts):
+    engine, store, _ = parts
+    rows = [store.row(entry(ACME, f"u{i % 50}@example.com"), NOW) for i in range(200)]
+    async with engine.begin() as conn:
+        assert await store.add_rows(conn, rows) == 50
+    async with engine.connect() as conn:
+        assert len(await store.page(conn, [ACME], Filters(), limit=1000)) == 50
+        assert len(await store.page(conn, [ACME], Filters(contains="U1"), limit=1000)) == 11
