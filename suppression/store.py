@@ -116,6 +116,11 @@ class SuppressionStore:
     def __init__(self, digester: Digester) -> None:
         self.digester = digester
 
+    def row_for(self, target: Target, scope: int, now: int) -> Row:
+        """A manual entry's row (bulk loads of plain lists)."""
+        return (scope, self.digester.target(target), target.kind.value, target.value,
+                Reason.MANUAL.value, "import", now, None, "", "", now)
+
     def row(self, entry: NewEntry, now: int) -> Row:
         target = None if entry.reason is Reason.ERASURE else entry.target.value
         return (entry.scope, self.digester.target(entry.target), entry.target.kind.value,
