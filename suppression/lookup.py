@@ -9,6 +9,7 @@ query itself:
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -70,12 +71,15 @@ class PostgresLookup:
         self._size = size
         self._digester = digester
         self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()  # the first checks arrive together: one pool
 
     async def _ready(self) -> asyncpg.Pool:
         if self._pool is None:
-            settings = {"search_path": self._schema} if self._schema else {}
-            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._size,
-                                                   server_settings=settings)
+            async with self._opening:
+                if self._pool is None:
+                    settings = {"search_path": self._schema} if self._schema else {}
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=self._size, server_settings=settings)
         return self._pool
 
     async def check(self, tenant_id: int, canonical_address: str, now: int) -> Match | None:
