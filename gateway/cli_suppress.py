@@ -9,9 +9,8 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -22,16 +21,7 @@ from gateway.store.directory import DirectoryStore
 from gateway.suppressions import Actor
 from suppression.bulk import Report
 from suppression.entries import GLOBAL, Kind, Reason
-from suppression.formats import (
-    OCG_HEADER,
-    Bad,
-    Defaults,
-    FileError,
-    Format,
-    Item,
-    decoded_lines,
-    read,
-)
+from suppression.formats import OCG_HEADER, Format
 from suppression.formats import export_row as ocg_row
 from suppression.store import Filters
 
@@ -154,36 +144,23 @@ async def suppress_import(store: DirectoryStore, config: Config, path: str,
     """Import a CSV or plain list; bad rows are reported by line and the good ones kept."""
     scope = await _scope(store, tenant_name, is_global)
     suppressions = await _suppressions(store.engine, config)
-    defaults = Defaults(scope, Reason(reason), "import", int(time.time()), _actor())
-    chosen = Format(fmt) if fmt else None
+    if strict and path == "-":
+        raise InvalidValue("--strict reads the file twice; give a path, not stdin.")
 
-    def items() -> Iterator[Item]:
-        with (open(sys.stdin.fileno(), "rb", closefd=False) if path == "-"
-              else Path(path).open("rb")) as stream:
-            chunks = iter(lambda: stream.read(1 << 20), b"")
-            yield from read(decoded_lines(chunks), defaults, chosen)
+    def open_file() -> BinaryIO:
+        if path == "-":
+            return open(sys.stdin.fileno(), "rb", closefd=False)
+        return Path(path).open("rb")
 
-    try:
-        if strict:
-            if path == "-":
-                raise InvalidValue("--strict reads the file twice; give a path, not stdin.")
-            bad = [item for item in items() if isinstance(item, Bad)]
-            if bad:
-                for item in bad[:50]:
-                    click.echo(f"line {item.line}: {item.message}", err=True)
-                raise InvalidValue(f"{len(bad)} bad rows; nothing imported (--strict).")
-        total = Path(path).stat().st_size if path != "-" else 0
+    def progress(report: Report) -> None:
+        if sys.stderr.isatty():
+            click.echo(f"\r{report.rows} rows, {report.written} written, "
+                       f"{report.bad_count} bad (line {report.last_line})", nl=False, err=True)
 
-        def progress(report: Report) -> None:
-            if sys.stderr.isatty():
-                click.echo(f"\r{report.rows} rows, {report.written} written, "
-                           f"{report.bad_count} bad (line {report.last_line})", nl=False,
-                           err=True)
-
-        report = await suppressions.import_items(_operator(), scope, items(), from_line,
-                                                 progress)
-    except FileError as exc:
-        raise InvalidValue(str(exc)) from None
+    report = await suppressions.import_file(_operator(), scope, open_file, Reason(reason),
+                                            Format(fmt) if fmt else None, strict, from_line,
+                                            progress)
+    total = Path(path).stat().st_size if path != "-" else 0
     if sys.stderr.isatty():
         click.echo("", err=True)
     for item in report.bad:

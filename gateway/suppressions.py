@@ -15,19 +15,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import InvalidValue, NotFound, VaultError
+from gateway.smtp import replies
+from gateway.smtp.replies import Reply
 from gateway.store.api_keys import Forbidden
 from gateway.store.directory import audit_change
 from suppression.bulk import Report, import_items
 from suppression.canonical import InvalidAddress, canonical
 from suppression.digest import Digester
 from suppression.entries import GLOBAL, PROTECTED, Entry, Match, NewEntry, Reason, Target
-from suppression.formats import Item, parse_target
+from suppression.formats import (
+    Bad,
+    Defaults,
+    FileError,
+    Format,
+    Item,
+    decoded_lines,
+    parse_target,
+    read,
+)
 from suppression.lookup import Lookup, lookup_for
 from suppression.store import Filters, SuppressionStore
 
@@ -57,6 +69,13 @@ def key_id(key: bytes, version: int) -> str:
     only into an installation holding the same key."""
     fingerprint = hmac.digest(key, b"ocg suppression key id", hashlib.sha256)[:6].hex()
     return f"{SUPPRESSION_PURPOSE}/v{version}/{fingerprint}"
+
+
+def refusal(match: Match) -> Reply:
+    """The 550 for a suppressed recipient: the kind of list, never whose or which entry."""
+    if match.scope == GLOBAL:
+        return replies.SUPPRESSED_GLOBAL
+    return replies.SUPPRESSED[match.reason.value]
 
 
 def target_of(text: str) -> Target:
@@ -164,6 +183,30 @@ class Suppressions:
                                scope=scope, rows=report.rows, written=report.written,
                                bad=report.bad_count, skipped=report.skipped)
         return report
+
+    async def import_file(self, actor: Actor, scope: int, open_file: Callable[[], BinaryIO],
+                          reason: Reason, fmt: Format | None = None, strict: bool = False,
+                          from_line: int = 0,
+                          progress: Callable[[Report], None] | None = None) -> Report:
+        """Import a file (read twice with `strict`: nothing is written if a row is bad)."""
+        scope = self.scope_for(actor, scope)
+        defaults = Defaults(scope, reason, "import", int(time.time()), actor.name)
+
+        def items() -> Iterator[Item]:
+            with open_file() as stream:
+                chunks = iter(lambda: stream.read(1 << 20), b"")
+                yield from read(decoded_lines(chunks), defaults, fmt)
+
+        try:
+            if strict:
+                bad = [item for item in items() if isinstance(item, Bad)]
+                if bad:
+                    listed = "; ".join(f"line {b.line}: {b.message}" for b in bad[:20])
+                    raise InvalidValue(f"{len(bad)} bad rows; nothing imported (strict): "
+                                       f"{listed}")
+            return await self.import_items(actor, scope, items(), from_line, progress)
+        except FileError as exc:
+            raise InvalidValue(str(exc)) from None
 
     # --- reads ---------------------------------------------------------------------------
     async def lookup(self, actor: Actor, scope: int, address: str) -> list[Entry]:

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.verdict import Verdict
-from gateway.smtp import replies
+from gateway.suppressions import refusal
 from suppression.entries import GLOBAL
 
 
@@ -23,7 +23,5 @@ class RecipientSuppressed:
         match = await self._suppressions.check(tx.tenant_id, tx.recipient)
         if match is None:
             return Verdict.ok(self.name)
-        if match.scope == GLOBAL:
-            return Verdict.reject(self.name, replies.SUPPRESSED_GLOBAL, "global list")
-        return Verdict.reject(self.name, replies.SUPPRESSED[match.reason.value],
-                              f"tenant list: {match.reason.value}")
+        why = "global list" if match.scope == GLOBAL else f"tenant list: {match.reason.value}"
+        return Verdict.reject(self.name, refusal(match), why)

@@ -25,8 +25,7 @@ from gateway.smtp.upstream.base import Copy, Outcome, Upstream
 from gateway.store import audit
 from gateway.store.audit import AuditTrail
 from gateway.store.directory import DirectoryStore
-from gateway.suppressions import Suppressions
-from suppression.entries import GLOBAL
+from gateway.suppressions import Suppressions, refusal
 
 log = logging.getLogger("gateway.queue")
 
@@ -153,11 +152,7 @@ class QueueWorker:
             match = await self._suppressions.check(copy.tenant_id, copy.recipient)
         except VaultError:
             return replies.VAULT_UNAVAILABLE
-        if match is None:
-            return None
-        if match.scope == GLOBAL:
-            return replies.SUPPRESSED_GLOBAL
-        return replies.SUPPRESSED[match.reason.value]
+        return refusal(match) if match is not None else None
 
     def _refusal(self, copy: QueuedCopy, message: bytes, reply: replies.Reply,
                  now: datetime, attempted: bool = True) -> _Attempt:

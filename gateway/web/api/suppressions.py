@@ -10,30 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from gateway.errors import InvalidValue, NotFound
+from gateway.errors import NotFound
 from gateway.store.api_keys import ApiCaller, Forbidden
 from gateway.suppressions import Actor
 from gateway.web.api.auth import AnyCaller, OpsCaller, Web
 from gateway.web.parts import WebParts
 from suppression.entries import GLOBAL, Entry, Kind, Reason
-from suppression.formats import (
-    OCG_HEADER,
-    Bad,
-    Defaults,
-    FileError,
-    Format,
-    Item,
-    decoded_lines,
-    read,
-)
+from suppression.formats import OCG_HEADER, Format
 from suppression.formats import export_row as ocg_row
 from suppression.store import Filters
 
@@ -164,24 +154,17 @@ async def import_entries(list_name: str, request: Request, caller: OpsCaller, we
     """The request body is the file (CSV or one address per line). It is spooled to disk
     as it arrives, never held in memory."""
     scope = await _scope(web, caller, list_name)
-    defaults = Defaults(scope, reason, "import", int(time.time()), _actor(caller).name)
     with tempfile.TemporaryFile() as spool:
         async for chunk in request.stream():
             spool.write(chunk)
 
-        def items() -> Iterator[Item]:
-            spool.seek(0)
-            yield from read(decoded_lines(iter(lambda: spool.read(_CHUNK), b"")), defaults,
-                            format)
+        def open_spool() -> BinaryIO:
+            reader = open(spool.fileno(), "rb", closefd=False)  # noqa: SIM115
+            reader.seek(0)
+            return reader
 
-        try:
-            if strict:
-                bad = sum(1 for item in items() if isinstance(item, Bad))
-                if bad:
-                    raise InvalidValue(f"{bad} bad rows; nothing imported (strict).")
-            report = await web.suppressions.import_items(_actor(caller), scope, items())
-        except FileError as exc:
-            raise InvalidValue(str(exc)) from None
+        report = await web.suppressions.import_file(_actor(caller), scope, open_spool, reason,
+                                                    format, strict)
     return ImportOut(rows=report.rows, written=report.written, skipped=report.skipped,
                      bad_count=report.bad_count, seconds=round(report.seconds, 3),
                      bad=[{"line": b.line, "message": b.message} for b in report.bad])
