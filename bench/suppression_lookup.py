@@ -42,32 +42,48 @@ async def fill(url: str, schema: str, store: SuppressionStore, entries: int) -> 
                 for i in range(start, min(start + 50_000, entries))]
         async with engine.begin() as conn:
             await store.add_rows(conn, rows)
-    print(f"  filled {entries:,} entries in {time.perf_counter() - started:.0f} s")
+    if engine.dialect.name == "postgresql":
+        # A list loaded long ago: planner statistics and the visibility map are current
+        # (otherwise autovacuum runs through the measurement).
+        async with engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.execute("VACUUM ANALYZE suppressions")
+            await raw.execute("CHECKPOINT")
     await engine.dispose()
+    print(f"  filled {entries:,} entries in {time.perf_counter() - started:.0f} s")
+    # Measure a list at rest, not the kernel writing a gigabyte of fresh pages to disk.
+    os.sync()
 
 
 async def measure(url: str, schema: str, digester: Digester, entries: int) -> None:
+    """Two passes of 10,000 checks, each on addresses not checked before: the first mostly
+    on domains never seen (each validated once, then cached), the second on the same
+    domains (new recipients at known domains: a campaign's usual traffic)."""
     lookup = lookup_for(url, schema, digester)
     latencies: list[float] = []
 
-    async def session(n: int) -> None:
+    async def session(n: int, shift: int) -> None:
         for i in range(CHECKS):
-            # half hits, half misses; tenant 1..100 as filled
-            k = (n * CHECKS + i) * 7919 % entries
+            # half hits (tenant 1..100 as filled), half misses
+            k = ((n * CHECKS + i) * 7919 + shift) % entries
             address = f"user{k}@d{k % 50_000}.example.com" if i % 2 else f"nobody{k}@x.example"
             t = time.perf_counter()
             await lookup.check(1 + k % 100, canonical(address), int(time.time()))
             latencies.append(time.perf_counter() - t)
             await asyncio.sleep(0)  # sessions interleave as SMTP sessions do
 
-    await session(-1)  # warm the page cache
-    latencies.clear()
-    await asyncio.gather(*(session(n) for n in range(SESSIONS)))
+    await session(-1, 0)  # the event loop, the connections, the top of the index
+    for label, shift in (("first sight", 0), ("known domains", 50_000)):
+        latencies.clear()
+        started = time.perf_counter()
+        await asyncio.gather(*(session(n, shift) for n in range(SESSIONS)))
+        rate = len(latencies) / (time.perf_counter() - started)
+        latencies.sort()
+        p50 = statistics.median(latencies) * 1e6
+        p99 = latencies[int(len(latencies) * 0.99)] * 1e6
+        print(f"  {label:13s} {len(latencies):,} checks, {SESSIONS} sessions, "
+              f"{rate:,.0f} checks/s: p50 {p50:.0f} µs, p99 {p99:.0f} µs")
     await lookup.close()
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1e6
-    p99 = latencies[int(len(latencies) * 0.99)] * 1e6
-    print(f"  {len(latencies):,} checks, {SESSIONS} sessions: p50 {p50:.0f} µs, p99 {p99:.0f} µs")
 
 
 async def main() -> None:

@@ -16,6 +16,7 @@ from suppression.canonical import parent_domains
 from suppression.entries import Kind, Target
 
 DIGEST_BYTES = 16
+_DOMAINS_KEPT = 100_000
 _LABELS = {Kind.ADDRESS: b"a:", Kind.DOMAIN: b"d:", Kind.SUBDOMAINS: b"w:"}
 
 
@@ -23,6 +24,9 @@ _LABELS = {Kind.ADDRESS: b"a:", Kind.DOMAIN: b"d:", Kind.SUBDOMAINS: b"w:"}
 class Digester:
     key: bytes = field(repr=False)
     key_id: str  # which key: exports carry it, so digests go back only where it is held
+    # A domain's digests, kept: recipients crowd onto few domains.
+    _for_domain: dict[str, list[bytes]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def target(self, target: Target) -> bytes:
         return self._digest(_LABELS[target.kind], target.value)
@@ -31,9 +35,14 @@ class Digester:
         """Every digest an entry matching this address could have: the address, its
         domain, and the domain and each parent as a subdomains entry."""
         domain = canonical_address.rpartition("@")[2]
-        found = [self._digest(b"a:", canonical_address), self._digest(b"d:", domain)]
-        found.extend(self._digest(b"w:", parent) for parent in parent_domains(domain))
-        return found
+        for_domain = self._for_domain.get(domain)
+        if for_domain is None:
+            if len(self._for_domain) >= _DOMAINS_KEPT:
+                self._for_domain.clear()
+            for_domain = [self._digest(b"d:", domain)]
+            for_domain.extend(self._digest(b"w:", parent) for parent in parent_domains(domain))
+            self._for_domain[domain] = for_domain
+        return [self._digest(b"a:", canonical_address), *for_domain]
 
     def _digest(self, label: bytes, value: str) -> bytes:
         return hmac.digest(self.key, label + value.encode(), "sha256")[:DIGEST_BYTES]

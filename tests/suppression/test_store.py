@@ -3,6 +3,7 @@ expiry, erasure by digest only."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 
@@ -14,7 +15,7 @@ from suppression.canonical import canonical
 from suppression.digest import Digester
 from suppression.entries import GLOBAL, Kind, NewEntry, Reason
 from suppression.formats import parse_target
-from suppression.lookup import lookup_for
+from suppression.lookup import APPLICATION_NAME, lookup_for
 from suppression.store import Filters, SuppressionStore
 from tests.conftest import Database
 
@@ -124,3 +125,52 @@ async def test_bulk_rows_with_duplicates_in_one_batch(parts):
     async with engine.connect() as conn:
         assert len(await store.page(conn, [ACME], Filters(), limit=1000)) == 50
         assert len(await store.page(conn, [ACME], Filters(contains="U1"), limit=1000)) == 11
+
+
+async def test_concurrent_checks_each_get_their_own_answer(parts, database):
+    """On PostgreSQL checks that arrive together share one query; each caller must still
+    get the answer for its own address and tenant, and one that gives up must not disturb
+    the rest."""
+    engine, store, lookup = parts
+    await add(engine, store, *(entry(1 + i % 3, f"user{i}@example.com", Reason.BOUNCE)
+                               for i in range(0, 300, 2)),
+              entry(GLOBAL, "*.blocked.example", Reason.COMPLAINT))
+
+    async def expect(i: int) -> None:
+        tenant = 1 + i % 3
+        hit = await lookup.check(tenant, f"user{i}@example.com", NOW)
+        assert (hit is not None) == (i % 2 == 0), i
+        assert await lookup.check(tenant + 1, f"user{i}@example.com", NOW) is None
+        wild = await lookup.check(tenant, f"u{i}@a.blocked.example", NOW)
+        assert (wild.scope, wild.kind) == (GLOBAL, Kind.SUBDOMAINS)
+
+    abandoned = [asyncio.ensure_future(lookup.check(ACME, "user0@example.com", NOW))
+                 for _ in range(20)]
+    await asyncio.sleep(0)
+    for check in abandoned[::2]:
+        check.cancel()
+    await asyncio.gather(*(expect(i) for i in range(300)))
+    answers = await asyncio.gather(*abandoned, return_exceptions=True)
+    if database.kind == "postgres":  # (SQLite's check has answered before the cancel)
+        assert all(isinstance(a, asyncio.CancelledError) for a in answers[::2])
+    assert all(a is not None and a.scope == ACME for a in answers[1::2])
+
+
+async def test_a_lost_server_connection_fails_the_checks_then_recovers(parts, database):
+    """Checks in flight when the connection dies raise (the gateway then answers 451, never
+    250); the next checks work on a new connection."""
+    if database.kind != "postgres":
+        pytest.skip("the SQLite lookup has no server connection to lose")
+    engine, store, lookup = parts
+    await add(engine, store, entry(ACME, "gone@example.com", Reason.UNSUBSCRIBE))
+    assert await lookup.check(ACME, "gone@example.com", NOW) is not None
+    ours = ("FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND datname = current_database() AND application_name = :name")
+    async with engine.connect() as conn:
+        await conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) {ours}"),
+                           {"name": APPLICATION_NAME})
+        results = await asyncio.gather(*(lookup.check(ACME, "gone@example.com", NOW)
+                                         for _ in range(10)), return_exceptions=True)
+        assert all(isinstance(r, Exception) or r is not None for r in results)
+    for _ in range(3):  # the pool replaces the dead connection
+        assert await lookup.check(ACME, "gone@example.com", NOW) is not None
