@@ -192,6 +192,15 @@ class EventsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SuppressionConfig:
+    """Suppression lists. An entry with an expiry (a soft bounce's 7 days) stops suppressing
+    the moment it expires; it is kept this long after for review, then deleted."""
+
+    keep_expired_days: float = 30.0
+    purge_interval: float = 3600.0  # seconds between purges of long-expired entries
+
+
+@dataclass(frozen=True, slots=True)
 class TenantFloors:
     """Operator-wide defaults and limits for tenant settings; a tenant can only tighten them."""
 
@@ -217,6 +226,7 @@ class Config:
     tenants: TenantFloors = field(default_factory=TenantFloors)
     queue: QueueConfig = field(default_factory=QueueConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    suppressions: SuppressionConfig = field(default_factory=SuppressionConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
     oauth: Mapping[str, OAuthProviderConfig] = field(default_factory=dict)

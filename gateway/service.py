@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import background
 from gateway import config as config_module
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path
 from gateway.directory.cache import Directory
@@ -36,7 +37,7 @@ from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.store.webhooks import WebhookStore
-from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
+from gateway.suppressions import PURGE_BATCH, SUPPRESSION_PURPOSE, Actor, Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
 from gateway.vault.flows import OAuthFlows
@@ -52,6 +53,7 @@ from gateway.web.public import create_public_app
 from gateway.web.server import HttpListener
 
 log = logging.getLogger("gateway")
+PURGE_ACTOR = Actor("gateway:suppression-purge")
 
 
 ROLES = ("smtp", "public", "admin")
@@ -118,6 +120,9 @@ class Gateway:
         self.authenticator = Authenticator(self.directory, config.smtp)
         self.suppressions = Suppressions(self.engine, config.database.url,
                                          config.database.schema)
+        self._purge = background.Poller(self._purge_expired_suppressions, full=PURGE_BATCH,
+                                        interval=config.suppressions.purge_interval, log=log,
+                                        name="suppression-purge")
         self.pipeline = Pipeline(PolicyContext(config, self.directory, self.suppressions))
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
@@ -172,6 +177,7 @@ class Gateway:
             if run_queue:
                 await self.worker.start()
                 await self.webhooks.start()
+                self._purge.start()
             submission, implicit = await self._start_smtp()
         self.ports = Ports(submission, implicit, public, admin)
         log.info("gateway started", extra={"submission_port": submission,
@@ -192,6 +198,12 @@ class Gateway:
                       extra={"error": exc.message, "alert": "ops"})
             return
         self.suppressions.open(key, version)
+
+    async def _purge_expired_suppressions(self) -> int:
+        if not self.suppressions.ready:
+            return 0  # the digest key is not loaded (logged at start)
+        return await self.suppressions.purge_expired(
+            PURGE_ACTOR, self.config.suppressions.keep_expired_days)
 
     async def _start_smtp(self) -> tuple[int, int]:
         smtp = self.config.smtp
@@ -220,6 +232,7 @@ class Gateway:
             await http.stop()
         await self.worker.stop()
         await self.webhooks.stop()
+        await self._purge.stop()
         await self.audit.stop()
         await self.directory.stop()
         await self.relay.close()

@@ -85,6 +85,9 @@ def target_of(text: str) -> Target:
         raise InvalidValue(f"Not an address or domain: {exc}") from None
 
 
+PURGE_BATCH = 10_000  # entries deleted per transaction: the write lock is held briefly
+
+
 class Suppressions:
     def __init__(self, engine: AsyncEngine, url: str, schema: str) -> None:
         self._engine = engine
@@ -102,6 +105,11 @@ class Suppressions:
     async def close(self) -> None:
         if self._lookup is not None:
             await self._lookup.close()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the digest key is loaded (else every check fails closed)."""
+        return self._store is not None
 
     @property
     def store(self) -> SuppressionStore:
@@ -171,6 +179,19 @@ class Suppressions:
                                entry_reason=entry.reason.value, digest=entry.digest.hex(),
                                scope=scope, evidence=evidence)
         return entry
+
+    async def purge_expired(self, actor: Actor, keep_days: float,
+                            limit: int = PURGE_BATCH) -> int:
+        """Delete up to `limit` entries that expired more than `keep_days` ago (all lists;
+        an expired entry no longer suppresses, this only tidies). Audited with the count."""
+        before = int(time.time() - keep_days * 86400)
+        async with self._engine.begin() as conn:
+            removed = await self.store.purge_expired(conn, before, limit)
+            if removed:
+                await audit_change(conn, actor.name, "suppression.purged", None,
+                                   f"expired before {before}", count=removed,
+                                   keep_days=keep_days)
+        return removed
 
     async def import_items(self, actor: Actor, scope: int, items: Iterable[Item],
                            from_line: int = 0,

@@ -28,6 +28,10 @@ suppressions = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("digest", "scope", name="uq_suppressions_digest_scope"),
     sa.Index("ix_suppressions_scope_id", "scope", "id"),
+    # only the entries that expire (few): the purge finds them without a full scan
+    sa.Index("ix_suppressions_expires_at", "expires_at",
+             sqlite_where=sa.text("expires_at IS NOT NULL"),
+             postgresql_where=sa.text("expires_at IS NOT NULL")),
 )
 
 COLUMNS = ("scope", "digest", "kind", "target", "reason", "source", "created_at", "expires_at",

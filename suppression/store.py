@@ -195,7 +195,9 @@ class SuppressionStore:
                 return
             after = entries[-1].id
 
-    async def purge_expired(self, conn: AsyncConnection, now: int) -> int:
-        result = await conn.execute(suppressions.delete().where(
-            _T.expires_at.is_not(None), _T.expires_at <= now))
+    async def purge_expired(self, conn: AsyncConnection, before: int, limit: int) -> int:
+        """Delete up to `limit` entries that expired at or before `before`; how many."""
+        expired = sa.select(_T.id).where(
+            _T.expires_at.is_not(None), _T.expires_at <= before).limit(limit)
+        result = await conn.execute(suppressions.delete().where(_T.id.in_(expired)))
         return result.rowcount or 0

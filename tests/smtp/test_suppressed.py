@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
+from gateway import config as config_module
+from gateway.errors import VaultError
 from gateway.smtp import replies
+from gateway.store.engine import create_engine, upgrade
 from gateway.store.schema import audit_events
-from gateway.suppressions import Actor
+from gateway.suppressions import SUPPRESSION_PURPOSE, Actor
+from gateway.vault.envelope import Vault
+from gateway.vault.keys import provider_for
+from gateway.vault.purpose import PurposeKeys
 from suppression.entries import GLOBAL, Reason
-from tests.conftest import Harness
+from suppression.store import Filters
+from tests.conftest import Harness, running_harness, write_config
 from tests.support import messages
 
 OPS = Actor("test")
@@ -74,3 +83,44 @@ async def test_an_opt_out_that_arrives_while_a_copy_waits_wins(harness: Harness)
     # the sender is told in a delivery report (no recipient is silently dropped)
     assert "sales@acme.example" in received
 
+
+
+async def test_without_the_digest_key_every_recipient_waits_and_none_is_sent(
+        tmp_path, pki, database):
+    """The digest key in the database was sealed under a master key this installation does
+    not hold (a table restored from another one): the gateway runs, but no recipient can be
+    checked, so each gets 451 4.3.5 (the client retries later) and the sink sees nothing."""
+    (tmp_path / "elsewhere").mkdir()
+    foreign = config_module.load(write_config(tmp_path / "elsewhere", pki, database, 2525))
+    engine = create_engine(foreign.database.url, schema=foreign.database.schema)
+    await upgrade(engine)
+    await PurposeKeys(engine, Vault(provider_for(foreign))).ensure(SUPPRESSION_PURPOSE)
+    await engine.dispose()
+    async with running_harness(tmp_path, pki, database) as h:
+        with pytest.raises(VaultError):
+            await h.gateway.suppressions.add(OPS, GLOBAL, "x@example.org", Reason.MANUAL, "t")
+        got, data_code = await rcpt_replies(h, ["fine@example.org", "other@example.org"])
+        assert [code for code, _ in got] == [451, 451]
+        assert all(text.startswith("4.3.5 ") for _, text in got)
+        assert data_code != 250 and h.sink.received == []
+
+
+async def test_the_gateway_purges_long_expired_entries_and_audits_it(tmp_path, pki, database):
+    extra = "[suppressions]\nkeep_expired_days = 0.00001\npurge_interval = 0.05\n"
+    async with running_harness(tmp_path, pki, database, extra=extra, run_queue=True) as h:
+        acme = (await h.store().tenant("acme")).id
+        s = h.gateway.suppressions
+        soon = int(time.time()) + 1
+        await s.add(OPS, acme, "soft@example.org", Reason.BOUNCE, "test", expires_at=soon)
+        await s.add(OPS, acme, "hard@example.org", Reason.BOUNCE, "test")
+        for _ in range(100):
+            if [e.target for e in await s.page(OPS, acme, Filters(), 0, 10)] == [
+                    "hard@example.org"]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the expired entry was not purged")
+        async with h.gateway.engine.connect() as conn:
+            purged = (await conn.execute(sa.select(audit_events.c.detail).where(
+                audit_events.c.event == "suppression.purged"))).scalars().all()
+    assert [d["count"] for d in purged] == [1]

@@ -73,8 +73,25 @@ async def test_expiry(parts):
                                    expires_at=NOW + 7 * 86400))
     assert await lookup.check(ACME, "soft@example.com", NOW) is not None
     assert await lookup.check(ACME, "soft@example.com", NOW + 8 * 86400) is None
+
+
+async def test_purge_deletes_only_entries_expired_before_the_cut_in_batches(parts):
+    engine, store, lookup = parts
+    day = 86400
+    await add(engine, store,
+              *(entry(ACME, f"old{i}@example.com", Reason.BOUNCE, expires_at=NOW - 40 * day)
+                for i in range(5)),
+              entry(ACME, "recent@example.com", Reason.BOUNCE, expires_at=NOW - day),
+              entry(ACME, "soon@example.com", Reason.BOUNCE, expires_at=NOW + day),
+              entry(GLOBAL, "forever@example.com", Reason.COMPLAINT))
     async with engine.begin() as conn:
-        assert await store.purge_expired(conn, NOW + 8 * 86400) == 1
+        assert await store.purge_expired(conn, NOW - 30 * day, limit=3) == 3
+        assert await store.purge_expired(conn, NOW - 30 * day, limit=3) == 2
+        assert await store.purge_expired(conn, NOW - 30 * day, limit=3) == 0
+    async with engine.connect() as conn:
+        left = await store.page(conn, [ACME, GLOBAL], Filters(), limit=100)
+    assert sorted(e.target for e in left) == [
+        "forever@example.com", "recent@example.com", "soon@example.com"]
 
 
 async def test_adding_again_merges_without_weakening(parts):
