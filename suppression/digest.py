@@ -2,9 +2,15 @@
 addresses anyone with the database can read.
 
 HMAC-SHA256 under the suppression purpose key, of a label and the canonical target, cut to
-16 bytes (a collision among billions of entries is far less likely than a disk error, and
-would only suppress someone by mistake). The key is never rotated: erased people exist only
-as digests, and a new key would forget them.
+15 bytes behind one byte that says the kind (a collision among billions of entries is far
+less likely than a disk error, and would only suppress someone by mistake). The key is never
+rotated: erased people exist only as digests, and a new key would forget them.
+
+The kind byte first: every check probes one address digest and four or so domain digests.
+Domain and subdomain entries are few, and with their own first byte they sit together at
+one end of the index, in a handful of pages every check keeps warm; only the address probe
+reads a page the lookup has not just read. With ten million entries that is the difference
+between one cold page per check and five.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from suppression.entries import Kind, Target
 DIGEST_BYTES = 16
 _DOMAINS_KEPT = 100_000
 _LABELS = {Kind.ADDRESS: b"a:", Kind.DOMAIN: b"d:", Kind.SUBDOMAINS: b"w:"}
+# the first byte of the digest: addresses sort apart from domains (see above)
+_KIND_BYTE = {b"a:": b"\x80", b"d:": b"\x01", b"w:": b"\x02"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +53,5 @@ class Digester:
         return [self._digest(b"a:", canonical_address), *for_domain]
 
     def _digest(self, label: bytes, value: str) -> bytes:
-        return hmac.digest(self.key, label + value.encode(), "sha256")[:DIGEST_BYTES]
+        mac = hmac.digest(self.key, label + value.encode(), "sha256")
+        return _KIND_BYTE[label] + mac[:DIGEST_BYTES - 1]
