@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -26,7 +26,7 @@ from gateway.smtp import replies
 from gateway.smtp.replies import Reply
 from gateway.store.api_keys import Forbidden
 from gateway.store.directory import audit_change
-from suppression.bulk import Report, import_items
+from suppression.bulk import Report, write_batches
 from suppression.canonical import InvalidAddress, canonical
 from suppression.digest import Digester
 from suppression.entries import GLOBAL, PROTECTED, Entry, Match, NewEntry, Reason, Target
@@ -35,12 +35,12 @@ from suppression.formats import (
     Defaults,
     FileError,
     Format,
-    Item,
     decoded_lines,
     parse_target,
     read,
 )
 from suppression.lookup import Lookup, lookup_for
+from suppression.parallel import batches_for
 from suppression.store import Filters, SuppressionStore
 
 SUPPRESSION_PURPOSE = "suppression-digest"
@@ -193,41 +193,37 @@ class Suppressions:
                                    keep_days=keep_days)
         return removed
 
-    async def import_items(self, actor: Actor, scope: int, items: Iterable[Item],
-                           from_line: int = 0,
-                           progress: Callable[[Report], None] | None = None) -> Report:
+    async def import_file(self, actor: Actor, scope: int, open_file: Callable[[], BinaryIO],
+                          reason: Reason, fmt: Format | None = None, strict: bool = False,
+                          from_line: int = 0,
+                          progress: Callable[[Report], None] | None = None) -> Report:
+        """Import a file (read twice with `strict`: nothing is written if a row is bad).
+        A large file is parsed in a child process while this one writes."""
         scope = self.scope_for(actor, scope)
         now = int(time.time())
-        report = await import_items(self._engine, self.store, items, now, from_line, progress)
+        defaults = Defaults(scope, reason, "import", now, actor.name)
+
+        def chunks() -> Iterator[bytes]:
+            with open_file() as stream:
+                yield from iter(lambda: stream.read(1 << 20), b"")
+
+        try:
+            if strict:
+                bad = [item for item in read(decoded_lines(chunks()), defaults, fmt)
+                       if isinstance(item, Bad)]
+                if bad:
+                    listed = "; ".join(f"line {b.line}: {b.message}" for b in bad[:20])
+                    raise InvalidValue(f"{len(bad)} bad rows; nothing imported (strict): "
+                                       f"{listed}")
+            batches = batches_for(chunks(), defaults, fmt, self.store, now, from_line)
+            report = await write_batches(self._engine, self.store, batches, progress)
+        except FileError as exc:
+            raise InvalidValue(str(exc)) from None
         async with self._engine.begin() as conn:
             await audit_change(conn, actor.name, "suppression.imported", scope or None,
                                scope=scope, rows=report.rows, written=report.written,
                                bad=report.bad_count, skipped=report.skipped)
         return report
-
-    async def import_file(self, actor: Actor, scope: int, open_file: Callable[[], BinaryIO],
-                          reason: Reason, fmt: Format | None = None, strict: bool = False,
-                          from_line: int = 0,
-                          progress: Callable[[Report], None] | None = None) -> Report:
-        """Import a file (read twice with `strict`: nothing is written if a row is bad)."""
-        scope = self.scope_for(actor, scope)
-        defaults = Defaults(scope, reason, "import", int(time.time()), actor.name)
-
-        def items() -> Iterator[Item]:
-            with open_file() as stream:
-                chunks = iter(lambda: stream.read(1 << 20), b"")
-                yield from read(decoded_lines(chunks), defaults, fmt)
-
-        try:
-            if strict:
-                bad = [item for item in items() if isinstance(item, Bad)]
-                if bad:
-                    listed = "; ".join(f"line {b.line}: {b.message}" for b in bad[:20])
-                    raise InvalidValue(f"{len(bad)} bad rows; nothing imported (strict): "
-                                       f"{listed}")
-            return await self.import_items(actor, scope, items(), from_line, progress)
-        except FileError as exc:
-            raise InvalidValue(str(exc)) from None
 
     # --- reads ---------------------------------------------------------------------------
     async def lookup(self, actor: Actor, scope: int, address: str) -> list[Entry]:

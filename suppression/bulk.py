@@ -1,16 +1,19 @@
 """Bulk import: a stream of items written in batches.
 
 Each batch commits on its own (all or nothing), so a ten-million-row import never holds
-the database's write lock for minutes, and memory stays flat. An import stopped half-way is
+the database's write lock for long, and memory stays flat. An import stopped half-way is
 resumed by running it again (entries merge idempotently), or from the line it reports with
 `from_line`. `strict` reads the whole file first and writes nothing if any row is bad.
+
+Parsing makes batches (`parse_batches`, here or in a child process, see `parallel`);
+`write_batches` writes them in order, one while the next is parsed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from suppression.formats import Bad, DigestOnly, Good, Item, Skipped
 from suppression.store import Row, SuppressionStore
 
-BATCH = 5000
+BATCH = 20_000  # rows per transaction: long enough to amortise, short for the write lock
 KEEP_BAD = 1000  # bad rows listed in the report; the rest are counted
 
 
@@ -45,65 +48,101 @@ def check_digest(item: DigestOnly, key_id: str) -> Bad | None:
     return None
 
 
-async def import_items(engine: AsyncEngine, store: SuppressionStore, items: Iterable[Item],
-                       now: int, from_line: int = 0,
-                       progress: Callable[[Report], None] | None = None) -> Report:
+@dataclass(slots=True)
+class Parsed:
+    """One batch from the parser: rows ready to write, and what the report needs."""
+
+    rows: list[Row]
+    upto: int  # the last line read into this batch
+    read: int = 0  # data rows read
+    skipped: int = 0
+    bad: list[Bad] = field(default_factory=list)
+
+
+def parse_batches(items: Iterable[Item], store: SuppressionStore, now: int,
+                  from_line: int = 0, size: int = BATCH) -> Iterator[Parsed]:
+    """Items as batches of rows (in this process, or in a parser process: see `parallel`).
+    The last batch may be empty of rows but still carries the counts."""
+    batch = Parsed([], 0)
+    key_id = store.digester.key_id
+    for item in items:
+        batch.upto = item.line
+        if item.line < from_line:
+            continue
+        if isinstance(item, Skipped):
+            if item.why != "blank line":
+                batch.read += 1
+                batch.skipped += 1
+            continue
+        batch.read += 1
+        if isinstance(item, Good):
+            batch.rows.append(store.row(item.entry, now))
+        elif isinstance(item, Bad):
+            batch.bad.append(item)
+        else:
+            bad = check_digest(item, key_id)
+            if bad is not None:
+                batch.bad.append(bad)
+            else:
+                batch.rows.append((item.scope, item.digest, item.kind.value, None,
+                                   item.reason.value, item.source, item.created_at,
+                                   item.expires_at, item.note, item.created_by, now))
+        if len(batch.rows) >= size:
+            yield batch
+            batch = Parsed([], batch.upto)
+    yield batch
+
+
+async def write_batches(engine: AsyncEngine, store: SuppressionStore,
+                        batches: Iterable[Parsed] | AsyncIterator[Parsed],
+                        progress: Callable[[Report], None] | None = None) -> Report:
+    """Write each batch in its own transaction, in order. One batch is written (in the
+    driver's thread, or by the server) while the next one is parsed."""
     report = Report()
     started = time.perf_counter()
-    batch: list[Row] = []
-    line = 0
-    # One batch is written (in the driver's thread, or by the server) while the next one is
-    # parsed; each batch still commits on its own, in order.
     writing: asyncio.Task[None] | None = None
 
-    async def write(rows: list[Row], upto: int) -> None:
-        async with engine.begin() as conn:
-            report.written += await store.add_rows(conn, rows)
-        report.last_line = upto
+    async def write(batch: Parsed) -> None:
+        if batch.rows:
+            async with engine.begin() as conn:
+                report.written += await store.add_rows(conn, batch.rows)
+        report.last_line = batch.upto
         if progress is not None:
             progress(report)
 
-    async def flush() -> None:
-        nonlocal writing, batch
-        if writing is not None:
-            await writing
-            writing = None
-        if batch:
-            writing = asyncio.ensure_future(write(batch, line))
-            batch = []
-            await asyncio.sleep(0)  # let it start before parsing goes on
+    async def each() -> AsyncIterator[Parsed]:
+        if isinstance(batches, AsyncIterator):
+            async for batch in batches:
+                yield batch
+        else:
+            for batch in batches:
+                yield batch
 
     try:
-        for item in items:
-            line = item.line
-            if line < from_line:
-                continue
-            if isinstance(item, Skipped):
-                if item.why != "blank line":
-                    report.rows += 1
-                    report.skipped += 1
-                continue
-            report.rows += 1
-            if isinstance(item, Bad):
-                report.refuse(item)
-            elif isinstance(item, Good):
-                batch.append(store.row(item.entry, now))
-            else:
-                bad = check_digest(item, store.digester.key_id)
-                if bad is not None:
-                    report.refuse(bad)
-                else:
-                    batch.append((item.scope, item.digest, item.kind.value, None,
-                                  item.reason.value, item.source, item.created_at,
-                                  item.expires_at, item.note, item.created_by, now))
-            if len(batch) >= BATCH:
-                await flush()
-        await flush()
-        await flush()  # the last batch
+        async for batch in each():
+            report.rows += batch.read
+            report.skipped += batch.skipped
+            for bad in batch.bad:
+                report.refuse(bad)
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(write(batch))
+            await asyncio.sleep(0)  # let it start before parsing goes on
+        if writing is not None:
+            await writing
     finally:
         if writing is not None and not writing.done():
             writing.cancel()
-    report.last_line = line
+        close = getattr(batches, "aclose", None)
+        if close is not None:
+            await close()  # a parser process stops now, not when garbage-collected
     report.seconds = time.perf_counter() - started
     return report
 
+
+async def import_items(engine: AsyncEngine, store: SuppressionStore, items: Iterable[Item],
+                       now: int, from_line: int = 0,
+                       progress: Callable[[Report], None] | None = None) -> Report:
+    """Parse and write in this process."""
+    return await write_batches(engine, store, parse_batches(items, store, now, from_line),
+                               progress)

@@ -15,6 +15,7 @@ between one cold page per check and five.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ class Digester:
     # A domain's digests, kept: recipients crowd onto few domains.
     _for_domain: dict[str, list[bytes]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
 
     def target(self, target: Target) -> bytes:
         return self._digest(_LABELS[target.kind], target.value)
@@ -53,5 +55,9 @@ class Digester:
         return [self._digest(b"a:", canonical_address), *for_domain]
 
     def _digest(self, label: bytes, value: str) -> bytes:
-        mac = hmac.digest(self.key, label + value.encode(), "sha256")
-        return _KIND_BYTE[label] + mac[:DIGEST_BYTES - 1]
+        mac = self._keyed.copy()  # the key's pads are hashed once, not on every digest
+        mac.update(label + value.encode())
+        return _KIND_BYTE[label] + mac.digest()[:DIGEST_BYTES - 1]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_keyed", hmac.new(self.key, digestmod=hashlib.sha256))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,22 +90,29 @@ class FileError(ValueError):
 
 
 def decoded_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Lines of a byte stream, each decoded on its own; a BOM at the start is dropped.
-    A line that is not UTF-8 comes out with surrogate escapes, which `read` reports."""
+    """Lines of a byte stream (split at LF, kept), decoded; a BOM at the start is dropped.
+    Bytes that are not UTF-8 come out as surrogate escapes, which `read` reports per row.
+
+    Whole blocks are decoded at once: a newline byte is never inside a multi-byte
+    sequence, so this is the same as decoding line by line, for a fraction of the cost."""
     pending = b""
     first = True
     for chunk in chunks:
         pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for raw in lines:
-            if first:
-                raw = raw.removeprefix(b"\xef\xbb\xbf")
-                first = False
-            yield raw.decode("utf-8", "surrogateescape") + "\n"
+        cut = pending.rfind(b"\n") + 1
+        if not cut:
+            continue  # one long line so far
+        block, pending = pending[:cut], pending[cut:]
+        if first:
+            block, first = block.removeprefix(_BOM), False
+        yield from io.StringIO(block.decode("utf-8", "surrogateescape"), newline="\n")
     if pending:
         if first:
-            pending = pending.removeprefix(b"\xef\xbb\xbf")
+            pending = pending.removeprefix(_BOM)
         yield pending.decode("utf-8", "surrogateescape")
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def _not_utf8(row: list[str]) -> bool:
@@ -221,9 +229,10 @@ def read(lines: Iterable[str], defaults: Defaults, fmt: Format | None = None) ->
 
 def _item(parse: _Parser, line: int, row: list[str], columns: dict[str, int],
           defaults: Defaults) -> Item:
-    if not row or all(not field.strip() for field in row):
+    joined = "".join(row)
+    if not joined.strip():
         return Skipped(line, "blank line")
-    if _not_utf8(row):
+    if not joined.isascii() and _not_utf8(row):
         return Bad(line, "not UTF-8")
     try:
         return parse(line, row, columns, defaults)
