@@ -108,12 +108,14 @@ class PostgresLookup:
             try:
                 pool = await self._ready()
                 rows = await pool.fetch(_BATCH_QUERY, *_arguments(batch))
-            except BaseException as exc:  # noqa: BLE001 - every waiter hears why, then we go on
+            except asyncio.CancelledError:  # closing: nobody waits for ever
+                for waiting in (*batch, *self._waiting):
+                    waiting.found.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - every waiter hears why, then we go on
                 for waiting in batch:
                     if not waiting.found.done():
                         waiting.found.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
                 continue
             answers: list[list[tuple[Any, ...]]] = [[] for _ in batch]
             for n, *row in rows:
@@ -148,8 +150,9 @@ class PostgresLookup:
 
 # A batch's checks as rows (request number, digest, tenant), each probing the unique
 # (digest, scope) index for the global list and the tenant's.
-# LATERAL makes it a nested loop of index probes whatever the planner's statistics say
-# (fresh from a bulk import, they once made it hash-join a sequential scan).
+# LATERAL with OFFSET 0 (which the planner may not flatten) makes it a nested loop of index
+# probes, one per digest, whatever its statistics say: fresh from a bulk import, they once
+# made it hash-join a sequential scan of the table.
 _BATCH_QUERY = (
     f"SELECT q.n, s.* FROM unnest($1::int[], $2::bytea[], $3::int[]) AS q(n, digest, tenant) "
     f"CROSS JOIN LATERAL (SELECT {_COLUMNS} FROM suppressions "
