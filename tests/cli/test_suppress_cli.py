@@ -36,3 +36,26 @@ def test_add_check_remove_import_export(gw, tmp_path: Path):  # noqa: F811
     back = gw("suppress", "import", str(out), "--tenant", "acme")
     assert back.returncode == 0 and "3 entries written, 0 bad" in back.stdout
     assert gw("suppress", "export", "--tenant", "acme").stdout == exported.stdout
+
+
+def test_a_large_file_is_parsed_by_a_second_process_with_the_same_outcome(
+        gw, tmp_path: Path):  # noqa: F811
+    """Over 8 MB the CLI hands parsing to `python -m suppression.parser`: the entries, the
+    bad lines and the counts are what a small file's in-process import gives."""
+    assert gw("db", "upgrade").returncode == 0
+    assert gw("tenant", "add", "acme").returncode == 0
+    listing = tmp_path / "big.txt"
+    with listing.open("w") as out:
+        for i in range(300_000):
+            out.write(f"bad address {i}\n" if i % 50_000 == 7 else
+                      f"person.{i}+tag@d{i % 997}.example.com\n")
+    assert listing.stat().st_size > 8 << 20
+    done = gw("suppress", "import", str(listing), "--tenant", "acme")
+    assert done.returncode == 0, done.stderr
+    assert "imported 300000 rows" in done.stdout and "299994 entries written, 6 bad" in done.stdout
+    assert [line.split(":")[0] for line in done.stderr.splitlines()[:6]] == [
+        f"line {i + 1}" for i in range(7, 300_000, 50_000)]
+    for address, suppressed in ((f"Person.299999@D{299_999 % 997}.example.com", True),
+                                ("person.7@d7.example.com", False)):
+        checked = gw("suppress", "check", address, "--tenant", "acme")
+        assert checked.returncode == (1 if suppressed else 0), checked.stdout
