@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 DEMO_TENANT, DEMO_DOMAIN, DEMO_LOGIN = "demo", "demo.example", "demo"
 DEMO_MAILBOX = f"outreach@{DEMO_DOMAIN}"
+DEMO_OPTED_OUT = "opted-out@example.org"
 
 
 class CliError(click.ClickException):
@@ -243,13 +244,27 @@ async def demo(store: DirectoryStore, config: Config) -> None:
         await store.add_domain(DEMO_TENANT, DEMO_DOMAIN, _actor())
         upstream = next(iter(config.upstreams))
         await store.add_mailbox(DEMO_TENANT, DEMO_MAILBOX, upstream, _actor())
+        await _demo_opt_out(store, config)
     password = secrets.token_urlsafe(15)
     await store.add_login(DEMO_TENANT, DEMO_LOGIN, password, _actor())
     creds.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(f"demo login: {DEMO_LOGIN}  password: {password}  sender: {DEMO_MAILBOX}\n")
+        fh.write(f"demo login: {DEMO_LOGIN}  password: {password}  sender: {DEMO_MAILBOX}\n"
+                 f"demo opt-out (refused at RCPT): {DEMO_OPTED_OUT}\n")
     click.echo(creds.read_text().rstrip())
+
+
+async def _demo_opt_out(store: DirectoryStore, config: Config) -> None:
+    """One address on the demo tenant's list: a message to it is refused at RCPT."""
+    from gateway.suppressions import Actor
+    from suppression.entries import Reason
+
+    suppressions = await _suppressions(store.engine, config)
+    tenant_id = (await store.tenant(DEMO_TENANT)).id
+    await suppressions.add(Actor(_actor()), tenant_id, DEMO_OPTED_OUT, Reason.UNSUBSCRIBE,
+                           "cli", note="the demo's opted-out recipient")
+    await suppressions.close()
 
 
 # --- tenant --------------------------------------------------------------------------------

@@ -83,11 +83,15 @@ class PostgresLookup:
 
     def __init__(self, dsn: str, schema: str, digester: Digester, size: int = 8) -> None:
         self._dsn = dsn
-        self._schema = schema
         self._size = size  # queries in flight at most (one connection each)
         self._digester = digester
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()  # the first checks arrive together: one pool
+        # Named, so ops can tell these connections apart in pg_stat_activity. jit off: a
+        # row estimate gone stale after a bulk import once made the server compile this
+        # tiny query, for milliseconds, on every call.
+        self._settings = {"application_name": APPLICATION_NAME, "jit": "off"}
+        if schema:
+            self._settings["search_path"] = schema
+        self._idle: list[tuple[asyncpg.Connection, Any]] = []
         self._waiting: list[_Waiting] = []
         self._drains: set[asyncio.Task[None]] = set()
 
@@ -106,8 +110,7 @@ class PostgresLookup:
             batch = self._waiting[:_BATCH]
             del self._waiting[:_BATCH]
             try:
-                pool = await self._ready()
-                rows = await pool.fetch(_BATCH_QUERY, *_arguments(batch))
+                rows = await self._query(batch)
             except asyncio.CancelledError:  # closing: nobody waits for ever
                 for waiting in (*batch, *self._waiting):
                     waiting.found.cancel()
@@ -124,32 +127,33 @@ class PostgresLookup:
                 if not waiting.found.done():  # its session may have gone
                     waiting.found.set_result(answer)
 
-    async def _ready(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with self._opening:
-                if self._pool is None:
-                    # named, so ops can tell these connections apart in pg_stat_activity
-                    # jit off: a row estimate gone stale after a bulk import once made
-                    # the server compile this tiny query, for milliseconds, on every call
-                    settings = {"application_name": APPLICATION_NAME, "jit": "off"}
-                    if self._schema:
-                        settings["search_path"] = self._schema
-                    self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=self._size, reset=_keep_session,
-                        server_settings=settings)
-        return self._pool
+    async def _query(self, batch: list[_Waiting]) -> list[Any]:
+        """One query on an idle connection (opened if none is), its statement prepared
+        once. A connection that fails is closed, not reused; the next query opens another."""
+        while self._idle:
+            connection, statement = self._idle.pop()
+            if not connection.is_closed():  # (the server may have ended it meanwhile)
+                break
+        else:
+            connection = await asyncpg.connect(self._dsn, server_settings=self._settings)
+            statement = await connection.prepare(_BATCH_QUERY)
+        try:
+            rows: list[Any] = await statement.fetch(*_arguments(batch))
+        except BaseException:
+            connection.terminate()
+            raise
+        self._idle.append((connection, statement))
+        return rows
 
     async def close(self) -> None:
         for drain in list(self._drains):
             drain.cancel()
         await asyncio.gather(*self._drains, return_exceptions=True)
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            await connection.close()
 
 
-# A batch's checks as rows (request number, digest, tenant), each probing the unique
-# (digest, scope) index for the global list and the tenant's.
 # LATERAL with OFFSET 0 (which the planner may not flatten) makes it a nested loop of index
 # probes, one per digest, whatever its statistics say: fresh from a bulk import, they once
 # made it hash-join a sequential scan of the table.
@@ -176,11 +180,6 @@ def _arguments(batch: list[_Waiting]) -> tuple[list[int], list[bytes], list[int]
         digests.extend(waiting.digests)
         tenants.extend([waiting.tenant_id] * len(waiting.digests))
     return numbers, digests, tenants
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Nothing to reset: the lookup only reads. (The pool's default reset costs a round
-    trip on every release, as much as the query itself.)"""
 
 
 def lookup_for(url: str, schema: str, digester: Digester) -> Lookup:

@@ -137,11 +137,14 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
             smtp.starttls(context=context)
             smtp.login("demo", password)
-            smtp.sendmail("outreach@demo.example", ["alice@example.org"],
-                          messages.simple(sender="outreach@demo.example"))
+            refused = smtp.sendmail("outreach@demo.example",
+                                    ["alice@example.org", "opted-out@example.org"],
+                                    messages.simple(sender="outreach@demo.example"))
+        assert refused["opted-out@example.org"][0] == 550  # the demo's opt-out
         delivered = list((work / "var/outbox/new").iterdir())
         assert len(delivered) == 1
         assert b"Delivered-To: alice@example.org" in delivered[0].read_bytes()
+        assert b"opted-out" not in delivered[0].read_bytes()
     finally:
         proc.send_signal(signal.SIGTERM)
         _, errors = proc.communicate(timeout=15)
