@@ -4,7 +4,8 @@ It bypasses SQLAlchemy's async engine, whose per-query overhead here is larger t
 query itself:
 - SQLite: one synchronous `sqlite3` connection (query_only), read inline on the event
   loop. An indexed probe takes tens of microseconds; WAL lets it read while others write.
-- PostgreSQL: a small asyncpg pool; checks that arrive together share one query.
+- PostgreSQL: a few connections of its own, the statement prepared on each; checks that
+  arrive together share one query.
 """
 
 from __future__ import annotations
