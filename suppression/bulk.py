@@ -139,10 +139,3 @@ async def write_batches(engine: AsyncEngine, store: SuppressionStore,
     report.seconds = time.perf_counter() - started
     return report
 
-
-async def import_items(engine: AsyncEngine, store: SuppressionStore, items: Iterable[Item],
-                       now: int, from_line: int = 0,
-                       progress: Callable[[Report], None] | None = None) -> Report:
-    """Parse and write in this process."""
-    return await write_batches(engine, store, parse_batches(items, store, now, from_line),
-                               progress)

@@ -115,14 +115,12 @@ def decoded_lines(chunks: Iterable[bytes]) -> Iterator[str]:
 _BOM = b"\xef\xbb\xbf"
 
 
-def _not_utf8(row: list[str]) -> bool:
-    """Whether a field holds the surrogate escapes of bytes that were not UTF-8."""
-    for field in row:
-        if not field.isascii():
-            try:
-                field.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
+def _not_utf8(text: str) -> bool:
+    """Whether the text holds the surrogate escapes of bytes that were not UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False
 
 
@@ -232,7 +230,7 @@ def _item(parse: _Parser, line: int, row: list[str], columns: dict[str, int],
     joined = "".join(row)
     if not joined.strip():
         return Skipped(line, "blank line")
-    if not joined.isascii() and _not_utf8(row):
+    if not joined.isascii() and _not_utf8(joined):
         return Bad(line, "not UTF-8")
     try:
         return parse(line, row, columns, defaults)
