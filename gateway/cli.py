@@ -244,7 +244,12 @@ async def demo(store: DirectoryStore, config: Config) -> None:
         await store.add_domain(DEMO_TENANT, DEMO_DOMAIN, _actor())
         upstream = next(iter(config.upstreams))
         await store.add_mailbox(DEMO_TENANT, DEMO_MAILBOX, upstream, _actor())
+        await store.set_tenant_setting(DEMO_TENANT, "postal_address",
+                                       "Demo Ltd, 1 Example Street, 75002 Paris, France",
+                                       _actor())
+        await store.set_tenant_setting(DEMO_TENANT, "sender_name", "Demo Ltd", _actor())
         await _demo_opt_out(store, config)
+        await _demo_dkim(store, config)
     password = secrets.token_urlsafe(15)
     await store.add_login(DEMO_TENANT, DEMO_LOGIN, password, _actor())
     creds.parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +258,15 @@ async def demo(store: DirectoryStore, config: Config) -> None:
         fh.write(f"demo login: {DEMO_LOGIN}  password: {password}  sender: {DEMO_MAILBOX}\n"
                  f"demo opt-out (refused at RCPT): {DEMO_OPTED_OUT}\n")
     click.echo(creds.read_text().rstrip())
+
+
+async def _demo_dkim(store: DirectoryStore, config: Config) -> None:
+    """RSA and Ed25519 keys for the demo domain: var/outbox shows both signatures."""
+    from gateway.dkim.keys import DkimKeys
+
+    keys = DkimKeys(store.engine, _vault(config))
+    for algorithm in ("rsa", "ed25519"):
+        await keys.generate(DEMO_DOMAIN, algorithm, actor=_actor())
 
 
 async def _demo_opt_out(store: DirectoryStore, config: Config) -> None:
@@ -970,4 +984,4 @@ async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> N
 
 
 # Command groups kept in modules of their own register themselves on `cli`.
-from gateway import cli_suppress  # noqa: E402, F401
+from gateway import cli_dkim, cli_suppress  # noqa: E402, F401

@@ -201,6 +201,24 @@ class SuppressionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsubscribeConfig:
+    """The unsubscribe links every copy carries, and the mailto listener that honors them."""
+
+    # https://<host> the public listener is reached at for unsubscribe links (a tenant's own
+    # link domain replaces the host). Empty: the public listener's loopback http:// URL,
+    # allowed only with environment = 'development'.
+    base_url: str = ""
+    mailto_domain: str = ""  # unsubscribe@<this>; empty: the host of base_url
+    # The mailto listener (unauthenticated, no path to any upstream). Empty: not started.
+    mailto_listen: str = ""
+    mailto_port: int = 25
+    mailto_max_message_size: int = 64 * 1024
+    mailto_max_connections: int = 100
+    mailto_rate: int = 120  # messages per minute from one /24 (IPv4) or /48 (IPv6)
+    invalid_rate: int = 30  # invalid-token POSTs per minute from one /24 or /48
+
+
+@dataclass(frozen=True, slots=True)
 class TenantFloors:
     """Operator-wide defaults and limits for tenant settings; a tenant can only tighten them."""
 
@@ -227,6 +245,7 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     suppressions: SuppressionConfig = field(default_factory=SuppressionConfig)
+    unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
     oauth: Mapping[str, OAuthProviderConfig] = field(default_factory=dict)
@@ -449,6 +468,7 @@ def _validate(config: Config) -> None:
     for name, provider in config.oauth.items():
         _check_provider(name, provider)
     _check_http(config.http)
+    _check_unsubscribe(config.unsubscribe, dev)
     if config.vault.backend == "redis":
         _require(config.vault.redis_url.startswith(("redis://", "rediss://", "unix://")),
                  "vault.redis_url", config.vault.redis_url,
@@ -515,6 +535,26 @@ def _check_http(http: HttpConfig) -> None:
         _require(_is_private(http.admin_listen), "http.admin_listen", http.admin_listen,
                  "The admin listener must be on a loopback or private address "
                  "(or set http.admin_public = true).")
+
+
+def _check_unsubscribe(unsub: UnsubscribeConfig, dev: bool) -> None:
+    url = urllib.parse.urlsplit(unsub.base_url)
+    if unsub.base_url:
+        https = url.scheme == "https" and bool(url.hostname)
+        dev_http = dev and url.scheme == "http" and _is_loopback(url.hostname or "")
+        _require((https or dev_http) and not url.query and not url.fragment,
+                 "unsubscribe.base_url", unsub.base_url,
+                 "Must be an https:// URL (a loopback http:// URL only with "
+                 "environment = 'development').")
+    else:
+        _require(dev, "unsubscribe.base_url", "",
+                 "Required: the https:// URL unsubscribe links point at.")
+    _require(0 <= unsub.mailto_port <= 65535, "unsubscribe.mailto_port", unsub.mailto_port,
+             "Must be a port between 0 and 65535.")
+    for key in ("mailto_max_message_size", "mailto_max_connections", "mailto_rate",
+                "invalid_rate"):
+        value = getattr(unsub, key)
+        _require(value > 0, f"unsubscribe.{key}", value, "Must be greater than 0.")
 
 
 def _is_private(host: str) -> bool:

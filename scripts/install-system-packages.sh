@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the tests and benchmarks talk to (swaks: SMTP client;
 # postfix: ships smtp-source/smtp-sink; chromium for Playwright; redis-server for the vault's
-# Redis backend test). Non-interactive; postfix neither prompts nor takes
+# Redis backend test; Mail::DKIM to verify signatures). Non-interactive; postfix neither prompts nor takes
 # port 25. Does nothing when everything is already there.
 set -eu
 missing=""
@@ -12,6 +12,8 @@ perl -MAuthen::SASL -e1 >/dev/null 2>&1 || missing="$missing libauthen-sasl-perl
 # chromium: the browser tests drive it with Playwright (no browser download)
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+# Mail::DKIM: the independent DKIM verifier the tests check every signature with
+perl -MMail::DKIM::Verifier -MNet::DNS -e1 >/dev/null 2>&1 || missing="$missing libmail-dkim-perl libnet-dns-perl"
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

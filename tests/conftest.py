@@ -171,6 +171,9 @@ batch_max_delay = 0.001
 public_port = 0
 admin_port = 0
 
+[unsubscribe]
+base_url = "https://links.gw.test"
+
 {database.toml()}
 {upstream}
 [upstreams.capture]
@@ -190,10 +193,14 @@ async def seed(store: DirectoryStore) -> None:
     await store.add_mailbox("acme", "sales@acme.example", "sink", "test")
     await store.add_mailbox("acme", "paused@acme.example", "sink", "test")
     await store.set_mailbox_status("paused@acme.example", "paused", "warming up", "test")
+    await store.set_tenant_setting("acme", "postal_address",
+                                   "Acme Corp, 1 Main Street, Springfield", "test")
     await store.add_tenant("other", "test")
     await store.add_domain("other", "other.example", "test")
     await store.add_login("other", "other-tool", OTHER_PASSWORD, "test")
     await store.add_mailbox("other", "ceo@other.example", "sink", "test")
+    await store.set_tenant_setting("other", "postal_address", "Other BV, Damrak 1, Amsterdam",
+                                   "test")
 
 
 # --- the gateway ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ BASE = {
     "GATEWAY__VAULT__MASTER_KEY_FILE": "/run/key",
     "GATEWAY__UPSTREAMS__OUT__KIND": "maildir",
     "GATEWAY__UPSTREAMS__OUT__PATH": "/tmp/out",
+    "GATEWAY__UNSUBSCRIBE__BASE_URL": "https://links.example.com",
 }
 
 
@@ -47,6 +48,13 @@ def test_environment_overrides_toml(tmp_path: Path):
     ({"GATEWAY__ENVIRONMENT": "staging"},
      "Config 'environment' has value 'staging'. Must be one of 'production', 'development'."),
     ({"GATEWAY__SMTP__NO_SUCH_KEY": "1"}, "Config 'smtp.no_such_key' is not a known setting."),
+    ({"GATEWAY__UNSUBSCRIBE__BASE_URL": ""},
+     "Config 'unsubscribe.base_url' has value ''. Required: the https:// URL"),
+    ({"GATEWAY__UNSUBSCRIBE__BASE_URL": "http://links.example.com"},
+     "Config 'unsubscribe.base_url' has value 'http://links.example.com'. Must be an https://"),
+    ({"GATEWAY__UNSUBSCRIBE__BASE_URL": "http://127.0.0.1:8080"},
+     "Config 'unsubscribe.base_url' has value 'http://127.0.0.1:8080'. Must be an https:// URL "
+     "(a loopback http:// URL only with environment = 'development')."),
     ({"GATEWAY__SMTP__TLS_SELF_SIGNED": "true"},
      "Config 'smtp.tls_self_signed' has value True. A self-signed certificate is allowed only"),
     ({"GATEWAY__VAULT__DEV_GENERATE": "true", "GATEWAY__VAULT__MASTER_KEY_FILE": ""},

@@ -6,12 +6,14 @@ configuration. Later issues add their keys (policy modes, templates) to `SCHEMA`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import Config
 from gateway.errors import InvalidValue
+from gateway.outbound import footer
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,35 @@ class Setting:
     describe: str
     ceiling: Callable[[Config], int] | None = None  # the operator's limit a tenant cannot pass
     default: Callable[[Config], Any] | None = None
+    check: Callable[[str], None] | None = None  # text settings: raises InvalidValue
+
+
+def _body_mode(value: str) -> None:
+    if value not in ("add", "require"):
+        raise InvalidValue("Must be 'add' (the gateway adds the footer) or 'require' (a message "
+                           "without its own unsubscribe link and postal address is refused).")
+
+
+def _postal_address(value: str) -> None:
+    if not value.strip() or len(value) > 300 or "\n\n" in value:
+        raise InvalidValue("A postal address of 1 to 300 characters (CAN-SPAM), on one or "
+                           "a few lines.")
+
+
+def _sender_name(value: str) -> None:
+    if not value.strip() or len(value) > 100:
+        raise InvalidValue("A name of 1 to 100 characters.")
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _link_domain(value: str) -> None:
+    labels = value.split(".")
+    if value and (len(value) > 253 or len(labels) < 2
+                  or not all(_LABEL.match(label) for label in labels)):
+        raise InvalidValue("A host name in lower case (e.g. links.acme.example) that points "
+                           "at the gateway by CNAME, with its certificate; or empty.")
 
 
 SCHEMA: Mapping[str, Setting] = {
@@ -31,6 +62,15 @@ SCHEMA: Mapping[str, Setting] = {
         int, "message size in bytes", ceiling=lambda c: c.smtp.max_message_size,
         default=lambda c: c.tenants.max_message_size,
     ),
+    "body": Setting(str, "footer mode", default=lambda c: "add", check=_body_mode),
+    "postal_address": Setting(str, "postal address", check=_postal_address),
+    "sender_name": Setting(str, "sender name in the footer", check=_sender_name),
+    "footer_text": Setting(str, "plain-text footer template",
+                           check=lambda v: footer.check_template(v, html=False)),
+    "footer_html": Setting(str, "HTML footer template",
+                           check=lambda v: footer.check_template(v, html=True)),
+    "link_domain": Setting(str, "unsubscribe link host", default=lambda c: "",
+                           check=_link_domain),
 }
 
 
@@ -54,6 +94,15 @@ def parse(key: str, raw: str, config: Config) -> Any:
 
 def validate(key: str, value: Any, config: Config) -> None:
     setting = SCHEMA[key]
+    if setting.kind is str:
+        if not isinstance(value, str):
+            raise InvalidValue(f"Tenant setting '{key}' must be text.")
+        if setting.check is not None:
+            try:
+                setting.check(value)
+            except InvalidValue as exc:
+                raise InvalidValue(f"Tenant setting '{key}': {exc.message}") from None
+        return
     if setting.kind is int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidValue(f"Tenant setting '{key}' has value {value!r}. Must be at least 1.")

@@ -15,6 +15,7 @@ from gateway.policy import (
     recipient_valid,
     sender_allowed,
     submission_headers,
+    unsubscribe_footer,
 )
 from gateway.policy.check import Check, PolicyContext, Stage, Transaction
 from gateway.policy.verdict import Action, Verdict
@@ -32,6 +33,7 @@ DATA_CHECKS = (
     parsed.Parsed,  # unparsable -> 554 5.6.0, never half-sent
     header_from.HeaderFrom,  # From on one of the tenant's domains -> else 550 5.7.1
     submission_headers.SubmissionHeaders,  # -> fix: Message-ID, Date, no Bcc (RFC 6409 s 8)
+    unsubscribe_footer.UnsubscribeFooter,  # postal address set; body = require -> 550 5.7.1
 )
 
 log = logging.getLogger("gateway.policy")

@@ -121,11 +121,14 @@ class QueueStore:
         self._vault = vault
         self._lifetime = timedelta(seconds=lifetime)
 
-    async def add(self, copies: Sequence[NewCopy], message: bytes, *,
+    async def add(self, copies: Sequence[NewCopy], message: bytes | Sequence[bytes], *,
                   first_attempt: datetime | None = None) -> None:
+        """Queue copies: with one message for all, or (a sequence) each copy's own bytes."""
         now = datetime.now(UTC)
         rows = []
-        for c in copies:
+        own = [message] * len(copies) if isinstance(message, bytes) else list(message)
+        assert len(own) == len(copies)
+        for c, message in zip(copies, own, strict=True):
             sealed, key_id = self._vault.seal(
                 message, seal_context(c.tenant_id, c.queue_id, c.recipient))
             rows.append({

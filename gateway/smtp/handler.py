@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory.cache import Directory
 from gateway.logs import anonymize_ip
+from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
 from gateway.policy.pipeline import Outcome, Pipeline
@@ -41,7 +42,7 @@ def new_queue_id() -> str:
 class GatewayHandler:
     def __init__(self, config: Config, directory: Directory, pipeline: Pipeline,
                  authenticator: Authenticator, relay: Relay, audit_trail: AuditTrail,
-                 digest_key: bytes) -> None:
+                 digest_key: bytes, composer: Composer) -> None:
         self.config = config
         self._directory = directory
         self._pipeline = pipeline
@@ -49,6 +50,7 @@ class GatewayHandler:
         self._relay = relay
         self._audit = audit_trail
         self._digest_key = digest_key
+        self._composer = composer
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
 
@@ -280,17 +282,20 @@ class GatewayHandler:
             return reply
         assert isinstance(server, GatewaySMTP)
         message.prepend("Received", self._received(session, server.tls_active, queue_id))
-        body = message.as_bytes()
         message_id = message.value("message-id")
+        prepared = self._composer.prepare(message, tenant, mailbox, queue_id)
+        copies = [prepared.copy(r) for r in envelope.recipients]
         result = await self._relay.deliver(
-            queue_id, mailbox, envelope.sender, envelope.recipients, body,
+            queue_id, mailbox, envelope.sender, envelope.recipients, copies,
             smtputf8=envelope.smtp_utf8,
-            eightbit=envelope.eightbit_declared or not body.isascii(), message_id=message_id,
+            eightbit=envelope.eightbit_declared or not all(c.isascii() for c in copies),
+            message_id=message_id,
         )
         rows = [audit.row("message.received", actor=actor, tenant_id=tenant.id,
                           queue_id=queue_id, action=outcome.action.value, verdicts=verdicts,
                           recipients=len(digests), size=len(raw), reply=str(result.reply),
-                          message_id=message_id)]
+                          message_id=message_id, dkim=prepared.signed,
+                          footer_parts=prepared.footer_parts)]
         rows.extend(
             audit.row(f"copy.{r.outcome.value}", actor="relay", tenant_id=tenant.id,
                       queue_id=queue_id, recipient_digest=digest, reply=str(r.reply))

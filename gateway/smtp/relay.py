@@ -44,8 +44,9 @@ class Relay:
         self.retry_first = retry_first
 
     async def deliver(self, queue_id: str, mailbox: Mailbox, envelope_from: str,
-                      recipients: Sequence[str], message: bytes, *, smtputf8: bool,
+                      recipients: Sequence[str], messages: Sequence[bytes], *, smtputf8: bool,
                       eightbit: bool, message_id: str | None = None) -> RelayResult:
+        """`messages` holds each recipient's own copy (its unsubscribe token, signature)."""
         upstream = self._upstreams.get(mailbox.upstream)
         if upstream is None:
             log.error("mailbox names an unknown upstream",
@@ -53,7 +54,8 @@ class Relay:
             return RelayResult(replies.TEMPORARY_FAILURE, (), 0)
         copies = [Copy(envelope_from, r, smtputf8, eightbit, mailbox.id, mailbox.tenant_id)
                   for r in recipients]
-        tasks = [asyncio.ensure_future(upstream.deliver(c, message)) for c in copies]
+        tasks = [asyncio.ensure_future(upstream.deliver(c, m))
+                 for c, m in zip(copies, messages, strict=True)]
         done, late = await asyncio.wait(tasks, timeout=self.deadline)
         results = tuple(
             t.result() if t in done else DeliveryResult.failed(c.recipient, _LATE)
@@ -70,13 +72,16 @@ class Relay:
         if not delivered and not late:
             deferred = [r for r in failed if r.outcome is Outcome.DEFERRED]
             return RelayResult((deferred or failed)[0].reply, results, 0)
+        kept = [(r, m) for r, m in zip(results, messages, strict=True)
+                if r.outcome is not Outcome.DELIVERED]
         await self._queue.add([
             NewCopy(queue_id, mailbox.tenant_id, mailbox.id, envelope_from, r.recipient,
                     State.REFUSED if r.outcome is Outcome.REFUSED else State.DEFERRED,
                     r.reply.code, r.reply.status, r.reply.text, smtputf8,
                     message_id=message_id)
-            for r in failed
-        ], message, first_attempt=datetime.now(UTC) + timedelta(seconds=self.retry_first))
+            for r, _ in kept
+        ], [m for _, m in kept],
+            first_attempt=datetime.now(UTC) + timedelta(seconds=self.retry_first))
         return RelayResult(replies.accepted(queue_id), results, len(failed))
 
     async def close(self) -> None:

@@ -122,6 +122,10 @@ POLICY_REFUSED = Reply(550, "5.7.1", "Message refused by policy")
 HEADER_FROM_NOT_ALLOWED = Reply(
     550, "5.7.1", "Header From must be one address on one of this account's domains"
 )
+NO_POSTAL_ADDRESS = Reply(451, "4.3.5", "Sender's postal address is not configured at the "
+                          "gateway, try again later")
+NO_UNSUBSCRIBE_IN_BODY = Reply(550, "5.7.1", "Message body needs a visible unsubscribe link "
+                               "and the sender's postal address")
 HELD_UNAVAILABLE = Reply(451, "4.3.0", "Message needs review but cannot be held now, try later")
 
 # --- Upstream ------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.dkim.keys import seal_context as dkim_context
 from gateway.queue.store import seal_context as queue_context
 from gateway.store.schema import (
+    dkim_keys,
     oauth_flows,
     pending_copies,
     purpose_keys,
@@ -44,6 +46,7 @@ SEALED: tuple[SealedColumn, ...] = (
     SealedColumn(webhooks, "sealed_secret", lambda r: webhook_context(r.tenant_id)),
     SealedColumn(purpose_keys, "sealed_key", lambda r: purpose_context(r.purpose, r.version)),
     SealedColumn(sealed_secrets, "sealed", lambda r: secret_context(r.tenant_id, r.name)),
+    SealedColumn(dkim_keys, "sealed_key", lambda r: dkim_context(r.domain, r.selector)),
     SealedColumn(oauth_flows, "sealed_verifier",
                  lambda r: flow_context(r.tenant_id, r.ticket_hash)),
 )

@@ -179,6 +179,24 @@ purpose_keys = sa.Table(
     sa.UniqueConstraint("purpose", "version", name="uq_purpose_keys_purpose"),
 )
 
+# DKIM private keys, one or more per tenant domain, sealed like any other secret. The newest
+# active key of each algorithm signs; a retired key stays listed until its DNS record goes.
+dkim_keys = sa.Table(
+    "dkim_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("domain", sa.String(253), nullable=False),
+    sa.Column("selector", sa.String(63), nullable=False),
+    sa.Column("algorithm", sa.String(20), nullable=False),  # rsa-sha256 | ed25519-sha256
+    sa.Column("public_key", sa.Text, nullable=False),  # base64, as published in DNS
+    sa.Column("sealed_key", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("retired_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("domain", "selector", name="uq_dkim_keys_domain"),
+)
+
 # Sealed secrets of mailboxes and OAuth clients (refresh and access tokens, smarthost
 # passwords, client secrets). `name` says whose and which field ("mailbox/17/refresh_token");
 # it and the tenant are bound into the sealing context. `vault.backend = "redis"` keeps these

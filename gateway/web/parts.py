@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.config import Config
+from gateway.directory.cache import Directory
+from gateway.optout.record import OptOuts
+from gateway.optout.token import TokenSealer
 from gateway.store.api_keys import ApiKeys
 from gateway.store.directory import DirectoryStore
 from gateway.suppressions import Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows
+from gateway.web.limits import InvalidAttempts
 
 
 @dataclass
@@ -20,6 +24,10 @@ class WebParts:
     flows: OAuthFlows
     api_keys: ApiKeys
     suppressions: Suppressions
+    tenants: Directory
+    sealer: TokenSealer
+    optouts: OptOuts
+    invalid_attempts: InvalidAttempts = field(default_factory=lambda: InvalidAttempts(30))
     public_base_url: str = ""  # known once the public listener is bound
     ready: bool = field(default=True)  # False while shutting down: /readyz answers 503
 

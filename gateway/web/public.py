@@ -1,5 +1,5 @@
-"""The public app (reachable from the internet): the OAuth consent start and callback, health.
-Later issues add the unsubscribe and pixel endpoints here."""
+"""The public app (reachable from the internet): unsubscribe pages and one-click POSTs, the
+OAuth consent start and callback, health. A later issue adds the pixel endpoint here."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from gateway.vault.flows import FlowError
-from gateway.web import errors
+from gateway.web import errors, unsubscribe
 from gateway.web.parts import WebParts
 
 log = logging.getLogger("gateway.web")
@@ -33,6 +33,7 @@ def create_public_app(web: WebParts) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.parts = web
     errors.install(app)
+    app.include_router(unsubscribe.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -56,7 +56,8 @@ def make_check(**smtp: object) -> Parsed:
     config = config_module.load(None, {
         "GATEWAY__SMTP__TLS_CERT": "x", "GATEWAY__SMTP__TLS_KEY": "x",
         "GATEWAY__VAULT__MASTER_KEY_ENV": "K",
-        "GATEWAY__UPSTREAMS__C__KIND": '"maildir"', "GATEWAY__UPSTREAMS__C__PATH": "x", **env,
+        "GATEWAY__UPSTREAMS__C__KIND": '"maildir"', "GATEWAY__UPSTREAMS__C__PATH": "x",
+        "GATEWAY__UNSUBSCRIBE__BASE_URL": "https://links.example", **env,
     })
     return Parsed(PolicyContext(config, None, None))  # type: ignore[arg-type]
 

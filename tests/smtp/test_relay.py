@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import socket
 from datetime import UTC, datetime, timedelta
@@ -108,7 +109,16 @@ async def test_mixed_outcome_is_250_and_failed_copies_are_kept_sealed(harness: H
         550, "5.1.1")
     far = datetime.now(UTC) + timedelta(days=1)
     opened = {c.recipient: m for c, m in await harness.gateway.queue.claim(10, 60, far)}
-    assert opened["b@example.org"].endswith(messages.simple())  # opens to the message
+    # Each kept copy opens to its own bytes: the message with that recipient's link.
+    body = messages.simple().split(b"\r\n\r\n", 1)[1]
+    links = set()
+    for recipient in ("b@example.org", "c@example.org"):
+        head, copy_body = opened[recipient].split(b"\r\n\r\n", 1)
+        assert copy_body.startswith(body)
+        (link,) = re.findall(rb"<(https://links.gw.test/u/[a-z2-7]+)>", head)
+        assert link in copy_body
+        links.add(link)
+    assert len(links) == 2
     raw = await harness.gateway.queue.sealed_bytes(queue_id)
     assert all(b"A short note" not in row for row in raw)  # sealed at rest
 

@@ -36,7 +36,14 @@ async def test_message_reaches_upstream_with_only_added_headers(harness: Harness
     assert got.recipients == ["alice@example.org"]
     first, rest = got.content.split(b"\r\n", 1)
     assert first.startswith(b"Received: from client.test by gw.test with ESMTPSA id ")
-    assert rest == sent  # byte for byte, apart from the trace field
+    # Byte for byte, apart from the trace field, the unsubscribe fields and the footer.
+    sent_head, sent_body = sent.split(b"\r\n\r\n", 1)
+    head, body = rest.split(b"\r\n\r\n", 1)
+    assert head.startswith(sent_head + b"\r\nList-Unsubscribe: <https://links.gw.test/u/")
+    assert head.endswith(b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    assert head.count(b"\r\n") == sent_head.count(b"\r\n") + 3  # two fields, one folded
+    assert body.startswith(sent_body)
+    assert body.endswith(b"\r\nAcme Corp, 1 Main Street, Springfield\r\n")
 
 
 async def test_reply_carries_queue_id_and_audit_rows_exist_before_it(harness: Harness):

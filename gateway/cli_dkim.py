@@ -1,0 +1,75 @@
+"""`gateway dkim ...`: DKIM keys per tenant domain. Private keys never leave the vault;
+these commands print only public keys and the DNS records to publish."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.cli import _actor, _vault, cli, with_store
+from gateway.config import Config
+from gateway.dkim.keys import DkimKeys, KeyInfo
+from gateway.store.directory import DirectoryStore
+
+
+@cli.group()
+def dkim() -> None:
+    """DKIM signing keys: generate, list, show-dns, retire."""
+
+
+def _keys(store: DirectoryStore, config: Config) -> DkimKeys:
+    return DkimKeys(store.engine, _vault(config))
+
+
+def _line(k: KeyInfo) -> str:
+    state = "retired" if k.retired_at else "active"
+    return f"{k.domain}\t{k.selector}\t{k.algorithm}\t{state}\t{k.created_at:%Y-%m-%d}"
+
+
+@dkim.command()
+@click.argument("domain")
+@click.option("--algorithm", type=click.Choice(["rsa", "ed25519"]), default="rsa",
+              show_default=True, help="RSA-2048 (every receiver) or Ed25519 (a second "
+              "signature beside an RSA one).")
+@click.option("--selector", default="", help="DNS selector (default ocg<yyyymm><r|e>).")
+@with_store
+async def generate(store: DirectoryStore, config: Config, domain: str, algorithm: str,
+                   selector: str) -> None:
+    """Make a key for a tenant's sending domain and print its DNS record.
+
+    The newest key of each algorithm signs (within seconds on running gateways): publish
+    the record before mail goes out, or receivers see failing signatures."""
+    info = await _keys(store, config).generate(domain, algorithm, selector, _actor())
+    click.echo(info.dns_record())
+
+
+@dkim.command(name="list")
+@click.option("--tenant", "tenant_name", default=None)
+@click.option("--domain", default=None)
+@with_store
+async def list_keys(store: DirectoryStore, config: Config, tenant_name: str | None,
+                    domain: str | None) -> None:
+    """Every key: domain, selector, algorithm, active or retired, created."""
+    for k in await _keys(store, config).listing(tenant_name, domain):
+        click.echo(_line(k))
+
+
+@dkim.command(name="show-dns")
+@click.argument("domain")
+@with_store
+async def show_dns(store: DirectoryStore, config: Config, domain: str) -> None:
+    """The TXT records to publish for a domain's active keys."""
+    keys = [k for k in await _keys(store, config).listing(domain=domain) if not k.retired_at]
+    if not keys:
+        raise click.ClickException(f"No active DKIM key for {domain} (gateway dkim generate).")
+    for k in keys:
+        click.echo(k.dns_record())
+
+
+@dkim.command()
+@click.argument("domain")
+@click.argument("selector")
+@with_store
+async def retire(store: DirectoryStore, config: Config, domain: str, selector: str) -> None:
+    """Stop signing with a key (its DNS record may go once mail signed with it is read)."""
+    info = await _keys(store, config).retire(domain, selector, _actor())
+    click.echo(_line(info))

@@ -1,0 +1,1 @@
+"""DKIM: keys per tenant domain (sealed at rest) and the signer."""

@@ -1,0 +1,69 @@
+"""The one place an opt-out is recorded, whatever it came from (one-click POST, mailto).
+
+One transaction holds the tenant-scoped suppression entry (reason `unsubscribe`), the tenant
+event (`unsubscribed`, which the webhook dispatcher fans out) and the audit row. It commits
+before the caller answers, so the next RCPT for that recipient is refused.
+
+Idempotent: a second opt-out of someone already unsubscribed changes nothing and writes no
+second event (mailbox providers repeat one-click POSTs).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.optout.token import Claims
+from gateway.store import audit
+from gateway.store.directory import audit_change
+from gateway.suppressions import Suppressions
+from suppression.canonical import InvalidAddress, canonical
+from suppression.entries import Kind, NewEntry, Reason, Target
+
+log = logging.getLogger("gateway.optout")
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    new: bool  # False: the recipient was already unsubscribed from this tenant
+    entry_id: int
+
+
+class OptOuts:
+    def __init__(self, engine: AsyncEngine, suppressions: Suppressions) -> None:
+        self._engine = engine
+        self._suppressions = suppressions
+
+    async def record(self, claims: Claims, source: str) -> Recorded:
+        store = self._suppressions.store  # VaultError when the digest key is not loaded
+        try:
+            target = Target(Kind.ADDRESS, canonical(claims.recipient))
+        except InvalidAddress:
+            # Sealed by us, so it was valid when sent; canonical rules may have tightened.
+            target = Target(Kind.ADDRESS, claims.recipient.casefold())
+        now = int(time.time())
+        scope = claims.tenant_id
+        async with self._engine.begin() as conn:
+            before = await store.find(conn, scope, target)
+            if before is not None and before.reason is Reason.UNSUBSCRIBE \
+                    and before.active(now):
+                return Recorded(False, before.id)
+            await store.add(conn, [NewEntry(scope, target, Reason.UNSUBSCRIBE, source, now,
+                                            created_by=f"recipient:{source}")], now)
+            entry = await store.find(conn, scope, target)
+            assert entry is not None
+            await audit_change(conn, f"recipient:{source}", "optout.recorded", scope,
+                               entry=entry.id, digest=entry.digest.hex(), source=source,
+                               queue_id=claims.queue_id, mailbox_id=claims.mailbox_id)
+            await audit.write(conn, (), [{
+                "tenant_id": scope, "at": datetime.now(UTC), "kind": "unsubscribed",
+                "queue_id": claims.queue_id, "recipient": claims.recipient,
+                "detail": {"source": source, "mailbox_id": claims.mailbox_id},
+            }])
+        log.info("opt-out recorded", extra={"tenant_id": scope, "source": source,
+                                            "queue_id": claims.queue_id})
+        return Recorded(True, entry.id)

@@ -1,0 +1,208 @@
+"""The unsubscribe footer: rendered once per message, spliced per recipient.
+
+The tenant's templates render in Jinja2's sandbox (HTML with autoescape) with a fixed set of
+values. The unsubscribe URL differs per recipient, so the footer renders once with a
+placeholder, and each copy only joins bytes and, for quoted-printable or base64 parts,
+encodes the part again (C code in `binascii`). Untouched parts, their header fields
+included, keep their raw bytes.
+
+A touched part keeps its transfer encoding when it can: a 7bit part that gains 8-bit text,
+or a line longer than 998 octets, becomes quoted-printable; a footer its charset cannot hold
+makes a plain-text part UTF-8 (HTML uses character references instead).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from gateway.errors import InvalidValue
+from gateway.outbound.mime import Layout, TextPart
+
+PLACEHOLDER = "ocg-unsubscribe-url-8d1e2c"  # survives autoescape and every charset
+MAX_LINE = 998
+MAX_TEMPLATE = 4000
+
+DEFAULT_TEXT = ("\n-- \nTo stop receiving these emails from {{ sender_name }}, unsubscribe:\n"
+                "{{ unsubscribe_url }}\n{{ postal_address }}\n")
+DEFAULT_HTML = ('<div style="margin-top:24px;font-size:12px;color:#555">'
+                '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a> from emails of '
+                "{{ sender_name }}.</p><p>{{ postal_address }}</p></div>")
+
+_ENV_TEXT = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+_ENV_HTML = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+_BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
+_HTML_END = re.compile(rb"</html\s*>", re.IGNORECASE)
+_CHARSET_PARAM = re.compile(rb'(;\s*charset\s*=\s*)("[^"]*"|[^;\s]*)', re.IGNORECASE)
+
+
+def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
+    """One footer, sandboxed. A template error is the tenant's to fix: InvalidValue."""
+    env = _ENV_HTML if html else _ENV_TEXT
+    try:
+        return env.from_string(template).render(**values)
+    except TemplateError as exc:
+        raise InvalidValue(f"The footer template does not render: {exc}") from None
+
+
+def check_template(template: str, html: bool) -> None:
+    """Validate a tenant's template when it is set, not when mail is sent."""
+    if len(template) > MAX_TEMPLATE:
+        raise InvalidValue(f"A footer template has at most {MAX_TEMPLATE} characters.")
+    text = render(template, {"unsubscribe_url": PLACEHOLDER, "postal_address": "x",
+                             "sender_name": "x"}, html=html)
+    if PLACEHOLDER not in text:
+        raise InvalidValue("A footer template must show {{ unsubscribe_url }}.")
+
+
+@dataclass(frozen=True, slots=True)
+class _Splice:
+    """One touched part: its new header block and body pieces around the URL."""
+
+    start: int  # where the part's header block starts in the body
+    end: int  # where its body ends
+    head: bytes
+    pieces: tuple[bytes, ...]  # decoded content, split where the URL goes
+    encoding: str
+
+
+def _decode(raw: bytes, encoding: str) -> bytes:
+    if encoding == "base64":
+        return binascii.a2b_base64(raw)
+    if encoding == "quoted-printable":
+        return binascii.a2b_qp(raw)
+    return raw
+
+
+def _encode(data: bytes, encoding: str) -> bytes:
+    if encoding == "base64":
+        encoded = base64.encodebytes(data)  # 76-character lines
+        return encoded.replace(b"\n", b"\r\n")
+    if encoding == "quoted-printable":
+        return binascii.b2a_qp(data, istext=True).replace(b"\r\n", b"\n").replace(
+            b"\n", b"\r\n")
+    return data
+
+
+def _long_line(data: bytes) -> bool:
+    return any(len(line) > MAX_LINE for line in data.split(b"\r\n"))
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _set_header(head: bytes, name: bytes, value: bytes) -> bytes:
+    """Replace (or add, last) one field of a block of fields that each end in CRLF."""
+    lines = head.split(b"\r\n")
+    out, skipping = [], False
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and skipping:
+            continue
+        skipping = line.lower().startswith(name.lower() + b":")
+        if not skipping:
+            out.append(line)
+    if out and out[-1] == b"":
+        out.pop()
+    return b"".join(line + b"\r\n" for line in [*out, name + b": " + value])
+
+
+def _set_charset(head: bytes, charset: str) -> bytes:
+    match = re.search(rb"(?im)^content-type:.*(?:\r\n[ \t].*)*", head)
+    if match is None:
+        return _set_header(head, b"Content-Type", f"text/plain; charset={charset}".encode())
+    field = match.group(0)
+    if _CHARSET_PARAM.search(field):
+        new = _CHARSET_PARAM.sub(lambda m: m.group(1) + charset.encode(), field, count=1)
+    else:
+        new = field + f"; charset={charset}".encode()
+    return head[:match.start()] + new + head[match.end():]
+
+
+def _footer_bytes(text: str, charset: str, html: bool) -> tuple[bytes, str]:
+    """The footer in the part's charset, or (plain text only) in UTF-8 if it cannot hold it."""
+    try:
+        return text.encode(charset), charset
+    except LookupError:
+        return text.encode("utf-8"), "utf-8"  # unknown charset: the part is re-labelled
+    except UnicodeEncodeError:
+        if html:
+            return text.encode(charset, "xmlcharrefreplace"), charset
+        return text.encode("utf-8"), "utf-8"
+
+
+def _plan_part(message: bytes, part: TextPart, footer: str) -> _Splice | None:
+    content = _decode(message[part.body_start:part.body_end], part.encoding)
+    fields = message[part.header_start:part.body_start - 2]  # without the blank line
+    footer_raw, charset = _footer_bytes(_crlf(footer), part.charset, part.html)
+    if charset != part.charset:
+        try:
+            content = content.decode(part.charset).encode("utf-8")
+        except (LookupError, UnicodeDecodeError):
+            return None  # undecodable text under its own label: leave the part alone
+        fields = _set_charset(fields, "utf-8")
+    if part.html:
+        matches = list(_BODY_END.finditer(content)) or list(_HTML_END.finditer(content))
+        at = matches[-1].start() if matches else len(content)
+        before, after = content[:at], content[at:]
+    else:
+        before, after = content, b""
+        if before and not before.endswith(b"\r\n"):
+            before += b"\r\n"
+    first, *rest = footer_raw.split(PLACEHOLDER.encode())
+    pieces = (before + first, *rest[:-1], rest[-1] + after) if rest else (before + first + after,)
+    whole = b"".join(pieces)
+    encoding = part.encoding
+    if encoding in ("7bit", "8bit", "binary"):
+        needs_8bit = not whole.isascii()
+        if _long_line(whole) or (needs_8bit and encoding == "7bit") or encoding == "binary":
+            encoding = "quoted-printable"
+    if encoding != part.encoding:
+        fields = _set_header(fields, b"Content-Transfer-Encoding", encoding.encode())
+    if fields != message[part.header_start:part.body_start - 2] and part.header_start == 0 \
+            and not re.search(rb"(?im)^mime-version:", fields):
+        fields = _set_header(fields, b"MIME-Version", b"1.0")
+    return _Splice(part.header_start, part.body_end, fields + b"\r\n", pieces, encoding)
+
+
+class FooterPlan:
+    """The footer of one whole message, ready to be joined with each recipient's URL.
+
+    `head_end` is where the header block ends in every rendered copy (it may differ from the
+    original's when a top-level part changes its transfer encoding or charset).
+    """
+
+    def __init__(self, message: bytes, head_end: int, layout: Layout, text_footer: str,
+                 html_footer: str) -> None:
+        self._body = message
+        self._splices = [s for s in (
+            _plan_part(message, p, html_footer if p.html else text_footer)
+            for p in layout.parts) if s is not None]
+        self.head_end = head_end
+        top = next((s for s in self._splices if s.start == 0), None)
+        if top is not None:
+            self.head_end = len(top.head) - 2
+
+    @property
+    def touched(self) -> int:
+        return len(self._splices)
+
+    def render(self, url: str) -> bytes:
+        """The message body for one recipient."""
+        if not self._splices:
+            return self._body
+        url_bytes = url.encode("ascii")
+        out, at = [], 0
+        for s in self._splices:
+            out.append(self._body[at:s.start])
+            out.append(s.head)
+            out.append(_encode(url_bytes.join(s.pieces), s.encoding))
+            at = s.end
+        out.append(self._body[at:])
+        return b"".join(out)
