@@ -13,7 +13,7 @@ perl -MAuthen::SASL -e1 >/dev/null 2>&1 || missing="$missing libauthen-sasl-perl
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 # Mail::DKIM: the independent DKIM verifier the tests check every signature with
-perl -MMail::DKIM::Verifier -MNet::DNS -e1 >/dev/null 2>&1 || missing="$missing libmail-dkim-perl libnet-dns-perl"
+perl -MMail::DKIM::Verifier -MNet::DNS -MCrypt::PK::Ed25519 -e1 >/dev/null 2>&1 || missing="$missing libmail-dkim-perl libnet-dns-perl libcryptx-perl"
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
