@@ -1,0 +1,193 @@
+"""The footer matrix: transfer encodings x charsets x MIME structures. The footer lands in
+every text alternative (inside <body> for HTML), decodes in the part's charset, and every
+byte of every other part stays as it was."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import email.policy
+import itertools
+
+import pytest
+
+from gateway.outbound.footer import DEFAULT_HTML, DEFAULT_TEXT, PLACEHOLDER, FooterPlan, render
+from gateway.outbound.mime import body_parts
+
+URL = "https://links.example/u/abcdefghijklmnopqrstuvwxyz234567"
+POSTAL = "Acmé GmbH, Königstraße 1, 70173 Stuttgart"
+TEXTS = {
+    "utf-8": "Grüße aus Tokyo, 東京 €\r\nSecond line.\r\n",
+    "iso-8859-1": "Grüße, café crème\r\nSecond line.\r\n",
+    "shift_jis": "東京からこんにちは\r\n二行目です。\r\n",
+}
+ASCII_TEXT = "Hello there\r\nSecond line.\r\n"
+ATTACHMENT = (b"Content-Type: application/pdf; name=\"a.pdf\"\r\n"
+              b"Content-Disposition: attachment; filename=\"a.pdf\"\r\n"
+              b"Content-Transfer-Encoding: base64\r\n\r\n"
+              + base64.encodebytes(bytes(range(256)) * 4).replace(b"\n", b"\r\n").rstrip())
+TEXT_ATTACHMENT = (b"Content-Type: text/plain; charset=us-ascii\r\n"
+                   b"Content-Disposition: attachment; filename=\"notes.txt\"\r\n\r\n"
+                   b"Not the body: no footer here.")
+IMAGE = (b"Content-Type: image/png\r\nContent-ID: <logo@x>\r\n"
+         b"Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAf")
+
+
+def encode(text: str, charset: str, cte: str) -> tuple[bytes, str]:
+    raw = text.encode(charset)
+    if cte == "base64":
+        return base64.encodebytes(raw).replace(b"\n", b"\r\n").rstrip(), text
+    if cte == "quoted-printable":
+        return binascii.b2a_qp(raw, istext=True).replace(b"\n", b"\r\n").replace(
+            b"\r\r\n", b"\r\n"), text
+    return raw.rstrip(b"\r\n"), text.rstrip("\r\n")
+
+
+def text_part(subtype: str, charset: str, cte: str) -> tuple[bytes, str]:
+    text = ASCII_TEXT if cte == "7bit" else TEXTS[charset]
+    if subtype == "html":
+        text = f"<html><body><p>{text}</p></body></html>\r\n"
+    body, shown = encode(text, charset, cte)
+    head = (f"Content-Type: text/{subtype}; charset=\"{charset}\"\r\n"
+            f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode()
+    return head + body, shown
+
+
+def multipart(subtype: str, boundary: str, parts: list[bytes]) -> bytes:
+    out = f"Content-Type: multipart/{subtype}; boundary=\"{boundary}\"\r\n\r\n".encode()
+    out += b"This is a multi-part message in MIME format.\r\n"
+    for p in parts:
+        out += f"--{boundary}\r\n".encode() + p + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def build(structure: str, charset: str, cte: str) -> tuple[bytes, list[str], list[bytes]]:
+    """(message, texts that must survive, raw parts that must stay byte-identical)."""
+    plain, plain_text = text_part("plain", charset, cte)
+    html, html_text = text_part("html", charset, cte)
+    alternative = multipart("alternative", "alt-1", [plain, html])
+    untouched: list[bytes] = []
+    if structure == "text-only":
+        entity = plain
+    elif structure == "alternative":
+        entity = alternative
+    elif structure == "mixed":
+        entity = multipart("mixed", "mix-1", [alternative, ATTACHMENT, TEXT_ATTACHMENT])
+        untouched = [ATTACHMENT, TEXT_ATTACHMENT]
+    else:
+        entity = multipart("related", "rel-1", [html, IMAGE])
+        untouched = [IMAGE]
+    head = b"From: Sales <sales@acme.example>\r\nTo: a@example.org\r\nSubject: Hi\r\n" \
+           b"MIME-Version: 1.0\r\n"
+    texts = [plain_text] if structure != "related" else []
+    texts += [html_text.split("<p>")[1].split("</p>")[0]] if structure != "text-only" else []
+    return head + entity, texts, untouched
+
+
+def apply_footer(message: bytes) -> bytes:
+    head_end = message.index(b"\r\n\r\n") + 2
+    values = {"unsubscribe_url": PLACEHOLDER, "postal_address": POSTAL, "sender_name": "Acmé"}
+    plan = FooterPlan(message, head_end, body_parts(message, head_end),
+                      render(DEFAULT_TEXT, values, html=False),
+                      render(DEFAULT_HTML, values, html=True))
+    return plan.render(URL)
+
+
+MATRIX = list(itertools.product(
+    ["7bit", "8bit", "quoted-printable", "base64"], ["utf-8", "iso-8859-1", "shift_jis"],
+    ["text-only", "alternative", "mixed", "related"]))
+
+
+@pytest.mark.parametrize("cte, charset, structure", MATRIX,
+                         ids=["-".join(m) for m in MATRIX])
+def test_footer_matrix(cte: str, charset: str, structure: str):
+    original, texts, untouched = build(structure, charset, cte)
+    out = apply_footer(original)
+    assert all(len(line) <= 998 for line in out.split(b"\r\n"))
+    for raw in untouched:
+        assert raw in out  # byte for byte, header fields included
+    parsed = email.message_from_bytes(out, policy=email.policy.default)
+    bodies = [p for p in parsed.walk()
+              if p.get_content_type() in ("text/plain", "text/html") and not p.is_attachment()]
+    assert bodies
+    seen = ""
+    for part in bodies:
+        content = part.get_content()
+        assert URL in content, part.get_content_type()
+        assert POSTAL in content or "K&#246;nigstra&#223;e" in content \
+            or "Königstraße" in content.replace("&#246;", "ö").replace("&#223;", "ß")
+        if part.get_content_type() == "text/html":
+            assert content.index(URL) < content.lower().rindex("</body>")
+            assert f'<a href="{URL}">' in content
+        seen += content
+        cte_out = part.get("content-transfer-encoding", "7bit").lower()
+        if cte_out == "7bit":
+            assert part.get_payload(decode=True).isascii()
+    for text in texts:
+        assert text.replace("\r\n", "\n") in seen.replace("\r\n", "\n")
+    for part in parsed.walk():
+        if part.is_attachment() and part.get_content_type() == "text/plain":
+            assert URL not in part.get_content()
+
+
+def test_signed_and_encrypted_messages_keep_their_body():
+    signed = (b"From: a@acme.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; "
+              b"protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=s1\r\n\r\n"
+              b"--s1\r\nContent-Type: text/plain\r\n\r\nSigned text.\r\n--s1\r\n"
+              b"Content-Type: application/pkcs7-signature\r\n\r\nMIAGCSqG\r\n--s1--\r\n")
+    encrypted = (b"From: a@acme.example\r\nMIME-Version: 1.0\r\nContent-Type: "
+                 b"application/pkcs7-mime; smime-type=enveloped-data\r\n"
+                 b"Content-Transfer-Encoding: base64\r\n\r\nMIAGCSqGSIb3DQEHA6CAMIACAQA=\r\n")
+    nested = (b"From: a@acme.example\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n"
+              + signed.split(b"\r\n", 2)[2] + b"\r\n--m--\r\n")
+    for message in (signed, encrypted, nested):
+        assert apply_footer(message) == message
+
+
+def test_a_top_level_7bit_part_that_gains_8bit_text_becomes_quoted_printable():
+    message = b"From: a@acme.example\r\nSubject: x\r\n\r\nPlain ASCII body.\r\n"
+    out = apply_footer(message)
+    parsed = email.message_from_bytes(out, policy=email.policy.default)
+    assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
+    assert parsed.get_content_charset() == "utf-8" and parsed["MIME-Version"] == "1.0"
+    assert POSTAL in parsed.get_content() and "Plain ASCII body." in parsed.get_content()
+
+
+def test_a_footer_the_charset_cannot_hold_makes_plain_text_utf8_and_html_entities():
+    message = (b"From: a@acme.example\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+               b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+               b"Content-Transfer-Encoding: 8bit\r\n\r\ncaf\xe9\r\n--b\r\n"
+               b"Content-Type: text/html; charset=iso-8859-1\r\n\r\n"
+               b"<html><body>caf\xe9</body></html>\r\n--b--\r\n")
+    values = {"unsubscribe_url": PLACEHOLDER, "postal_address": "東京都千代田区1-1",
+              "sender_name": "x"}
+    head_end = message.index(b"\r\n\r\n") + 2
+    out = FooterPlan(message, head_end, body_parts(message, head_end),
+                     render(DEFAULT_TEXT, values, html=False),
+                     render(DEFAULT_HTML, values, html=True)).render(URL)
+    plain, html = [p for p in email.message_from_bytes(out, policy=email.policy.default).walk()
+                   if p.get_content_maintype() == "text"]
+    assert plain.get_content_charset() == "utf-8"
+    assert "café" in plain.get_content() and "東京都千代田区1-1" in plain.get_content()
+    assert html.get_content_charset() == "iso-8859-1"
+    assert "&#26481;&#20140;" in html.get_content() and "café" in html.get_content()
+
+
+def test_template_values_are_escaped_in_html():
+    values = {"unsubscribe_url": PLACEHOLDER, "postal_address": "<script>x</script>",
+              "sender_name": "A & B"}
+    html = render(DEFAULT_HTML, values, html=True)
+    assert "<script>" not in html and "&lt;script&gt;" in html and "A &amp; B" in html
+
+
+def test_a_tenant_template_cannot_reach_python():
+    from gateway.errors import InvalidValue
+    from gateway.outbound.footer import check_template
+
+    with pytest.raises(InvalidValue):
+        check_template("{{ unsubscribe_url.__class__.__mro__[1].__subclasses__() }}", html=False)
+    with pytest.raises(InvalidValue, match="must show"):
+        check_template("no link here", html=True)
