@@ -17,13 +17,16 @@ from gateway import background
 from gateway import config as config_module
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path
 from gateway.directory.cache import Directory
+from gateway.directory.records import Tenant
 from gateway.dkim.keys import DkimKeys
 from gateway.errors import VaultError
 from gateway.events.webhooks import WebhookDispatcher
+from gateway.optout import mailto
+from gateway.optout.mailto import MailtoHandler
 from gateway.optout.record import OptOuts
 from gateway.optout.token import PURPOSE as UNSUBSCRIBE_PURPOSE
 from gateway.optout.token import TokenSealer
-from gateway.outbound.compose import Composer
+from gateway.outbound.compose import Composer, links_for
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.queue.store import QueueStore
@@ -71,6 +74,7 @@ class Ports:
     implicit_tls: int
     public: int = 0
     admin: int = 0
+    mailto: int = 0
 
 
 def tls_files(config: Config) -> tuple[str, str]:
@@ -189,7 +193,7 @@ class Gateway:
                                          http.admin_port)
             admin = await listener_http.start()
             self._http.append(listener_http)
-        submission = implicit = 0
+        submission = implicit = mailto_port = 0
         if "smtp" in roles:
             self._dkim_refresh.start()
             if run_queue:
@@ -197,10 +201,13 @@ class Gateway:
                 await self.webhooks.start()
                 self._purge.start()
             submission, implicit = await self._start_smtp()
-        self.ports = Ports(submission, implicit, public, admin)
+            if self.config.unsubscribe.mailto_listen:
+                mailto_port = await self._start_mailto()
+        self.ports = Ports(submission, implicit, public, admin, mailto_port)
         log.info("gateway started", extra={"submission_port": submission,
                                            "implicit_tls_port": implicit,
                                            "public_port": public, "admin_port": admin,
+                                           "mailto_port": mailto_port,
                                            "environment": self.config.environment})
         return self.ports
 
@@ -227,6 +234,26 @@ class Gateway:
             return 0  # the digest key is not loaded (logged at start)
         return await self.suppressions.purge_expired(
             PURGE_ACTOR, self.config.suppressions.keep_expired_days)
+
+    def mailto_domains(self) -> frozenset[str]:
+        """Where unsubscribe@ mail is taken: the operator's mailto domain and every tenant's
+        link domain (a CNAME to the gateway, so its MX lookup finds the gateway too)."""
+        unsub = self.config.unsubscribe
+        base = links_for(self.config, Tenant(0, "", "active", ""), self.web.public_base_url)
+        domains = {unsub.mailto_domain or base.mailto_domain}
+        domains.update(str(t.settings["link_domain"]) for t in self.directory.all_tenants()
+                       if t.settings.get("link_domain"))
+        return frozenset(d.lower() for d in domains)
+
+    async def _start_mailto(self) -> int:
+        unsub = self.config.unsubscribe
+        handler = MailtoHandler(unsub, self.sealer, self.optouts, self.mailto_domains,
+                                data_path(self.config, "postmaster"))
+        listener = Listener(mailto.factory(handler, self.config.smtp.hostname, self._tls),
+                            unsub.mailto_listen, unsub.mailto_port, None)
+        port = await listener.start()
+        self._listeners.append(listener)
+        return port
 
     async def _start_smtp(self) -> tuple[int, int]:
         smtp = self.config.smtp

@@ -80,6 +80,9 @@ class Directory:
     def tenant(self, tenant_id: int) -> Tenant | None:
         return self._snap.tenants.get(tenant_id)
 
+    def all_tenants(self) -> list[Tenant]:
+        return list(self._snap.tenants.values())
+
     def setting(self, tenant_id: int, key: str) -> Any:
         return self._snap.settings[tenant_id][key]
 
