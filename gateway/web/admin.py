@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from gateway.web import errors
-from gateway.web.api import keys, mailboxes, oauth_clients, suppressions
+from gateway.web.api import events, keys, mailboxes, oauth_clients, suppressions
 from gateway.web.parts import WebParts
 
 
@@ -19,6 +19,7 @@ def create_admin_app(web: WebParts) -> FastAPI:
     app.include_router(oauth_clients.router)
     app.include_router(keys.router)
     app.include_router(suppressions.router)
+    app.include_router(events.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
