@@ -370,6 +370,46 @@ async def domain_list(store: DirectoryStore, config: Config, tenant_name: str | 
         click.echo(f"{owner}\t{name}")
 
 
+@domain.command("verify")
+@click.argument("name")
+@with_store
+async def domain_verify(store: DirectoryStore, config: Config, name: str) -> None:
+    """Prove a domain: prints the TXT record to publish, then (run again) checks it."""
+    from gateway.directory.domain_check import DomainChecks, Level, Lookup
+
+    checks = DomainChecks(store.engine, config)
+    finding = await checks.verify(name.strip().lower().rstrip("."), Lookup(config.dns),
+                                  _actor())
+    click.echo(finding.line())
+    if finding.level is Level.FAIL:
+        raise SystemExit(1)
+
+
+@domain.command("check")
+@click.argument("name")
+@with_store
+async def domain_check(store: DirectoryStore, config: Config, name: str) -> None:
+    """Report SPF, DKIM, DMARC, MX and the link-domain CNAME as receivers see them.
+
+    One line per finding (ok / warn / fail); exit status 1 if any fails."""
+    from gateway.directory.domain_check import DomainChecks, Level, Lookup
+    from gateway.dkim.keys import DkimKeys
+
+    name = name.strip().lower().rstrip(".")
+    checks = DomainChecks(store.engine, config)
+    _, verified_at = await checks.token(name, _actor())
+    keys = await DkimKeys(store.engine, _vault(config)).listing(domain=name)
+    owner = next((t for t, d in await store.list_domains() if d == name), "")
+    tenant = await store.tenant(owner)
+    link_domain = str(tenant.settings.get("link_domain") or "")
+    findings = await asyncio.to_thread(checks.check, name, Lookup(config.dns), keys,
+                                       link_domain, verified_at is not None)
+    for finding in findings:
+        click.echo(finding.line())
+    if any(f.level is Level.FAIL for f in findings):
+        raise SystemExit(1)
+
+
 # --- login ---------------------------------------------------------------------------------
 
 

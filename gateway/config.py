@@ -219,6 +219,14 @@ class UnsubscribeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsConfig:
+    """The resolver `gateway domain verify|check` asks. Empty: the system's resolver."""
+
+    nameservers: tuple[str, ...] = ()  # "192.0.2.53" or "127.0.0.1:5353"
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class TenantFloors:
     """Operator-wide defaults and limits for tenant settings; a tenant can only tighten them."""
 
@@ -246,6 +254,7 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     suppressions: SuppressionConfig = field(default_factory=SuppressionConfig)
     unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
     oauth: Mapping[str, OAuthProviderConfig] = field(default_factory=dict)

@@ -41,6 +41,9 @@ domains = sa.Table(
     sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False, index=True),
     sa.Column("name", sa.String(253), nullable=False, unique=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    # `gateway domain verify`: the TXT token that proves the tenant controls the domain
+    sa.Column("verify_token", sa.String(64), nullable=True),
+    sa.Column("verified_at", Timestamp, nullable=True),
 )
 
 logins = sa.Table(
