@@ -125,3 +125,14 @@ async def test_no_auth_and_no_relay_through_the_mailto_listener(h):
     has_auth, code = await asyncio.to_thread(run)
     assert not has_auth and code == 550
     assert await h.send(messages.simple(), ["bob@example.org"]) == {}  # submission still works
+
+
+async def test_a_tenants_link_domain_takes_unsubscribe_mail_too(h):
+    await h.store().set_tenant_setting("acme", "link_domain", "links.acme.example", "t")
+    await h.refresh()
+
+    def run() -> int:
+        with session(h) as smtp:
+            smtp.mail("x@example.org")
+            return smtp.rcpt("unsubscribe@links.acme.example")[0]
+    assert await asyncio.to_thread(run) == 250

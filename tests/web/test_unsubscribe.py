@@ -153,3 +153,18 @@ async def test_only_invalid_tokens_are_rate_limited(tmp_path, pki, database):
             for _ in range(5):
                 assert (await client.post(f"/u/{token}")).status_code == 200
         assert len(await entries(h)) == 1
+
+
+async def test_a_tenants_link_domain_carries_its_links_and_mailto(harness):
+    await harness.store().set_tenant_setting("acme", "link_domain", "links.acme.example", "t")
+    await harness.refresh()
+    assert await harness.send(messages.simple(), ["a@example.org"]) == {}
+    head, body = harness.sink.received[0].content.split(b"\r\n\r\n", 1)
+    (url, token), = re.findall(rb"<(https://links\.acme\.example/u/([a-z2-7]+))>", head)
+    assert b"<mailto:unsubscribe@links.acme.example?subject=unsubscribe%20" + token in head
+    assert url in body and b"links.gw.test" not in head + body
+    async with public(harness) as client:  # the same listener answers for every host
+        response = await client.post(f"/u/{token.decode()}",
+                                     headers={"Host": "links.acme.example"})
+    assert response.status_code == 200
+    assert await refused_at_rcpt(harness, "a@example.org")
