@@ -38,6 +38,7 @@ from gateway.store.directory import DirectoryStore  # noqa: E402
 from gateway.store.engine import create_engine, upgrade  # noqa: E402
 
 SENDER = "sales@bench.example"
+POSTAL_ADDRESS = "Bench Ltd, 1 Example Street, 75002 Paris"  # every tenant needs one
 PASSWORD = "bench password 0123456789"
 SIZE = 10 * 1024
 SESSIONS = 20
@@ -148,6 +149,8 @@ networks = ["127.0.0.1/32"]
 {db}
 [vault]
 master_key_file = "{master}"
+[unsubscribe]
+base_url = "https://links.bench.example"
 [upstreams.sink]
 kind = "smtp"
 host = "127.0.0.1"
@@ -174,6 +177,7 @@ async def prepare(config_path: Path, database: str) -> None:
     await store.add_domain("bench", "bench.example", "bench")
     await store.add_login("bench", "bench", PASSWORD, "bench")
     await store.add_mailbox("bench", SENDER, "sink", "bench")
+    await store.set_tenant_setting("bench", "postal_address", POSTAL_ADDRESS, "bench")
     await engine.dispose()
 
 

@@ -159,6 +159,10 @@ async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]
         click.echo(f"SMTP submission (STARTTLS): {smtp.listen}:{ports.submission}")
         if smtp.implicit_tls:
             click.echo(f"SMTP submission (implicit TLS): {smtp.listen}:{ports.implicit_tls}")
+        if ports.mailto:
+            domains = ", ".join(sorted(gateway.mailto_domains()))
+            click.echo(f"SMTP mailto unsubscribe: {config.unsubscribe.mailto_listen}:"
+                       f"{ports.mailto} (unsubscribe@ {domains})")
     if "public" in roles:
         click.echo(f"HTTP public: {gateway.web.public_base_url} "
                    f"(listening on {http.public_listen}:{ports.public})")

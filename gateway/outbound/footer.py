@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,9 +45,16 @@ _CHARSET_PARAM = re.compile(rb'(;\s*charset\s*=\s*)("[^"]*"|[^;\s]*)', re.IGNORE
 
 def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
     """One footer, sandboxed. A template error is the tenant's to fix: InvalidValue."""
+    return _rendered(template, tuple(sorted(values.items())), html)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rendered(template: str, values: tuple[tuple[str, str], ...], html: bool) -> str:
+    """Renders are pure (sandbox, fixed values), so a tenant's footer is rendered once, not
+    once per message: compiling a template costs more than the rest of a copy."""
     env = _ENV_HTML if html else _ENV_TEXT
     try:
-        return env.from_string(template).render(**values)
+        return env.from_string(template).render(**dict(values))
     except TemplateError as exc:
         raise InvalidValue(f"The footer template does not render: {exc}") from None
 
