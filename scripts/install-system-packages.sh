@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the tests and benchmarks talk to (swaks: SMTP client;
 # postfix: ships smtp-source/smtp-sink; chromium for Playwright; redis-server for the vault's
-# Redis backend test; Mail::DKIM to verify signatures). Non-interactive; postfix neither prompts nor takes
+# Redis backend test; Mail::DKIM and OpenDKIM to verify signatures). Non-interactive; postfix neither prompts nor takes
 # port 25. Does nothing when everything is already there.
 set -eu
 missing=""
@@ -14,6 +14,8 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 # Mail::DKIM: the independent DKIM verifier the tests check every signature with
 perl -MMail::DKIM::Verifier -MNet::DNS -MCrypt::PK::Ed25519 -e1 >/dev/null 2>&1 || missing="$missing libmail-dkim-perl libnet-dns-perl libcryptx-perl"
+# OpenDKIM's test mode: a third verifier, the one of the three that knows Ed25519 (RFC 8463)
+command -v opendkim >/dev/null 2>&1 || missing="$missing opendkim"
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

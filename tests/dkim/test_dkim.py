@@ -1,5 +1,6 @@
-"""DKIM: every copy is signed after all the gateway's changes, and two independent verifiers
-(dkimpy and Perl's Mail::DKIM) accept it, asking a loopback DNS server for the keys."""
+"""DKIM: every copy is signed after all the gateway's changes, and independent verifiers
+accept it: dkimpy and Perl's Mail::DKIM asking a loopback DNS server for the keys, and
+OpenDKIM (the only one of them with Ed25519 besides dkimpy) in its test mode."""
 
 from __future__ import annotations
 
@@ -34,6 +35,23 @@ def dkimpy_results(message: bytes, port: int) -> list[bool]:
     return [d.verify(idx=i, dnsfunc=txt) for i in range(count)]
 
 
+def opendkim_results(message: bytes, zone: Zone, work: Path) -> list[str]:
+    """OpenDKIM's test mode (`opendkim -t`). Its Nameservers option takes no port, so it
+    reads the zone's DKIM records from a TestPublicKeys file; returns the dkim= results."""
+    keys = work / "opendkim-keys.txt"
+    keys.write_text("".join(f"{name} {value}\n" for name, values in zone.txt.items()
+                            for value in values))
+    conf = work / "opendkim.conf"
+    conf.write_text(f"Mode v\nSyslog no\nTestPublicKeys {keys}\nAlwaysAddARHeader yes\n"
+                    "AuthservID test\n")
+    eml = work / "message.eml"
+    eml.write_bytes(message)
+    out = subprocess.run(["opendkim", "-x", str(conf), "-t", str(eml), "-vvv"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         timeout=30).stdout.decode()
+    return re.findall(r"dkim=(\w+) .*?header\.a=([\w-]+)", out)
+
+
 def mail_dkim_results(message: bytes, port: int) -> list[str]:
     out = subprocess.run(["perl", str(VERIFY_PL), str(port)], input=message,
                          capture_output=True, timeout=30, check=True).stdout.decode()
@@ -51,11 +69,13 @@ async def signing(harness):
     for k in made:
         zone.add_txt(k.dns_name, k.dns_value)
     with dns_server(zone) as port:
+        harness.zone = zone
         yield harness, port
 
 
 @pytest.mark.parametrize("make", [messages.simple, messages.multipart], ids=["text", "mime"])
-async def test_every_copy_verifies_with_dkimpy_and_mail_dkim(signing, make):
+async def test_every_copy_verifies_with_dkimpy_mail_dkim_and_opendkim(signing, make,
+                                                                      tmp_path):
     h, port = signing
     assert await h.send(make(), ["a@example.org", "b@example.org"]) == {}
     assert len(h.sink.received) == 2
@@ -70,6 +90,8 @@ async def test_every_copy_verifies_with_dkimpy_and_mail_dkim(signing, make):
         # as unsupported rather than failing it; dkimpy verified it above.
         assert lines[1].startswith(("pass ", "invalid (unsupported algorithm ed25519-sha256)"))
         assert lines[-1] == "RESULT pass"
+        assert sorted(opendkim_results(copy, h.zone, tmp_path)) == [
+            ("pass", "ed25519-sha256"), ("pass", "rsa-sha256")]
 
 
 async def test_header_list_is_explicit_and_oversigned_without_l_tag(signing):
@@ -85,7 +107,8 @@ async def test_header_list_is_explicit_and_oversigned_without_l_tag(signing):
     assert set(signed) <= set(SIGNED_FIELDS)
 
 
-async def test_a_second_list_unsubscribe_added_after_signing_breaks_both_verifiers(signing):
+async def test_a_second_list_unsubscribe_added_after_signing_breaks_every_verifier(
+        signing, tmp_path):
     h, port = signing
     assert await h.send(messages.simple(), ["a@example.org"]) == {}
     copy = h.sink.received[0].content
@@ -95,6 +118,8 @@ async def test_a_second_list_unsubscribe_added_after_signing_breaks_both_verifie
     lines = await asyncio.to_thread(mail_dkim_results, tampered, port)
     assert lines[-1] != "RESULT pass"
     assert not any(ln.startswith("pass") for ln in lines)
+    results = opendkim_results(tampered, h.zone, tmp_path)
+    assert len(results) == 2 and all(r[0] != "pass" for r in results)
 
 
 async def test_no_key_no_signature_and_no_ed25519_alone(harness):
