@@ -38,7 +38,7 @@ from gateway.web.limits import InvalidAttempts
 log = logging.getLogger("gateway.mailto")
 
 LOCAL_PARTS = ("unsubscribe", "postmaster", "abuse")
-_TOKEN = re.compile(r"\b([a-z2-7]{40,400})\b", re.IGNORECASE)
+_TOKEN = re.compile(r"\b([a-z2-7]{40,700})\b", re.IGNORECASE)
 _HEADERS = BytesHeaderParser(policy=compat32)
 
 OK = "250 2.0.0 Ok"
@@ -162,7 +162,13 @@ class MailtoHandler:
             try:
                 claims = self._sealer.open(candidate)
             except InvalidToken:
-                continue
+                if not self._sealer.newer_version(candidate):
+                    continue
+                await self._sealer.refresh()
+                try:
+                    claims = self._sealer.open(candidate)
+                except InvalidToken:
+                    continue
             try:
                 await self._optouts.record(claims, "mailto")
             except (StoreError, VaultError, OSError):

@@ -17,11 +17,13 @@ import base64
 import binascii
 import os
 import struct
+import time
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.errors import VaultError
 from gateway.vault.purpose import PurposeKeys
 
 PURPOSE = "unsubscribe-token"
@@ -29,7 +31,7 @@ _AAD = b"ocg unsubscribe token v1"
 _HEAD = struct.Struct(">IIB")  # tenant id, mailbox id, queue id length
 _NONCE = 12
 _PAD = 16
-MAX_TOKEN_CHARS = 400  # longest address (254) sealed, with room; longer input is not a token
+MAX_TOKEN_CHARS = 700  # a 320-octet recipient and a 40-character queue id seal to 664
 
 
 class InvalidToken(Exception):
@@ -68,12 +70,44 @@ def _unpack(body: bytes) -> Claims:
         raise InvalidToken("bad text") from None
 
 
+def _raw(token: str) -> bytes | None:
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    text = token.strip().upper()
+    try:
+        raw = base64.b32decode(text + "=" * (-len(text) % 8))
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) >= 2 + _NONCE + 16 + _PAD else None
+
+
 class TokenSealer:
     """Seals with the newest key version; opens with any version not retired."""
 
     def __init__(self, keys: PurposeKeys) -> None:
         self._keys = keys
         self._aead: dict[int, AESGCM] = {}
+        self._reloaded = 0.0
+
+    def newer_version(self, token: str) -> bool:
+        """Whether the token names a key version above the newest one loaded here: another
+        node rotated the key a moment ago (`refresh`, then open again)."""
+        raw = _raw(token)
+        if raw is None:
+            return False
+        try:
+            newest = self._keys.current(PURPOSE)[0]
+        except VaultError:
+            newest = 0
+        version: int = struct.unpack_from(">H", raw)[0]
+        return newest < version <= newest + 3  # rotations are one version at a time
+
+    async def refresh(self) -> None:
+        """Reload the key versions, at most once a second (a forger cannot make it more)."""
+        if time.monotonic() - self._reloaded < 1.0:
+            return
+        self._reloaded = time.monotonic()
+        await self._keys.load()
 
     def _cipher(self, version: int, key: bytes) -> AESGCM:
         cipher = self._aead.get(version)
@@ -89,15 +123,9 @@ class TokenSealer:
         return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
     def open(self, token: str) -> Claims:
-        if not token or len(token) > MAX_TOKEN_CHARS:
-            raise InvalidToken("length")
-        text = token.strip().upper()
-        try:
-            raw = base64.b32decode(text + "=" * (-len(text) % 8))
-        except (binascii.Error, ValueError):
-            raise InvalidToken("not base32") from None
-        if len(raw) < 2 + _NONCE + 16 + _PAD:
-            raise InvalidToken("too short")
+        raw = _raw(token)
+        if raw is None:
+            raise InvalidToken("not a token")
         version = struct.unpack_from(">H", raw)[0]
         key = self._keys.version(PURPOSE, version)
         if key is None:

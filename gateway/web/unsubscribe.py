@@ -65,10 +65,16 @@ def _sender(web: WebParts, claims: Claims) -> str:
     return str(tenant.settings.get("sender_name") or tenant.name)
 
 
-def _claims(web: WebParts, request: Request, token: str) -> Claims | None:
+async def _claims(web: WebParts, request: Request, token: str) -> Claims | None:
     try:
         return web.sealer.open(token)
     except InvalidToken:
+        if web.sealer.newer_version(token):
+            await web.sealer.refresh()
+            try:
+                return web.sealer.open(token)
+            except InvalidToken:
+                pass
         client = request.client.host if request.client else ""
         network = anonymize_ip(client)
         log.info("invalid unsubscribe token", extra={"client": network})
@@ -94,7 +100,7 @@ def _invalid(request: Request, limited: bool = False) -> HTMLResponse:
 async def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     web: WebParts = request.app.state.parts
     try:
-        claims = _claims(web, request, token)
+        claims = await _claims(web, request, token)
     except _Limited:
         return _invalid(request, limited=True)
     if claims is None:
@@ -117,7 +123,7 @@ async def unsubscribe_one_click(request: Request, token: str) -> HTMLResponse:
         if read > MAX_BODY:
             break
     try:
-        claims = _claims(web, request, token)
+        claims = await _claims(web, request, token)
     except _Limited:
         return _invalid(request, limited=True)
     if claims is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -112,7 +113,8 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
     config = (ROOT / "deploy/development.toml").read_text()
     config = config.replace("submission_port = 2587", "submission_port = 0").replace(
         "implicit_tls_port = 2465", "implicit_tls_port = 0").replace(
-        "public_port = 2080", "public_port = 0").replace("admin_port = 2081", "admin_port = 0")
+        "public_port = 2080", "public_port = 0").replace("admin_port = 2081", "admin_port = 0"
+    ).replace("mailto_port = 2526", "mailto_port = 0")
     (work / "gateway.toml").write_text(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
     env["GATEWAY_CONFIG"] = "gateway.toml"
@@ -126,11 +128,13 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
     proc = subprocess.Popen(gateway + ["serve"], cwd=work, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        banner = [proc.stdout.readline() for _ in range(6)]
-        assert "NOT FOR PRODUCTION" in banner[4] and password in banner[5]
+        banner = [proc.stdout.readline() for _ in range(8)]
+        assert "NOT FOR PRODUCTION" in banner[5] and password in banner[6]
         port = int(banner[0].rsplit(":", 1)[1])
-        admin = banner[3].split()[3]  # http://127.0.0.1:PORT/api/v1/
-        assert banner[2].startswith("HTTP public: http://127.0.0.1:")
+        assert banner[2].startswith("SMTP mailto unsubscribe: 127.0.0.1:")
+        admin = banner[4].split()[3]  # http://127.0.0.1:PORT/api/v1/
+        assert banner[3].startswith("HTTP public: http://127.0.0.1:")
+        public = banner[3].split()[2]
         with urllib.request.urlopen(admin + "openapi.json", timeout=10) as response:
             assert "/api/v1/mailboxes" in json.loads(response.read())["paths"]
         context = ssl.create_default_context(cafile=str(work / "var/tls/dev-cert.pem"))
@@ -143,8 +147,26 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
         assert refused["opted-out@example.org"][0] == 550  # the demo's opt-out
         delivered = list((work / "var/outbox/new").iterdir())
         assert len(delivered) == 1
-        assert b"Delivered-To: alice@example.org" in delivered[0].read_bytes()
-        assert b"opted-out" not in delivered[0].read_bytes()
+        copy = delivered[0].read_bytes()
+        assert b"Delivered-To: alice@example.org" in copy
+        assert b"opted-out" not in copy
+        # What the demo shows: both signatures, the unsubscribe fields, the footer ...
+        assert copy.count(b"DKIM-Signature: v=1;") == 2
+        (link,) = re.findall(rb"List-Unsubscribe: <(http://127\.0\.0\.1:\d+/u/[a-z2-7]+)>",
+                             copy)
+        assert link.decode().startswith(public)
+        assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in copy
+        assert b"Demo Ltd, 1 Example Street, 75002 Paris, France" in copy and link in \
+            copy.split(b"\r\n\r\n", 1)[1]
+        # ... and the link works against the local HTTP side: the next RCPT is refused.
+        request = urllib.request.Request(link.decode(), data=b"List-Unsubscribe=One-Click")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.starttls(context=context)
+            smtp.login("demo", password)
+            smtp.mail("outreach@demo.example")
+            assert smtp.rcpt("alice@example.org")[0] == 550
     finally:
         proc.send_signal(signal.SIGTERM)
         _, errors = proc.communicate(timeout=15)

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from gateway.optout.token import PURPOSE, Claims, InvalidToken, TokenSealer
+from gateway.optout.token import MAX_TOKEN_CHARS, PURPOSE, Claims, InvalidToken, TokenSealer
 from gateway.store.engine import create_engine, upgrade
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import FileKeyProvider
@@ -74,3 +74,25 @@ async def test_old_tokens_open_after_rotation_until_their_version_is_retired(key
     assert sealer.open(new) == CLAIMS
     with pytest.raises(InvalidToken):
         sealer.open(old)
+
+
+async def test_the_longest_recipient_and_queue_id_still_make_a_token(keys):
+    sealer = TokenSealer(keys)
+    longest = Claims(2**31, 2**31, "Q" * 40, "a" * 64 + "@" + ".".join(["d" * 63] * 4)[:255])
+    token = sealer.seal(longest)
+    assert sealer.open(token) == longest
+    assert len(token) <= MAX_TOKEN_CHARS
+
+
+async def test_a_node_that_missed_a_rotation_opens_the_new_tokens_after_one_reload(keys):
+    other_node = PurposeKeys(keys._engine, keys._vault)
+    await other_node.load()
+    await keys.rotate(PURPOSE, "test")  # on this node
+    token = TokenSealer(keys).seal(CLAIMS)
+    lagging = TokenSealer(other_node)
+    with pytest.raises(InvalidToken):
+        lagging.open(token)
+    assert lagging.newer_version(token)
+    await lagging.refresh()
+    assert lagging.open(token) == CLAIMS
+    assert not lagging.newer_version("x" * 120)  # garbage never triggers a reload

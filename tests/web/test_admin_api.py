@@ -93,7 +93,8 @@ async def _objects_of_other(h: Harness) -> dict[str, str]:
                                                        other, "test")
     key_id, _ = await ApiKeys(h.gateway.engine).create("b", "ops", other, "test")
     return {"mailbox_id": h.gateway.directory.mailbox("ceo@other.example").public_id,
-            "key_id": key_id, "client_id": client_id, "list_name": "other"}
+            "key_id": key_id, "client_id": client_id, "list_name": "other",
+            "tenant_name": "other"}
 
 
 _BODIES = {"/tokens": {"refresh_token": "x"}, "/password": {"username": "u", "password": "p"},
