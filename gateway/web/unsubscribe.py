@@ -65,7 +65,9 @@ def _sender(web: WebParts, claims: Claims) -> str:
     return str(tenant.settings.get("sender_name") or tenant.name)
 
 
-async def _claims(web: WebParts, request: Request, token: str) -> Claims | None:
+async def _open(web: WebParts, request: Request, token: str) -> Claims | HTMLResponse:
+    """The token's claims, or the page to answer: 400 for a token that does not open, 429
+    once the network sent too many of those."""
     try:
         return web.sealer.open(token)
     except InvalidToken:
@@ -75,19 +77,10 @@ async def _claims(web: WebParts, request: Request, token: str) -> Claims | None:
                 return web.sealer.open(token)
             except InvalidToken:
                 pass
-        client = request.client.host if request.client else ""
-        network = anonymize_ip(client)
-        log.info("invalid unsubscribe token", extra={"client": network})
-        if web.invalid_attempts.over(network):
-            raise _Limited from None
-        return None
-
-
-class _Limited(Exception):
-    pass
-
-
-def _invalid(request: Request, limited: bool = False) -> HTMLResponse:
+    client = request.client.host if request.client else ""
+    network = anonymize_ip(client)
+    log.info("invalid unsubscribe token", extra={"client": network})
+    limited = web.invalid_attempts.over(network)
     lang, w = _words(request)
     response = _page(lang, w["invalid_title"], [html.escape(w["invalid"])],
                      status=429 if limited else 400)
@@ -99,12 +92,9 @@ def _invalid(request: Request, limited: bool = False) -> HTMLResponse:
 @router.get("/u/{token}")
 async def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     web: WebParts = request.app.state.parts
-    try:
-        claims = await _claims(web, request, token)
-    except _Limited:
-        return _invalid(request, limited=True)
-    if claims is None:
-        return _invalid(request)
+    claims = await _open(web, request, token)
+    if isinstance(claims, HTMLResponse):
+        return claims
     lang, w = _words(request)
     sender, address = html.escape(_sender(web, claims)), html.escape(masked(claims.recipient))
     form = (f'<form method="post" action="{html.escape(token)}">'
@@ -122,12 +112,9 @@ async def unsubscribe_one_click(request: Request, token: str) -> HTMLResponse:
         read += len(chunk)
         if read > MAX_BODY:
             break
-    try:
-        claims = await _claims(web, request, token)
-    except _Limited:
-        return _invalid(request, limited=True)
-    if claims is None:
-        return _invalid(request)
+    claims = await _open(web, request, token)
+    if isinstance(claims, HTMLResponse):
+        return claims
     lang, w = _words(request)
     try:
         await web.optouts.record(claims, "one-click")
