@@ -136,3 +136,25 @@ async def test_a_tenants_link_domain_takes_unsubscribe_mail_too(h):
             smtp.mail("x@example.org")
             return smtp.rcpt("unsubscribe@links.acme.example")[0]
     assert await asyncio.to_thread(run) == 250
+
+
+
+async def test_messages_per_network_and_open_connections_are_capped(tmp_path, pki, database,
+                                                                    monkeypatch):
+    monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_LISTEN", "127.0.0.1")
+    monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_PORT", "0")
+    monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_RATE", "2")
+    monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_MAX_CONNECTIONS", "1")
+    async with running_harness(tmp_path, pki, database) as h:
+        def run() -> tuple[list[int], bytes]:
+            with session(h) as smtp:
+                codes = []
+                for _ in range(3):  # the third MAIL in a minute from 127.0.0.0/24
+                    codes.append(smtp.mail("x@example.org")[0])
+                    smtp.rset()
+                with smtplib.SMTP(timeout=10) as second:  # one connection is the cap
+                    code, text = second.connect("127.0.0.1", h.gateway.ports.mailto)
+                return codes, text if code == 421 else b"%d" % code
+        codes, second = await asyncio.to_thread(run)
+        assert codes == [250, 250, 421]
+        assert second.startswith(b"4.7.0")
