@@ -708,7 +708,7 @@ async def webhook_set(store: DirectoryStore, config: Config, tenant_name: str, u
     from gateway.events.targets import check_target
     from gateway.store.webhooks import WebhookStore
 
-    await check_target(url, config.events.allow_private_targets)
+    await check_target(url, config.events.allow_private_targets, config.fetch)
     tenant_row = await store.tenant(tenant_name)
     secret = await WebhookStore(store.engine, _vault(config)).set(
         tenant_row.id, url, _actor())

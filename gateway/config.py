@@ -219,6 +219,17 @@ class UnsubscribeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchConfig:
+    """The guarded fetcher for URLs tenants supply (pixel forwards, webhooks)."""
+
+    allow_http: bool = False  # plain http:// (ports 80/443 still)
+    # host or host:port reachable even when not public (the operator's own receivers)
+    allow_hosts: tuple[str, ...] = ()
+    timeout: float = 5.0
+    max_response_bytes: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
 class DnsConfig:
     """The resolver `gateway domain verify|check` asks. Empty: the system's resolver."""
 
@@ -255,6 +266,7 @@ class Config:
     suppressions: SuppressionConfig = field(default_factory=SuppressionConfig)
     unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
     oauth: Mapping[str, OAuthProviderConfig] = field(default_factory=dict)

@@ -149,7 +149,7 @@ class Gateway:
                                   DirectoryStore(self.engine), self.audit, self.handler.digest,
                                   self.suppressions)
         self.webhooks = WebhookDispatcher(self.engine, WebhookStore(self.engine, self.vault),
-                                          config.events)
+                                          config.events, config.fetch)
         self.api_keys = ApiKeys(self.engine)
         self.flows = OAuthFlows(self.engine, self.vault, self.credentials)
         self.web = WebParts(config, DirectoryStore(self.engine), self.credentials, self.flows,

@@ -8,6 +8,7 @@ cannot be delivered within `events.lifetime` is marked failed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -21,9 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import background
-from gateway.config import EventsConfig
-from gateway.errors import InvalidValue
-from gateway.events.targets import check_target
+from gateway.config import EventsConfig, FetchConfig
+from gateway.events.targets import webhook_fetcher
+from gateway.net.fetch import FetchRefused
 from gateway.store.schema import events, webhook_outbox, webhooks
 from gateway.store.webhooks import WebhookStore
 
@@ -40,28 +41,23 @@ def _aware(value: datetime) -> datetime:
 
 
 class WebhookDispatcher:
-    def __init__(self, engine: AsyncEngine, store: WebhookStore, config: EventsConfig) -> None:
+    def __init__(self, engine: AsyncEngine, store: WebhookStore, config: EventsConfig,
+                 fetch: FetchConfig | None = None) -> None:
         self._engine = engine
         self._store = store
         self._config = config
         self._poller = background.Poller(self.run_once, full=1, interval=config.poll_interval,
                                          log=log, name="webhooks")
-        self._client: httpx.AsyncClient | None = None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._config.timeout,
-                                             follow_redirects=False)
-        return self._client
+        fetch = fetch or FetchConfig()
+        self._fetcher = webhook_fetcher(config.allow_private_targets, dataclasses.replace(
+            fetch, timeout=config.timeout))
 
     async def start(self) -> None:
         self._poller.start()
 
     async def stop(self) -> None:
         await self._poller.stop()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._fetcher.close()
 
     async def _fan_out(self, now: datetime) -> None:
         """New events of each webhook's tenant become its outbox rows; the cursor moves on.
@@ -135,16 +131,15 @@ class WebhookDispatcher:
         body = json.dumps({"events": payload}, separators=(",", ":")).encode()
         status = ""
         try:
-            await check_target(webhook.url, self._config.allow_private_targets)
-            response = await self._http().post(webhook.url, content=body, headers={
+            response = await self._fetcher.request("POST", webhook.url, content=body, headers={
                 "Content-Type": "application/json",
                 "X-OCG-Signature": sign(webhook.secret, int(time.time()), body),
                 "User-Agent": "outreach-compliance-gateway-webhooks",
             })
-            status = f"HTTP {response.status_code}"
-            ok = 200 <= response.status_code < 300
-        except InvalidValue as exc:
-            status, ok = exc.message, False
+            status = f"HTTP {response.status}"
+            ok = 200 <= response.status < 300
+        except FetchRefused as exc:
+            status, ok = str(exc), False
         except httpx.HTTPError as exc:
             status, ok = type(exc).__name__, False
         if ok:
