@@ -150,6 +150,12 @@ class HttpConfig:
     admin_listen: str = "127.0.0.1"
     admin_port: int = 8081
     admin_public: bool = False  # allow the admin listener on a public address
+    # Proxies whose X-Forwarded-For is believed (networks); the client is the rightmost
+    # address not in this list. Empty: the socket's peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # uvicorn's own default logging (its text access log on stdout) instead of only the
+    # gateway's JSON logs. Client addresses in it are the anonymized networks either way.
+    access_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +225,20 @@ class UnsubscribeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PixelConfig:
+    """Tracking pixels: taken over in outgoing HTML, opens counted with anonymized IPs."""
+
+    allow_off: bool = False  # may a tenant set pixels = "off" (leave trackers untouched)?
+    ipv4_prefix: int = 24  # 24 or 16; IPv6 is always cut to /48
+    campaign_headers: tuple[str, ...] = ("X-Campaign-ID", "X-OCG-Campaign",
+                                         "X-Mailgun-Campaign-Id")
+    machine_open_seconds: float = 10.0  # an open this soon after sending is a machine's
+    forward_concurrency: int = 20  # proxy mode: tracker fetches in flight per node
+    forward_queue: int = 10000  # fetches waiting; beyond it they are dropped and counted
+    flush_interval: float = 1.0  # open events are written in batches at least this often
+
+
+@dataclass(frozen=True, slots=True)
 class FetchConfig:
     """The guarded fetcher for URLs tenants supply (pixel forwards, webhooks)."""
 
@@ -267,6 +287,7 @@ class Config:
     unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
+    pixels: PixelConfig = field(default_factory=PixelConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
     oauth: Mapping[str, OAuthProviderConfig] = field(default_factory=dict)
@@ -490,6 +511,17 @@ def _validate(config: Config) -> None:
         _check_provider(name, provider)
     _check_http(config.http)
     _check_unsubscribe(config.unsubscribe, dev)
+    pixels = config.pixels
+    _require(pixels.ipv4_prefix in (16, 24), "pixels.ipv4_prefix", pixels.ipv4_prefix,
+             "Must be 24 or 16 (an opener's IPv4 address is kept to that network).")
+    for key in ("forward_concurrency", "forward_queue", "flush_interval"):
+        _require(getattr(pixels, key) > 0, f"pixels.{key}", getattr(pixels, key),
+                 "Must be greater than 0.")
+    for i, proxy in enumerate(config.http.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            _require(False, f"http.trusted_proxies[{i}]", proxy, "Not an IP address or network.")
     if config.vault.backend == "redis":
         _require(config.vault.redis_url.startswith(("redis://", "rediss://", "unix://")),
                  "vault.redis_url", config.vault.redis_url,

@@ -21,12 +21,17 @@ from gateway.directory.records import Tenant
 from gateway.dkim.keys import DkimKeys
 from gateway.errors import VaultError
 from gateway.events.webhooks import WebhookDispatcher
+from gateway.net.fetch import GuardedFetcher
 from gateway.optout import mailto
 from gateway.optout.mailto import MailtoHandler
 from gateway.optout.record import OptOuts
 from gateway.optout.token import PURPOSE as UNSUBSCRIBE_PURPOSE
 from gateway.optout.token import TokenSealer
 from gateway.outbound.compose import Composer, links_for
+from gateway.pixels.forward import Forwarder
+from gateway.pixels.opens import OpenRecorder
+from gateway.pixels.token import PURPOSE as PIXEL_PURPOSE
+from gateway.pixels.token import PixelSealer
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.queue.store import QueueStore
@@ -57,7 +62,7 @@ from gateway.vault.tokens import TokenBroker
 from gateway.vault.upstream_passwords import UpstreamPasswords
 from gateway.web.admin import create_admin_app
 from gateway.web.limits import InvalidAttempts
-from gateway.web.parts import WebParts
+from gateway.web.parts import PixelParts, WebParts
 from gateway.web.public import create_public_app
 from gateway.web.server import HttpListener
 
@@ -138,13 +143,15 @@ class Gateway:
         self.dkim = DkimKeys(self.engine, self.vault)
         self._keys_refresh = background.Poller(self._reload_keys, full=1, interval=10.0,
                                                log=log, name="key-refresh")
-        self.composer = Composer(config, self.sealer, self.dkim)
+        self.pixel_sealer = PixelSealer(self.purpose_keys)
+        self.composer = Composer(config, self.sealer, self.dkim, self.pixel_sealer)
         self.optouts = OptOuts(self.engine, self.suppressions)
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
             digest_key=b"",  # set in start(), from the stored purpose key
             composer=self.composer,
         )
+        self.composer.set_digest(self.handler.digest)
         self.worker = QueueWorker(config, self.queue, upstreams, self.directory,
                                   DirectoryStore(self.engine), self.audit, self.handler.digest,
                                   self.suppressions)
@@ -155,6 +162,10 @@ class Gateway:
         self.web = WebParts(config, DirectoryStore(self.engine), self.credentials, self.flows,
                             self.api_keys, self.suppressions, self.directory, self.sealer,
                             self.optouts, InvalidAttempts(config.unsubscribe.invalid_rate))
+        self.opens = OpenRecorder(self.engine, config.pixels.flush_interval)
+        self.forwarder = Forwarder(GuardedFetcher(config.fetch), config.pixels.forward_concurrency,
+                                   config.pixels.forward_queue)
+        self.web.pixels = PixelParts(self.pixel_sealer, self.opens, self.forwarder)
         cert, key = tls_files(config)
         self._tls: ssl.SSLContext = server_tls_context(cert, key)
         self._listeners: list[Listener] = []
@@ -174,6 +185,7 @@ class Gateway:
                                        seed=self.vault.derived_key(LEGACY_DIGEST_INFO))
         self.handler.set_digest_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])
         await self.purpose_keys.ensure(UNSUBSCRIBE_PURPOSE)
+        await self.purpose_keys.ensure(PIXEL_PURPOSE)
         await self.dkim.load()
         await self._open_suppressions()
         self._keys_refresh.start()  # every role: a public node opens tokens of new key versions
@@ -182,8 +194,10 @@ class Gateway:
         http = self.config.http
         public = admin = 0
         if "public" in roles:
+            await self.opens.start()
+            await self.forwarder.start()
             listener_http = HttpListener(create_public_app(self.web), http.public_listen,
-                                         http.public_port)
+                                         http.public_port, http.access_log)
             public = await listener_http.start()
             self._http.append(listener_http)
         self.web.public_base_url = http.public_base_url or (
@@ -191,7 +205,7 @@ class Gateway:
         self.composer.public_base_url = self.web.public_base_url
         if "admin" in roles:
             listener_http = HttpListener(create_admin_app(self.web), http.admin_listen,
-                                         http.admin_port)
+                                         http.admin_port, http.access_log)
             admin = await listener_http.start()
             self._http.append(listener_http)
         submission = implicit = mailto_port = 0
@@ -280,6 +294,8 @@ class Gateway:
             await asyncio.sleep(0.05)
         for http in self._http:
             await http.stop()
+        await self.forwarder.stop()
+        await self.opens.stop()
         await self.worker.stop()
         await self.webhooks.stop()
         await self._purge.stop()

@@ -42,6 +42,26 @@ def _sender_name(value: str) -> None:
         raise InvalidValue("A name of 1 to 100 characters.")
 
 
+def _pixel_mode(value: str) -> None:
+    if value not in ("proxy", "strip", "aggregate", "off"):
+        raise InvalidValue("Must be proxy (the gateway counts opens and tells the tracker, "
+                           "without the IP), strip, aggregate (counts per campaign only) or "
+                           "off (needs the operator's pixels.allow_off).")
+
+
+def _tracker_patterns(value: str) -> None:
+    for pattern in value.replace(",", " ").split():
+        host = pattern.partition("/")[0].removeprefix("*.")
+        if "." not in host or not re.fullmatch(r"[a-z0-9.-]+", host.lower()):
+            raise InvalidValue(f"{pattern!r} is not host[/path-prefix] (e.g. "
+                               "track.example.com/open or *.example.com).")
+
+
+def _yes_no(value: str) -> None:
+    if value not in ("yes", "no"):
+        raise InvalidValue("Must be yes or no.")
+
+
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -71,6 +91,12 @@ SCHEMA: Mapping[str, Setting] = {
                            check=lambda v: footer.check_template(v, html=True)),
     "link_domain": Setting(str, "unsubscribe link host", default=lambda c: "",
                            check=_link_domain),
+    "pixels": Setting(str, "tracking pixel mode", default=lambda c: "proxy",
+                      check=_pixel_mode),
+    "tracker_patterns": Setting(str, "tracker URL patterns", default=lambda c: "",
+                                check=_tracker_patterns),
+    "add_pixel": Setting(str, "add the gateway's pixel", default=lambda c: "no",
+                         check=_yes_no),
 }
 
 
@@ -94,6 +120,9 @@ def parse(key: str, raw: str, config: Config) -> Any:
 
 def validate(key: str, value: Any, config: Config) -> None:
     setting = SCHEMA[key]
+    if key == "pixels" and value == "off" and not config.pixels.allow_off:
+        raise InvalidValue("Tenant setting 'pixels' = 'off' leaves trackers untouched; the "
+                           "operator must allow it first (pixels.allow_off = true).")
     if setting.kind is str:
         if not isinstance(value, str):
             raise InvalidValue(f"Tenant setting '{key}' must be text.")

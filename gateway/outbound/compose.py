@@ -10,6 +10,9 @@ the headers are always the gateway's.
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -19,8 +22,9 @@ from gateway.dkim.keys import DkimKeys
 from gateway.dkim.signer import SigningKey, body_hash, parse_fields, sign
 from gateway.optout.token import Claims, TokenSealer
 from gateway.outbound import footer
-from gateway.outbound.footer import FooterPlan
+from gateway.outbound.footer import FooterPlan, PixelPolicy
 from gateway.outbound.mime import body_parts
+from gateway.pixels.token import PROXY, PixelClaims, PixelSealer
 from gateway.policy.message import Message
 
 ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
@@ -40,6 +44,9 @@ class Links:
     def mailto(self, token: str) -> str:
         return f"mailto:unsubscribe@{self.mailto_domain}?subject=unsubscribe%20{token}"
 
+    def pixel(self, token: str) -> str:
+        return f"{self.base_url}/p/{token}"
+
 
 def links_for(config: Config, tenant: Tenant, public_base_url: str) -> Links:
     link_domain = str(tenant.settings.get("link_domain") or "")
@@ -50,12 +57,21 @@ def links_for(config: Config, tenant: Tenant, public_base_url: str) -> Links:
     return Links(base, mailto)
 
 
+@dataclass(frozen=True, slots=True)
+class PixelSeal:
+    """What the per-recipient pixel tokens need: the sealer, and the message's claims."""
+
+    sealer: PixelSealer
+    claims: PixelClaims  # recipient digest and tracker URL filled per copy
+    digest: Callable[[str], str]  # the audit digest (hex) of a recipient
+
+
 class Prepared:
     """One message, ready to be written once per recipient."""
 
     def __init__(self, raw: bytes, head_end: int, plan: FooterPlan | None,
                  keys: tuple[SigningKey, ...], links: Links, claims: Claims,
-                 sealer: TokenSealer) -> None:
+                 sealer: TokenSealer, pixels: PixelSeal | None = None) -> None:
         self._raw = raw
         self._plan = plan
         self._head_end = plan.head_end if plan is not None else head_end
@@ -63,8 +79,37 @@ class Prepared:
         self._links = links
         self._claims = claims
         self._sealer = sealer
-        first = plan.render(footer.PLACEHOLDER) if plan is not None else raw
+        self._pixels = pixels
+        self._aggregate = b""
+        if plan is not None and pixels is not None and "pixel-aggregate" in plan.slots:
+            self._aggregate = links.pixel(pixels.sealer.seal_aggregate(
+                pixels.claims.tenant_id, pixels.claims.campaign)).encode()
+        first = plan.render(footer.PLACEHOLDER, self._pixel_urls("")) if plan is not None \
+            else raw
         self._fields = parse_fields(first[:self._head_end])
+
+    @property
+    def pixels_taken(self) -> int:
+        return len(self._plan.pixels) if self._plan is not None else 0
+
+    def _pixel_urls(self, recipient: str) -> dict[str, bytes]:
+        """Each pixel slot's URL for one recipient: its own token per tracker URL (proxy),
+        the campaign's one URL (aggregate)."""
+        plan, seal = self._plan, self._pixels
+        if plan is None or seal is None:
+            return {}
+        digest = bytes.fromhex(seal.digest(recipient)) if recipient else b""
+        values: dict[str, bytes] = {}
+        for name in plan.slots:
+            if name == "pixel-aggregate":
+                values[name] = self._aggregate
+            elif name.startswith("pixel-"):
+                index = name.removeprefix("pixel-")
+                original = plan.pixels[int(index)] if index.isdigit() else ""
+                claims = dataclasses.replace(seal.claims, recipient_digest=digest,
+                                             original_url=original)
+                values[name] = self._links.pixel(seal.sealer.seal_proxy(claims)).encode()
+        return values
 
     @property
     def signed(self) -> bool:
@@ -78,7 +123,8 @@ class Prepared:
         token = self._sealer.seal(Claims(self._claims.tenant_id, self._claims.mailbox_id,
                                          self._claims.queue_id, recipient))
         url = self._links.url(token)
-        whole = self._plan.render(url) if self._plan is not None else self._raw
+        whole = self._plan.render(url, self._pixel_urls(recipient)) \
+            if self._plan is not None else self._raw
         head, body = whole[:self._head_end], whole[self._head_end + 2:]
         unsubscribe = (f"List-Unsubscribe: <{url}>,\r\n <{self._links.mailto(token)}>\r\n"
                        ).encode("ascii")
@@ -92,11 +138,37 @@ class Prepared:
 
 
 class Composer:
-    def __init__(self, config: Config, sealer: TokenSealer, dkim: DkimKeys) -> None:
+    def __init__(self, config: Config, sealer: TokenSealer, dkim: DkimKeys,
+                 pixel_sealer: PixelSealer | None = None,
+                 digest: Callable[[str], str] | None = None) -> None:
         self.config = config
         self._sealer = sealer
         self._dkim = dkim
+        self._pixel_sealer = pixel_sealer
+        self._digest = digest
         self.public_base_url = ""
+
+    def set_digest(self, digest: Callable[[str], str]) -> None:
+        self._digest = digest
+
+    def pixel_policy(self, tenant: Tenant) -> PixelPolicy | None:
+        s = tenant.settings
+        mode = str(s.get("pixels") or "proxy")
+        if mode == "off" and self.config.pixels.allow_off:
+            return None
+        if mode not in ("strip", "aggregate"):
+            mode = "proxy"  # the default, and "off" once the operator withdrew it
+        patterns = tuple(str(s.get("tracker_patterns") or "").replace(",", " ").split())
+        return PixelPolicy(mode, patterns, s.get("add_pixel") == "yes")
+
+    def campaign(self, message: Message, mailbox: Mailbox) -> str:
+        """The campaign a message belongs to: the tool's campaign header, else the sending
+        mailbox and the day (never something that names one recipient)."""
+        for name in self.config.pixels.campaign_headers:
+            value = message.value(name)
+            if value:
+                return value[:200]
+        return f"mailbox-{mailbox.id}-{time.strftime('%Y-%m-%d', time.gmtime())}"
 
     def prepare(self, message: Message, tenant: Tenant, mailbox: Mailbox,
                 queue_id: str) -> Prepared:
@@ -105,11 +177,18 @@ class Composer:
         raw = message.as_bytes()
         head_end = message.header_bytes
         plan = None
-        if tenant.settings.get("body", "add") == "add":
+        policy = self.pixel_policy(tenant) if self._pixel_sealer is not None else None
+        adding = tenant.settings.get("body", "add") == "add"
+        if adding or policy is not None:
             layout = body_parts(raw, head_end)
             if not layout.sealed:
-                text, html = self.footers(tenant)
-                plan = FooterPlan(raw, head_end, layout, text, html)
+                text, html = self.footers(tenant) if adding else ("", "")
+                plan = FooterPlan(raw, head_end, layout, text, html, policy)
+        pixels = None
+        if self._pixel_sealer is not None and self._digest is not None:
+            pixels = PixelSeal(self._pixel_sealer, PixelClaims(
+                PROXY, tenant.id, self.campaign(message, mailbox), mailbox.id, queue_id,
+                sent_at=int(time.time())), self._digest)
         sender = message.from_header()
         addresses = getattr(sender, "addresses", ())
         domain = addresses[0].domain.lower() if addresses else ""
@@ -119,7 +198,7 @@ class Composer:
             pass
         return Prepared(raw, head_end, plan, self._dkim.for_domain(domain),
                         links_for(self.config, tenant, self.public_base_url),
-                        Claims(tenant.id, mailbox.id, queue_id, ""), self._sealer)
+                        Claims(tenant.id, mailbox.id, queue_id, ""), self._sealer, pixels)
 
     @staticmethod
     def footers(tenant: Tenant) -> tuple[str, str]:

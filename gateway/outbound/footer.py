@@ -26,7 +26,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from gateway.errors import InvalidValue
 from gateway.outbound.mime import Layout, TextPart
 
-PLACEHOLDER = "ocg-unsubscribe-url-8d1e2c"  # survives autoescape and every charset
+PLACEHOLDER = "ocg-slot-unsubscribe-8d1e2c"  # survives autoescape and every charset
 MAX_LINE = 998
 MAX_TEMPLATE = 4000
 
@@ -76,7 +76,7 @@ class _Splice:
     start: int  # where the part's header block starts in the body
     end: int  # where its body ends
     head: bytes
-    pieces: tuple[bytes, ...]  # decoded content, split where the URL goes
+    pieces: tuple[bytes | str, ...]  # decoded content, and slot names where URLs go
     encoding: str
 
 
@@ -145,9 +145,60 @@ def _footer_bytes(text: str, charset: str, html: bool) -> tuple[bytes, str]:
         return text.encode("utf-8"), "utf-8"
 
 
-def _plan_part(message: bytes, part: TextPart, footer: str) -> _Splice | None:
+@dataclass(frozen=True, slots=True)
+class PixelPolicy:
+    """How a message's tracking pixels are taken over (see gateway.pixels)."""
+
+    mode: str  # proxy | strip | aggregate
+    patterns: tuple[str, ...] = ()
+    add_own: bool = False  # add the gateway's pixel to HTML that has none
+
+
+def slot(name: str) -> bytes:
+    """The placeholder for one per-recipient value (a URL) in the rendered body."""
+    return f"ocg-slot-{name}-8d1e2c".encode()
+
+
+_SLOT = re.compile(rb"ocg-slot-([a-z0-9-]+)-8d1e2c")
+OWN_PIXEL = ('<img src="{src}" width="1" height="1" alt="" '
+             'style="display:block;border:0;width:1px;height:1px">')
+
+
+def _pieces(whole: bytes) -> tuple[bytes | str, ...]:
+    """Bytes and slot names, alternating (bytes first and last)."""
+    parts = _SLOT.split(whole)
+    return tuple(p if i % 2 == 0 else p.decode() for i, p in enumerate(parts))
+
+
+def _take_pixels(content: bytes, policy: PixelPolicy, originals: list[str]) -> tuple[bytes, int]:
+    """Replace the part's pixels by slots (or remove them); returns (content, pixels)."""
+    from gateway.pixels import detect  # the detector knows nothing of MIME
+
+    found = detect.find(content, policy.patterns)
+    replacements: list[bytes | None] = []
+    for pixel in found:
+        if policy.mode == "strip":
+            replacements.append(None)
+        elif policy.mode == "aggregate":
+            replacements.append(slot("pixel-aggregate"))
+        else:
+            replacements.append(slot(f"pixel-{len(originals)}"))
+            originals.append(pixel.url)
+    return detect.rewrite(content, found, replacements), len(found)
+
+
+def _plan_part(message: bytes, part: TextPart, footer: str, policy: PixelPolicy | None,
+               originals: list[str]) -> _Splice | None:
     content = _decode(message[part.body_start:part.body_end], part.encoding)
     fields = message[part.header_start:part.body_start - 2]  # without the blank line
+    pixels = 0
+    if part.html and policy is not None:
+        content, pixels = _take_pixels(content, policy, originals)
+        if policy.add_own and pixels == 0 and policy.mode != "strip":
+            name = "pixel-aggregate" if policy.mode == "aggregate" else "pixel-own"
+            footer += OWN_PIXEL.format(src=slot(name).decode())
+    if not footer and not pixels:
+        return None  # nothing to add and nothing taken over: every byte stays
     footer_raw, charset = _footer_bytes(_crlf(footer), part.charset, part.html)
     if charset != part.charset:
         try:
@@ -161,11 +212,9 @@ def _plan_part(message: bytes, part: TextPart, footer: str) -> _Splice | None:
         before, after = content[:at], content[at:]
     else:
         before, after = content, b""
-        if before and not before.endswith(b"\r\n"):
+        if before and footer_raw and not before.endswith(b"\r\n"):
             before += b"\r\n"
-    first, *rest = footer_raw.split(PLACEHOLDER.encode())
-    pieces = (before + first, *rest[:-1], rest[-1] + after) if rest else (before + first + after,)
-    whole = b"".join(pieces)
+    whole = before + footer_raw + after
     encoding = part.encoding
     if encoding in ("7bit", "8bit", "binary"):
         needs_8bit = not whole.isascii()
@@ -176,22 +225,28 @@ def _plan_part(message: bytes, part: TextPart, footer: str) -> _Splice | None:
     if fields != message[part.header_start:part.body_start - 2] and part.header_start == 0 \
             and not re.search(rb"(?im)^mime-version:", fields):
         fields = _set_header(fields, b"MIME-Version", b"1.0")
-    return _Splice(part.header_start, part.body_end, fields + b"\r\n", pieces, encoding)
+    return _Splice(part.header_start, part.body_end, fields + b"\r\n", _pieces(whole), encoding)
 
 
 class FooterPlan:
-    """The footer of one whole message, ready to be joined with each recipient's URL.
+    """The footer (and the pixels taken over) of one whole message, ready to be joined with
+    each recipient's URLs.
 
     `head_end` is where the header block ends in every rendered copy (it may differ from the
-    original's when a top-level part changes its transfer encoding or charset).
+    original's when a top-level part changes its transfer encoding or charset). `pixels`
+    lists the tracker URLs replaced by `pixel-<n>` slots, in order.
     """
 
     def __init__(self, message: bytes, head_end: int, layout: Layout, text_footer: str,
-                 html_footer: str) -> None:
+                 html_footer: str, pixels: PixelPolicy | None = None) -> None:
         self._body = message
+        self.pixels: list[str] = []
         self._splices = [s for s in (
-            _plan_part(message, p, html_footer if p.html else text_footer)
+            _plan_part(message, p, html_footer if p.html else text_footer, pixels,
+                       self.pixels)
             for p in layout.parts) if s is not None]
+        self.slots = sorted({piece for s in self._splices for piece in s.pieces
+                             if isinstance(piece, str)})
         self.head_end = head_end
         top = next((s for s in self._splices if s.start == 0), None)
         if top is not None:
@@ -201,16 +256,18 @@ class FooterPlan:
     def touched(self) -> int:
         return len(self._splices)
 
-    def render(self, url: str) -> bytes:
-        """The message body for one recipient."""
+    def render(self, url: str, values: dict[str, bytes] | None = None) -> bytes:
+        """The message for one recipient: `url` (the unsubscribe link) and `values` for
+        the other slots."""
         if not self._splices:
             return self._body
-        url_bytes = url.encode("ascii")
+        filled = {"unsubscribe": url.encode("ascii"), **(values or {})}
         out, at = [], 0
         for s in self._splices:
             out.append(self._body[at:s.start])
             out.append(s.head)
-            out.append(_encode(url_bytes.join(s.pieces), s.encoding))
+            content = b"".join(p if isinstance(p, bytes) else filled[p] for p in s.pieces)
+            out.append(_encode(content, s.encoding))
             at = s.end
         out.append(self._body[at:])
         return b"".join(out)

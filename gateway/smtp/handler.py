@@ -295,7 +295,7 @@ class GatewayHandler:
                           queue_id=queue_id, action=outcome.action.value, verdicts=verdicts,
                           recipients=len(digests), size=len(raw), reply=str(result.reply),
                           message_id=message_id, dkim=prepared.signed,
-                          footer_parts=prepared.footer_parts)]
+                          footer_parts=prepared.footer_parts, pixels=prepared.pixels_taken)]
         rows.extend(
             audit.row(f"copy.{r.outcome.value}", actor="relay", tenant_id=tenant.id,
                       queue_id=queue_id, recipient_digest=digest, reply=str(r.reply))

@@ -182,6 +182,26 @@ purpose_keys = sa.Table(
     sa.UniqueConstraint("purpose", "version", name="uq_purpose_keys_purpose"),
 )
 
+# Pixel opens: who opened is a keyed digest (none in aggregate mode), where from only a
+# network (/24 or /16, /48), with what only a user-agent family.
+opens = sa.Table(
+    "opens",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("queue_id", sa.String(40), nullable=True),
+    sa.Column("campaign", sa.String(200), nullable=False),
+    sa.Column("recipient_digest", sa.String(64), nullable=True),
+    sa.Column("network", sa.String(50), nullable=False),
+    sa.Column("ua_family", sa.String(40), nullable=False),
+    sa.Column("machine", sa.Boolean, nullable=False),
+    sa.Column("signals", sa.String(100), nullable=False, server_default=""),
+    sa.Index("ix_opens_tenant_at", "tenant_id", "at"),
+    sa.Index("ix_opens_tenant_campaign", "tenant_id", "campaign"),
+    sa.Index("ix_opens_tenant_queue", "tenant_id", "queue_id"),
+)
+
 # DKIM private keys, one or more per tenant domain, sealed like any other secret. The newest
 # active key of each algorithm signs; a retired key stays listed until its DNS record goes.
 dkim_keys = sa.Table(

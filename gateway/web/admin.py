@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from gateway.web import errors
 from gateway.web.api import events, keys, mailboxes, oauth_clients, suppressions
+from gateway.web.client_ip import AnonymizeClient
 from gateway.web.parts import WebParts
 
 
-def create_admin_app(web: WebParts) -> FastAPI:
+def create_admin_app(web: WebParts) -> Any:
+    """The admin ASGI app, behind the same client-address anonymizer as the public one."""
+    return AnonymizeClient(_routes(web), web.config.http.trusted_proxies,
+                           web.config.pixels.ipv4_prefix)
+
+
+def _routes(web: WebParts) -> FastAPI:
     app = FastAPI(title="Outreach Compliance Gateway admin API", version="1",
                   docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.parts = web

@@ -8,12 +8,22 @@ from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.optout.record import OptOuts
 from gateway.optout.token import TokenSealer
+from gateway.pixels.forward import Forwarder
+from gateway.pixels.opens import OpenRecorder
+from gateway.pixels.token import PixelSealer
 from gateway.store.api_keys import ApiKeys
 from gateway.store.directory import DirectoryStore
 from gateway.suppressions import Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows
 from gateway.web.limits import InvalidAttempts
+
+
+@dataclass
+class PixelParts:
+    sealer: PixelSealer
+    recorder: OpenRecorder
+    forwarder: Forwarder | None
 
 
 @dataclass
@@ -28,6 +38,7 @@ class WebParts:
     sealer: TokenSealer
     optouts: OptOuts
     invalid_attempts: InvalidAttempts = field(default_factory=lambda: InvalidAttempts(30))
+    pixels: PixelParts | None = None
     public_base_url: str = ""  # known once the public listener is bound
     ready: bool = field(default=True)  # False while shutting down: /readyz answers 503
 

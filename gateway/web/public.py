@@ -1,17 +1,20 @@
-"""The public app (reachable from the internet): unsubscribe pages and one-click POSTs, the
-OAuth consent start and callback, health. A later issue adds the pixel endpoint here."""
+"""The public app (reachable from the internet): the tracking pixel, unsubscribe pages and
+one-click POSTs, the OAuth consent start and callback, health."""
 
 from __future__ import annotations
 
 import html
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from gateway.vault.flows import FlowError
 from gateway.web import errors, unsubscribe
+from gateway.web.client_ip import AnonymizeClient
 from gateway.web.parts import WebParts
+from gateway.web.pixel import PixelEndpoint
 
 log = logging.getLogger("gateway.web")
 
@@ -29,7 +32,17 @@ def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
         "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"})
 
 
-def create_public_app(web: WebParts) -> FastAPI:
+def create_public_app(web: WebParts) -> Any:
+    """The public ASGI app: the client's address anonymized first, then the pixel fast
+    path, then the FastAPI routes."""
+    app: Any = _routes(web)
+    if web.pixels is not None:
+        app = PixelEndpoint(app, web.pixels.sealer, web.pixels.recorder, web.pixels.forwarder,
+                            web.config.pixels)
+    return AnonymizeClient(app, web.config.http.trusted_proxies, web.config.pixels.ipv4_prefix)
+
+
+def _routes(web: WebParts) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.parts = web
     errors.install(app)

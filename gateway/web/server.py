@@ -1,6 +1,8 @@
 """Serving an app with uvicorn on a socket we bind (port 0 works), inside the gateway's loop.
 
-uvicorn's access log is off: it would write every client's full IP address.
+uvicorn's access log is off unless `http.access_log`; either way it could only print the
+anonymized network, since the apps are wrapped in AnonymizeClient. uvicorn's own
+X-Forwarded-For handling is off: the anonymizer applies the trusted-proxy rule.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ class _Server(uvicorn.Server):
 
 
 class HttpListener:
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, access_log: bool = False) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._access_log = access_log
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
@@ -42,9 +45,13 @@ class HttpListener:
         sock.listen(1024)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._app, access_log=False, log_config=None,
-                                server_header=False, date_header=True, lifespan="off",
-                                timeout_graceful_shutdown=10)
+        logging_kw: dict[str, Any] = {"access_log": False, "log_config": None}
+        if self._access_log:  # uvicorn's default logging configuration, access log on
+            logging_kw = {}
+        config = uvicorn.Config(self._app, server_header=False, date_header=True,
+                                lifespan="off", timeout_graceful_shutdown=10,
+                                proxy_headers=False,  # AnonymizeClient reads X-Forwarded-For
+                                **logging_kw)
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]),
                                          name=f"http-{self._host}:{self.port}")
