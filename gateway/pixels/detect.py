@@ -9,7 +9,8 @@ An `<img>` is a tracking pixel when its `src`:
 - matches one of the tenant's tracker patterns (`host` or `host/path-prefix`, `*.` allowed);
 - is on a well-known tracker host, or has a well-known open-tracking path;
 - or the image is 1x1 or hidden: width and height attributes <= 1, or inline style with
-  `display:none`, `visibility:hidden`, `opacity:0`, `max-height:0` or width/height <= 1px.
+  `display:none`, `visibility:hidden`, `opacity:0`, `max-height:0` or width/height <= 1px,
+  unless it declares a real size (an icon that CSS shows later is not a pixel).
 `data:` and `cid:` images load nothing and are never pixels.
 """
 
@@ -99,6 +100,17 @@ def _small(value: bytes) -> bool:
     return m is not None and float(m.group(1)) <= 1
 
 
+_STYLE_SIZE = re.compile(rb"(?<![-\w])(?:width|height)\s*:\s*([0-9.]+)\s*px", re.IGNORECASE)
+
+
+def _sized(tag: ImgTag, style: Attribute) -> bool:
+    """Whether the image declares a real size (hidden icons toggled by CSS, like MJML's
+    accordion arrows, are not pixels)."""
+    sizes = [a.value for a in (tag.get(b"width"), tag.get(b"height")) if a is not None]
+    sizes += _STYLE_SIZE.findall(style.value)
+    return any(not _small(v) for v in sizes)
+
+
 def _matches(url: str, pattern: str) -> bool:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
@@ -127,7 +139,7 @@ def classify(tag: ImgTag, patterns: Sequence[str]) -> Pixel | None:
             _small(height.value):
         return Pixel(tag, url, "1x1")
     style = tag.get(b"style")
-    if style is not None and _HIDDEN_STYLE.search(style.value):
+    if style is not None and _HIDDEN_STYLE.search(style.value) and not _sized(tag, style):
         return Pixel(tag, url, "hidden")
     if KNOWN_PATHS.search(urlsplit(url).path.encode("ascii", "replace")):
         return Pixel(tag, url, "known-path")
