@@ -30,6 +30,13 @@ from gateway.config import FetchConfig
 _PORTS = {"https": 443, "http": 80}
 
 
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback
+                                 or ip.is_link_local or ip.is_private or ip.is_unspecified)
+
+
 class FetchRefused(Exception):
     """The URL breaks a rule; nothing was sent."""
 
@@ -107,7 +114,7 @@ class GuardedFetcher:
             raise FetchRefused("host does not resolve")
         listed = self._listed(host, port)
         for ip in addresses:
-            if not ip.is_global and not (listed or self._allow_private):
+            if not _public(ip) and not (listed or self._allow_private):
                 raise FetchRefused("resolves to a non-public address")
         pinned = addresses[0]
         netloc = f"[{pinned}]" if pinned.version == 6 else str(pinned)
