@@ -9,14 +9,15 @@ opens; nothing about them is on disk before that, and nothing ever names an IP.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import background
-from gateway.store.schema import events, opens
 
 log = logging.getLogger("gateway.pixels")
 MAX_BUFFER = 100_000  # opens waiting for a write; beyond it they are counted and dropped
@@ -59,19 +60,45 @@ class OpenRecorder:
             return 0
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(opens.insert(), rows)
-                await conn.execute(events.insert(), [{
-                    "tenant_id": r["tenant_id"], "at": r["at"], "kind": "opened",
-                    "queue_id": r["queue_id"], "recipient": None,
-                    "detail": {"campaign": r["campaign"], "machine": r["machine"],
-                               "ua_family": r["ua_family"], "signals": r["signals"],
-                               "recipient_digest": r["recipient_digest"]},
-                } for r in rows])
+                await _insert(conn, rows)
         except Exception:
             self._rows[:0] = rows[:MAX_BUFFER - len(self._rows)]
             raise
         self.written += len(rows)
         return len(rows)
+
+
+OPEN_COLUMNS = ("tenant_id", "at", "queue_id", "campaign", "recipient_digest", "network",
+                "ua_family", "machine", "signals")
+EVENT_COLUMNS = ("tenant_id", "at", "kind", "queue_id", "recipient", "detail")
+
+
+def _event(r: dict[str, Any]) -> tuple[Any, ...]:
+    detail = {"campaign": r["campaign"], "machine": r["machine"], "ua_family": r["ua_family"],
+              "signals": r["signals"], "recipient_digest": r["recipient_digest"]}
+    return (r["tenant_id"], r["at"], "opened", r["queue_id"], None, json.dumps(detail))
+
+
+async def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """One batch, bound in the driver (aiosqlite's thread, asyncpg's COPY): building
+    thousands of rows through SQLAlchemy on the event loop would stall the pixel answers."""
+    await conn.execute(sa.text("SELECT 1"))  # the transaction is open on the driver too
+    raw: Any = (await conn.get_raw_connection()).driver_connection
+    opens_rows = [tuple(r[c] for c in OPEN_COLUMNS) for r in rows]
+    event_rows = [_event(r) for r in rows]
+    if conn.dialect.name == "sqlite":
+        def text_time(values: tuple[Any, ...]) -> tuple[Any, ...]:
+            at: datetime = values[1]
+            return (values[0], at.strftime("%Y-%m-%d %H:%M:%S.%f"), *values[2:])
+        await raw.executemany(
+            f"INSERT INTO opens ({', '.join(OPEN_COLUMNS)}) VALUES "
+            f"({', '.join('?' * len(OPEN_COLUMNS))})", [text_time(r) for r in opens_rows])
+        await raw.executemany(
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
+            f"({', '.join('?' * len(EVENT_COLUMNS))})", [text_time(r) for r in event_rows])
+    else:
+        await raw.copy_records_to_table("opens", records=opens_rows, columns=OPEN_COLUMNS)
+        await raw.copy_records_to_table("events", records=event_rows, columns=EVENT_COLUMNS)
 
 
 def open_row(tenant_id: int, queue_id: str | None, campaign: str, digest: str | None,
