@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import os
 import secrets
 import signal
@@ -141,6 +142,11 @@ def serve(ctx: click.Context, role: str) -> None:
     config = _config(ctx)
     logs.setup(config.log_level)
     roles = ("smtp", "public", "admin") if role == "all" else (role,)
+    if role == "all" and not config.is_development:
+        logging.getLogger("gateway").warning(
+            "the public listener (pixels, unsubscribe) shares this process's event loop with "
+            "SMTP; in production run 'gateway serve --role smtp' and '--role public' apart "
+            "(deploy/systemd/)", extra={"alert": "ops"})
     _run(_serve(config, ctx.obj.get("config_path"), roles))
 
 

@@ -167,6 +167,19 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
             smtp.login("demo", password)
             smtp.mail("outreach@demo.example")
             assert smtp.rcpt("alice@example.org")[0] == 550
+            smtp.rset()
+            # An HTML message with a campaign tool's pixel: it leaves with the gateway's.
+            html = messages.simple(sender="outreach@demo.example", to="bob@example.org").split(
+                b"\r\n\r\n")[0].replace(b"text/plain", b"text/html") + (
+                b'\r\n\r\n<html><body>Hi<img src="https://t.tool.example/o.gif?u=1" '
+                b'width="1" height="1"></body></html>\r\n')
+            smtp.sendmail("outreach@demo.example", ["bob@example.org"], html)
+        (copy,) = [f.read_bytes() for f in (work / "var/outbox/new").iterdir()
+                   if b"Delivered-To: bob@example.org" in f.read_bytes()]
+        (pixel,) = re.findall(rb'<img src="(http://127\.0\.0\.1:\d+/p/[\w-]+)"', copy)
+        assert b"t.tool.example" not in copy
+        with urllib.request.urlopen(pixel.decode(), timeout=10) as response:
+            assert response.headers["Content-Type"] == "image/gif"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, errors = proc.communicate(timeout=15)
