@@ -19,13 +19,21 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _FORWARDING = {b"x-forwarded-for", b"forwarded", b"x-real-ip"}
 
 
-def anonymized(address: str, ipv4_prefix: int = 24) -> IpNetwork | None:
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as written in a socket name or a header; IPv4-mapped IPv6 as IPv4."""
     try:
         ip = ipaddress.ip_address(address.strip().strip("[]"))
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+        return ip.ipv4_mapped
+    return ip
+
+
+def anonymized(address: str, ipv4_prefix: int = 24) -> IpNetwork | None:
+    ip = _parse(address)
+    if ip is None:
+        return None
     prefix = ipv4_prefix if ip.version == 4 else 48
     return ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
 
@@ -43,13 +51,8 @@ def client_address(peer: str, forwarded_for: Sequence[str],
 
 
 def _in(address: str, networks: Sequence[IpNetwork]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.strip().strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in networks)
+    ip = _parse(address)
+    return ip is not None and any(ip in net for net in networks)
 
 
 class AnonymizeClient:

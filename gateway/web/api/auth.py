@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.errors import NotFound
 from gateway.store.api_keys import ApiCaller, Forbidden, Unauthorized
 from gateway.web.parts import WebParts
 
@@ -38,3 +39,14 @@ def require(*roles: str) -> Callable[[Request], Awaitable[ApiCaller]]:
 
 OpsCaller = Annotated[ApiCaller, Depends(require("ops"))]
 AnyCaller = Annotated[ApiCaller, Depends(require("ops", "compliance"))]
+
+
+async def visible_tenant_id(web: WebParts, caller: ApiCaller, tenant_name: str) -> int:
+    """The id of a tenant the caller may read; another tenant's is a 404, as if absent."""
+    try:
+        tenant = await web.directory.tenant(tenant_name)
+    except NotFound:
+        raise NotFound("No such tenant.") from None
+    if caller.tenant_id is not None and caller.tenant_id != tenant.id:
+        raise NotFound("No such tenant.")
+    return tenant.id

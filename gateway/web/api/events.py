@@ -14,9 +14,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from gateway.errors import NotFound
 from gateway.store.schema import events
-from gateway.web.api.auth import AnyCaller, Web
+from gateway.web.api.auth import AnyCaller, Web, visible_tenant_id
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["events"])
 
@@ -41,13 +40,8 @@ async def list_events(tenant_name: str, caller: AnyCaller, web: Web,
                       after: Annotated[int, Query(ge=0)] = 0,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                       kind: Annotated[str | None, Query(max_length=40)] = None) -> EventPage:
-    try:
-        tenant = await web.directory.tenant(tenant_name)
-    except NotFound:
-        raise NotFound("No such tenant.") from None
-    if caller.tenant_id is not None and caller.tenant_id != tenant.id:
-        raise NotFound("No such tenant.")
-    query = (sa.select(events).where(events.c.tenant_id == tenant.id, events.c.id > after)
+    tenant_id = await visible_tenant_id(web, caller, tenant_name)
+    query = (sa.select(events).where(events.c.tenant_id == tenant_id, events.c.id > after)
              .order_by(events.c.id).limit(limit))
     if kind:
         query = query.where(events.c.kind == kind)

@@ -17,9 +17,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from gateway.errors import NotFound
 from gateway.store.schema import opens
-from gateway.web.api.auth import AnyCaller, Web
+from gateway.web.api.auth import AnyCaller, Web, visible_tenant_id
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["opens"])
 COLUMNS = ("id", "at", "queue_id", "campaign", "recipient_digest", "network", "ua_family",
@@ -49,16 +48,6 @@ class OpenSummary(BaseModel):
     human_opens: int
     unique_recipients: int = Field(description="distinct recipient digests (proxy mode)")
     unique_human_recipients: int
-
-
-async def _tenant_id(web: Web, caller: AnyCaller, tenant_name: str) -> int:
-    try:
-        tenant = await web.directory.tenant(tenant_name)
-    except NotFound:
-        raise NotFound("No such tenant.") from None
-    if caller.tenant_id is not None and caller.tenant_id != tenant.id:
-        raise NotFound("No such tenant.")
-    return tenant.id
 
 
 def _where(tenant_id: int, queue_id: str | None, campaign: str | None,
@@ -91,7 +80,7 @@ async def list_opens(tenant_name: str, caller: AnyCaller, web: Web,
                      after: Annotated[int, Query(ge=0)] = 0,
                      limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
                      format: Literal["json", "csv"] = "json") -> OpenPage | Response:
-    tenant_id = await _tenant_id(web, caller, tenant_name)
+    tenant_id = await visible_tenant_id(web, caller, tenant_name)
     query = (sa.select(opens).where(*_where(tenant_id, queue_id, campaign, since, until),
                                     opens.c.id > after).order_by(opens.c.id).limit(limit))
     async with web.directory.engine.connect() as conn:
@@ -116,7 +105,7 @@ async def summary(tenant_name: str, caller: AnyCaller, web: Web,
                   queue_id: Annotated[str | None, Query(max_length=40)] = None,
                   campaign: Annotated[str | None, Query(max_length=200)] = None,
                   since: datetime | None = None, until: datetime | None = None) -> OpenSummary:
-    tenant_id = await _tenant_id(web, caller, tenant_name)
+    tenant_id = await visible_tenant_id(web, caller, tenant_name)
     where = _where(tenant_id, queue_id, campaign, since, until)
     human = sa.and_(*where, opens.c.machine.is_(False))
     async with web.directory.engine.connect() as conn:
