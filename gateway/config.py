@@ -269,6 +269,8 @@ class TenantFloors:
 @dataclass(frozen=True, slots=True)
 class CheckConfig:
     timeout: float = 2.0
+    action: str = ""  # content checks: the default for tenants without a setting
+    floor: str = "off"  # content checks: tenants cannot choose weaker (off < hold < reject)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +300,8 @@ class Config:
         return self.environment == "development"
 
     def check_config(self, name: str) -> CheckConfig:
-        return self.policy.get(name, CheckConfig())
+        """`[policy.sensitive-data]`, or `_` for `-` (environment variable names)."""
+        return self.policy.get(name) or self.policy.get(name.replace("-", "_"), CheckConfig())
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -529,6 +532,10 @@ def _validate(config: Config) -> None:
     for name, check in config.policy.items():
         _require(0 < check.timeout <= 60, f"policy.{name}.timeout", check.timeout,
                  "Must be between 0 and 60 seconds.")
+        _require(check.action in ("", "off", "hold", "reject"), f"policy.{name}.action",
+                 check.action, "Must be off, hold or reject.")
+        _require(check.floor in ("off", "hold", "reject"), f"policy.{name}.floor", check.floor,
+                 "Must be off, hold or reject.")
 
 
 def _check_ip_credential(cred: IpCredential, key: str, balancers: list[Any]) -> None:

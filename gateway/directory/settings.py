@@ -57,6 +57,11 @@ def _tracker_patterns(value: str) -> None:
                                "track.example.com/open or *.example.com).")
 
 
+def _content_action(value: str) -> None:
+    if value not in ("off", "hold", "reject"):
+        raise InvalidValue("Must be hold (kept for review), reject or off.")
+
+
 def _yes_no(value: str) -> None:
     if value not in ("yes", "no"):
         raise InvalidValue("Must be yes or no.")
@@ -97,7 +102,13 @@ SCHEMA: Mapping[str, Setting] = {
                                 check=_tracker_patterns),
     "add_pixel": Setting(str, "add the gateway's pixel", default=lambda c: "no",
                          check=_yes_no),
+    "sensitive_data": Setting(str, "action on sensitive data", check=_content_action),
+    "misleading_subject": Setting(str, "action on a misleading subject",
+                                  check=_content_action),
 }
+
+# content-check settings and the check whose operator floor bounds them
+CONTENT_CHECKS = {"sensitive_data": "sensitive-data", "misleading_subject": "misleading-subject"}
 
 
 def parse(key: str, raw: str, config: Config) -> Any:
@@ -123,6 +134,12 @@ def validate(key: str, value: Any, config: Config) -> None:
     if key == "pixels" and value == "off" and not config.pixels.allow_off:
         raise InvalidValue("Tenant setting 'pixels' = 'off' leaves trackers untouched; the "
                            "operator must allow it first (pixels.allow_off = true).")
+    if key in CONTENT_CHECKS and isinstance(value, str):
+        floor = config.check_config(CONTENT_CHECKS[key]).floor
+        order = ("off", "hold", "reject")
+        if value in order and order.index(value) < order.index(floor):
+            raise InvalidValue(f"Tenant setting '{key}' has value {value!r}. The operator "
+                               f"requires at least {floor!r}.")
     if setting.kind is str:
         if not isinstance(value, str):
             raise InvalidValue(f"Tenant setting '{key}' must be text.")

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from gateway.errors import VaultError
 from gateway.policy import (
     header_from,
+    misleading_subject,
     parsed,
     recipient_suppressed,
     recipient_valid,
     sender_allowed,
+    sensitive_data,
     submission_headers,
     unsubscribe_footer,
 )
@@ -34,6 +36,8 @@ DATA_CHECKS = (
     header_from.HeaderFrom,  # From on one of the tenant's domains -> else 550 5.7.1
     submission_headers.SubmissionHeaders,  # -> fix: Message-ID, Date, no Bcc (RFC 6409 s 8)
     unsubscribe_footer.UnsubscribeFooter,  # postal address set; body = require -> 550 5.7.1
+    sensitive_data.SensitiveData,  # cards, SSNs, IBANs, secrets -> hold (tenant: reject/off)
+    misleading_subject.MisleadingSubject,  # Re:/Fwd: without a thread, merge tags -> hold
 )
 
 log = logging.getLogger("gateway.policy")

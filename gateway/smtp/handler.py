@@ -268,16 +268,18 @@ class GatewayHandler:
         verdicts = [[v.check, v.action.value, v.reason] for v in outcome.verdicts]
         if outcome.action is Action.REJECT or outcome.action is Action.HOLD:
             reply = outcome.reply or replies.HELD_UNAVAILABLE  # the held store is issue 8's
+            # the verdict that decided: a HOLD lets later checks run, so it is not the last
+            deciding = next(v for v in outcome.verdicts if v.action is outcome.action)
             await self._audit.record([audit.row(
                 "message.refused", actor=actor, tenant_id=tenant.id, queue_id=queue_id,
-                action=outcome.action.value, reason=outcome.verdicts[-1].reason,
-                check_name=outcome.verdicts[-1].check, verdicts=verdicts,
+                action=outcome.action.value, reason=deciding.reason,
+                check_name=deciding.check, verdicts=verdicts,
                 recipients=digests, size=len(raw), reply=str(reply))],
                 [audit.event("refused", tenant_id=tenant.id, queue_id=queue_id, recipient=r,
-                             check=outcome.verdicts[-1].check, reply=str(reply))
+                             check=deciding.check, reply=str(reply))
                  for r in envelope.recipients])
             log.info("message refused", extra={"queue_id": queue_id, "tenant_id": tenant.id,
-                                               "check": outcome.verdicts[-1].check,
+                                               "check": deciding.check,
                                                "code": reply.code, "status": reply.status})
             return reply
         assert isinstance(server, GatewaySMTP)

@@ -126,6 +126,10 @@ NO_POSTAL_ADDRESS = Reply(451, "4.3.5", "Sender's postal address is not configur
                           "gateway, try again later")
 NO_UNSUBSCRIBE_IN_BODY = Reply(550, "5.7.1", "Message body needs a visible unsubscribe link "
                                "and the sender's postal address")
+SENSITIVE_DATA = Reply(550, "5.7.1", "Message appears to contain sensitive data "
+                       "(a card number, SSN, IBAN or secret); not sent")
+MISLEADING_SUBJECT = Reply(550, "5.7.1", "Subject is misleading (a reply or forward marker "
+                           "without a thread, or an unfilled merge tag); not sent")
 HELD_UNAVAILABLE = Reply(451, "4.3.0", "Message needs review but cannot be held now, try later")
 
 # --- Upstream ------------------------------------------------------------------------------

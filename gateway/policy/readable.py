@@ -1,0 +1,40 @@
+"""The text of a message as a reader sees it, part by part, for the content checks.
+
+HTML loses its tags (and with them every attribute: ids in `href`, `src` and `data-*` are
+not text); entities are decoded. Attachments and non-text parts are skipped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from gateway.policy.message import Message
+
+_TAGS = re.compile(r"<[^>]*>")
+_COMMENTS = re.compile(r"<!--.*?-->", re.S)
+_HIDDEN = re.compile(r"<(style|script|head)\b.*?</\1\s*>", re.S | re.I)
+
+
+def html_text(markup: str) -> str:
+    markup = _HIDDEN.sub(" ", _COMMENTS.sub(" ", markup))
+    return html.unescape(_TAGS.sub(" ", markup))
+
+
+def text_parts(message: Message) -> list[tuple[str, str]]:
+    """(where, text) for each text part: "text/plain part 1", "text/html part 2"."""
+    out = []
+    for index, part in enumerate(message.parsed().walk()):
+        if part.get_content_maintype() != "text" or part.is_attachment():
+            continue
+        try:
+            content = part.get_content()
+        except (LookupError, ValueError):
+            continue
+        if not isinstance(content, str):
+            continue
+        kind = part.get_content_type()
+        if kind == "text/html":
+            content = html_text(content)
+        out.append((f"{kind} part {index}", content))
+    return out
