@@ -175,6 +175,7 @@ async def prepare(config_path: Path, database: str) -> None:
     store = DirectoryStore(engine)
     await store.add_tenant("bench", "bench")
     await store.add_domain("bench", "bench.example", "bench")
+    await store.mark_verified("bench.example", "bench", "benchmark")
     await store.add_login("bench", "bench", PASSWORD, "bench")
     await store.add_mailbox("bench", SENDER, "sink", "bench")
     await store.set_tenant_setting("bench", "postal_address", POSTAL_ADDRESS, "bench")

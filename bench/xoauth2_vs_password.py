@@ -89,6 +89,9 @@ async def main(messages: int, database: str) -> None:
     store = DirectoryStore(engine)
     await store.add_tenant("bench", "bench")
     await store.add_domain("bench", "bench.example", "bench")
+    await store.mark_verified("bench.example", "bench", "benchmark")
+    await store.set_tenant_setting("bench", "postal_address", "Bench Ltd, 1 Example Street",
+                                   "bench")
     await store.add_login("bench", "bench", PASSWORD, "bench")
     await store.add_mailbox("bench", "oauth@bench.example", "gmail", "bench")
     await store.add_mailbox("bench", "password@bench.example", "relay", "bench")

@@ -201,6 +201,8 @@ async def seed(store: DirectoryStore) -> None:
     await store.add_mailbox("other", "ceo@other.example", "sink", "test")
     await store.set_tenant_setting("other", "postal_address", "Other BV, Damrak 1, Amsterdam",
                                    "test")
+    for domain in ("acme.example", "other.example"):  # as `gateway domain verify` would
+        await store.mark_verified(domain, "test", "test seed")
 
 
 # --- the gateway ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ class _Snapshot:
     tenants: dict[int, Tenant] = field(default_factory=dict)
     settings: dict[int, dict[str, Any]] = field(default_factory=dict)
     domains: dict[str, int] = field(default_factory=dict)  # domain -> tenant id
+    verified: frozenset[str] = frozenset()  # domains proven by their TXT token
     logins: dict[str, Login] = field(default_factory=dict)
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)  # address key -> mailbox
     mailbox_ids: dict[int, Mailbox] = field(default_factory=dict)
@@ -52,6 +53,7 @@ class Directory:
             tenants={x.id: x for x in tenants},
             settings={x.id: tenant_settings.effective(x.settings, self._config) for x in tenants},
             domains={d.name: d.tenant_id for d in domains},
+            verified=frozenset(d.name for d in domains if d.verified),
             logins={x.username: x for x in logins},
             mailboxes={addr.key(m.address): m for m in mailboxes},
             mailbox_ids={m.id: m for m in mailboxes},
@@ -94,3 +96,6 @@ class Directory:
 
     def domain_tenant(self, domain: str) -> int | None:
         return self._snap.domains.get(domain.lower())
+
+    def domain_verified(self, domain: str) -> bool:
+        return domain.lower() in self._snap.verified

@@ -12,7 +12,7 @@ import enum
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import dns.resolver
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.config import Config, DnsConfig
 from gateway.dkim.keys import KeyInfo
 from gateway.errors import NotFound
-from gateway.store.directory import audit_change
+from gateway.store.directory import DirectoryStore, audit_change
 from gateway.store.schema import domains
 
 VERIFY_LABEL = "_ocg-verify"
@@ -121,12 +121,7 @@ class DomainChecks:
             return Finding(Level.FAIL, "verify", f'publish {VERIFY_LABEL}.{domain}. IN TXT '
                            f'"{expected}", then run this again')
         if verified_at is None:
-            async with self._engine.begin() as conn:
-                row = (await conn.execute(sa.select(domains).where(
-                    domains.c.name == domain))).one()
-                await conn.execute(domains.update().where(domains.c.id == row.id).values(
-                    verified_at=datetime.now(UTC)))
-                await audit_change(conn, actor, "domain.verified", row.tenant_id, domain=domain)
+            await DirectoryStore(self._engine).mark_verified(domain, actor, "txt token")
         return Finding(Level.OK, "verify", f"{domain} is proven by its TXT token")
 
     def check(self, domain: str, lookup: Lookup, keys: Sequence[KeyInfo],

@@ -24,6 +24,7 @@ class Domain:
     id: int
     tenant_id: int
     name: str
+    verified: bool = False  # proven by `gateway domain verify`
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,12 @@ def _content_action(value: str) -> None:
         raise InvalidValue("Must be hold (kept for review), reject or off.")
 
 
+def _alignment_action(value: str) -> None:
+    if value not in ("hold", "reject"):
+        raise InvalidValue("Must be reject or hold; only the operator can switch identity "
+                           "alignment off ([policy.identity-alignment]).")
+
+
 def _yes_no(value: str) -> None:
     if value not in ("yes", "no"):
         raise InvalidValue("Must be yes or no.")
@@ -105,6 +111,8 @@ SCHEMA: Mapping[str, Setting] = {
     "sensitive_data": Setting(str, "action on sensitive data", check=_content_action),
     "misleading_subject": Setting(str, "action on a misleading subject",
                                   check=_content_action),
+    "identity_alignment": Setting(str, "action on a misaligned sender identity",
+                                  check=_alignment_action),
 }
 
 # content-check settings and the check whose operator floor bounds them

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from gateway.errors import VaultError
 from gateway.policy import (
     header_from,
+    identity_alignment,
     misleading_subject,
     parsed,
     recipient_suppressed,
@@ -34,6 +35,7 @@ RCPT_CHECKS = (
 DATA_CHECKS = (
     parsed.Parsed,  # unparsable -> 554 5.6.0, never half-sent
     header_from.HeaderFrom,  # From on one of the tenant's domains -> else 550 5.7.1
+    identity_alignment.IdentityAlignment,  # verified, aligned, no lookalike names -> 550
     submission_headers.SubmissionHeaders,  # -> fix: Message-ID, Date, no Bcc (RFC 6409 s 8)
     unsubscribe_footer.UnsubscribeFooter,  # postal address set; body = require -> 550 5.7.1
     sensitive_data.SensitiveData,  # cards, SSNs, IBANs, secrets -> hold (tenant: reject/off)

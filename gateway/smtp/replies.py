@@ -130,6 +130,9 @@ SENSITIVE_DATA = Reply(550, "5.7.1", "Message appears to contain sensitive data 
                        "(a card number, SSN, IBAN or secret); not sent")
 MISLEADING_SUBJECT = Reply(550, "5.7.1", "Subject is misleading (a reply or forward marker "
                            "without a thread, or an unfilled merge tag); not sent")
+IDENTITY_MISALIGNED = Reply(550, "5.7.1", "Sender identity is not aligned (unverified From "
+                            "domain, misleading display name, Reply-To or envelope sender "
+                            "outside the From domain); not sent")
 HELD_UNAVAILABLE = Reply(451, "4.3.0", "Message needs review but cannot be held now, try later")
 
 # --- Upstream ------------------------------------------------------------------------------

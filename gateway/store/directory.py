@@ -56,7 +56,7 @@ class DirectoryStore:
     async def snapshot(self) -> tuple[list[Tenant], list[Domain], list[Login], list[Mailbox]]:
         async with self.engine.connect() as conn:
             tenants = [_tenant(r) for r in await conn.execute(sa.select(t.tenants))]
-            domains = [Domain(r.id, r.tenant_id, r.name)
+            domains = [Domain(r.id, r.tenant_id, r.name, r.verified_at is not None)
                        for r in await conn.execute(sa.select(t.domains))]
             logins = [Login(r.id, r.tenant_id, r.username, r.password_hash)
                       for r in await conn.execute(sa.select(t.logins))]
@@ -126,6 +126,19 @@ class DirectoryStore:
                 raise Conflict(f"Domain '{name}' belongs to a tenant already.") from None
             await audit_change(conn, actor, "domain.added", tenant.id, domain=name)
         return name
+
+    async def mark_verified(self, domain: str, actor: str, how: str) -> None:
+        """Record a domain as proven (`gateway domain verify` does this after the TXT check;
+        the development demo, whose domain has no DNS, says so in `how`)."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(sa.select(t.domains).where(
+                t.domains.c.name == domain))).first()
+            if row is None:
+                raise NotFound(f"Domain {domain} is not a sending domain of any tenant.")
+            await conn.execute(t.domains.update().where(t.domains.c.id == row.id).values(
+                verified_at=now()))
+            await audit_change(conn, actor, "domain.verified", row.tenant_id, domain=domain,
+                               how=how)
 
     async def list_domains(self, tenant_name: str | None = None) -> list[tuple[str, str]]:
         query = (sa.select(t.tenants.c.name, t.domains.c.name)

@@ -125,3 +125,65 @@ async def test_tenant_action_within_the_operators_floor():
 async def test_misleading_subject(subject, headers, body, held):
     verdict = await run(MisleadingSubject, tx(body, subject=subject, headers=headers))
     assert (verdict.action is Action.HOLD) is held, verdict.reason
+
+
+class _Directory:
+    """The one directory answer this check needs: which domains are verified."""
+
+    def __init__(self, verified: set[str]) -> None:
+        self._verified = verified
+
+    def domain_verified(self, domain: str) -> bool:
+        return domain in self._verified
+
+
+async def aligned(raw_from: str, *, envelope: str = "sales@acme.example", headers: str = "",
+                  subject: str = "Hello", verified: frozenset[str] = frozenset({"acme.example"}),
+                  tenant_settings: dict | None = None, **env: str):
+    raw = (f"From: {raw_from}\r\nTo: b@example.org\r\nSubject: {subject}\r\n{headers}"
+           "\r\nHi\r\n")
+    tenant = Tenant(1, "acme", "active", "", tenant_settings or {})
+    t = Transaction(PRINCIPAL, tenant, envelope, message=Message(raw.encode()))
+    from gateway.policy.identity_alignment import IdentityAlignment
+
+    ctx = PolicyContext(config(**env), _Directory(set(verified)), None)  # type: ignore[arg-type]
+    return await IdentityAlignment(ctx).check(t)
+
+
+@pytest.mark.parametrize("raw_from, kw, problem", [
+    ("Sales <sales@acme.example>", {}, None),
+    ("Acme News <news@news.acme.example>", {"verified": frozenset({"news.acme.example"})},
+     None),  # a subdomain aligns with its organisational domain
+    ("Sales <sales@acme.example>", {"verified": frozenset()}, "not verified"),
+    ('"support@paypal.com" <sales@acme.example>', {}, "display name shows another domain"),
+    ("PayPal.com Support <sales@acme.example>", {}, "display name shows another domain"),
+    ("acme.example team <sales@acme.example>", {}, None),  # its own domain is fine
+    ("Sales <sales@acme.example>", {"headers": "Reply-To: x@elsewhere.example\r\n"},
+     "Reply-To is outside"),
+    ("Sales <sales@acme.example>", {"headers": "Reply-To: help@support.acme.example\r\n"}, None),
+    ("Sales <sales@acme.example>", {"envelope": "bounce@other.example"}, "envelope sender"),
+    ("Sales <sales@acme.example>", {"subject": "Invoice \u202egpj.exe"}, "bidirectional"),
+    ("=?utf-8?b?U2FsZXPigK4=?= <sales@acme.example>", {}, "bidirectional"),
+])
+async def test_identity_alignment(raw_from, kw, problem):
+    verdict = await aligned(raw_from, **kw)
+    if problem is None:
+        assert verdict.action is Action.PASS, verdict.reason
+    else:
+        assert verdict.action is Action.REJECT and problem in verdict.reason
+        assert verdict.reply == replies.IDENTITY_MISALIGNED
+
+
+async def test_a_tenant_can_hold_but_never_switch_alignment_off():
+    bad = "Sales <sales@acme.example>"
+    held = await aligned(bad, verified=frozenset(), tenant_settings={
+        "identity_alignment": "hold"})
+    assert held.action is Action.HOLD
+    still = await aligned(bad, verified=frozenset(), tenant_settings={
+        "identity_alignment": "off"})
+    assert still.action is Action.REJECT
+    with pytest.raises(InvalidValue, match="only the operator"):
+        settings.parse("identity_alignment", "off", config())
+    operator_off = await aligned(bad, verified=frozenset(),
+                                 GATEWAY__POLICY__IDENTITY_ALIGNMENT__ACTION='"off"')
+    assert operator_off.action is Action.PASS

@@ -1,0 +1,97 @@
+"""The sender is who the message says (what receivers' DMARC and readers both judge).
+
+- the From domain is one of the tenant's *verified* domains (`gateway domain verify`);
+- the display name shows no other address or domain ("PayPal <x@acme.example>" is fine,
+  "support@paypal.com <x@acme.example>" is not);
+- Reply-To and the envelope sender are in the From's organisational domain (relaxed
+  alignment: `news.acme.example` aligns with `acme.example`);
+- no bidirectional-text control characters in the Subject or a display name (they reorder
+  what the reader sees).
+(`parsed` already made sure there is exactly one From mailbox.)
+
+Tenant setting `identity_alignment` = reject (default) | hold. Only the operator can switch
+it off (`[policy.identity-alignment] action = "off"`, with `floor = "off"`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from gateway.policy.actions import ORDER, stronger
+from gateway.policy.check import PolicyContext, Stage, Transaction
+from gateway.policy.verdict import Verdict
+from gateway.smtp import replies
+
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_DOMAIN_IN_TEXT = re.compile(r"(?:[a-z0-9-]+\.)+[a-z]{2,63}\b", re.IGNORECASE)
+# second-level registries under which the organisational domain has three labels
+_PUBLIC_SECOND = frozenset({"co.uk", "org.uk", "ac.uk", "gov.uk", "com.au", "net.au",
+                            "org.au", "co.jp", "ne.jp", "or.jp", "com.br", "com.mx", "co.nz",
+                            "co.za", "com.cn", "com.tr", "co.in", "co.kr", "com.sg"})
+
+
+def organisational(domain: str) -> str:
+    labels = domain.lower().rstrip(".").split(".")
+    keep = 3 if ".".join(labels[-2:]) in _PUBLIC_SECOND else 2
+    return ".".join(labels[-keep:])
+
+
+def _domain_of(address: str) -> str:
+    return address.rpartition("@")[2].strip().strip(">").lower()
+
+
+class IdentityAlignment:
+    name: ClassVar[str] = "identity-alignment"
+    stage: ClassVar[Stage] = Stage.DATA
+
+    def __init__(self, ctx: PolicyContext) -> None:
+        self._config = ctx.config
+        self._directory = ctx.directory
+
+    def _action(self, tx: Transaction) -> str:
+        operator = self._config.check_config(self.name)
+        chosen = str(tx.tenant.settings.get("identity_alignment") or "")
+        if chosen not in ("hold", "reject"):  # a tenant never switches it off
+            chosen = operator.action if operator.action in ORDER else "reject"
+        elif operator.action == "off" and operator.floor == "off":
+            chosen = "off"  # the operator switched it off for everyone
+        return stronger(chosen, operator.floor)
+
+    async def check(self, tx: Transaction) -> Verdict:
+        message = tx.message
+        assert message is not None
+        action = self._action(tx)
+        if action == "off":
+            return Verdict.ok(self.name)
+        header = message.from_header()
+        assert header is not None  # `parsed` ran first
+        (mailbox,) = header.addresses  # type: ignore[attr-defined]
+        from_domain = mailbox.domain.lower()
+        org = organisational(from_domain)
+        problems = []
+        if not self._directory.domain_verified(from_domain):
+            problems.append("From domain is not verified (gateway domain verify)")
+        shown = mailbox.display_name or ""
+        for found in _DOMAIN_IN_TEXT.findall(shown):
+            if organisational(found) != org:
+                problems.append("display name shows another domain")
+                break
+        reply_to = message.value("reply-to")
+        if reply_to:
+            parsed = message.parsed().get("reply-to")
+            for address in getattr(parsed, "addresses", ()):
+                if organisational(address.domain) != org:
+                    problems.append("Reply-To is outside the From domain")
+                    break
+        if organisational(_domain_of(tx.envelope_from)) != org:
+            problems.append("envelope sender is outside the From domain")
+        subject = str(message.parsed().get("subject", ""))
+        if BIDI.search(subject) or BIDI.search(shown):
+            problems.append("bidirectional control characters in Subject or display name")
+        if not problems:
+            return Verdict.ok(self.name)
+        reason = "; ".join(problems)
+        if action == "reject":
+            return Verdict.reject(self.name, replies.IDENTITY_MISALIGNED, reason)
+        return Verdict.hold(self.name, reason)
