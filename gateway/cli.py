@@ -1036,4 +1036,4 @@ async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> N
 
 
 # Command groups kept in modules of their own register themselves on `cli`.
-from gateway import cli_dkim, cli_suppress  # noqa: E402, F401
+from gateway import cli_dkim, cli_review, cli_suppress  # noqa: E402, F401

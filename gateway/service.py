@@ -36,6 +36,8 @@ from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.queue.store import QueueStore
 from gateway.queue.worker import QueueWorker
+from gateway.review.held import HeldStore
+from gateway.review.release import ReviewWorker
 from gateway.smtp.auth import Authenticator
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.relay import Relay
@@ -146,11 +148,17 @@ class Gateway:
         self.pixel_sealer = PixelSealer(self.purpose_keys)
         self.composer = Composer(config, self.sealer, self.dkim, self.pixel_sealer)
         self.optouts = OptOuts(self.engine, self.suppressions)
+        self.held = HeldStore(self.engine, self.vault)
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
             digest_key=b"",  # set in start(), from the stored purpose key
-            composer=self.composer,
+            composer=self.composer, held=self.held,
         )
+        self.review = ReviewWorker(self.held, self.directory, self.composer, self.queue,
+                                   self.audit)
+        self._review = background.Poller(self.review.run_once, full=50,
+                                         interval=config.queue.poll_interval, log=log,
+                                         name="review-releases")
         self.composer.set_digest(self.handler.digest)
         self.worker = QueueWorker(config, self.queue, upstreams, self.directory,
                                   DirectoryStore(self.engine), self.audit, self.handler.digest,
@@ -211,6 +219,7 @@ class Gateway:
         submission = implicit = mailto_port = 0
         if "smtp" in roles:
             if run_queue:
+                self._review.start()
                 await self.worker.start()
                 await self.webhooks.start()
                 self._purge.start()
@@ -300,6 +309,7 @@ class Gateway:
         await self.webhooks.stop()
         await self._purge.stop()
         await self._keys_refresh.stop()
+        await self._review.stop()
         await self.audit.stop()
         await self.directory.stop()
         await self.relay.close()

@@ -111,6 +111,8 @@ SCHEMA: Mapping[str, Setting] = {
     "sensitive_data": Setting(str, "action on sensitive data", check=_content_action),
     "misleading_subject": Setting(str, "action on a misleading subject",
                                   check=_content_action),
+    "keep_refused": Setting(str, "keep a sealed copy of refused mail for review",
+                            default=lambda c: "yes", check=_yes_no),
     "identity_alignment": Setting(str, "action on a misaligned sender identity",
                                   check=_alignment_action),
 }

@@ -20,6 +20,7 @@ from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
 from gateway.policy.pipeline import Outcome, Pipeline
 from gateway.policy.verdict import Action
+from gateway.review.held import HELD, REFUSED, HeldStore
 from gateway.smtp import replies
 from gateway.smtp.auth import Authenticator, AuthStatus
 from gateway.smtp.relay import Relay
@@ -42,7 +43,7 @@ def new_queue_id() -> str:
 class GatewayHandler:
     def __init__(self, config: Config, directory: Directory, pipeline: Pipeline,
                  authenticator: Authenticator, relay: Relay, audit_trail: AuditTrail,
-                 digest_key: bytes, composer: Composer) -> None:
+                 digest_key: bytes, composer: Composer, held: HeldStore | None = None) -> None:
         self.config = config
         self._directory = directory
         self._pipeline = pipeline
@@ -51,6 +52,7 @@ class GatewayHandler:
         self._audit = audit_trail
         self._digest_key = digest_key
         self._composer = composer
+        self._held = held
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
 
@@ -267,20 +269,31 @@ class GatewayHandler:
         outcome = await self._pipeline.run(Stage.DATA, tx)
         verdicts = [[v.check, v.action.value, v.reason] for v in outcome.verdicts]
         if outcome.action is Action.REJECT or outcome.action is Action.HOLD:
-            reply = outcome.reply or replies.HELD_UNAVAILABLE  # the held store is issue 8's
             # the verdict that decided: a HOLD lets later checks run, so it is not the last
             deciding = next(v for v in outcome.verdicts if v.action is outcome.action)
+            reply = outcome.reply or replies.HELD_UNAVAILABLE
+            if outcome.action is Action.HOLD:  # a released copy carries its trace field
+                assert isinstance(server, GatewaySMTP)
+                message.prepend("Received",
+                                self._received(session, server.tls_active, queue_id))
+            kept = await self._keep(session, envelope, message, queue_id, deciding.check,
+                                    deciding.reason, verdicts, outcome.action, reply)
+            held = outcome.action is Action.HOLD and kept
+            if held:
+                reply = replies.held(queue_id)
             await self._audit.record([audit.row(
-                "message.refused", actor=actor, tenant_id=tenant.id, queue_id=queue_id,
+                "message.held" if held else "message.refused", actor=actor,
+                tenant_id=tenant.id, queue_id=queue_id, kept=kept,
                 action=outcome.action.value, reason=deciding.reason,
                 check_name=deciding.check, verdicts=verdicts,
                 recipients=digests, size=len(raw), reply=str(reply))],
-                [audit.event("refused", tenant_id=tenant.id, queue_id=queue_id, recipient=r,
-                             check=deciding.check, reply=str(reply))
+                [audit.event("held" if held else "refused", tenant_id=tenant.id,
+                             queue_id=queue_id, recipient=r, check=deciding.check,
+                             reply=str(reply))
                  for r in envelope.recipients])
-            log.info("message refused", extra={"queue_id": queue_id, "tenant_id": tenant.id,
-                                               "check": deciding.check,
-                                               "code": reply.code, "status": reply.status})
+            log.info("message held" if held else "message refused", extra={
+                "queue_id": queue_id, "tenant_id": tenant.id, "check": deciding.check,
+                "code": reply.code, "status": reply.status})
             return reply
         assert isinstance(server, GatewaySMTP)
         message.prepend("Received", self._received(session, server.tls_active, queue_id))
@@ -317,6 +330,32 @@ class GatewayHandler:
             "recipients": len(digests), "size": len(raw), "code": result.reply.code,
             "status": result.reply.status, "kept": result.kept})
         return result.reply
+
+    async def _keep(self, session: GatewaySession, envelope: GatewayEnvelope,
+                    message: Message, queue_id: str, check: str, reason: str,
+                    verdicts: list[list[str]], action: Action, reply: Reply) -> bool:
+        """Keep a held message (and, unless the tenant says `keep_refused = no`, a copy of a
+        refused one) for review, sealed. False if it could not be kept: a held message is
+        then answered 451 and the client keeps it."""
+        tenant, mailbox, principal = envelope.tenant, envelope.mailbox, session.principal
+        assert tenant is not None and mailbox is not None and principal is not None
+        if self._held is None:
+            return False
+        if action is Action.REJECT and (reply.code < 500
+                                        or tenant.settings.get("keep_refused") == "no"):
+            return False
+        try:
+            await self._held.add(
+                queue_id=queue_id, tenant_id=tenant.id, login=principal.username,
+                mailbox_id=mailbox.id, envelope_from=envelope.sender,
+                recipients=envelope.recipients, subject=message.value("subject") or "",
+                message=message.as_bytes(), smtputf8=envelope.smtp_utf8, check_name=check,
+                reason=reason, verdicts=verdicts,
+                status=HELD if action is Action.HOLD else REFUSED)
+        except Exception:
+            log.exception("message could not be kept for review", extra={"queue_id": queue_id})
+            return False
+        return True
 
     def _received(self, session: GatewaySession, tls: bool, queue_id: str) -> str:
         """RFC 5321 s 4.4 trace field, without internal addresses or the client's IP.

@@ -153,6 +153,11 @@ TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, please try again lat
 VAULT_UNAVAILABLE = Reply(451, "4.3.5", "Temporary configuration problem, try again later")
 
 
+def held(queue_id: str) -> Reply:
+    """Accepted and kept for review: the client must not send it again."""
+    return Reply(250, "2.0.0", f"Ok: held for review as {queue_id}")
+
+
 def accepted(queue_id: str) -> Reply:
     return Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
 

@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.dkim.keys import seal_context as dkim_context
 from gateway.queue.store import seal_context as queue_context
+from gateway.review.held import seal_context as held_context
 from gateway.store.schema import (
     dkim_keys,
+    held_messages,
     oauth_flows,
     pending_copies,
     purpose_keys,
@@ -47,6 +49,8 @@ SEALED: tuple[SealedColumn, ...] = (
     SealedColumn(purpose_keys, "sealed_key", lambda r: purpose_context(r.purpose, r.version)),
     SealedColumn(sealed_secrets, "sealed", lambda r: secret_context(r.tenant_id, r.name)),
     SealedColumn(dkim_keys, "sealed_key", lambda r: dkim_context(r.domain, r.selector)),
+    SealedColumn(held_messages, "sealed_message",
+                 lambda r: held_context(r.tenant_id, r.queue_id)),
     SealedColumn(oauth_flows, "sealed_verifier",
                  lambda r: flow_context(r.tenant_id, r.ticket_hash)),
 )

@@ -123,6 +123,35 @@ pending_copies = sa.Table(
     sa.Index("ix_pending_copies_state", "state", "next_attempt_at"),
 )
 
+# Messages held for review, and copies of refused ones: the body sealed by the vault, the
+# metadata in clear for the review queue. status: held | refused | release-requested |
+# released | discarded | expired.
+held_messages = sa.Table(
+    "held_messages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("queue_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("login", sa.String(200), nullable=False),
+    sa.Column("mailbox_id", sa.Integer, nullable=False),
+    sa.Column("envelope_from", sa.String(320), nullable=False),
+    sa.Column("recipients", sa.JSON, nullable=False),
+    sa.Column("subject", sa.String(998), nullable=False, server_default=""),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("smtputf8", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("check_name", sa.String(60), nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("verdicts", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("notes", sa.JSON, nullable=False),
+    sa.Column("sealed_message", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("decided_at", Timestamp, nullable=True),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Index("ix_held_messages_tenant_status", "tenant_id", "status", "id"),
+)
+
 # What happened to a tenant's mail, for the tenant: refused, deferred, delivered, bounced...
 # The id is the cursor (`gateway events --after`). Later issues add kinds, not mechanisms.
 events = sa.Table(

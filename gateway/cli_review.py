@@ -1,0 +1,102 @@
+"""`gateway held ...`: the review queue from the command line. Every read of a body and
+every decision is audited under the operator's login name."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gateway.cli import _actor, _vault, cli, with_store
+from gateway.config import Config
+from gateway.queue.store import QueueStore
+from gateway.review.held import HeldMessage, HeldStore
+from gateway.review.release import queue_discard_report
+from gateway.store.directory import DirectoryStore
+
+STATUSES = click.Choice(["held", "refused", "release-requested", "released", "discarded"])
+
+
+def _store(store: DirectoryStore, config: Config) -> HeldStore:
+    return HeldStore(store.engine, _vault(config))
+
+
+def _line(h: HeldMessage) -> str:
+    return (f"{h.id}\t{h.queue_id}\t{h.status}\t{h.check_name}\t{h.created_at:%Y-%m-%d %H:%M}"
+            f"\t{h.envelope_from}\t{len(h.recipients)} rcpt\t{h.reason}")
+
+
+@cli.group()
+def held() -> None:
+    """Held and refused messages: list, show, body, release, discard, note."""
+
+
+@held.command(name="list")
+@click.option("--tenant", "tenant_name", default=None)
+@click.option("--status", type=STATUSES, default="held", show_default=True)
+@click.option("--check", "check_name", default=None, help="e.g. sensitive-data")
+@click.option("--limit", type=int, default=100, show_default=True)
+@with_store
+async def list_held(store: DirectoryStore, config: Config, tenant_name: str | None,
+                    status: str, check_name: str | None, limit: int) -> None:
+    """One line each: id, queue id, status, check, time, sender, recipients, reason."""
+    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
+    for h in await _store(store, config).listing(tenant_id, status, check_name, limit):
+        click.echo(_line(h))
+
+
+@held.command()
+@click.argument("held_id", type=int)
+@with_store
+async def show(store: DirectoryStore, config: Config, held_id: int) -> None:
+    """The metadata and every verdict (not the body)."""
+    h = await _store(store, config).get(held_id)
+    click.echo(_line(h))
+    click.echo(f"  login {h.login}  mailbox {h.mailbox_id}  size {h.size}  subject {h.subject}")
+    click.echo(f"  recipients {', '.join(h.recipients)}")
+    for check, action, reason in h.verdicts:
+        click.echo(f"  {check}={action}" + (f"  {reason}" if reason else ""))
+    for note in h.notes:
+        click.echo(f"  note {note['at']} {note['by']}: {note['text']}")
+
+
+@held.command()
+@click.argument("held_id", type=int)
+@with_store
+async def body(store: DirectoryStore, config: Config, held_id: int) -> None:
+    """The message as received (audited: it holds personal data)."""
+    sys.stdout.buffer.write(await _store(store, config).body(held_id, _actor()))
+
+
+@held.command()
+@click.argument("held_id", type=int)
+@click.option("--reason", required=True)
+@with_store
+async def release(store: DirectoryStore, config: Config, held_id: int, reason: str) -> None:
+    """Send it after all: the running gateway queues each recipient's copy within seconds
+    (suppression is checked again before sending)."""
+    h = await _store(store, config).request_release(held_id, _actor(), reason)
+    click.echo(_line(h))
+
+
+@held.command()
+@click.argument("held_id", type=int)
+@click.option("--reason", required=True)
+@with_store
+async def discard(store: DirectoryStore, config: Config, held_id: int, reason: str) -> None:
+    """Never send it; the sender gets a delivery report (no body) and the tenant an event."""
+    held_store = _store(store, config)
+    h = await held_store.discard(held_id, _actor(), reason)
+    message = await held_store.body(held_id, "review:discard-report")
+    await queue_discard_report(QueueStore(store.engine, _vault(config), config.queue.lifetime),
+                               h, message, config)
+    click.echo(_line(h))
+
+
+@held.command()
+@click.argument("held_id", type=int)
+@click.argument("text")
+@with_store
+async def note(store: DirectoryStore, config: Config, held_id: int, text: str) -> None:
+    """Add a reviewer's note."""
+    click.echo(_line(await _store(store, config).note(held_id, _actor(), text)))

@@ -1,0 +1,1 @@
+"""Compliance review: held and refused messages, kept sealed, decided by people."""

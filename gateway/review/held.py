@@ -1,0 +1,188 @@
+"""Held and refused messages: kept durably (the body sealed by the vault), then released,
+discarded or left to expire by a reviewer.
+
+A HOLD verdict answers the client `250 ... held for review`, so a held message must never
+vanish silently: discarding one sends the envelope sender a delivery report (no body, the
+reason category) and a tenant event. Releasing one is a request that the running gateway
+carries out (`ReviewWorker`): it builds each recipient's compliant copy, as at DATA time, and
+hands them to the delivery queue, where suppression is checked again before each attempt.
+Every read of a body and every decision is an audit row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.store.directory import audit_change
+from gateway.store.schema import events
+from gateway.store.schema import held_messages as t
+from gateway.vault.envelope import Vault
+
+log = logging.getLogger("gateway.review")
+
+HELD, REFUSED = "held", "refused"
+RELEASE_REQUESTED, RELEASED, DISCARDED = "release-requested", "released", "discarded"
+
+
+def seal_context(tenant_id: int, queue_id: str) -> bytes:
+    return f"held_messages|{tenant_id}|{queue_id}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    id: int
+    queue_id: str
+    tenant_id: int
+    login: str
+    mailbox_id: int
+    envelope_from: str
+    recipients: list[str]
+    subject: str
+    size: int
+    smtputf8: bool
+    check_name: str
+    reason: str
+    verdicts: list[Any]
+    status: str
+    notes: list[Any]
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _held(row: Any) -> HeldMessage:
+    created = _aware(row.created_at)
+    assert created is not None
+    return HeldMessage(row.id, row.queue_id, row.tenant_id, row.login, row.mailbox_id,
+                       row.envelope_from, list(row.recipients), row.subject, row.size,
+                       row.smtputf8, row.check_name, row.reason, list(row.verdicts),
+                       row.status, list(row.notes), created, _aware(row.decided_at),
+                       row.decided_by)
+
+
+_META = [c for c in t.c if c.name != "sealed_message"]
+
+
+class HeldStore:
+    def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
+        self._engine = engine
+        self._vault = vault
+
+    async def add(self, *, queue_id: str, tenant_id: int, login: str, mailbox_id: int,
+                  envelope_from: str, recipients: Sequence[str], subject: str,
+                  message: bytes, smtputf8: bool, check_name: str, reason: str,
+                  verdicts: list[Any], status: str) -> None:
+        sealed, key_id = self._vault.seal(message, seal_context(tenant_id, queue_id))
+        async with self._engine.begin() as conn:
+            await conn.execute(t.insert().values(
+                queue_id=queue_id, tenant_id=tenant_id, login=login, mailbox_id=mailbox_id,
+                envelope_from=envelope_from, recipients=list(recipients),
+                subject=subject[:998], size=len(message), smtputf8=smtputf8,
+                check_name=check_name, reason=reason[:1000], verdicts=verdicts,
+                status=status, notes=[], sealed_message=sealed, key_id=key_id,
+                created_at=datetime.now(UTC)))
+
+    async def listing(self, tenant_id: int | None = None, status: str | None = None,
+                      check_name: str | None = None, limit: int = 100,
+                      after: int = 0) -> list[HeldMessage]:
+        query = sa.select(*_META).where(t.c.id > after).order_by(t.c.id).limit(limit)
+        if tenant_id is not None:
+            query = query.where(t.c.tenant_id == tenant_id)
+        if status:
+            query = query.where(t.c.status == status)
+        if check_name:
+            query = query.where(t.c.check_name == check_name)
+        async with self._engine.connect() as conn:
+            return [_held(r) for r in await conn.execute(query)]
+
+    async def get(self, held_id: int) -> HeldMessage:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(*_META).where(t.c.id == held_id))).first()
+        if row is None:
+            raise NotFound(f"Held message {held_id} does not exist.")
+        return _held(row)
+
+    async def body(self, held_id: int, actor: str) -> bytes:
+        """The message itself: personal data, so the read is audited."""
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(sa.select(t).where(t.c.id == held_id))).first()
+            if row is None:
+                raise NotFound(f"Held message {held_id} does not exist.")
+            await audit_change(conn, actor, "held.read", row.tenant_id, held=held_id,
+                               queue_id=row.queue_id)
+        return self._vault.open(row.sealed_message, row.key_id,
+                                seal_context(row.tenant_id, row.queue_id))
+
+    async def _decide(self, held_id: int, actor: str, reason: str, new: str,
+                      event: str) -> HeldMessage:
+        if not reason.strip():
+            raise InvalidValue("Say why (--reason).")
+        now = datetime.now(UTC)
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(sa.select(*_META).where(t.c.id == held_id))).first()
+            if row is None:
+                raise NotFound(f"Held message {held_id} does not exist.")
+            if row.status != HELD:
+                raise Conflict(f"Held message {held_id} is {row.status}; only held messages "
+                               "can be released or discarded.")
+            await conn.execute(t.update().where(t.c.id == held_id, t.c.status == HELD)
+                               .values(status=new, decided_at=now, decided_by=actor))
+            await audit_change(conn, actor, event, row.tenant_id, reason, held=held_id,
+                               queue_id=row.queue_id, check=row.check_name)
+        return await self.get(held_id)
+
+    async def request_release(self, held_id: int, actor: str, reason: str) -> HeldMessage:
+        return await self._decide(held_id, actor, reason, RELEASE_REQUESTED,
+                                  "held.release-requested")
+
+    async def discard(self, held_id: int, actor: str, reason: str) -> HeldMessage:
+        """Discarded: the sender gets a report (queued by the caller) and the tenant an
+        event."""
+        held = await self._decide(held_id, actor, reason, DISCARDED, "held.discarded")
+        async with self._engine.begin() as conn:
+            await conn.execute(events.insert(), [{
+                "tenant_id": held.tenant_id, "at": datetime.now(UTC), "kind": "discarded",
+                "queue_id": held.queue_id, "recipient": r,
+                "detail": {"check": held.check_name}} for r in held.recipients])
+        return held
+
+    async def note(self, held_id: int, actor: str, text: str) -> HeldMessage:
+        if not text.strip() or len(text) > 2000:
+            raise InvalidValue("A note of 1 to 2000 characters.")
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(sa.select(*_META).where(t.c.id == held_id))).first()
+            if row is None:
+                raise NotFound(f"Held message {held_id} does not exist.")
+            notes = [*row.notes, {"by": actor, "at": datetime.now(UTC).isoformat(),
+                                  "text": text}]
+            await conn.execute(t.update().where(t.c.id == held_id).values(notes=notes))
+            await audit_change(conn, actor, "held.noted", row.tenant_id, held=held_id)
+        return await self.get(held_id)
+
+    async def take_release_requests(self, limit: int = 50) -> list[tuple[HeldMessage, bytes]]:
+        """Claim messages whose release was requested (one worker each)."""
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(sa.select(t).where(t.c.status == RELEASE_REQUESTED)
+                                       .order_by(t.c.id).limit(limit)
+                                       .with_for_update(skip_locked=True))).all()
+            taken = []
+            for row in rows:
+                done = await conn.execute(t.update().where(
+                    t.c.id == row.id, t.c.status == RELEASE_REQUESTED).values(status=RELEASED))
+                if done.rowcount == 1:
+                    taken.append(row)
+        return [(_held(r), self._vault.open(r.sealed_message, r.key_id,
+                                            seal_context(r.tenant_id, r.queue_id)))
+                for r in taken]

@@ -1,0 +1,113 @@
+"""Held and refused messages: kept sealed, released through the queue (suppression checked
+again), discarded with a report to the sender; from the CLI too."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from gateway.queue.store import Kind
+from gateway.store.schema import audit_events, events, held_messages
+from gateway.suppressions import Actor
+from suppression.entries import Reason
+from tests.cli.test_queue_cli import gw
+from tests.support import messages
+
+CARD = b"Your card 4111 1111 1111 1111 is on file."
+
+
+def card_message() -> bytes:
+    return messages.simple().split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + CARD + b"\r\n"
+
+
+def send_data(h, recipients: list[str]) -> tuple[int, bytes]:
+    with h.client() as smtp:
+        smtp.mail("sales@acme.example")
+        for r in recipients:
+            smtp.rcpt(r)
+        return smtp.data(card_message())
+
+
+async def held_rows(h) -> list:
+    async with h.gateway.engine.connect() as conn:
+        return (await conn.execute(sa.select(held_messages))).all()
+
+
+async def test_a_held_message_is_accepted_kept_sealed_and_not_sent(harness):
+    code, text = await asyncio.to_thread(send_data, harness, ["a@example.org", "b@example.org"])
+    assert code == 250 and text.startswith(b"2.0.0 Ok: held for review as ")
+    assert harness.sink.received == []
+    (row,) = await held_rows(harness)
+    assert (row.status, row.check_name) == ("held", "sensitive-data")
+    assert row.recipients == ["a@example.org", "b@example.org"]
+    assert b"4111" not in bytes(row.sealed_message)  # sealed at rest
+    assert b"4111 1111" in await harness.gateway.held.body(row.id, "test")
+    async with harness.gateway.engine.connect() as conn:
+        audited = {r.event for r in await conn.execute(sa.select(audit_events))}
+    assert {"message.held", "held.read"} <= audited
+
+
+async def test_release_sends_each_copy_through_the_queue_and_rechecks_suppression(harness):
+    await asyncio.to_thread(send_data, harness, ["a@example.org", "b@example.org"])
+    (row,) = await held_rows(harness)
+    await harness.gateway.suppressions.add(Actor("test"), 1, "b@example.org",
+                                           Reason.UNSUBSCRIBE, "test")
+    await harness.gateway.held.request_release(row.id, "reviewer", "a false positive")
+    assert await harness.gateway.review.run_once() == 1
+    await harness.gateway.worker.run_once(datetime.now(UTC) + timedelta(seconds=1))
+    delivered = {r.recipients[0]: r.content for r in harness.sink.received}
+    assert list(delivered) == ["a@example.org"]  # b unsubscribed while it was held
+    assert b"List-Unsubscribe: <https://links.gw.test/u/" in delivered["a@example.org"]
+    assert b"Received: from client.test by gw.test" in delivered["a@example.org"]
+    (row,) = await held_rows(harness)
+    assert (row.status, row.decided_by) == ("released", "reviewer")
+
+
+async def test_discard_reports_to_the_sender_and_tells_the_tenant(harness):
+    await asyncio.to_thread(send_data, harness, ["a@example.org"])
+    (row,) = await held_rows(harness)
+    discarded = await gw(harness, "held", "discard", str(row.id), "--reason", "card data")
+    assert discarded.returncode == 0, discarded.stderr
+    (report,) = await harness.gateway.queue.listing()
+    assert report.kind is Kind.DSN and report.recipient == "sales@acme.example"
+    async with harness.gateway.engine.connect() as conn:
+        (event,) = (await conn.execute(sa.select(events).where(
+            events.c.kind == "discarded"))).all()
+    assert event.recipient == "a@example.org"
+    again = await gw(harness, "held", "release", str(row.id), "--reason", "oops")
+    assert again.returncode != 0 and "discarded" in again.stderr
+
+
+async def test_the_cli_lists_shows_and_notes(harness):
+    await asyncio.to_thread(send_data, harness, ["a@example.org"])
+    (row,) = await held_rows(harness)
+    listed = await gw(harness, "held", "list", "--tenant", "acme")
+    assert f"{row.id}\t{row.queue_id}\theld\tsensitive-data\t" in listed.stdout
+    assert "4111" not in listed.stdout
+    assert (await gw(harness, "held", "note", str(row.id), "called the sender")).returncode == 0
+    shown = await gw(harness, "held", "show", str(row.id))
+    assert "sensitive-data=hold  payment card number in text/plain part 0" in shown.stdout
+    assert "called the sender" in shown.stdout
+    body = await gw(harness, "held", "body", str(row.id))
+    assert "4111 1111 1111 1111" in body.stdout
+
+
+async def test_a_refused_message_keeps_a_copy_unless_the_tenant_says_no(harness):
+    await harness.store().set_tenant_setting("acme", "sensitive_data", "reject", "test")
+    await harness.refresh()
+    try:
+        await harness.send(card_message(), ["a@example.org"])
+    except smtplib.SMTPDataError as exc:
+        assert exc.smtp_code == 550
+    (row,) = await held_rows(harness)
+    assert row.status == "refused"
+    await harness.store().set_tenant_setting("acme", "keep_refused", "no", "test")
+    await harness.refresh()
+    try:
+        await harness.send(card_message(), ["a@example.org"])
+    except smtplib.SMTPDataError:
+        pass
+    assert len(await held_rows(harness)) == 1
