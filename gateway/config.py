@@ -225,6 +225,14 @@ class UnsubscribeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewConfig:
+    """Held and refused messages (sealed copies kept for compliance review)."""
+
+    held_days: float = 14.0  # a held message nobody decided on expires: the sender is told
+    refused_keep_days: float = 30.0  # copies of refused messages are deleted after this
+
+
+@dataclass(frozen=True, slots=True)
 class PixelConfig:
     """Tracking pixels: taken over in outgoing HTML, opens counted with anonymized IPs."""
 
@@ -290,6 +298,7 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     pixels: PixelConfig = field(default_factory=PixelConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
     oauth: Mapping[str, OAuthProviderConfig] = field(default_factory=dict)
@@ -514,6 +523,9 @@ def _validate(config: Config) -> None:
         _check_provider(name, provider)
     _check_http(config.http)
     _check_unsubscribe(config.unsubscribe, dev)
+    for key in ("held_days", "refused_keep_days"):
+        _require(getattr(config.review, key) > 0, f"review.{key}", getattr(config.review, key),
+                 "Must be greater than 0 days.")
     pixels = config.pixels
     _require(pixels.ipv4_prefix in (16, 24), "pixels.ipv4_prefix", pixels.ipv4_prefix,
              "Must be 24 or 16 (an opener's IPv4 address is kept to that network).")

@@ -155,7 +155,7 @@ class Gateway:
             composer=self.composer, held=self.held,
         )
         self.review = ReviewWorker(self.held, self.directory, self.composer, self.queue,
-                                   self.audit)
+                                   self.audit, config)
         self._review = background.Poller(self.review.run_once, full=50,
                                          interval=config.queue.poll_interval, log=log,
                                          name="review-releases")

@@ -30,6 +30,7 @@ log = logging.getLogger("gateway.review")
 
 HELD, REFUSED = "held", "refused"
 RELEASE_REQUESTED, RELEASED, DISCARDED = "release-requested", "released", "discarded"
+EXPIRED = "expired"
 
 
 def seal_context(tenant_id: int, queue_id: str) -> bytes:
@@ -170,6 +171,46 @@ class HeldStore:
             await conn.execute(t.update().where(t.c.id == held_id).values(notes=notes))
             await audit_change(conn, actor, "held.noted", row.tenant_id, held=held_id)
         return await self.get(held_id)
+
+    async def expire(self, before: datetime, limit: int = 100
+                     ) -> list[tuple[HeldMessage, bytes]]:
+        """Held messages older than `before`, marked expired (the caller reports them)."""
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(sa.select(t).where(
+                t.c.status == HELD, t.c.created_at < before).order_by(t.c.id).limit(limit)
+                .with_for_update(skip_locked=True))).all()
+            taken = []
+            for row in rows:
+                done = await conn.execute(t.update().where(t.c.id == row.id,
+                                                           t.c.status == HELD).values(
+                    status=EXPIRED, decided_at=datetime.now(UTC), decided_by="retention"))
+                if done.rowcount == 1:
+                    taken.append(row)
+                    await audit_change(conn, "retention", "held.expired", row.tenant_id,
+                                       held=row.id, queue_id=row.queue_id)
+            if taken:
+                await conn.execute(events.insert(), [{
+                    "tenant_id": r.tenant_id, "at": datetime.now(UTC), "kind": "expired",
+                    "queue_id": r.queue_id, "recipient": rcpt,
+                    "detail": {"check": r.check_name, "held": True}}
+                    for r in taken for rcpt in r.recipients])
+        return [(_held(r), self._vault.open(r.sealed_message, r.key_id,
+                                            seal_context(r.tenant_id, r.queue_id)))
+                for r in taken]
+
+    async def purge(self, refused_before: datetime, decided_before: datetime,
+                    limit: int = 1000) -> int:
+        """Delete refused copies, and decided (released, discarded, expired) messages, past
+        their retention. Held ones are never purged: they expire first."""
+        async with self._engine.begin() as conn:
+            ids = [r[0] for r in await conn.execute(sa.select(t.c.id).where(sa.or_(
+                sa.and_(t.c.status == REFUSED, t.c.created_at < refused_before),
+                sa.and_(t.c.status.in_([RELEASED, DISCARDED, EXPIRED]),
+                        t.c.decided_at < decided_before))).limit(limit))]
+            if ids:
+                await conn.execute(t.delete().where(t.c.id.in_(ids)))
+                await audit_change(conn, "retention", "held.purged", None, count=len(ids))
+        return len(ids)
 
     async def take_release_requests(self, limit: int = 50) -> list[tuple[HeldMessage, bytes]]:
         """Claim messages whose release was requested (one worker each)."""

@@ -8,7 +8,7 @@ checks suppression again before sending. A discard's delivery report is built he
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from gateway.config import Config
 from gateway.directory.cache import Directory
@@ -23,37 +23,52 @@ from gateway.store.audit import AuditTrail
 log = logging.getLogger("gateway.review")
 
 
-def discard_report(held: HeldMessage, message: bytes, config: Config) -> bytes:
-    """The report a discarded message's sender gets: which recipients, the category of the
-    reason (the check), never the body."""
+def discard_report(held: HeldMessage, message: bytes, config: Config,
+                   why: str = "discarded after review") -> bytes:
+    """The report a discarded (or expired) message's sender gets: which recipients, the
+    category of the reason (the check), never the body."""
     return dsn.build(
         reporting_mta=config.smtp.hostname, queue_id=held.queue_id, sender=held.envelope_from,
         arrival=held.created_at,
         recipients=[dsn.RecipientStatus(r, "failed", "5.7.1",
                                         f"550 5.7.1 Held for review ({held.check_name}) "
                                         "and not released") for r in held.recipients],
-        original=message, headers_only=True, reason="discarded after review")
+        original=message, headers_only=True, reason=why)
 
 
 async def queue_discard_report(queue: QueueStore, held: HeldMessage, message: bytes,
-                               config: Config) -> None:
+                               config: Config, why: str = "discarded after review") -> None:
     if not held.envelope_from:
         return
     await queue.add([NewCopy(held.queue_id, held.tenant_id, held.mailbox_id, "",
                              held.envelope_from, State.DEFERRED, 0, "2.0.0", "report queued",
-                             kind=Kind.DSN)], discard_report(held, message, config))
+                             kind=Kind.DSN)], discard_report(held, message, config, why))
 
 
 class ReviewWorker:
     def __init__(self, held: HeldStore, directory: Directory, composer: Composer,
-                 queue: QueueStore, audit_trail: AuditTrail) -> None:
+                 queue: QueueStore, audit_trail: AuditTrail, config: Config) -> None:
+        self._config = config
         self._held = held
         self._directory = directory
         self._composer = composer
         self._queue = queue
         self._audit = audit_trail
 
-    async def run_once(self) -> int:
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Releases asked for, then retention: expiries (reported) and purges."""
+        done = await self._release()
+        now = now or datetime.now(UTC)
+        review = self._config.review
+        for held, raw in await self._held.expire(now - timedelta(days=review.held_days)):
+            await queue_discard_report(self._queue, held, raw, self._config,
+                                       "expired without review")
+            done += 1
+        done += await self._held.purge(now - timedelta(days=review.refused_keep_days),
+                                       now - timedelta(days=review.refused_keep_days))
+        return done
+
+    async def _release(self) -> int:
         taken = await self._held.take_release_requests()
         for held, raw in taken:
             tenant = self._directory.tenant(held.tenant_id)

@@ -111,3 +111,27 @@ async def test_a_refused_message_keeps_a_copy_unless_the_tenant_says_no(harness)
     except smtplib.SMTPDataError:
         pass
     assert len(await held_rows(harness)) == 1
+
+
+async def test_an_undecided_message_expires_with_a_report_and_old_copies_are_purged(harness):
+    await asyncio.to_thread(send_data, harness, ["a@example.org"])
+    await harness.store().set_tenant_setting("acme", "sensitive_data", "reject", "test")
+    await harness.refresh()
+    try:
+        await harness.send(card_message(), ["b@example.org"])
+    except smtplib.SMTPDataError:
+        pass
+    assert sorted(r.status for r in await held_rows(harness)) == ["held", "refused"]
+    review = harness.gateway.review
+    assert await review.run_once(datetime.now(UTC) + timedelta(days=1)) == 0  # not yet
+    await review.run_once(datetime.now(UTC) + timedelta(days=15))
+    rows = await held_rows(harness)
+    assert sorted(r.status for r in rows) == ["expired", "refused"]  # refused: kept 30 days
+    (report,) = await harness.gateway.queue.listing()
+    assert report.kind is Kind.DSN and report.recipient == "sales@acme.example"
+    async with harness.gateway.engine.connect() as conn:
+        (event,) = (await conn.execute(sa.select(events).where(
+            events.c.kind == "expired"))).all()
+    assert event.recipient == "a@example.org"
+    await review.run_once(datetime.now(UTC) + timedelta(days=60))
+    assert await held_rows(harness) == []  # decided and refused copies past retention
