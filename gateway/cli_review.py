@@ -100,3 +100,49 @@ async def discard(store: DirectoryStore, config: Config, held_id: int, reason: s
 async def note(store: DirectoryStore, config: Config, held_id: int, text: str) -> None:
     """Add a reviewer's note."""
     click.echo(_line(await _store(store, config).note(held_id, _actor(), text)))
+
+
+async def _selection(held_store: HeldStore, store: DirectoryStore, tenant_name: str,
+                     check_name: str | None) -> list[HeldMessage]:
+    """Every held message of a tenant (optionally of one check), oldest first."""
+    tenant_id = (await store.tenant(tenant_name)).id
+    chosen: list[HeldMessage] = []
+    after = 0
+    while page := await held_store.listing(tenant_id, "held", check_name, 500, after):
+        chosen.extend(page)
+        after = page[-1].id
+    return chosen
+
+
+@held.command(name="release-all")
+@click.option("--tenant", "tenant_name", required=True)
+@click.option("--check", "check_name", default=None)
+@click.option("--reason", required=True)
+@with_store
+async def release_all(store: DirectoryStore, config: Config, tenant_name: str,
+                      check_name: str | None, reason: str) -> None:
+    """Release every held message of a tenant (of one check, with --check)."""
+    held_store = _store(store, config)
+    chosen = await _selection(held_store, store, tenant_name, check_name)
+    for h in chosen:
+        await held_store.request_release(h.id, _actor(), reason)
+    click.echo(f"{len(chosen)} released")
+
+
+@held.command(name="discard-all")
+@click.option("--tenant", "tenant_name", required=True)
+@click.option("--check", "check_name", default=None)
+@click.option("--reason", required=True)
+@with_store
+async def discard_all(store: DirectoryStore, config: Config, tenant_name: str,
+                      check_name: str | None, reason: str) -> None:
+    """Discard every held message of a tenant (of one check, with --check); each sender
+    gets its report."""
+    held_store = _store(store, config)
+    queue = QueueStore(store.engine, _vault(config), config.queue.lifetime)
+    chosen = await _selection(held_store, store, tenant_name, check_name)
+    for h in chosen:
+        done = await held_store.discard(h.id, _actor(), reason)
+        message = await held_store.body(h.id, "review:discard-report")
+        await queue_discard_report(queue, done, message, config)
+    click.echo(f"{len(chosen)} discarded")

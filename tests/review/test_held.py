@@ -135,3 +135,23 @@ async def test_an_undecided_message_expires_with_a_report_and_old_copies_are_pur
     assert event.recipient == "a@example.org"
     await review.run_once(datetime.now(UTC) + timedelta(days=60))
     assert await held_rows(harness) == []  # decided and refused copies past retention
+
+
+async def test_bulk_release_and_discard_of_a_filtered_selection(harness):
+    for _ in range(3):
+        await asyncio.to_thread(send_data, harness, ["a@example.org"])
+    subject_hold = messages.simple().replace(b"Subject: Hello", b"Subject: Re: Hello")
+    await harness.send(subject_hold, ["c@example.org"])  # held by misleading-subject
+    rows = await held_rows(harness)
+    assert sorted(r.check_name for r in rows) == ["misleading-subject"] + ["sensitive-data"] * 3
+    released = await gw(harness, "held", "release-all", "--tenant", "acme", "--check",
+                        "misleading-subject", "--reason", "thread markers are fine here")
+    assert released.stdout.strip() == "1 released", released.stderr
+    discarded = await gw(harness, "held", "discard-all", "--tenant", "acme", "--reason", "cards")
+    assert discarded.stdout.strip() == "3 discarded", discarded.stderr
+    statuses = sorted((r.check_name, r.status) for r in await held_rows(harness))
+    assert statuses == [("misleading-subject", "release-requested")] + \
+        [("sensitive-data", "discarded")] * 3
+    assert len(await harness.gateway.queue.listing()) == 3  # one report per sender message
+    other = await gw(harness, "held", "discard-all", "--tenant", "other", "--reason", "x")
+    assert other.stdout.strip() == "0 discarded"
