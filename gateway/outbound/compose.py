@@ -84,8 +84,9 @@ class Prepared:
         if plan is not None and pixels is not None and "pixel-aggregate" in plan.slots:
             self._aggregate = links.pixel(pixels.sealer.seal_aggregate(
                 pixels.claims.tenant_id, pixels.claims.campaign)).encode()
-        first = plan.render(footer.PLACEHOLDER, self._pixel_urls("")) if plan is not None \
-            else raw
+        # the header block is the same for every recipient: read it once, no tokens sealed
+        first = plan.render(footer.PLACEHOLDER, dict.fromkeys(plan.slots, b"")) \
+            if plan is not None else raw
         self._fields = parse_fields(first[:self._head_end])
 
     @property

@@ -18,13 +18,11 @@ import hashlib
 import hmac
 import os
 import struct
-import time
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 
-from gateway.errors import VaultError
 from gateway.vault.purpose import PurposeKeys
 
 PURPOSE = "pixel-token"
@@ -130,14 +128,3 @@ class PixelSealer:
         except (InvalidTag, ValueError):
             raise InvalidPixelToken("does not open") from None
         return _unpack(kind, body)
-
-    def ready(self) -> bool:
-        try:
-            self._keys.current(PURPOSE)
-        except VaultError:
-            return False
-        return True
-
-
-def now() -> int:
-    return int(time.time())
