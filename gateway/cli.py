@@ -24,6 +24,7 @@ from gateway import logs
 from gateway.config import Config
 from gateway.directory import settings as tenant_settings
 from gateway.errors import ConfigError, Conflict, GatewayError, InvalidValue, StoreError
+from gateway.store import audit_chain
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, current_revision, head_revision, upgrade
 
@@ -85,6 +86,7 @@ def with_store(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         config = _config(ctx)
 
         async def body() -> Any:
+            audit_chain.set_chain_name(config.audit.chain)
             engine = create_engine(config.database.url, schema=config.database.schema)
             try:
                 revision = await _revision(engine)
@@ -1036,4 +1038,4 @@ async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> N
 
 
 # Command groups kept in modules of their own register themselves on `cli`.
-from gateway import cli_dkim, cli_review, cli_suppress  # noqa: E402, F401
+from gateway import cli_audit, cli_dkim, cli_review, cli_suppress  # noqa: E402, F401

@@ -162,6 +162,23 @@ class HttpConfig:
 class AuditConfig:
     batch_max_rows: int = 1000
     batch_max_delay: float = 0.0  # extra seconds to gather a batch; 0 = commit at once
+    chain: str = ""  # this node's hash chain; empty: the host name. Unique per node.
+    anchor_interval: float = 60.0  # seconds between HMAC anchors of the chain heads
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long each store of personal data is kept (docs/retention.md has the full table;
+    held and refused copies are under [review], expired suppressions under [suppressions])."""
+
+    audit_days: float = 730.0  # audit rows, pruned under a signed checkpoint
+    queue_days: float = 30.0  # finished queue copies (sealed body, Message-ID, recipient)
+    events_days: float = 90.0  # tenant events (opt-outs, deliveries, bounces...)
+    webhook_outbox_days: float = 7.0  # delivered or failed webhook deliveries
+    opens_days: float = 180.0  # pixel opens (digest, network, user-agent family)
+    abuse_mail_days: float = 90.0  # postmaster@/abuse@ mail kept in the Maildir
+    oauth_flows_days: float = 1.0  # finished or abandoned OAuth sign-ins
+    interval: float = 3600.0  # seconds between purge rounds inside `gateway serve`
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +307,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     vault: VaultConfig = field(default_factory=VaultConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     tenants: TenantFloors = field(default_factory=TenantFloors)
     queue: QueueConfig = field(default_factory=QueueConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
@@ -526,6 +544,11 @@ def _validate(config: Config) -> None:
     for key in ("held_days", "refused_keep_days"):
         _require(getattr(config.review, key) > 0, f"review.{key}", getattr(config.review, key),
                  "Must be greater than 0 days.")
+    for key in RetentionConfig.__dataclass_fields__:
+        value = getattr(config.retention, key)
+        _require(value > 0, f"retention.{key}", value, "Must be greater than 0.")
+    _require(config.audit.anchor_interval > 0, "audit.anchor_interval",
+             config.audit.anchor_interval, "Must be greater than 0 seconds.")
     pixels = config.pixels
     _require(pixels.ipv4_prefix in (16, 24), "pixels.ipv4_prefix", pixels.ipv4_prefix,
              "Must be 24 or 16 (an opener's IPv4 address is kept to that network).")

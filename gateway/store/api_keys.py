@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import InvalidValue, NotFound
+from gateway.store import audit
 from gateway.store.engine import aware
-from gateway.store.schema import api_keys, audit_events
+from gateway.store.schema import api_keys
 
 ROLES = ("ops", "compliance", "admin")
 _LAST_USE_PRECISION = timedelta(minutes=1)  # at most one write per key per minute
@@ -94,9 +95,8 @@ class ApiKeys:
             await conn.execute(api_keys.insert().values(
                 prefix=prefix, key_hash=_hash(key), name=name, role=role, tenant_id=tenant_id,
                 created_by=actor, created_at=now, expires_at=expires_at))
-            await conn.execute(audit_events.insert().values(
-                at=now, actor=actor, event="apikey.created", tenant_id=tenant_id, reason="",
-                detail={"key_id": prefix, "role": role}))
+            await audit.write(conn, [audit.row("apikey.created", actor=actor, tenant_id=tenant_id,
+                                                  key_id=prefix, role=role)])
         return prefix, key
 
     async def authenticate(self, key: str) -> ApiCaller:
@@ -142,6 +142,5 @@ class ApiKeys:
             await conn.execute(api_keys.update().where(
                 api_keys.c.prefix == key_id, api_keys.c.revoked_at.is_(None)).values(
                 revoked_at=now))
-            await conn.execute(audit_events.insert().values(
-                at=now, actor=actor, event="apikey.revoked", tenant_id=info.tenant_id,
-                reason="", detail={"key_id": key_id}))
+            await audit.write(conn, [audit.row("apikey.revoked", actor=actor,
+                                                  tenant_id=info.tenant_id, key_id=key_id)])

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import background
 from gateway.errors import StoreError
+from gateway.store import audit_chain
 from gateway.store.schema import audit_events, events
 from gateway.vault.envelope import keyed_digest
 
@@ -53,15 +54,16 @@ def event(kind: str, *, tenant_id: int, queue_id: str | None = None,
             "queue_id": queue_id, "recipient": recipient, "detail": detail}
 
 
-async def write(conn: Any, rows: Sequence[dict[str, Any]],
+async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
                 event_rows: Sequence[dict[str, Any]] = ()) -> None:
-    """Audit rows and tenant events, in the caller's transaction.
+    """Audit rows (one batch of this node's hash chain) and tenant events, in the caller's
+    transaction. Every audit row is written through here.
 
     Webhook outbox rows are not made here: the dispatcher fans new events out by cursor, so
     the commit a message waits for holds no webhook lookup.
     """
     if rows:
-        await conn.execute(audit_events.insert(), list(rows))
+        await conn.execute(audit_events.insert(), await audit_chain.chain_rows(conn, rows))
     if event_rows:
         await conn.execute(events.insert(), list(event_rows))
 

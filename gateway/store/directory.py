@@ -16,6 +16,7 @@ from gateway.directory.passwords import hash_password
 from gateway.directory.records import Domain, Login, Mailbox, Tenant
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.queue.store import OPEN_STATES
+from gateway.store import audit
 from gateway.store import schema as t
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -42,8 +43,8 @@ def mailbox_from_row(row: Any) -> Mailbox:
 async def audit_change(conn: AsyncConnection, actor: str, event: str, tenant_id: int | None,
                        reason: str = "", **detail: Any) -> None:
     """The audit row of a change, in the change's own database transaction."""
-    await conn.execute(t.audit_events.insert().values(
-        at=now(), actor=actor, event=event, tenant_id=tenant_id, reason=reason, detail=detail))
+    await audit.write(conn, [audit.row(event, actor=actor, tenant_id=tenant_id, reason=reason,
+                                         **detail)])
 
 
 class DirectoryStore:

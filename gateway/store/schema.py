@@ -90,6 +90,59 @@ audit_events = sa.Table(
     sa.Column("recipient_digest", sa.String(64), nullable=True),
     sa.Column("detail", sa.JSON, nullable=False, server_default="{}"),
     sa.Column("message_id", sa.String(998), nullable=True, index=True),
+    # Tamper evidence (store/audit_chain.py): the batch the row was written in and its hash.
+    sa.Column("chain", sa.String(60), nullable=True),
+    sa.Column("batch_seq", sa.BigInteger, nullable=True),
+    sa.Column("row_hash", sa.String(64), nullable=True),
+)
+
+# One row per chain (one per node): its newest batch. Writers take turns on this row.
+audit_chains = sa.Table(
+    "audit_chains",
+    metadata,
+    sa.Column("chain", sa.String(60), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("head", sa.String(64), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=True),
+)
+
+# Each batch of audit rows: where it sits in its chain, the head it extends and its own.
+audit_batches = sa.Table(
+    "audit_batches",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("chain", sa.String(60), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("prev_head", sa.String(64), nullable=False),
+    sa.Column("head", sa.String(64), nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    sa.Column("at", Timestamp, nullable=False, index=True),
+    sa.UniqueConstraint("chain", "seq", name="uq_audit_batches_chain_seq"),
+)
+
+# Every minute: every chain's head, HMAC'd under the vault's audit-anchor key; one chain of
+# anchors (a second node anchoring the same moment loses on the unique prev_mac).
+audit_anchors = sa.Table(
+    "audit_anchors",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("heads", sa.JSON, nullable=False),
+    sa.Column("prev_mac", sa.String(64), nullable=False, unique=True),
+    sa.Column("mac", sa.String(64), nullable=False),
+)
+
+# Where pruning cut each chain, signed, so verification starts there.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("heads", sa.JSON, nullable=False),
+    sa.Column("anchor_mac", sa.String(64), nullable=False),
+    sa.Column("rows_pruned", sa.BigInteger, nullable=False),
+    sa.Column("prev_mac", sa.String(64), nullable=False),
+    sa.Column("mac", sa.String(64), nullable=False),
 )
 
 # The delivery queue: copies the gateway accepted but has not delivered, and the delivery

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import NotFound
-from gateway.store.schema import audit_events, events, webhooks
+from gateway.store import audit
+from gateway.store.schema import events, webhooks
 from gateway.vault.envelope import Vault
 
 
@@ -50,9 +51,8 @@ class WebhookStore:
                     events.c.tenant_id == tenant_id))).scalar()
                 await conn.execute(webhooks.insert().values(
                     tenant_id=tenant_id, created_at=now, event_cursor=newest or 0, **values))
-            await conn.execute(audit_events.insert().values(
-                at=now, actor=actor, event="webhook.set", tenant_id=tenant_id, reason="",
-                detail={"url": url}))
+            await audit.write(conn, [audit.row("webhook.set", actor=actor, tenant_id=tenant_id,
+                                                  url=url)])
         return base64.urlsafe_b64encode(secret).decode().rstrip("=")
 
     async def remove(self, tenant_id: int, actor: str) -> None:
@@ -60,9 +60,8 @@ class WebhookStore:
             result = await conn.execute(webhooks.delete().where(webhooks.c.tenant_id == tenant_id))
             if result.rowcount == 0:
                 raise NotFound("This tenant has no webhook.")
-            await conn.execute(audit_events.insert().values(
-                at=datetime.now(UTC), actor=actor, event="webhook.removed",
-                tenant_id=tenant_id, reason="", detail={}))
+            await audit.write(conn, [audit.row("webhook.removed", actor=actor,
+                                                  tenant_id=tenant_id)])
 
     async def get(self, webhook_id: int) -> Webhook | None:
         async with self._engine.connect() as conn:

@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import Conflict, InvalidValue, NotFound, VaultError
-from gateway.store.schema import audit_events, purpose_keys
+from gateway.store import audit
+from gateway.store.schema import purpose_keys
 from gateway.vault.envelope import Vault
 
-NEVER_ROTATED = frozenset({"audit-digest", "suppression-digest"})
+NEVER_ROTATED = frozenset({"audit-digest", "suppression-digest", "audit-anchor"})
 ROTATABLE = frozenset({"unsubscribe-token", "pixel-token"})
 PURPOSES = NEVER_ROTATED | ROTATABLE
 
@@ -86,9 +87,8 @@ class PurposeKeys:
                 await conn.execute(purpose_keys.insert().values(
                     purpose=purpose, version=version, sealed_key=sealed, key_id=key_id,
                     created_at=now))
-                await conn.execute(audit_events.insert().values(
-                    at=now, actor="vault", event="key.created", reason="",
-                    detail={"purpose": purpose, "version": version}))
+                await audit.write(conn, [audit.row("key.created", actor="vault", purpose=purpose,
+                                                      version=version)])
         except IntegrityError:
             pass  # another node made it first: use theirs
         await self.load()
@@ -112,9 +112,8 @@ class PurposeKeys:
         version = self._current.get(purpose, 0) + 1
         await self._insert(purpose, version, secrets.token_bytes(32))
         async with self._engine.begin() as conn:
-            await conn.execute(audit_events.insert().values(
-                at=datetime.now(UTC), actor=actor, event="key.rotated", reason="",
-                detail={"purpose": purpose, "version": version}))
+            await audit.write(conn, [audit.row("key.rotated", actor=actor, purpose=purpose,
+                                                  version=version)])
         return version
 
     async def retire(self, purpose: str, version: int, actor: str) -> None:
@@ -129,9 +128,8 @@ class PurposeKeys:
                 purpose_keys.c.retired_at.is_(None)).values(retired_at=datetime.now(UTC)))
             if result.rowcount == 0:
                 raise NotFound(f"No active {purpose} key version {version}.")
-            await conn.execute(audit_events.insert().values(
-                at=datetime.now(UTC), actor=actor, event="key.retired", reason="",
-                detail={"purpose": purpose, "version": version}))
+            await audit.write(conn, [audit.row("key.retired", actor=actor, purpose=purpose,
+                                                  version=version)])
         await self.load()
 
     async def listing(self) -> list[KeyVersion]:
