@@ -1038,4 +1038,10 @@ async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> N
 
 
 # Command groups kept in modules of their own register themselves on `cli`.
-from gateway import cli_audit, cli_dkim, cli_review, cli_suppress  # noqa: E402, F401
+from gateway import (  # noqa: E402, F401
+    cli_audit,
+    cli_dkim,
+    cli_retention,
+    cli_review,
+    cli_suppress,
+)

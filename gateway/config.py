@@ -220,7 +220,6 @@ class SuppressionConfig:
     the moment it expires; it is kept this long after for review, then deleted."""
 
     keep_expired_days: float = 30.0
-    purge_interval: float = 3600.0  # seconds between purges of long-expired entries
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.queue.store import QueueStore
 from gateway.queue.worker import QueueWorker
+from gateway.retention import Retention
 from gateway.review.held import HeldStore
 from gateway.review.release import ReviewWorker
 from gateway.smtp.auth import Authenticator
@@ -53,7 +54,7 @@ from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.store.webhooks import WebhookStore
-from gateway.suppressions import PURGE_BATCH, SUPPRESSION_PURPOSE, Actor, Suppressions
+from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
 from gateway.vault.flows import OAuthFlows
@@ -70,7 +71,6 @@ from gateway.web.public import create_public_app
 from gateway.web.server import HttpListener
 
 log = logging.getLogger("gateway")
-PURGE_ACTOR = Actor("gateway:suppression-purge")
 
 
 ROLES = ("smtp", "public", "admin")
@@ -142,9 +142,6 @@ class Gateway:
         self.authenticator = Authenticator(self.directory, config.smtp)
         self.suppressions = Suppressions(self.engine, config.database.url,
                                          config.database.schema)
-        self._purge = background.Poller(self._purge_expired_suppressions, full=PURGE_BATCH,
-                                        interval=config.suppressions.purge_interval, log=log,
-                                        name="suppression-purge")
         self.pipeline = Pipeline(PolicyContext(config, self.directory, self.suppressions))
         self.sealer = TokenSealer(self.purpose_keys)
         self.dkim = DkimKeys(self.engine, self.vault)
@@ -154,6 +151,11 @@ class Gateway:
         self.composer = Composer(config, self.sealer, self.dkim, self.pixel_sealer)
         self.optouts = OptOuts(self.engine, self.suppressions)
         self.held = HeldStore(self.engine, self.vault)
+        self.retention = Retention(config, self.engine, self.held, self.suppressions,
+                                   self._anchor_key, data_path(config, "postmaster"))
+        self._purge = background.Poller(self._retention_round, full=1,
+                                        interval=config.retention.interval, log=log,
+                                        name="retention")
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
             digest_key=b"",  # set in start(), from the stored purpose key
@@ -257,7 +259,7 @@ class Gateway:
     async def _anchor(self) -> int:
         """Anchor every chain's head under the audit-anchor key (store/audit_chain.py)."""
         try:
-            _, key = self.purpose_keys.current(audit_chain.ANCHOR_PURPOSE)
+            key = self._anchor_key()
         except VaultError:
             log.error("audit anchors cannot be written: the audit-anchor key is not loaded",
                       extra={"alert": "ops"})
@@ -269,11 +271,12 @@ class Gateway:
         await self.purpose_keys.load()  # token key rotations and retirements
         return 0
 
-    async def _purge_expired_suppressions(self) -> int:
-        if not self.suppressions.ready:
-            return 0  # the digest key is not loaded (logged at start)
-        return await self.suppressions.purge_expired(
-            PURGE_ACTOR, self.config.suppressions.keep_expired_days)
+    async def _retention_round(self) -> int:
+        await self.retention.run_once()
+        return 0  # one round per interval: each store's purge is one statement
+
+    def _anchor_key(self) -> bytes:
+        return self.purpose_keys.current(audit_chain.ANCHOR_PURPOSE)[1]
 
     def mailto_domains(self) -> frozenset[str]:
         """Where unsubscribe@ mail is taken: the operator's mailto domain and every tenant's

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -181,12 +181,14 @@ class Suppressions:
         return entry
 
     async def purge_expired(self, actor: Actor, keep_days: float,
-                            limit: int = PURGE_BATCH) -> int:
-        """Delete up to `limit` entries that expired more than `keep_days` ago (all lists;
-        an expired entry no longer suppresses, this only tidies). Audited with the count."""
-        before = int(time.time() - keep_days * 86400)
+                            limit: int = PURGE_BATCH, keep_scopes: Collection[int] = (),
+                            now: float | None = None) -> int:
+        """Delete up to `limit` entries that expired more than `keep_days` ago (all lists
+        but those of `keep_scopes`, tenants under legal hold; an expired entry no longer
+        suppresses, this only tidies). Audited with the count."""
+        before = int((now if now is not None else time.time()) - keep_days * 86400)
         async with self._engine.begin() as conn:
-            removed = await self.store.purge_expired(conn, before, limit)
+            removed = await self.store.purge_expired(conn, before, limit, keep_scopes)
             if removed:
                 await audit_change(conn, actor.name, "suppression.purged", None,
                                    f"expired before {before}", count=removed,

@@ -14,7 +14,7 @@ the same target too.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -201,9 +201,12 @@ class SuppressionStore:
                 return
             after = entries[-1].id
 
-    async def purge_expired(self, conn: AsyncConnection, before: int, limit: int) -> int:
-        """Delete up to `limit` entries that expired at or before `before`; how many."""
+    async def purge_expired(self, conn: AsyncConnection, before: int, limit: int,
+                            keep_scopes: Collection[int] = ()) -> int:
+        """Delete up to `limit` entries that expired at or before `before`, except in the
+        lists of `keep_scopes`; how many."""
         expired = sa.select(_T.id).where(
-            _T.expires_at.is_not(None), _T.expires_at <= before).limit(limit)
+            _T.expires_at.is_not(None), _T.expires_at <= before,
+            *([_T.scope.not_in(list(keep_scopes))] if keep_scopes else [])).limit(limit)
         result = await conn.execute(suppressions.delete().where(_T.id.in_(expired)))
         return result.rowcount or 0

@@ -12,7 +12,7 @@ Every read of a body and every decision is an audit row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -199,14 +199,17 @@ class HeldStore:
                 for r in taken]
 
     async def purge(self, refused_before: datetime, decided_before: datetime,
-                    limit: int = 1000) -> int:
+                    limit: int = 1000, keep_tenants: Collection[int] = ()) -> int:
         """Delete refused copies, and decided (released, discarded, expired) messages, past
-        their retention. Held ones are never purged: they expire first."""
+        their retention, except those of `keep_tenants` (legal hold). Held ones are never
+        purged: they expire first."""
         async with self._engine.begin() as conn:
             ids = [r[0] for r in await conn.execute(sa.select(t.c.id).where(sa.or_(
                 sa.and_(t.c.status == REFUSED, t.c.created_at < refused_before),
                 sa.and_(t.c.status.in_([RELEASED, DISCARDED, EXPIRED]),
-                        t.c.decided_at < decided_before))).limit(limit))]
+                        t.c.decided_at < decided_before)),
+                *([t.c.tenant_id.not_in(list(keep_tenants))] if keep_tenants else []))
+                .limit(limit))]
             if ids:
                 await conn.execute(t.delete().where(t.c.id.in_(ids)))
                 await audit_change(conn, "retention", "held.purged", None, count=len(ids))

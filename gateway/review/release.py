@@ -56,7 +56,7 @@ class ReviewWorker:
         self._audit = audit_trail
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """Releases asked for, then retention: expiries (reported) and purges."""
+        """Releases asked for, then expiries of undecided messages (reported)."""
         done = await self._release()
         now = now or datetime.now(UTC)
         review = self._config.review
@@ -64,9 +64,7 @@ class ReviewWorker:
             await queue_discard_report(self._queue, held, raw, self._config,
                                        "expired without review")
             done += 1
-        done += await self._held.purge(now - timedelta(days=review.refused_keep_days),
-                                       now - timedelta(days=review.refused_keep_days))
-        return done
+        return done  # purging old copies is the retention round's (gateway/retention.py)
 
     async def _release(self) -> int:
         taken = await self._held.take_release_requests()

@@ -18,6 +18,7 @@ from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.queue.store import OPEN_STATES
 from gateway.store import audit
 from gateway.store import schema as t
+from gateway.store.engine import aware
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
@@ -103,6 +104,26 @@ class DirectoryStore:
             await conn.execute(t.tenants.update().where(t.tenants.c.id == tenant.id).values(
                 status=status, status_reason=reason, updated_at=now()))
             await audit_change(conn, actor, f"tenant.{status}", tenant.id, reason)
+
+    async def set_legal_hold(self, name: str, reason: str | None, actor: str) -> None:
+        """Place (`reason`) or lift (None) the operator's legal hold on a tenant."""
+        async with self.engine.begin() as conn:
+            tenant = await self._tenant_by_name(conn, name)
+            await conn.execute(t.tenants.update().where(t.tenants.c.id == tenant.id).values(
+                legal_hold_since=now() if reason is not None else None,
+                legal_hold_reason=reason or "", updated_at=now()))
+            await audit_change(conn, actor, "tenant.legal-hold" if reason is not None
+                               else "tenant.legal-hold-lifted", tenant.id, reason or "")
+
+    async def legal_hold(self, name: str) -> tuple[datetime, str] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(
+                t.tenants.c.legal_hold_since, t.tenants.c.legal_hold_reason).where(
+                t.tenants.c.name == name))).first()
+        if row is None:
+            raise NotFound(f"Tenant '{name}' does not exist.")
+        since = aware(row.legal_hold_since)
+        return None if since is None else (since, row.legal_hold_reason)
 
     async def set_tenant_setting(self, name: str, key: str, value: Any, actor: str) -> None:
         async with self.engine.begin() as conn:

@@ -32,6 +32,10 @@ tenants = sa.Table(
     sa.Column("settings", sa.JSON, nullable=False, server_default="{}"),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # Set by the operator only (`gateway tenant legal-hold`): retention purges and erasure
+    # leave the tenant's held messages and suppression entries alone while it is set.
+    sa.Column("legal_hold_since", Timestamp, nullable=True),
+    sa.Column("legal_hold_reason", sa.String(500), nullable=False, server_default=""),
 )
 
 domains = sa.Table(

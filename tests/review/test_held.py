@@ -133,7 +133,7 @@ async def test_an_undecided_message_expires_with_a_report_and_old_copies_are_pur
         (event,) = (await conn.execute(sa.select(events).where(
             events.c.kind == "expired"))).all()
     assert event.recipient == "a@example.org"
-    await review.run_once(datetime.now(UTC) + timedelta(days=60))
+    await harness.gateway.retention.run_once(datetime.now(UTC) + timedelta(days=60))
     assert await held_rows(harness) == []  # decided and refused copies past retention
 
 

@@ -106,7 +106,8 @@ async def test_without_the_digest_key_every_recipient_waits_and_none_is_sent(
 
 
 async def test_the_gateway_purges_long_expired_entries_and_audits_it(tmp_path, pki, database):
-    extra = "[suppressions]\nkeep_expired_days = 0.00001\npurge_interval = 0.05\n"
+    extra = ("[suppressions]\nkeep_expired_days = 0.00001\n"
+             "[retention]\ninterval = 0.05\n")
     async with running_harness(tmp_path, pki, database, extra=extra, run_queue=True) as h:
         acme = (await h.store().tenant("acme")).id
         s = h.gateway.suppressions

@@ -1,4 +1,5 @@
-"""Expand: tamper evidence for the audit trail (hash chains, anchors, checkpoints).
+"""Expand: tamper evidence for the audit trail (hash chains, anchors, checkpoints), and
+the operator's legal hold on a tenant.
 
 Rows written before this migration carry no hash; `gateway audit verify` counts them apart.
 """
@@ -14,6 +15,10 @@ BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("tenants") as batch:
+        batch.add_column(sa.Column("legal_hold_since", Timestamp, nullable=True))
+        batch.add_column(sa.Column("legal_hold_reason", sa.String(500), nullable=False,
+                                   server_default=""))
     with op.batch_alter_table("audit_events") as batch:
         batch.add_column(sa.Column("chain", sa.String(60), nullable=True))
         batch.add_column(sa.Column("batch_seq", sa.BigInteger, nullable=True))
@@ -72,3 +77,6 @@ def downgrade() -> None:
         batch.drop_column("row_hash")
         batch.drop_column("batch_seq")
         batch.drop_column("chain")
+    with op.batch_alter_table("tenants") as batch:
+        batch.drop_column("legal_hold_reason")
+        batch.drop_column("legal_hold_since")

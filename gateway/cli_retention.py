@@ -1,0 +1,63 @@
+"""`gateway purge`, `gateway retention` and `gateway tenant legal-hold`: retention from the
+command line (a running gateway purges every `[retention] interval` by itself)."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.cli import _actor, _suppressions, _vault, cli, tenant, with_store
+from gateway.cli_audit import anchor_key
+from gateway.config import Config, data_path
+from gateway.errors import VaultError
+from gateway.retention import Retention, schedule_markdown
+from gateway.review.held import HeldStore
+from gateway.store.directory import DirectoryStore
+
+
+@cli.command()
+@with_store
+async def purge(store: DirectoryStore, config: Config) -> None:
+    """Delete what is past its retention in every store now; print the counts."""
+    key = await anchor_key(store, config)
+    if key is None:
+        raise VaultError("The audit-anchor key does not exist yet: start the gateway once "
+                         "(or run 'gateway audit anchor').")
+    retention = Retention(config, store.engine, HeldStore(store.engine, _vault(config)),
+                          await _suppressions(store.engine, config), lambda: key,
+                          data_path(config, "postmaster"))
+    purged = await retention.run_once()
+    for name, count in purged.counts.items():
+        click.echo(f"{name}\t{count}")
+    click.echo(f"purged {purged.total}")
+
+
+@cli.command()
+@click.pass_context
+def retention(ctx: click.Context) -> None:
+    """The retention schedule of every store of personal data, with this configuration's
+    values (a Markdown table for the record of processing)."""
+    from gateway.cli import _config
+
+    click.echo(schedule_markdown(_config(ctx)), nl=False)
+
+
+@tenant.command("legal-hold")
+@click.argument("name")
+@click.option("--reason", default=None, help="Place the hold, with why (a case reference).")
+@click.option("--lift", is_flag=True, help="Lift the hold.")
+@with_store
+async def tenant_legal_hold(store: DirectoryStore, config: Config, name: str,
+                            reason: str | None, lift: bool) -> None:
+    """Suspend (or, with --lift, resume) purge and erasure of the tenant's held messages and
+    suppression entries. Without options: show the hold."""
+    if lift and reason:
+        raise click.UsageError("Give --reason to place a hold or --lift to lift it, not both.")
+    if reason is not None:
+        if not reason.strip():
+            raise click.UsageError("--reason must say why (e.g. a case reference).")
+        await store.set_legal_hold(name, reason.strip(), _actor())
+    elif lift:
+        await store.set_legal_hold(name, None, _actor())
+    hold = await store.legal_hold(name)
+    click.echo(f"tenant {name}: no legal hold" if hold is None else
+               f"tenant {name}: legal hold since {hold[0]:%Y-%m-%d %H:%M}Z ({hold[1]})")
