@@ -1043,5 +1043,6 @@ from gateway import (  # noqa: E402, F401
     cli_dkim,
     cli_retention,
     cli_review,
+    cli_subjects,
     cli_suppress,
 )

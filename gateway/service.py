@@ -54,6 +54,7 @@ from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.store.webhooks import WebhookStore
+from gateway.subjects import Subjects
 from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
@@ -181,6 +182,7 @@ class Gateway:
         self.forwarder = Forwarder(GuardedFetcher(config.fetch), config.pixels.forward_concurrency,
                                    config.pixels.forward_queue)
         self.web.pixels = PixelParts(self.pixel_sealer, self.opens, self.forwarder)
+        self.web.subjects = Subjects(self.engine, self.suppressions, self.handler.digest)
         cert, key = tls_files(config)
         self._tls: ssl.SSLContext = server_tls_context(cert, key)
         self._listeners: list[Listener] = []

@@ -133,11 +133,14 @@ class SuppressionStore:
                 entry.source, entry.created_at, entry.expires_at, entry.note, entry.created_by,
                 now)
 
-    async def add(self, conn: AsyncConnection, entries: Iterable[NewEntry], now: int) -> int:
-        """Write entries (merging with existing ones); returns how many distinct rows."""
-        return await self.add_rows(conn, [self.row(e, now) for e in entries])
+    async def add(self, conn: AsyncConnection, entries: Iterable[NewEntry], now: int,
+                  keep_scopes: Collection[int] = ()) -> int:
+        """Write entries (merging with existing ones); returns how many distinct rows.
+        An erasure leaves the entries of `keep_scopes` (under legal hold) as they are."""
+        return await self.add_rows(conn, [self.row(e, now) for e in entries], keep_scopes)
 
-    async def add_rows(self, conn: AsyncConnection, rows: Iterable[Row]) -> int:
+    async def add_rows(self, conn: AsyncConnection, rows: Iterable[Row],
+                       keep_scopes: Collection[int] = ()) -> int:
         batch: dict[tuple[bytes, int], Row] = {}
         for row in rows:
             key = (row[1], row[0])
@@ -159,7 +162,8 @@ class SuppressionStore:
                   if row[COLUMNS.index("reason")] == Reason.ERASURE.value]
         for start in range(0, len(erased), 500):
             await conn.execute(suppressions.update().where(
-                _T.digest.in_(erased[start:start + 500]), _T.target.is_not(None)
+                _T.digest.in_(erased[start:start + 500]), _T.target.is_not(None),
+                *([_T.scope.not_in(list(keep_scopes))] if keep_scopes else [])
             ).values(target=None))
         return len(values)
 

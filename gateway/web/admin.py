@@ -8,7 +8,15 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from gateway.web import errors
-from gateway.web.api import events, keys, mailboxes, oauth_clients, opens, suppressions
+from gateway.web.api import (
+    events,
+    keys,
+    mailboxes,
+    oauth_clients,
+    opens,
+    subjects,
+    suppressions,
+)
 from gateway.web.client_ip import AnonymizeClient
 from gateway.web.parts import WebParts
 
@@ -30,6 +38,7 @@ def _routes(web: WebParts) -> FastAPI:
     app.include_router(suppressions.router)
     app.include_router(events.router)
     app.include_router(opens.router)
+    app.include_router(subjects.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -13,6 +13,7 @@ from gateway.pixels.opens import OpenRecorder
 from gateway.pixels.token import PixelSealer
 from gateway.store.api_keys import ApiKeys
 from gateway.store.directory import DirectoryStore
+from gateway.subjects import Subjects
 from gateway.suppressions import Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows
@@ -39,6 +40,7 @@ class WebParts:
     optouts: OptOuts
     invalid_attempts: InvalidAttempts = field(default_factory=lambda: InvalidAttempts(30))
     pixels: PixelParts | None = None
+    subjects: Subjects | None = None  # data subjects' export and erasure
     public_base_url: str = ""  # known once the public listener is bound
     ready: bool = field(default=True)  # False while shutting down: /readyz answers 503
 

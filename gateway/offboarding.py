@@ -1,0 +1,79 @@
+"""`gateway tenant delete`: a tenant's data removed when it leaves.
+
+Mailbox tokens are revoked at the provider where it can be done and their sealed copies
+deleted with every other secret of the tenant (OAuth client secrets, upstream passwords).
+Messages, copies, events, webhooks, opens, keys, domains, logins and mailboxes go. The
+tenant's row stays, marked `deleted` and emptied of settings, so the audit trail's tenant ids
+still mean something and the name cannot be taken by someone else. Under legal hold its held
+messages and suppression entries stay; the receipt says so.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from gateway.errors import Conflict
+from gateway.store import audit
+from gateway.store import schema as t
+from gateway.store.directory import DirectoryStore
+from gateway.vault.credentials import Credentials
+from suppression.schema import suppressions
+
+DELETED = "deleted"
+
+
+async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: str,
+                        actor: str) -> dict[str, Any]:
+    tenant = await store.tenant(name)
+    if tenant.status == DELETED:
+        raise Conflict(f"Tenant '{name}' was deleted already.")
+    hold = await store.legal_hold(name)
+    _, _, _, mailboxes = await store.snapshot()
+    revoked = 0
+    for mailbox in (m for m in mailboxes if m.tenant_id == tenant.id):
+        revoked += await credentials.disconnect(mailbox, actor, "tenant deleted")
+    tid = tenant.id
+    deleted: dict[str, int] = {}
+    kept: dict[str, int] = {}
+    async with store.engine.begin() as conn:
+        async def drop(label: str, table: sa.Table, *where: sa.ColumnElement[bool]) -> None:
+            deleted[label] = (await conn.execute(table.delete().where(*where))).rowcount or 0
+
+        hooks = sa.select(t.webhooks.c.id).where(t.webhooks.c.tenant_id == tid)
+        await drop("webhook_outbox", t.webhook_outbox, t.webhook_outbox.c.webhook_id.in_(hooks))
+        await drop("webhooks", t.webhooks, t.webhooks.c.tenant_id == tid)
+        await drop("queued_copies", t.pending_copies, t.pending_copies.c.tenant_id == tid)
+        await drop("events", t.events, t.events.c.tenant_id == tid)
+        await drop("opens", t.opens, t.opens.c.tenant_id == tid)
+        await drop("api_keys", t.api_keys, t.api_keys.c.tenant_id == tid)
+        await drop("oauth_flows", t.oauth_flows, t.oauth_flows.c.tenant_id == tid)
+        await drop("oauth_clients", t.oauth_clients, t.oauth_clients.c.tenant_id == tid)
+        await drop("sealed_secrets", t.sealed_secrets, t.sealed_secrets.c.tenant_id == tid)
+        await drop("mailbox_credentials", t.mailbox_credentials,
+                   t.mailbox_credentials.c.tenant_id == tid)
+        await drop("dkim_keys", t.dkim_keys, t.dkim_keys.c.tenant_id == tid)
+        await drop("mailboxes", t.mailboxes, t.mailboxes.c.tenant_id == tid)
+        await drop("logins", t.logins, t.logins.c.tenant_id == tid)
+        await drop("domains", t.domains, t.domains.c.tenant_id == tid)
+        if hold is None:
+            await drop("held_messages", t.held_messages, t.held_messages.c.tenant_id == tid)
+            await drop("suppression_entries", suppressions, suppressions.c.scope == tid)
+        else:
+            for label, table, column in (
+                    ("held_messages", t.held_messages, t.held_messages.c.tenant_id),
+                    ("suppression_entries", suppressions, suppressions.c.scope)):
+                kept[f"{label}_under_legal_hold"] = (await conn.execute(
+                    sa.select(sa.func.count()).select_from(table).where(column == tid))
+                ).scalar_one()
+        await conn.execute(t.tenants.update().where(t.tenants.c.id == tid).values(
+            status=DELETED, status_reason=f"deleted by {actor}", settings={},
+            updated_at=datetime.now(UTC)))
+        await audit.write(conn, [audit.row("tenant.deleted", actor=actor, tenant_id=tid,
+                                           deleted=deleted, kept=kept,
+                                           tokens_revoked=revoked)])
+    return {"tenant": name, "deleted_at": datetime.now(UTC).isoformat(), "deleted": deleted,
+            "kept": kept, "tokens_revoked_at_provider": revoked,
+            "legal_hold": None if hold is None else hold[1]}

@@ -1,0 +1,254 @@
+"""Data subjects' rights: everything the gateway holds about one person (export), and its
+deletion (erase), each one call from the CLI or the admin API.
+
+A person is found by their address where a store keeps it (suppression entries, tenant
+events, queued copies, held messages) and by the keyed digest where it keeps only that
+(pixel opens, audit rows). An export holds that person's rows only: a held message sent to
+several people shows this recipient, never the others.
+
+Erasure deletes the rows and leaves one digest-only suppression entry (reason `erasure`), so
+the person is never mailed again although no store can say who they were. Audit rows stay:
+they hold only the digest, and the trail that proves what happened is append-only. A tenant
+under legal hold keeps its held messages and suppression entries; the receipt says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.errors import InvalidValue
+from gateway.retention import legal_holds
+from gateway.store import audit
+from gateway.store.engine import aware
+from gateway.store.schema import (
+    audit_events,
+    events,
+    held_messages,
+    opens,
+    pending_copies,
+    tenants,
+)
+from gateway.suppressions import Suppressions
+from suppression.canonical import InvalidAddress, canonical
+from suppression.entries import GLOBAL, Entry, Kind, NewEntry, Reason, Target
+from suppression.schema import suppressions
+from suppression.store import entry_from_row
+
+
+def _when(value: datetime | None) -> str | None:
+    value = aware(value)
+    return value.isoformat() if value is not None else None
+
+
+def _unix(value: int | None) -> str | None:
+    return datetime.fromtimestamp(value, UTC).isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """One person, as each store names them."""
+
+    address: str  # canonical (what suppression entries hold)
+    digest: str  # the keyed digest of the audit trail and pixel opens
+
+    @property
+    def lowered(self) -> str:
+        return self.address.lower()
+
+
+class Subjects:
+    def __init__(self, engine: AsyncEngine, suppressions: Suppressions,
+                 digest: Any) -> None:
+        self._engine = engine
+        self._suppressions = suppressions
+        self._digest = digest  # recipient -> keyed digest (the audit trail's)
+
+    def subject(self, address: str) -> Subject:
+        try:
+            canon = canonical(address.strip())
+        except InvalidAddress as exc:
+            raise InvalidValue(f"Not an address: {exc}") from None
+        return Subject(canon, self._digest(canon))
+
+    # --- export ------------------------------------------------------------------------
+    async def export(self, address: str, actor: str, tenant_id: int | None = None
+                     ) -> dict[str, Any]:
+        """One JSON-ready document. `tenant_id`: only that tenant's data (a tenant-bound
+        caller); None: every tenant's (the operator). Audited (a read of personal data)."""
+        person = self.subject(address)
+        async with self._engine.connect() as conn:
+            names = {r.id: r.name for r in await conn.execute(sa.select(tenants.c.id,
+                                                                         tenants.c.name))}
+            doc: dict[str, Any] = {
+                "subject": person.address,
+                "generated_at": datetime.now(UTC).isoformat(),
+                "scope": names.get(tenant_id, "?") if tenant_id is not None else "all tenants",
+                "suppression_entries": await self._suppression_entries(conn, person,
+                                                                       tenant_id, names),
+                "events": [{
+                    "tenant": names.get(r.tenant_id), "at": _when(r.at), "kind": r.kind,
+                    "queue_id": r.queue_id, "detail": r.detail,
+                } for r in await conn.execute(sa.select(events).where(
+                    sa.func.lower(events.c.recipient) == person.lowered,
+                    *_tenant(events, tenant_id)).order_by(events.c.id))],
+                "opens": [{
+                    "tenant": names.get(r.tenant_id), "at": _when(r.at), "campaign": r.campaign,
+                    "network": r.network, "user_agent_family": r.ua_family,
+                    "machine": r.machine,
+                } for r in await conn.execute(sa.select(opens).where(
+                    opens.c.recipient_digest == person.digest,
+                    *_tenant(opens, tenant_id)).order_by(opens.c.id))],
+                "queued_copies": [{
+                    "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
+                    "kind": r.kind, "state": r.state, "sender": r.envelope_from,
+                    "message_id": r.message_id, "created_at": _when(r.created_at),
+                    "updated_at": _when(r.updated_at),
+                    "last_reply": f"{r.reply_code} {r.reply_status} {r.reply_text}".strip(),
+                } for r in await conn.execute(sa.select(pending_copies).where(
+                    sa.func.lower(pending_copies.c.recipient) == person.lowered,
+                    *_tenant(pending_copies, tenant_id)).order_by(pending_copies.c.id))],
+                "held_messages": [{
+                    "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
+                    "role": role, "status": r.status, "sender": r.envelope_from,
+                    "subject": r.subject, "check": r.check_name, "reason": r.reason,
+                    "created_at": _when(r.created_at), "decided_at": _when(r.decided_at),
+                } for r, role in await self._held(conn, person, tenant_id)],
+                "audit": [{
+                    "at": _when(r.at), "event": r.event, "actor": r.actor,
+                    "check": r.check_name, "action": r.action, "reason": r.reason,
+                    "queue_id": r.queue_id, "tenant": names.get(r.tenant_id),
+                } for r in await conn.execute(sa.select(audit_events).where(
+                    audit_events.c.recipient_digest == person.digest,
+                    *_tenant(audit_events, tenant_id)).order_by(audit_events.c.id))],
+            }
+        counts = {k: len(v) for k, v in doc.items() if isinstance(v, list)}
+        async with self._engine.begin() as conn:
+            await audit.write(conn, [audit.row("subject.exported", actor=actor,
+                                               tenant_id=tenant_id,
+                                               recipient_digest=person.digest,
+                                               counts=counts)])
+        return doc
+
+    async def _suppression_entries(self, conn: AsyncConnection, person: Subject,
+                                   tenant_id: int | None, names: dict[int, str]
+                                   ) -> list[dict[str, Any]]:
+        return [{
+            "list": "global" if e.scope == GLOBAL else names.get(e.scope),
+            "reason": e.reason.value, "source": e.source, "created_at": _unix(e.created_at),
+            "expires_at": _unix(e.expires_at), "note": e.note,
+        } for e in await self._address_entries(conn, person, tenant_id)]
+
+    async def _address_entries(self, conn: AsyncConnection, person: Subject,
+                               tenant_id: int | None) -> list[Entry]:
+        """Entries for this very address (not the domain entries it also falls under)."""
+        digest = self._suppressions.store.digester.target(Target(Kind.ADDRESS, person.address))
+        rows = await conn.execute(sa.select(suppressions).where(
+            suppressions.c.digest == digest, suppressions.c.kind == Kind.ADDRESS.value,
+            *([suppressions.c.scope == tenant_id] if tenant_id is not None else []))
+            .order_by(suppressions.c.id))
+        return [entry_from_row(r) for r in rows]
+
+    async def _held(self, conn: AsyncConnection, person: Subject,
+                    tenant_id: int | None) -> list[tuple[Any, str]]:
+        """Held messages sent to the person (`recipient`) or by them (`sender`)."""
+        rows = await conn.execute(sa.select(held_messages).where(
+            sa.or_(sa.func.lower(held_messages.c.envelope_from) == person.lowered,
+                   sa.func.lower(sa.cast(held_messages.c.recipients, sa.String))
+                   .contains(person.lowered)),
+            *_tenant(held_messages, tenant_id)).order_by(held_messages.c.id))
+        found = []
+        for r in rows:
+            if r.envelope_from.lower() == person.lowered:
+                found.append((r, "sender"))
+            elif any(x.lower() == person.lowered for x in r.recipients):
+                found.append((r, "recipient"))
+        return found
+
+    # --- erasure -----------------------------------------------------------------------
+    async def erase(self, address: str, actor: str, evidence: str,
+                    tenant_id: int | None = None) -> dict[str, Any]:
+        """Delete what the gateway holds about the person (within `tenant_id` if given) and
+        suppress them for good with a digest-only entry. Returns the receipt."""
+        if not evidence.strip():
+            raise InvalidValue("Say what the request is (--evidence: e.g. the ticket).")
+        person = self.subject(address)
+        now = datetime.now(UTC)
+        deleted: dict[str, int] = {}
+        kept: dict[str, int] = {}
+        async with self._engine.begin() as conn:
+            hold = await legal_holds(conn)
+            if tenant_id is not None:
+                hold &= {tenant_id}
+            entries = await self._address_entries(conn, person, tenant_id)
+            removable = [e for e in entries if e.scope not in hold]
+            for entry in removable:
+                await self._suppressions.store.delete(conn, entry.id)
+            deleted["suppression_entries"] = len(removable)
+            kept["suppression_entries_under_legal_hold"] = len(entries) - len(removable)
+            deleted["events"] = (await conn.execute(events.delete().where(
+                sa.func.lower(events.c.recipient) == person.lowered,
+                *_tenant(events, tenant_id)))).rowcount
+            deleted["opens"] = (await conn.execute(opens.delete().where(
+                opens.c.recipient_digest == person.digest,
+                *_tenant(opens, tenant_id)))).rowcount
+            deleted["queued_copies"] = (await conn.execute(pending_copies.delete().where(
+                sa.func.lower(pending_copies.c.recipient) == person.lowered,
+                *_tenant(pending_copies, tenant_id)))).rowcount
+            deleted["held_messages"], kept["held_messages_under_legal_hold"], \
+                deleted["held_recipients"] = await self._erase_held(conn, person, tenant_id,
+                                                                   hold)
+            kept["audit_rows"] = (await conn.execute(sa.select(sa.func.count()).where(
+                audit_events.c.recipient_digest == person.digest))).scalar_one()
+            scope = GLOBAL if tenant_id is None else tenant_id
+            target = Target(Kind.ADDRESS, person.address)
+            untouched = set(hold)
+            if tenant_id is not None:  # a tenant's erasure leaves other lists as they are
+                untouched |= set((await conn.execute(sa.select(suppressions.c.scope).where(
+                    suppressions.c.digest == self._suppressions.store.digester.target(target),
+                    suppressions.c.scope != tenant_id))).scalars())
+            epoch = int(time.time())
+            await self._suppressions.store.add(conn, [NewEntry(
+                scope, target, Reason.ERASURE, "erasure", epoch, None, "", actor)], epoch,
+                keep_scopes=untouched)
+            await audit.write(conn, [audit.row(
+                "subject.erased", actor=actor, tenant_id=tenant_id, reason=evidence[:500],
+                recipient_digest=person.digest, deleted=deleted, kept=kept)])
+        return {
+            "erased_at": now.isoformat(), "subject_digest": person.digest,
+            "scope": "all tenants" if tenant_id is None else f"tenant {tenant_id}",
+            "deleted": deleted, "kept": kept,
+            "suppressed": "a digest-only erasure entry: the address is never mailed again "
+                          "and no longer stored",
+            "audit_rows": "kept: they name the person by keyed digest only, and the audit "
+                          "trail is append-only",
+        }
+
+    async def _erase_held(self, conn: AsyncConnection, person: Subject,
+                          tenant_id: int | None, hold: Collection[int]) -> tuple[int, int, int]:
+        """Messages to or from the person: deleted, or (sent to others too) the person taken
+        off the recipients. Under legal hold: kept. Returns (deleted, kept, taken off)."""
+        deleted = kept = taken_off = 0
+        for row, role in await self._held(conn, person, tenant_id):
+            if row.tenant_id in hold:
+                kept += 1
+                continue
+            others = [r for r in row.recipients if r.lower() != person.lowered]
+            if role == "sender" or not others:
+                await conn.execute(held_messages.delete().where(held_messages.c.id == row.id))
+                deleted += 1
+            else:
+                await conn.execute(held_messages.update().where(
+                    held_messages.c.id == row.id).values(recipients=others))
+                taken_off += 1
+        return deleted, kept, taken_off
+
+
+def _tenant(table: sa.Table, tenant_id: int | None) -> list[sa.ColumnElement[bool]]:
+    return [] if tenant_id is None else [table.c.tenant_id == tenant_id]
