@@ -1045,4 +1045,5 @@ from gateway import (  # noqa: E402, F401
     cli_review,
     cli_subjects,
     cli_suppress,
+    cli_users,
 )

@@ -246,6 +246,12 @@ class ReviewConfig:
 
     held_days: float = 14.0  # a held message nobody decided on expires: the sender is told
     refused_keep_days: float = 30.0  # copies of refused messages are deleted after this
+    # the review pages (admin listener): reviewer sessions and sign-in lockout
+    idle_minutes: float = 15.0  # a session without a request for this long ends
+    session_hours: float = 12.0  # and every session ends after this
+    lockout_failures: int = 5  # wrong sign-ins in a row that lock the account ...
+    lockout_minutes: float = 15.0  # ... for this long (gateway user unlock lifts it)
+    page_size: int = 50  # messages per page of the review queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,9 +546,10 @@ def _validate(config: Config) -> None:
         _check_provider(name, provider)
     _check_http(config.http)
     _check_unsubscribe(config.unsubscribe, dev)
-    for key in ("held_days", "refused_keep_days"):
+    for key in ("held_days", "refused_keep_days", "idle_minutes", "session_hours",
+                "lockout_failures", "lockout_minutes", "page_size"):
         _require(getattr(config.review, key) > 0, f"review.{key}", getattr(config.review, key),
-                 "Must be greater than 0 days.")
+                 "Must be greater than 0.")
     for key in RetentionConfig.__dataclass_fields__:
         value = getattr(config.retention, key)
         _require(value > 0, f"retention.{key}", value, "Must be greater than 0.")

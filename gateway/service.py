@@ -37,6 +37,7 @@ from gateway.policy.pipeline import Pipeline
 from gateway.queue.store import QueueStore
 from gateway.queue.worker import QueueWorker
 from gateway.retention import Retention
+from gateway.review.accounts import Reviewers
 from gateway.review.held import HeldStore
 from gateway.review.release import ReviewWorker
 from gateway.smtp.auth import Authenticator
@@ -67,7 +68,7 @@ from gateway.vault.tokens import TokenBroker
 from gateway.vault.upstream_passwords import UpstreamPasswords
 from gateway.web.admin import create_admin_app
 from gateway.web.limits import InvalidAttempts
-from gateway.web.parts import PixelParts, WebParts
+from gateway.web.parts import PixelParts, ReviewParts, WebParts
 from gateway.web.public import create_public_app
 from gateway.web.server import HttpListener
 
@@ -183,6 +184,9 @@ class Gateway:
                                    config.pixels.forward_queue)
         self.web.pixels = PixelParts(self.pixel_sealer, self.opens, self.forwarder)
         self.web.subjects = Subjects(self.engine, self.suppressions, self.handler.digest)
+        self.reviewers = Reviewers(self.engine, self.vault, config.review)
+        self.web.review = ReviewParts(self.engine, self.held, self.reviewers, self.queue,
+                                      self.handler.digest)
         cert, key = tls_files(config)
         self._tls: ssl.SSLContext = server_tls_context(cert, key)
         self._listeners: list[Listener] = []

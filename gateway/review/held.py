@@ -76,6 +76,20 @@ def _held(row: Any) -> HeldMessage:
 _META = [c for c in t.c if c.name != "sealed_message"]
 
 
+def _filters(tenant_id: int | None, status: str | None, since: datetime | None,
+             until: datetime | None) -> list[sa.ColumnElement[bool]]:
+    where = []
+    if tenant_id is not None:
+        where.append(t.c.tenant_id == tenant_id)
+    if status:
+        where.append(t.c.status == status)
+    if since is not None:
+        where.append(t.c.created_at >= since)
+    if until is not None:
+        where.append(t.c.created_at < until)
+    return where
+
+
 class HeldStore:
     def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
         self._engine = engine
@@ -107,6 +121,24 @@ class HeldStore:
             query = query.where(t.c.check_name == check_name)
         async with self._engine.connect() as conn:
             return [_held(r) for r in await conn.execute(query)]
+
+    async def page(self, *, tenant_id: int | None, status: str | None, check_name: str | None,
+                   since: datetime | None, until: datetime | None, before: int | None,
+                   limit: int) -> tuple[list[HeldMessage], dict[str, int]]:
+        """The review queue's page: newest first, before id `before`, with the count of
+        every check under the same filters (a reviewer sees what is left by reason)."""
+        where = _filters(tenant_id, status, since, until)
+        query = sa.select(*_META).where(*where).order_by(t.c.id.desc()).limit(limit)
+        if check_name:
+            query = query.where(t.c.check_name == check_name)
+        if before is not None:
+            query = query.where(t.c.id < before)
+        counts = sa.select(t.c.check_name, sa.func.count()).where(*where).group_by(
+            t.c.check_name)
+        async with self._engine.connect() as conn:
+            rows = [_held(r) for r in await conn.execute(query)]
+            by_check = {name: n for name, n in await conn.execute(counts)}
+        return rows, by_check
 
     async def get(self, held_id: int) -> HeldMessage:
         async with self._engine.connect() as conn:

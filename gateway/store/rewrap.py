@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.dkim.keys import seal_context as dkim_context
 from gateway.queue.store import seal_context as queue_context
+from gateway.review.accounts import seal_context as reviewer_context
 from gateway.review.held import seal_context as held_context
 from gateway.store.schema import (
     dkim_keys,
@@ -23,6 +24,7 @@ from gateway.store.schema import (
     oauth_flows,
     pending_copies,
     purpose_keys,
+    reviewers,
     sealed_secrets,
     webhooks,
 )
@@ -53,6 +55,7 @@ SEALED: tuple[SealedColumn, ...] = (
                  lambda r: held_context(r.tenant_id, r.queue_id)),
     SealedColumn(oauth_flows, "sealed_verifier",
                  lambda r: flow_context(r.tenant_id, r.ticket_hash)),
+    SealedColumn(reviewers, "sealed_totp", lambda r: reviewer_context(r.username)),
 )
 
 

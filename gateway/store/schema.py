@@ -394,3 +394,37 @@ oauth_flows = sa.Table(
 # Suppression entries: defined by the `suppression` library (its queries are written against
 # that definition), created by migration 0008.
 suppressions = suppression_schema.suppressions.to_metadata(metadata)
+
+# Reviewers of the review pages (`gateway user add`): scrypt password, sealed TOTP secret,
+# lockout after repeated failures. `tenant_id` binds one to a tenant's messages only.
+reviewers = sa.Table(
+    "reviewers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(200), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),  # ops | compliance | admin
+    sa.Column("tenant_id", sa.Integer, nullable=True),
+    sa.Column("sealed_totp", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", Timestamp, nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_login_at", Timestamp, nullable=True),
+)
+
+# Signed-in reviewers: only a digest of the cookie's token is kept, with the session's CSRF
+# token. Ends after review.idle_minutes without a request, or review.session_hours in all.
+review_sessions = sa.Table(
+    "review_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("reviewer_id", sa.Integer, nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_seen_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+)

@@ -19,6 +19,7 @@ from gateway.web.api import (
 )
 from gateway.web.client_ip import AnonymizeClient
 from gateway.web.parts import WebParts
+from gateway.web.review import pages
 
 
 def create_admin_app(web: WebParts) -> Any:
@@ -39,6 +40,7 @@ def _routes(web: WebParts) -> FastAPI:
     app.include_router(events.router)
     app.include_router(opens.router)
     app.include_router(subjects.router)
+    pages.install(app)  # the review pages: /review/
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Config
 from gateway.directory.cache import Directory
@@ -11,6 +14,9 @@ from gateway.optout.token import TokenSealer
 from gateway.pixels.forward import Forwarder
 from gateway.pixels.opens import OpenRecorder
 from gateway.pixels.token import PixelSealer
+from gateway.queue.store import QueueStore
+from gateway.review.accounts import Reviewers
+from gateway.review.held import HeldStore
 from gateway.store.api_keys import ApiKeys
 from gateway.store.directory import DirectoryStore
 from gateway.subjects import Subjects
@@ -28,6 +34,17 @@ class PixelParts:
 
 
 @dataclass
+class ReviewParts:
+    """What the review pages work with."""
+
+    engine: AsyncEngine
+    held: HeldStore
+    reviewers: Reviewers
+    queue: QueueStore  # discard reports
+    digest: Callable[[str], str]  # the audit trail's keyed digest of an address
+
+
+@dataclass
 class WebParts:
     config: Config
     directory: DirectoryStore
@@ -41,6 +58,7 @@ class WebParts:
     invalid_attempts: InvalidAttempts = field(default_factory=lambda: InvalidAttempts(30))
     pixels: PixelParts | None = None
     subjects: Subjects | None = None  # data subjects' export and erasure
+    review: ReviewParts | None = None  # the review pages
     public_base_url: str = ""  # known once the public listener is bound
     ready: bool = field(default=True)  # False while shutting down: /readyz answers 503
 

@@ -1,0 +1,76 @@
+"""`gateway user ...`: reviewer accounts of the review pages (admin listener, /review/)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+
+import click
+
+from gateway.cli import _actor, _vault, cli, with_store
+from gateway.config import Config
+from gateway.review.accounts import MIN_PASSWORD, ROLES, Reviewers
+from gateway.store.directory import DirectoryStore
+
+
+def _reviewers(store: DirectoryStore, config: Config) -> Reviewers:
+    return Reviewers(store.engine, _vault(config), config.review)
+
+
+@cli.group()
+def user() -> None:
+    """Reviewers of the review pages: add, list, remove, unlock."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True,
+              help="ops: read the queue, manage suppressions; compliance: also read bodies "
+              "and decide; admin: everything.")
+@click.option("--tenant", "tenant_name", default=None,
+              help="Bind the reviewer to one tenant's messages and list.")
+@click.option("--password-stdin", is_flag=True,
+              help=f"Read the password (at least {MIN_PASSWORD} characters) from stdin; "
+              "otherwise one is generated and shown once.")
+@with_store
+async def user_add(store: DirectoryStore, config: Config, username: str, role: str,
+                   tenant_name: str | None, password_stdin: bool) -> None:
+    """Create a reviewer. Prints the TOTP secret as an otpauth:// URI (add it to an
+    authenticator app now: it is not shown again)."""
+    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else \
+        secrets.token_urlsafe(18)
+    uri = await _reviewers(store, config).add(username, password, role, tenant_id, _actor())
+    click.echo(f"reviewer {username} added ({role}{', ' + tenant_name if tenant_name else ''})")
+    if not password_stdin:
+        click.echo(f"password: {password}")
+    click.echo(f"totp: {uri}")
+
+
+@user.command("list")
+@with_store
+async def user_list(store: DirectoryStore, config: Config) -> None:
+    names = {t.id: t.name for t in await store.list_tenants()}
+    for r in await _reviewers(store, config).listing():
+        locked = f"locked until {r.locked_until:%Y-%m-%d %H:%M}" if r.locked_until else ""
+        last = f"{r.last_login_at:%Y-%m-%d %H:%M}" if r.last_login_at else "never"
+        click.echo(f"{r.username}\t{r.role}\t{names.get(r.tenant_id, 'all tenants')}\t"
+                   f"last sign-in {last}\t{locked}".rstrip())
+
+
+@user.command("remove")
+@click.argument("username")
+@with_store
+async def user_remove(store: DirectoryStore, config: Config, username: str) -> None:
+    """Delete the account and end its sessions."""
+    await _reviewers(store, config).remove(username, _actor())
+    click.echo(f"reviewer {username} removed")
+
+
+@user.command("unlock")
+@click.argument("username")
+@with_store
+async def user_unlock(store: DirectoryStore, config: Config, username: str) -> None:
+    """Lift a lockout after repeated failed sign-ins."""
+    await _reviewers(store, config).unlock(username, _actor())
+    click.echo(f"reviewer {username} unlocked")

@@ -1,0 +1,223 @@
+"""The review pages over HTTP: sign-in with password and TOTP, lockout, session cookie
+flags, idle timeout, CSRF and Origin checks, the Content-Security-Policy of every page and of
+the body endpoint, roles, and tenant isolation. (tests/web/test_review_browser.py drives them
+in a real browser.)"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.review.accounts import SignInRefused
+from gateway.store.schema import audit_events, review_sessions
+from gateway.web.review.pages import BODY_CSP, PAGE_CSP
+from tests.cli.test_queue_cli import gw
+from tests.review.test_held import held_rows, send_data
+from tests.web.review_support import (
+    PASSWORD,
+    Client,
+    add_reviewer,
+    admin_base,
+    csrf_of,
+    fresh_code,
+    signed_in,
+)
+
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+
+async def test_sign_in_needs_password_and_code_and_sets_a_strict_cookie(harness):
+    secret = await add_reviewer(harness, "alice")
+    async with Client(admin_base(harness)) as client:
+        assert (await client.get("/review/")).headers["location"] == "/review/login"
+        page = await client.get("/review/login")
+        assert page.headers["content-security-policy"] == PAGE_CSP
+        login_cookie = page.headers["set-cookie"]
+        assert "Secure" in login_cookie and "HttpOnly" in login_cookie
+        csrf = csrf_of(page.text)
+        wrong = await client.post("/review/login", data={
+            "csrf": csrf, "username": "alice", "password": PASSWORD, "code": "000000"})
+        assert wrong.status_code == 401 and "Wrong username, password or code" in wrong.text
+        csrf = csrf_of(wrong.text)  # each sign-in form has a fresh token
+        no_csrf = await client.post("/review/login", data={
+            "csrf": "forged", "username": "alice", "password": PASSWORD,
+            "code": await fresh_code(harness, "alice", secret)})
+        assert no_csrf.status_code == 403
+        ok = await client.post("/review/login", data={
+            "csrf": csrf, "username": "alice", "password": PASSWORD,
+            "code": await fresh_code(harness, "alice", secret)})
+        assert ok.status_code == 303
+        cookie = ok.headers["set-cookie"]
+        assert cookie.startswith("__Host-ocg-review=")
+        for flag in ("HttpOnly", "Secure", "SameSite=strict", "Path=/"):
+            assert flag in cookie, flag
+        queue = await client.get("/review/")
+        assert queue.status_code == 200 and "Review queue" in queue.text
+        assert queue.headers["content-security-policy"] == PAGE_CSP
+        assert queue.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_used_code_cannot_be_replayed(harness):
+    secret = await add_reviewer(harness, "alice")
+    code = await fresh_code(harness, "alice", secret)
+    await harness.gateway.reviewers.sign_in("alice", PASSWORD, code)
+    with pytest.raises(SignInRefused):
+        await harness.gateway.reviewers.sign_in("alice", PASSWORD, code)
+
+
+async def test_repeated_failures_lock_the_account_until_unlocked(harness):
+    secret = await add_reviewer(harness, "alice")
+    reviewers = harness.gateway.reviewers
+    for _ in range(4):
+        with pytest.raises(SignInRefused) as refused:
+            await reviewers.sign_in("alice", "wrong password!", "123456")
+        assert not refused.value.locked
+    with pytest.raises(SignInRefused) as refused:
+        await reviewers.sign_in("alice", "wrong password!", "123456")
+    assert refused.value.locked
+    with pytest.raises(SignInRefused) as refused:  # even the right password now
+        await reviewers.sign_in("alice", PASSWORD, await fresh_code(harness, "alice", secret))
+    assert refused.value.locked
+    unlocked = await gw(harness, "user", "unlock", "alice")
+    assert unlocked.returncode == 0, unlocked.stderr
+    await reviewers.sign_in("alice", PASSWORD, await fresh_code(harness, "alice", secret))
+    async with harness.gateway.engine.connect() as conn:
+        events = [r.event for r in await conn.execute(sa.select(audit_events.c.event).where(
+            audit_events.c.actor == "reviewer:alice"))]
+    assert events.count("reviewer.sign-in-failed") == 4 and "reviewer.locked" in events
+
+
+async def test_an_idle_session_ends(harness):
+    secret = await add_reviewer(harness, "alice")
+    client = await signed_in(harness, "alice", secret)
+    async with client:
+        assert (await client.get("/review/")).status_code == 200
+        async with harness.gateway.engine.begin() as conn:
+            await conn.execute(review_sessions.update().values(
+                last_seen_at=datetime.now(UTC) - timedelta(minutes=16)))
+        assert (await client.get("/review/")).headers["location"] == "/review/login"
+        async with harness.gateway.engine.connect() as conn:
+            assert (await conn.execute(sa.select(sa.func.count()).select_from(
+                review_sessions))).scalar_one() == 0
+
+
+async def test_forms_need_the_session_csrf_token_and_this_origin(harness):
+    secret = await add_reviewer(harness, "alice")
+    await asyncio.to_thread(send_data, harness, ["a@example.org"])
+    (row,) = await held_rows(harness)
+    client = await signed_in(harness, "alice", secret)
+    async with client:
+        page = await client.get(f"/review/messages/{row.id}")
+        csrf = csrf_of(page.text)
+        forged = await client.post(f"/review/messages/{row.id}/decide", data={
+            "csrf": "x" * 43, "action": "release", "reason": "r"})
+        assert forged.status_code == 403
+        cross = await client.post(f"/review/messages/{row.id}/decide", data={
+            "csrf": csrf, "action": "release", "reason": "r"},
+            headers={"Origin": "https://evil.example"})
+        assert cross.status_code == 403
+        assert (await held_rows(harness))[0].status == "held"
+        ok = await client.post(f"/review/messages/{row.id}/decide", data={
+            "csrf": csrf, "action": "note", "reason": "looked at it"},
+            headers={"Origin": admin_base(harness)})
+        assert ok.status_code == 303
+    assert (await held_rows(harness))[0].notes[0]["text"] == "looked at it"
+
+
+async def test_the_body_is_served_with_the_sandbox_policy_and_reads_are_audited(harness):
+    secret = await add_reviewer(harness, "alice")
+    await asyncio.to_thread(send_data, harness, ["a@example.org"])
+    (row,) = await held_rows(harness)
+    client = await signed_in(harness, "alice", secret)
+    async with client:
+        body = await client.get(f"/review/messages/{row.id}/body")
+        assert body.status_code == 200
+        assert body.headers["content-security-policy"] == (
+            "default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'; sandbox")
+        assert body.headers["content-security-policy"] == BODY_CSP
+        assert "4111 1111 1111 1111" in body.text
+        text = await client.get(f"/review/messages/{row.id}/body?as=text")
+        assert text.headers["content-type"].startswith("text/plain")
+    async with harness.gateway.engine.connect() as conn:
+        reads = (await conn.execute(sa.select(sa.func.count()).where(
+            audit_events.c.event == "held.read",
+            audit_events.c.actor == "reviewer:alice"))).scalar_one()
+    assert reads == 2
+
+
+async def test_a_reviewer_bound_to_a_tenant_never_sees_another_tenants_messages(harness):
+    await asyncio.to_thread(send_data, harness, ["a@example.org"])  # acme's
+    (row,) = await held_rows(harness)
+    secret = await add_reviewer(harness, "olga", tenant="other")
+    client = await signed_in(harness, "olga", secret)
+    async with client:
+        queue = await client.get("/review/?status=held")
+        assert f'href="/review/messages/{row.id}"' not in queue.text
+        assert (await client.get("/review/?tenant=acme")).text.count("/review/messages/") == 0
+        assert (await client.get(f"/review/messages/{row.id}")).status_code == 404
+        assert (await client.get(f"/review/messages/{row.id}/body")).status_code == 404
+        page = await client.get("/review/")
+        decided = await client.post(f"/review/messages/{row.id}/decide", data={
+            "csrf": csrf_of(page.text), "action": "discard", "reason": "not mine"})
+        assert decided.status_code == 404
+        bulk = await client.post("/review/bulk", data={
+            "csrf": csrf_of(page.text), "action": "release", "reason": "x",
+            "ids": str(row.id)})
+        assert bulk.headers["location"].endswith("n=0")
+        audit = await client.get("/review/audit")
+        assert "message.held" not in audit.text  # acme's audit rows are not shown
+    assert (await held_rows(harness))[0].status == "held"
+
+
+async def test_ops_reviewers_see_the_queue_but_neither_bodies_nor_decisions(harness):
+    await asyncio.to_thread(send_data, harness, ["a@example.org"])
+    (row,) = await held_rows(harness)
+    secret = await add_reviewer(harness, "oscar", role="ops")
+    client = await signed_in(harness, "oscar", secret)
+    async with client:
+        page = await client.get(f"/review/messages/{row.id}")
+        assert page.status_code == 200 and "<iframe" not in page.text
+        assert "4111" not in page.text
+        assert (await client.get(f"/review/messages/{row.id}/body")).status_code == 403
+        refused = await client.post(f"/review/messages/{row.id}/decide", data={
+            "csrf": csrf_of(page.text), "action": "release", "reason": "x"})
+        assert refused.status_code == 403
+
+
+async def test_suppression_search_add_and_remove_from_the_pages(harness):
+    secret = await add_reviewer(harness, "alice")
+    client = await signed_in(harness, "alice", secret)
+    async with client:
+        page = await client.get("/review/suppressions?list=acme")
+        added = await client.post("/review/suppressions", data={
+            "csrf": csrf_of(page.text), "list": "acme", "action": "add",
+            "target": "bob@example.org", "reason": "manual"})
+        assert added.status_code == 303
+        found = await client.get("/review/suppressions?list=acme&address=bob@example.org")
+        assert "bob@example.org" in found.text and "manual" in found.text
+        removed = await client.post("/review/suppressions", data={
+            "csrf": csrf_of(page.text), "list": "acme", "action": "remove",
+            "target": "bob@example.org", "why": "asked by the tenant"})
+        assert removed.status_code == 303
+        bad = await client.post("/review/suppressions", data={
+            "csrf": csrf_of(page.text), "list": "acme", "action": "add",
+            "target": "not an address", "reason": "manual"})
+        assert bad.status_code == 400 and "Not an address" in bad.text
+    async with harness.gateway.engine.connect() as conn:
+        searched = (await conn.execute(sa.select(audit_events.c.detail).where(
+            audit_events.c.event == "suppression.searched"))).scalars().all()
+    assert searched and "bob" not in str(searched)  # audited, by digest
+
+
+async def test_gateway_user_add_prints_the_totp_uri_and_list_shows_the_account(harness):
+    added = await gw(harness, "user", "add", "carol", "--role", "compliance", "--tenant",
+                     "acme")
+    assert added.returncode == 0, added.stderr
+    assert "totp: otpauth://totp/" in added.stdout and "password: " in added.stdout
+    listed = await gw(harness, "user", "list")
+    assert "carol\tcompliance\tacme\tlast sign-in never" in listed.stdout
+    again = await gw(harness, "user", "add", "carol", "--role", "ops")
+    assert again.returncode != 0 and "exists already" in again.stderr
