@@ -177,6 +177,7 @@ class Retention:
         counts["audit_events"] = await prune_audit(self._engine, self._anchor_key(),
                                                    ago(r.audit_days))
         counts["abuse_mail"] = self._purge_maildir(ago(r.abuse_mail_days).timestamp())
+        await self.refresh_statistics()
         purged = Purged({k: v or 0 for k, v in counts.items()})
         if purged.total:
             async with self._engine.begin() as conn:
@@ -184,6 +185,16 @@ class Retention:
                                                    counts=purged.counts)])
             log.info("retention purge", extra={"counts": purged.counts})
         return purged
+
+    async def refresh_statistics(self) -> None:
+        """SQLite plans by its statistics too, and nothing else gathers them (PostgreSQL's
+        autovacuum does): a bounded ANALYZE after each round keeps the review queue's and
+        the suppression lookups' plans right as tables grow."""
+        if self._engine.dialect.name != "sqlite":
+            return
+        async with self._engine.begin() as conn:
+            await conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            await conn.exec_driver_sql("ANALYZE")
 
     def _purge_maildir(self, before: float) -> int:
         """Messages of the postmaster/abuse Maildir older than `before` (by delivery)."""

@@ -37,8 +37,8 @@ from gateway.store.schema import audit_anchors, audit_batches, audit_chains, aud
 
 ANCHOR_PURPOSE = "audit-anchor"
 GENESIS = "0" * 64
-_FIELDS = ("at", "tenant_id", "queue_id", "actor", "event", "check_name", "action", "reason",
-           "recipient_digest", "message_id", "detail")
+FIELDS = ("at", "tenant_id", "queue_id", "actor", "event", "check_name", "action", "reason",
+          "recipient_digest", "message_id", "detail")
 
 _chain_name = socket.gethostname()[:60] or "gateway"
 
@@ -57,15 +57,22 @@ def chain_name() -> str:
 def iso(value: datetime) -> str:
     """One spelling of a time for hashing: UTC, microseconds (SQLite hands it back naive)."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return value.isoformat(timespec="microseconds")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=str).encode
+
+
+def canonical_values(values: Sequence[Any]) -> bytes:
+    """Content in `FIELDS` order (the time already `iso`), as the hash sees it."""
+    return _encode(values).encode()
 
 
 def canonical(row: Mapping[str, Any]) -> bytes:
     """A row's content as the hash sees it: every field, in a fixed order, as JSON."""
-    values = [iso(row["at"]) if f == "at" else row.get(f) for f in _FIELDS]
-    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str).encode()
+    return canonical_values([iso(row["at"]) if f == "at" else row.get(f) for f in FIELDS])
 
 
 def row_hash(previous: str, row: Mapping[str, Any]) -> str:
@@ -74,7 +81,7 @@ def row_hash(previous: str, row: Mapping[str, Any]) -> str:
 
 def _normalise(row: dict[str, Any]) -> dict[str, Any]:
     """What the database will hand back: JSON detail round-tripped, defaults filled."""
-    out = {f: row.get(f) for f in _FIELDS}
+    out = {f: row.get(f) for f in FIELDS}
     out["reason"] = out["reason"] or ""
     out["detail"] = json.loads(json.dumps(out["detail"] or {}, default=str))
     if out["at"] is None:

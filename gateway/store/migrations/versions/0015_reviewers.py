@@ -1,4 +1,5 @@
-"""Expand: reviewer accounts and sessions of the review pages."""
+"""Expand: reviewer accounts and sessions of the review pages; an index for the review
+queue's counts by reason."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -41,9 +42,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name="uq_review_sessions_token_hash"),
     )
     op.create_index("ix_review_sessions_reviewer_id", "review_sessions", ["reviewer_id"])
+    op.create_index("ix_held_messages_status_check", "held_messages",
+                    ["status", "check_name"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_held_messages_status_check", "held_messages")
     op.drop_index("ix_review_sessions_reviewer_id", "review_sessions")
     op.drop_table("review_sessions")
     op.drop_table("reviewers")
