@@ -7,6 +7,7 @@ traceback. Passwords are prompted or read from stdin, never taken from argv.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
@@ -23,7 +24,14 @@ from gateway import config as config_module
 from gateway import logs
 from gateway.config import Config
 from gateway.directory import settings as tenant_settings
-from gateway.errors import ConfigError, Conflict, GatewayError, InvalidValue, StoreError
+from gateway.errors import (
+    ConfigError,
+    Conflict,
+    GatewayError,
+    InvalidValue,
+    NotFound,
+    StoreError,
+)
 from gateway.store import audit_chain
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, current_revision, head_revision, upgrade
@@ -33,6 +41,7 @@ T = TypeVar("T")
 DEMO_TENANT, DEMO_DOMAIN, DEMO_LOGIN = "demo", "demo.example", "demo"
 DEMO_MAILBOX = f"outreach@{DEMO_DOMAIN}"
 DEMO_OPTED_OUT = "opted-out@example.org"
+DEMO_REVIEWER = "reviewer"
 
 
 class CliError(click.ClickException):
@@ -177,6 +186,8 @@ async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]
     if "admin" in roles:
         click.echo(f"HTTP admin API: http://{http.admin_listen}:{ports.admin}/api/v1/ "
                    "(OpenAPI: /api/v1/openapi.json)")
+        click.echo(f"Review pages: http://{http.admin_listen}:{ports.admin}/review/ "
+                   "(reviewers: gateway user add)")
     if config.is_development:
         click.echo("environment: development (self-generated key and certificate: "
                    "NOT FOR PRODUCTION)")
@@ -266,12 +277,27 @@ async def demo(store: DirectoryStore, config: Config) -> None:
         await _demo_dkim(store, config)
     password = secrets.token_urlsafe(15)
     await store.add_login(DEMO_TENANT, DEMO_LOGIN, password, _actor())
+    reviewer_password, totp_uri = await _demo_reviewer(store, config)
     creds.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(f"demo login: {DEMO_LOGIN}  password: {password}  sender: {DEMO_MAILBOX}\n"
-                 f"demo opt-out (refused at RCPT): {DEMO_OPTED_OUT}\n")
+                 f"demo opt-out (refused at RCPT): {DEMO_OPTED_OUT}\n"
+                 f"review pages reviewer: {DEMO_REVIEWER}  password: {reviewer_password}  "
+                 f"code: gateway user code {DEMO_REVIEWER}  (totp: {totp_uri})\n")
     click.echo(creds.read_text().rstrip())
+
+
+async def _demo_reviewer(store: DirectoryStore, config: Config) -> tuple[str, str]:
+    """A compliance reviewer for the review pages (re-made with the demo's credentials)."""
+    from gateway.review.accounts import Reviewers
+
+    reviewers = Reviewers(store.engine, _vault(config), config.review)
+    with contextlib.suppress(NotFound):
+        await reviewers.remove(DEMO_REVIEWER, _actor())
+    password = secrets.token_urlsafe(15)
+    uri = await reviewers.add(DEMO_REVIEWER, password, "compliance", None, _actor())
+    return password, uri
 
 
 async def _demo_dkim(store: DirectoryStore, config: Config) -> None:

@@ -9,6 +9,7 @@ import click
 
 from gateway.cli import _actor, _vault, cli, with_store
 from gateway.config import Config
+from gateway.errors import ConfigError
 from gateway.review.accounts import MIN_PASSWORD, ROLES, Reviewers
 from gateway.store.directory import DirectoryStore
 
@@ -74,3 +75,15 @@ async def user_unlock(store: DirectoryStore, config: Config, username: str) -> N
     """Lift a lockout after repeated failed sign-ins."""
     await _reviewers(store, config).unlock(username, _actor())
     click.echo(f"reviewer {username} unlocked")
+
+
+@user.command("code")
+@click.argument("username")
+@with_store
+async def user_code(store: DirectoryStore, config: Config, username: str) -> None:
+    """Development only: the reviewer's current TOTP code (the demo's stand-in for an
+    authenticator app)."""
+    if not config.is_development:
+        raise ConfigError("'gateway user code' runs only with environment = 'development': "
+                          "elsewhere the code comes from the reviewer's authenticator app.")
+    click.echo(await _reviewers(store, config).current_code(username))

@@ -1,7 +1,8 @@
 """`gateway tenant delete`: a tenant's data removed when it leaves.
 
-Mailbox tokens are revoked at the provider where it can be done and their sealed copies
-deleted with every other secret of the tenant (OAuth client secrets, upstream passwords).
+Mailbox tokens are revoked at the provider where it can be done, their sealed copies deleted
+with every other secret of the tenant (OAuth client secrets, upstream passwords), and the
+tenant's own key deleted: any copy left anywhere (a backup, a replica) no longer opens.
 Messages, copies, events, webhooks, opens, keys, domains, logins and mailboxes go. The
 tenant's row stays, marked `deleted` and emptied of settings, so the audit trail's tenant ids
 still mean something and the name cannot be taken by someone else. Under legal hold its held
@@ -20,6 +21,7 @@ from gateway.store import audit
 from gateway.store import schema as t
 from gateway.store.directory import DirectoryStore
 from gateway.vault.credentials import Credentials
+from gateway.vault.tenant_keys import TenantSealedSecrets
 from suppression.schema import suppressions
 
 DELETED = "deleted"
@@ -68,12 +70,17 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
                 kept[f"{label}_under_legal_hold"] = (await conn.execute(
                     sa.select(sa.func.count()).select_from(table).where(column == tid))
                 ).scalar_one()
+        shredded = False
+        if isinstance(credentials.secrets, TenantSealedSecrets):
+            shredded = await credentials.secrets.keys.shred(conn, tid)
         await conn.execute(t.tenants.update().where(t.tenants.c.id == tid).values(
             status=DELETED, status_reason=f"deleted by {actor}", settings={},
             updated_at=datetime.now(UTC)))
         await audit.write(conn, [audit.row("tenant.deleted", actor=actor, tenant_id=tid,
                                            deleted=deleted, kept=kept,
-                                           tokens_revoked=revoked)])
+                                           tokens_revoked=revoked,
+                                           tenant_key_shredded=shredded)])
     return {"tenant": name, "deleted_at": datetime.now(UTC).isoformat(), "deleted": deleted,
             "kept": kept, "tokens_revoked_at_provider": revoked,
+            "tenant_key_shredded": shredded,
             "legal_hold": None if hold is None else hold[1]}

@@ -64,6 +64,7 @@ from gateway.vault.keys import provider_for
 from gateway.vault.oauth import ProviderEndpoints
 from gateway.vault.purpose import PurposeKeys
 from gateway.vault.secrets import secret_store_for
+from gateway.vault.tenant_keys import TenantKeys, TenantSealedSecrets
 from gateway.vault.tokens import TokenBroker
 from gateway.vault.upstream_passwords import UpstreamPasswords
 from gateway.web.admin import create_admin_app
@@ -112,7 +113,9 @@ def build_upstreams(config: Config, credentials: Credentials, broker: TokenBroke
 def build_vault_parts(config: Config, engine: AsyncEngine, vault: Vault
                       ) -> tuple[Credentials, TokenBroker]:
     """Sealed secrets, mailbox credentials and the token broker, as configured."""
-    secrets = secret_store_for(config.vault.backend, config.vault.redis_url, engine, vault)
+    secrets = TenantSealedSecrets(
+        secret_store_for(config.vault.backend, config.vault.redis_url, engine, vault),
+        TenantKeys(engine, vault))
     providers = {name: ProviderEndpoints(name, p) for name, p in config.oauth.items()}
     credentials = Credentials(engine, secrets, config, providers)
     return credentials, TokenBroker(engine, credentials, providers)

@@ -15,11 +15,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.optout.token import Claims
 from gateway.store import audit
 from gateway.store.directory import audit_change
+from gateway.store.schema import tenants
 from gateway.suppressions import Suppressions
 from suppression.canonical import InvalidAddress, canonical
 from suppression.entries import Kind, NewEntry, Reason, Target
@@ -48,6 +50,12 @@ class OptOuts:
         now = int(time.time())
         scope = claims.tenant_id
         async with self._engine.begin() as conn:
+            status = (await conn.execute(sa.select(tenants.c.status).where(
+                tenants.c.id == scope))).scalar()
+            if status == "deleted":
+                # The tenant left (gateway tenant delete): it sends nothing any more, and
+                # recording would bring back personal data its deletion removed.
+                return Recorded(False, 0)
             before = await store.find(conn, scope, target)
             if before is not None and before.reason is Reason.UNSUBSCRIBE \
                     and before.active(now):

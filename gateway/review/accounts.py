@@ -132,6 +132,13 @@ class Reviewers:
             await audit.write(conn, [audit.row("reviewer.unlocked", actor=actor,
                                                tenant_id=row.tenant_id, username=username)])
 
+    async def current_code(self, username: str) -> str:
+        """The code of this moment (for `gateway user code`, development only)."""
+        async with self._engine.connect() as conn:
+            row = await self._row(conn, username)
+        secret = self._vault.open(row.sealed_totp, row.key_id, seal_context(username))
+        return totp.code_at(secret, totp.current_step())
+
     async def _row(self, conn: Any, username: str) -> Any:
         row = (await conn.execute(sa.select(reviewers).where(
             reviewers.c.username == username))).first()

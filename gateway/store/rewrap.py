@@ -26,6 +26,7 @@ from gateway.store.schema import (
     purpose_keys,
     reviewers,
     sealed_secrets,
+    tenant_keys,
     webhooks,
 )
 from gateway.store.webhooks import seal_context as webhook_context
@@ -33,6 +34,7 @@ from gateway.vault.envelope import Vault
 from gateway.vault.flows import seal_context as flow_context
 from gateway.vault.purpose import seal_context as purpose_context
 from gateway.vault.secrets import seal_context as secret_context
+from gateway.vault.tenant_keys import seal_context as tenant_key_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ SEALED: tuple[SealedColumn, ...] = (
     SealedColumn(oauth_flows, "sealed_verifier",
                  lambda r: flow_context(r.tenant_id, r.ticket_hash)),
     SealedColumn(reviewers, "sealed_totp", lambda r: reviewer_context(r.username)),
+    SealedColumn(tenant_keys, "sealed_key", lambda r: tenant_key_context(r.tenant_id)),
 )
 
 

@@ -430,3 +430,15 @@ review_sessions = sa.Table(
     sa.Column("last_seen_at", Timestamp, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=False),
 )
+
+# Each tenant's own key (sealed by the vault): its mailbox secrets are sealed under it first,
+# so deleting the key (gateway tenant delete) crypto-shreds them, backups included.
+tenant_keys = sa.Table(
+    "tenant_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("sealed_key", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

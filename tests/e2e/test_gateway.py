@@ -15,6 +15,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.smtp import replies
@@ -106,6 +107,23 @@ async def test_reload_picks_up_new_limits_and_keeps_running_on_a_bad_file(harnes
     assert harness.gateway.config.smtp.max_header_count == 5
 
 
+def demo_review_queue(review: str, password: str, code: str) -> str:
+    """Sign in as the demo reviewer (the session cookie is Secure: sent by hand over the
+    loopback http listener, as a browser would) and fetch the queue page."""
+    with httpx.Client(base_url=review) as client:
+        page = client.get("login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        login_cookie = page.headers["set-cookie"].split(";", 1)[0]
+        signed_in = client.post("login", data={
+            "csrf": csrf, "username": "reviewer", "password": password, "code": code},
+            headers={"Cookie": login_cookie})
+        assert signed_in.status_code == 303, signed_in.text
+        session = signed_in.headers["set-cookie"].split(";", 1)[0]
+        queue = client.get("", headers={"Cookie": session})
+        assert queue.status_code == 200
+        return queue.text
+
+
 def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
     """What `make run` does, in a copy of the development configuration."""
     work = tmp_path / "run"
@@ -128,8 +146,9 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
     proc = subprocess.Popen(gateway + ["serve"], cwd=work, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        banner = [proc.stdout.readline() for _ in range(8)]
-        assert "NOT FOR PRODUCTION" in banner[5] and password in banner[6]
+        banner = [proc.stdout.readline() for _ in range(10)]
+        assert "NOT FOR PRODUCTION" in banner[6] and password in banner[7]
+        assert banner[5].startswith("Review pages: http://127.0.0.1:")
         port = int(banner[0].rsplit(":", 1)[1])
         assert banner[2].startswith("SMTP mailto unsubscribe: 127.0.0.1:")
         admin = banner[4].split()[3]  # http://127.0.0.1:PORT/api/v1/
@@ -180,6 +199,20 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
         assert b"t.tool.example" not in copy
         with urllib.request.urlopen(pixel.decode(), timeout=10) as response:
             assert response.headers["Content-Type"] == "image/gif"
+        # A message with a card number is held, and the demo reviewer sees it on the pages.
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.starttls(context=context)
+            smtp.login("demo", password)
+            held = messages.simple(sender="outreach@demo.example", to="carol@example.org")
+            smtp.sendmail("outreach@demo.example", ["carol@example.org"],
+                          held + b"Card 4111 1111 1111 1111\r\n")
+        assert not any(b"carol@" in f.read_bytes() for f in (work / "var/outbox/new").iterdir())
+        review = banner[5].split()[2]  # http://127.0.0.1:PORT/review/
+        reviewer_password = creds.split("reviewer: reviewer  password: ")[1].split()[0]
+        code = subprocess.run(gateway + ["user", "code", "reviewer"], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=60).stdout.strip()
+        assert re.fullmatch(r"\d{6}", code)
+        assert "sensitive-data" in demo_review_queue(review, reviewer_password, code)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, errors = proc.communicate(timeout=15)

@@ -9,8 +9,11 @@ import json
 import smtplib
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 
+from gateway.errors import VaultError
+from gateway.service import build_vault_parts
 from gateway.store.schema import (
     domains,
     events,
@@ -18,6 +21,7 @@ from gateway.store.schema import (
     logins,
     mailboxes,
     opens,
+    sealed_secrets,
     tenants,
 )
 from gateway.suppressions import Actor
@@ -28,6 +32,7 @@ from tests.conftest import PASSWORD
 from tests.review.test_held import send_data
 from tests.support import messages
 from tests.web.test_admin_api import admin, key
+from tests.web.test_unsubscribe import public, token_for
 
 PERSON, OTHER = "Person@Example.org", "other@example.org"
 
@@ -142,6 +147,10 @@ async def test_the_api_export_and_erase_are_compliance_only_and_tenant_bound(har
 
 async def test_tenant_delete_removes_its_data_and_its_senders(harness):
     await _their_data(harness)
+    secrets = harness.gateway.credentials.secrets
+    await secrets.put(1, "mailbox/1/refresh_token", b"a refresh token")
+    async with harness.gateway.engine.connect() as conn:
+        backup = (await conn.execute(sa.select(sealed_secrets))).all()  # e.g. last night's
     refused = await gw(harness, "tenant", "delete", "acme", "--confirm", "acm")
     assert refused.returncode != 0 and "--confirm" in refused.stderr
     result = await gw(harness, "tenant", "delete", "acme", "--confirm", "acme")
@@ -162,6 +171,14 @@ async def test_tenant_delete_removes_its_data_and_its_senders(harness):
         other = (await conn.execute(sa.select(sa.func.count()).select_from(suppressions)
                                     .where(suppressions.c.scope == 2))).scalar_one()
     assert status == "deleted" and other == 1
+    assert receipt["tenant_key_shredded"] is True
+    async with harness.gateway.engine.begin() as conn:  # the backup comes back ...
+        await conn.execute(sealed_secrets.insert(), [dict(r._mapping) for r in backup])
+    fresh = build_vault_parts(harness.gateway.config, harness.gateway.engine,
+                              harness.gateway.vault)[0]
+    with pytest.raises(VaultError, match="shredded"):  # ... and opens nothing
+        await fresh.secrets.get(1, "mailbox/1/refresh_token")
+    await fresh.close()
     await harness.refresh()
 
     def login() -> int:
@@ -186,3 +203,15 @@ async def test_tenant_delete_under_legal_hold_keeps_held_messages_and_suppressio
     assert receipt["kept"] == {"held_messages_under_legal_hold": 1,
                                "suppression_entries_under_legal_hold": 2}
     assert receipt["legal_hold"] == "case 8"
+
+
+async def test_a_deleted_tenants_unsubscribe_link_records_nothing(harness):
+    token = await token_for(harness, "dora@example.org")
+    assert (await gw(harness, "tenant", "delete", "acme", "--confirm", "acme")).returncode == 0
+    async with public(harness) as client:
+        response = await client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click")
+    assert response.status_code == 200
+    async with harness.gateway.engine.connect() as conn:
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(suppressions)
+                                    .where(suppressions.c.scope == 1))).scalar_one()
+    assert count == 0  # nothing brought back for a tenant that is gone

@@ -22,10 +22,12 @@ from gateway import config as config_module
 from gateway.errors import ConfigError
 from gateway.service import Gateway
 from gateway.store.engine import upgrade
+from gateway.store.rewrap import rewrap as rewrap_database
 from gateway.store.schema import sealed_secrets
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import FileKeyProvider
 from gateway.vault.secrets import RedisSecrets
+from gateway.vault.tenant_keys import TenantKeys, TenantSealedSecrets
 from tests.conftest import Pki, running_harness, write_config
 from tests.smtp.test_xoauth2 import SENDER, connect
 from tests.support import messages
@@ -114,7 +116,10 @@ async def test_tokens_live_in_the_separate_redis_and_rewrap_moves_them(
             assert await store.remaining() == 3
             assert await store.rewrap(100, lambda n: None) == 3
             assert await store.remaining() == 0
-            alone = RedisSecrets(url, Vault(FileKeyProvider(new_key)))  # old key retired
+            await rewrap_database(h.gateway.engine, vault)  # the tenant keys move too
+            new_only = Vault(FileKeyProvider(new_key))  # the old key retired
+            alone = TenantSealedSecrets(RedisSecrets(url, new_only),
+                                        TenantKeys(h.gateway.engine, new_only))
             mailbox_id = (await h.store().mailbox_by_address(SENDER)).id
             tenant_id = (await h.store().tenant("acme")).id
             assert await alone.get(tenant_id, f"mailbox/{mailbox_id}/refresh_token") in (

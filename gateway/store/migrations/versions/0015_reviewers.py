@@ -1,5 +1,5 @@
 """Expand: reviewer accounts and sessions of the review pages; an index for the review
-queue's counts by reason."""
+queue's counts by reason; per-tenant keys (crypto-shredding of a tenant's secrets)."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -44,9 +44,20 @@ def upgrade() -> None:
     op.create_index("ix_review_sessions_reviewer_id", "review_sessions", ["reviewer_id"])
     op.create_index("ix_held_messages_status_check", "held_messages",
                     ["status", "check_name"])
+    op.create_table(
+        "tenant_keys",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("tenant_id", sa.Integer, nullable=False),
+        sa.Column("sealed_key", sa.LargeBinary, nullable=False),
+        sa.Column("key_id", sa.String(40), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_tenant_keys"),
+        sa.UniqueConstraint("tenant_id", name="uq_tenant_keys_tenant_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("tenant_keys")
     op.drop_index("ix_held_messages_status_check", "held_messages")
     op.drop_index("ix_review_sessions_reviewer_id", "review_sessions")
     op.drop_table("review_sessions")
