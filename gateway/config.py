@@ -215,6 +215,56 @@ class EventsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Messages and recipients one sender may send per window; 0 = no limit."""
+
+    messages_per_minute: int = 0
+    messages_per_hour: int = 0
+    messages_per_day: int = 0
+    recipients_per_day: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GmailLimits:
+    """Google Workspace's published per-user limits (a key set alone keeps the others)."""
+
+    messages_per_minute: int = 0
+    messages_per_hour: int = 0
+    messages_per_day: int = 2000
+    recipients_per_day: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class MicrosoftLimits:
+    """Exchange Online's published per-mailbox limits."""
+
+    messages_per_minute: int = 30
+    messages_per_hour: int = 0
+    messages_per_day: int = 0
+    recipients_per_day: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Sending limits, counted across every node (protects the mailboxes' reputation).
+
+    A mailbox's limits follow its upstream's kind. The defaults are the providers' published
+    per-mailbox limits: Google Workspace sends at most 2,000 messages and 10,000 recipients
+    a day per user (support.google.com/a/answer/166852); Exchange Online at most 30 messages
+    a minute and 10,000 recipients a day per mailbox (learn.microsoft.com/office365/
+    servicedescriptions/exchange-online-service-description/exchange-online-limits).
+    """
+
+    gmail: GmailLimits = field(default_factory=GmailLimits)
+    microsoft: MicrosoftLimits = field(default_factory=MicrosoftLimits)
+    smtp: RateLimits = field(default_factory=RateLimits)  # a smarthost's are the operator's
+    maildir: RateLimits = field(default_factory=RateLimits)
+    tenant: RateLimits = field(default_factory=RateLimits)  # all its mailboxes together
+    tenant_sessions: int = 0  # concurrent SMTP sessions per tenant on one node; 0 = no cap
+    redis_url: str = ""  # counters in this Redis; empty: in the database
+
+
+@dataclass(frozen=True, slots=True)
 class SuppressionConfig:
     """Suppression lists. An entry with an expiry (a soft bounce's 7 days) stops suppressing
     the moment it expires; it is kept this long after for review, then deleted."""
@@ -317,6 +367,7 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     suppressions: SuppressionConfig = field(default_factory=SuppressionConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
@@ -550,6 +601,16 @@ def _validate(config: Config) -> None:
                 "lockout_failures", "lockout_minutes", "page_size"):
         _require(getattr(config.review, key) > 0, f"review.{key}", getattr(config.review, key),
                  "Must be greater than 0.")
+    for kind in ("gmail", "microsoft", "smtp", "maildir", "tenant"):
+        for key in RateLimits.__dataclass_fields__:
+            value = getattr(getattr(config.limits, kind), key)
+            _require(value >= 0, f"limits.{kind}.{key}", value, "Must be 0 (no limit) or more.")
+    _require(config.limits.tenant_sessions >= 0, "limits.tenant_sessions",
+             config.limits.tenant_sessions, "Must be 0 (no cap) or more.")
+    if config.limits.redis_url:
+        _require(config.limits.redis_url.startswith(("redis://", "rediss://", "unix://")),
+                 "limits.redis_url", config.limits.redis_url,
+                 "Must be a redis://, rediss:// or unix:// URL (or empty: the database).")
     for key in RetentionConfig.__dataclass_fields__:
         value = getattr(config.retention, key)
         _require(value > 0, f"retention.{key}", value, "Must be greater than 0.")

@@ -25,7 +25,15 @@ from gateway.queue.store import State
 from gateway.review.held import HeldStore
 from gateway.store import audit
 from gateway.store.audit_verify import prune as prune_audit
-from gateway.store.schema import events, oauth_flows, opens, pending_copies, tenants, webhook_outbox
+from gateway.store.schema import (
+    events,
+    oauth_flows,
+    opens,
+    pending_copies,
+    rate_counters,
+    tenants,
+    webhook_outbox,
+)
 from gateway.suppressions import Actor, Suppressions
 
 log = logging.getLogger("gateway.retention")
@@ -174,6 +182,9 @@ class Retention:
                 opens.c.at < ago(r.opens_days)))).rowcount
             counts["oauth_flows"] = (await conn.execute(oauth_flows.delete().where(
                 oauth_flows.c.expires_at < ago(r.oauth_flows_days)))).rowcount
+            # not personal data: sending-limit windows that are over
+            counts["rate_counters"] = (await conn.execute(rate_counters.delete().where(
+                rate_counters.c.expires_at < int(now.timestamp())))).rowcount
         counts["audit_events"] = await prune_audit(self._engine, self._anchor_key(),
                                                    ago(r.audit_days))
         counts["abuse_mail"] = self._purge_maildir(ago(r.abuse_mail_days).timestamp())

@@ -21,6 +21,8 @@ from gateway.directory.records import Tenant
 from gateway.dkim.keys import DkimKeys
 from gateway.errors import VaultError
 from gateway.events.webhooks import WebhookDispatcher
+from gateway.limits.counters import counters_for
+from gateway.limits.sending import SendingLimits
 from gateway.net.fetch import GuardedFetcher
 from gateway.optout import mailto
 from gateway.optout.mailto import MailtoHandler
@@ -161,10 +163,13 @@ class Gateway:
         self._purge = background.Poller(self._retention_round, full=1,
                                         interval=config.retention.interval, log=log,
                                         name="retention")
+        self.limits = SendingLimits(
+            config, counters_for(config.limits.redis_url, self.engine),
+            {name: up.kind for name, up in config.upstreams.items()})
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
             digest_key=b"",  # set in start(), from the stored purpose key
-            composer=self.composer, held=self.held,
+            composer=self.composer, held=self.held, limits=self.limits,
         )
         self.review = ReviewWorker(self.held, self.directory, self.composer, self.queue,
                                    self.audit, config)
@@ -346,6 +351,7 @@ class Gateway:
         await self.relay.close()
         await self.credentials.close()
         await self.suppressions.close()
+        await self.limits.close()
         self.authenticator.close()
         await self.engine.dispose()
 

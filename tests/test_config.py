@@ -68,6 +68,12 @@ def test_environment_overrides_toml(tmp_path: Path):
       "GATEWAY__UPSTREAMS__OUT__TLS": "none"},
      "Config 'upstreams.out.tls' has value 'none'. Plain-text upstream connections are allowed "
      "only to a loopback host."),
+    ({"GATEWAY__LIMITS__MICROSOFT__MESSAGES_PER_MINUTE": "-1"},
+     "Config 'limits.microsoft.messages_per_minute' has value -1. Must be 0 (no limit) or more."),
+    ({"GATEWAY__RETENTION__AUDIT_DAYS": "0"},
+     "Config 'retention.audit_days' has value 0.0. Must be greater than 0."),
+    ({"GATEWAY__REVIEW__LOCKOUT_FAILURES": "0"},
+     "Config 'review.lockout_failures' has value 0. Must be greater than 0."),
 ])
 def test_bad_values_name_key_value_and_rule(env: dict[str, str], message: str):
     with pytest.raises(ConfigError) as info:

@@ -14,6 +14,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory.cache import Directory
+from gateway.limits.sending import SendingLimits
 from gateway.logs import anonymize_ip
 from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
@@ -43,7 +44,8 @@ def new_queue_id() -> str:
 class GatewayHandler:
     def __init__(self, config: Config, directory: Directory, pipeline: Pipeline,
                  authenticator: Authenticator, relay: Relay, audit_trail: AuditTrail,
-                 digest_key: bytes, composer: Composer, held: HeldStore | None = None) -> None:
+                 digest_key: bytes, composer: Composer, held: HeldStore | None = None,
+                 limits: SendingLimits | None = None) -> None:
         self.config = config
         self._directory = directory
         self._pipeline = pipeline
@@ -53,8 +55,16 @@ class GatewayHandler:
         self._digest_key = digest_key
         self._composer = composer
         self._held = held
+        self._limits = limits
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
+
+    def session_closed(self, session: Session) -> None:
+        """The connection is gone: its place in the tenant's session cap is free again."""
+        if isinstance(session, GatewaySession) and session.counted_tenant is not None \
+                and self._limits is not None:
+            self._limits.close_session(session.counted_tenant)
+            session.counted_tenant = None
 
     def set_digest_key(self, key: bytes) -> None:
         self._digest_key = key
@@ -188,12 +198,24 @@ class GatewayHandler:
         if outcome.reply is not None:
             await self._record_refusal("sender.refused", tx, outcome)
             return str(outcome.reply)
+        mailbox = self._directory.mailbox(addr.normalize(address, smtputf8=smtputf8))
+        if self._limits is not None and mailbox is not None:
+            if session.counted_tenant is None:
+                refused = self._limits.open_session(tenant)
+                if refused is not None:
+                    return str(refused)
+                session.counted_tenant = tenant.id
+            refused = await self._limits.check(tenant, mailbox)
+            if refused is not None:
+                log.info("sending limit", extra={"tenant_id": tenant.id,
+                                                 "mailbox_id": mailbox.id, "stage": "MAIL"})
+                return str(refused)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.smtp_utf8 = smtputf8
         envelope.tenant = tenant
-        # the check validated this address; look the mailbox up by the same normal form
-        envelope.mailbox = self._directory.mailbox(addr.normalize(address, smtputf8=smtputf8))
+        # the check validated this address; the mailbox was looked up by the same normal form
+        envelope.mailbox = mailbox
         envelope.sender = envelope.mailbox.address if envelope.mailbox else address
         envelope.eightbit_declared = "BODY=8BITMIME" in mail_options
         return str(replies.SENDER_OK)
@@ -295,6 +317,13 @@ class GatewayHandler:
                 "queue_id": queue_id, "tenant_id": tenant.id, "check": deciding.check,
                 "code": reply.code, "status": reply.status})
             return reply
+        if self._limits is not None:
+            refused = await self._limits.count(tenant, mailbox, len(envelope.recipients))
+            if refused is not None:  # the client keeps the message and tries again later
+                await self._audit.record([audit.row(
+                    "message.deferred", actor=actor, tenant_id=tenant.id, queue_id=queue_id,
+                    action="defer", reason="sending limit", reply=str(refused))])
+                return refused
         assert isinstance(server, GatewaySMTP)
         message.prepend("Received", self._received(session, server.tls_active, queue_id))
         message_id = message.value("message-id")

@@ -43,6 +43,11 @@ class GatewaySMTP(SMTP):
             self._auth_require_tls = False  # the transport itself is TLS (RFC 8314)
         self._verb = ""
 
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.session is not None and hasattr(self.event_handler, "session_closed"):
+            self.event_handler.session_closed(self.session)
+        super().connection_lost(error)
+
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop)
 

@@ -12,6 +12,7 @@ from gateway.directory.records import Mailbox, Principal, Tenant
 class GatewaySession(Session):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
+        self.counted_tenant: int | None = None  # holds a place in this tenant's session cap
 
     @property
     def client_ip(self) -> str:

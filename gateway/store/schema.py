@@ -442,3 +442,14 @@ tenant_keys = sa.Table(
     sa.Column("key_id", sa.String(40), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+# Sending-limit counters (gateway/limits/counters.py) when no Redis is configured: one row
+# per sender and window, deleted by the retention round once the window is over.
+rate_counters = sa.Table(
+    "rate_counters",
+    metadata,
+    sa.Column("key", sa.String(120), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, primary_key=True),
+    sa.Column("used", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+)
