@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import metrics
 from gateway.optout.token import Claims
 from gateway.store import audit
 from gateway.store.directory import audit_change
@@ -72,6 +73,7 @@ class OptOuts:
                 "queue_id": claims.queue_id, "recipient": claims.recipient,
                 "detail": {"source": source, "mailbox_id": claims.mailbox_id},
             }])
+        metrics.OPT_OUTS.labels(source).inc()
         log.info("opt-out recorded", extra={"tenant_id": scope, "source": source,
                                             "queue_id": claims.queue_id})
         return Recorded(True, entry.id)

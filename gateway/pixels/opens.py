@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway import background
+from gateway import background, metrics
 
 log = logging.getLogger("gateway.pixels")
 MAX_BUFFER = 100_000  # opens waiting for a write; beyond it they are counted and dropped
@@ -37,6 +37,7 @@ class OpenRecorder:
             self.dropped += 1
             return
         self._rows.append(row)
+        metrics.PIXEL_OPENS.inc()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="open-events")

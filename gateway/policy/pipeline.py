@@ -7,6 +7,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
+from gateway import metrics
 from gateway.errors import VaultError
 from gateway.policy import (
     header_from,
@@ -85,6 +86,10 @@ class Pipeline:
         return Outcome(worst, tuple(verdicts))
 
     async def _run_one(self, check: Check, tx: Transaction) -> Verdict:
+        with metrics.CHECK_SECONDS.labels(check.name).time():
+            return await self._timed(check, tx)
+
+    async def _timed(self, check: Check, tx: Transaction) -> Verdict:
         timeout = self._ctx.config.check_config(check.name).timeout
         try:
             async with asyncio.timeout(timeout):

@@ -11,6 +11,7 @@ from email.utils import format_datetime
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from gateway import metrics
 from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory.cache import Directory
@@ -245,6 +246,8 @@ class GatewayHandler:
     async def _record_refusal(self, event: str, tx: Transaction, outcome: Outcome,
                               recipient_digest: str | None = None) -> None:
         last = outcome.verdicts[-1]
+        metrics.MESSAGES.labels("refused" if recipient_digest is None else "recipient-refused",
+                                last.check).inc()
         reply = str(outcome.reply) if outcome.reply else None
         await self._audit.record([audit.row(
             event, actor=f"login:{tx.principal.username}", tenant_id=tx.tenant_id,
@@ -303,6 +306,7 @@ class GatewayHandler:
             held = outcome.action is Action.HOLD and kept
             if held:
                 reply = replies.held(queue_id)
+            metrics.MESSAGES.labels("held" if held else "refused", deciding.check).inc()
             await self._audit.record([audit.row(
                 "message.held" if held else "message.refused", actor=actor,
                 tenant_id=tenant.id, queue_id=queue_id, kept=kept,
@@ -320,6 +324,7 @@ class GatewayHandler:
         if self._limits is not None:
             refused = await self._limits.count(tenant, mailbox, len(envelope.recipients))
             if refused is not None:  # the client keeps the message and tries again later
+                metrics.MESSAGES.labels("deferred", "sending-limit").inc()
                 await self._audit.record([audit.row(
                     "message.deferred", actor=actor, tenant_id=tenant.id, queue_id=queue_id,
                     action="defer", reason="sending limit", reply=str(refused))])
@@ -354,6 +359,8 @@ class GatewayHandler:
             if not (kept and r.outcome is CopyOutcome.REFUSED)
         ]
         await self._audit.record(rows, events)
+        metrics.MESSAGES.labels("relayed" if result.reply.code < 400 else "upstream-refused",
+                                "").inc()
         log.info("message relayed", extra={
             "queue_id": queue_id, "tenant_id": tenant.id, "mailbox_id": mailbox.id,
             "recipients": len(digests), "size": len(raw), "code": result.reply.code,

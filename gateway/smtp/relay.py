@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from gateway import metrics
 from gateway.directory.records import Mailbox
 from gateway.queue.store import NewCopy, QueueStore, State
 from gateway.smtp import replies
@@ -54,7 +56,7 @@ class Relay:
             return RelayResult(replies.TEMPORARY_FAILURE, (), 0)
         copies = [Copy(envelope_from, r, smtputf8, eightbit, mailbox.id, mailbox.tenant_id)
                   for r in recipients]
-        tasks = [asyncio.ensure_future(upstream.deliver(c, m))
+        tasks = [asyncio.ensure_future(_timed(upstream, mailbox.upstream, c, m))
                  for c, m in zip(copies, messages, strict=True)]
         done, late = await asyncio.wait(tasks, timeout=self.deadline)
         results = tuple(
@@ -87,3 +89,11 @@ class Relay:
     async def close(self) -> None:
         for upstream in self._upstreams.values():
             await upstream.close()
+
+
+async def _timed(upstream: Upstream, name: str, copy: Copy, message: bytes) -> DeliveryResult:
+    started = time.perf_counter()
+    result = await upstream.deliver(copy, message)
+    metrics.UPSTREAM_SECONDS.labels(name, result.outcome.value).observe(
+        time.perf_counter() - started)
+    return result

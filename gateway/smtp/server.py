@@ -10,6 +10,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 
+from gateway import metrics
 from gateway.config import SmtpConfig
 from gateway.smtp import replies
 from gateway.smtp.session import GatewayEnvelope, GatewaySession
@@ -62,9 +63,12 @@ class GatewaySMTP(SMTP):
         if isinstance(status, bytes):
             if not status.startswith(b"334 "):  # AUTH challenges are the only bytes pushed
                 status = replies.translate(self._verb, status.decode("ascii", "replace")).encode()
+            _count(status.decode("ascii", "replace"))
             await super().push(status)
             return
-        await super().push(replies.translate(self._verb, status))
+        translated = replies.translate(self._verb, status)
+        _count(translated)
+        await super().push(translated)
 
     async def _as(self, verb: str, method: Callable[[str], Any], arg: str) -> None:
         self._verb = verb
@@ -99,6 +103,12 @@ class GatewaySMTP(SMTP):
 
     async def smtp_HELP(self, arg: str) -> None:
         await self.push(str(replies.HELP))
+
+
+def _count(reply: str) -> None:
+    code = reply[:3]
+    if code.isdigit():
+        metrics.REPLIES.labels(code).inc()
 
 
 def server_tls_context(cert: str, key: str) -> ssl.SSLContext:

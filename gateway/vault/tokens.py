@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import metrics
 from gateway.store.schema import mailbox_credentials
 from gateway.vault.credentials import (
     DISCONNECTED,
@@ -159,9 +160,11 @@ class TokenBroker:
                 await self._credentials.mark(mailbox_id, DISCONNECTED,
                                              "consent revoked at the provider (invalid_grant)",
                                              "vault", forget_tokens=True)
+                metrics.TOKEN_REFRESHES.labels(row.provider, "revoked").inc()
                 log.error("mailbox disconnected: grant revoked",
                           extra={"mailbox_id": mailbox_id, "provider": row.provider})
                 raise TokenUnavailable("disconnected") from None
+            metrics.TOKEN_REFRESHES.labels(row.provider, "failed").inc()
             log.error("token refresh failed", extra={"mailbox_id": mailbox_id,
                                                      "provider": row.provider,
                                                      "error": exc.message})
@@ -183,6 +186,7 @@ class TokenBroker:
         async with self._engine.begin() as conn:
             await conn.execute(mailbox_credentials.update().where(
                 mailbox_credentials.c.mailbox_id == mailbox_id).values(**values))
+        metrics.TOKEN_REFRESHES.labels(row.provider, "ok").inc()
         log.info("access token refreshed", extra={"mailbox_id": mailbox_id,
                                                   "provider": row.provider,
                                                   "rotated": grant.refresh_token is not None})

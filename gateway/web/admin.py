@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
-from gateway.web import errors
+from gateway.web import errors, health
 from gateway.web.api import (
     events,
     keys,
@@ -42,14 +41,5 @@ def _routes(web: WebParts) -> FastAPI:
     app.include_router(subjects.router)
     pages.install(app)  # the review pages: /review/
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        if not web.ready:
-            return JSONResponse({"status": "shutting down"}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
+    app.include_router(health.router)  # /healthz, /readyz, /metrics
     return app

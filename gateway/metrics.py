@@ -1,0 +1,39 @@
+"""Prometheus metrics of one gateway process, served at `/metrics` on the admin listener.
+
+Labels hold only bounded, non-personal values: actions, check names, reply codes, upstream
+and provider names. Never a tenant's or a person's address, never a token. Queue depths and
+the size of the suppression lists are read from the database when scraped.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+MESSAGES = Counter(
+    "ocg_messages", "Messages by final action (relayed, held, refused, deferred) and the "
+    "check that decided (empty when none did)", ["action", "check"], registry=REGISTRY)
+REPLIES = Counter("ocg_smtp_replies", "SMTP replies sent, by reply code", ["code"],
+                  registry=REGISTRY)
+UPSTREAM_SECONDS = Histogram(
+    "ocg_upstream_seconds", "Time to hand one copy to its upstream, by upstream and outcome",
+    ["upstream", "outcome"], registry=REGISTRY,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+CHECK_SECONDS = Histogram(
+    "ocg_check_seconds", "Policy check latency, by check", ["check"], registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+TOKEN_REFRESHES = Counter(
+    "ocg_token_refreshes", "OAuth access-token refreshes, by provider and outcome (ok, "
+    "revoked, failed)", ["provider", "outcome"], registry=REGISTRY)
+PIXEL_OPENS = Counter("ocg_pixel_opens", "Tracking-pixel opens recorded", registry=REGISTRY)
+OPT_OUTS = Counter("ocg_opt_outs", "Opt-outs recorded, by source", ["source"],
+                   registry=REGISTRY)
+QUEUE_DEPTH = Gauge("ocg_queue_depth", "Copies in the delivery queue, by state", ["state"],
+                    registry=REGISTRY)
+HELD_DEPTH = Gauge("ocg_held_messages", "Messages held for review (undecided)",
+                   registry=REGISTRY)
+SUPPRESSIONS = Gauge("ocg_suppression_entries", "Entries on all suppression lists",
+                     registry=REGISTRY)
+CERT_DAYS = Gauge("ocg_tls_certificate_days_left", "Days until the SMTP TLS certificate "
+                  "expires", registry=REGISTRY)

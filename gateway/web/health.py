@@ -1,0 +1,116 @@
+"""`/metrics` (Prometheus), `/healthz` and `/readyz` on the admin listener.
+
+`/readyz` answers 503 while the process shuts down, when the database does not answer, or
+when the vault's keys are not loaded (every suppression check would fail closed). Upstream
+reachability is reported in its body but does not fail it: every node shares the upstreams,
+and a node that stops accepting because the provider is down only moves the queue onto the
+clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway import metrics
+from gateway.queue.store import OPEN_STATES
+from gateway.store.schema import held_messages, pending_copies
+from gateway.web.parts import WebParts
+from suppression.schema import suppressions
+
+router = APIRouter(include_in_schema=False)
+_SUPPRESSION_EVERY = 60.0  # counting a 10,000,000-entry list is not done per scrape
+_suppression_counted = 0.0
+
+
+def _web(request: Request) -> WebParts:
+    web: WebParts = request.app.state.parts
+    return web
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    web = _web(request)
+    checks: dict[str, Any] = {"shutting_down": not web.ready}
+    try:
+        async with asyncio.timeout(2):
+            async with web.directory.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; the type says which
+        checks["database"] = f"unavailable ({type(exc).__name__})"
+    checks["vault"] = "ok" if web.suppressions.ready else "keys not loaded"
+    checks["upstreams"] = await _upstreams(web)
+    ready = web.ready and checks["database"] == "ok" and checks["vault"] == "ok"
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
+async def _upstreams(web: WebParts) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, up in web.config.upstreams.items():
+        if up.kind == "maildir":
+            found[name] = "ok" if os.access(up.path, os.W_OK) or not os.path.exists(up.path) \
+                else "not writable"
+            continue
+        try:
+            async with asyncio.timeout(2):
+                _, writer = await asyncio.open_connection(up.host, up.port)
+                writer.close()
+                await writer.wait_closed()
+            found[name] = "ok"
+        except (OSError, TimeoutError) as exc:
+            found[name] = f"unreachable ({type(exc).__name__})"
+    return found
+
+
+@router.get("/metrics")
+async def prometheus(request: Request) -> Response:
+    global _suppression_counted
+    web = _web(request)
+    async with web.directory.engine.connect() as conn:
+        for state in OPEN_STATES:
+            metrics.QUEUE_DEPTH.labels(state.value).set(0)
+        for state, n in await conn.execute(sa.select(
+                pending_copies.c.state, sa.func.count()).where(
+                pending_copies.c.state.in_([s.value for s in OPEN_STATES])).group_by(
+                pending_copies.c.state)):
+            metrics.QUEUE_DEPTH.labels(state).set(n)
+        metrics.HELD_DEPTH.set((await conn.execute(sa.select(sa.func.count()).where(
+            held_messages.c.status == "held"))).scalar_one())
+        if time.monotonic() - _suppression_counted > _SUPPRESSION_EVERY or \
+                _suppression_counted == 0.0:
+            metrics.SUPPRESSIONS.set((await conn.execute(sa.select(sa.func.count()).select_from(
+                suppressions))).scalar_one())
+            _suppression_counted = time.monotonic()
+    days = _certificate_days(web)
+    if days is not None:
+        metrics.CERT_DAYS.set(days)
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def _certificate_days(web: WebParts) -> float | None:
+    from cryptography import x509
+
+    from gateway.service import tls_files
+
+    try:
+        cert_file, _ = tls_files(web.config)
+        with open(cert_file, "rb") as fh:
+            cert = x509.load_pem_x509_certificate(fh.read())
+    except (OSError, ValueError):
+        return None
+    return (cert.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
