@@ -60,6 +60,11 @@ class SmtpConfig:
     max_header_bytes: int = 256 * 1024
     max_mime_depth: int = 20
     load_balancers: tuple[str, ...] = ()
+    # PROXY protocol (v1 or v2) on the submission port: every connection must start with a
+    # PROXY header, from one of `load_balancers`; the client it names is the client (logs,
+    # AUTH back-off, IP credentials). The implicit-TLS port stays direct.
+    proxy_protocol: bool = False
+    proxy_timeout: float = 5.0
     auth: AuthConfig = field(default_factory=AuthConfig)
     ip_credentials: tuple[IpCredential, ...] = ()
 
@@ -561,6 +566,11 @@ def _validate(config: Config) -> None:
             _require(False, f"smtp.load_balancers[{i}]", lb, "Not an IP address or network.")
     for i, cred in enumerate(smtp.ip_credentials):
         _check_ip_credential(cred, f"smtp.ip_credentials[{i}]", balancers)
+    if smtp.proxy_protocol:
+        _require(bool(balancers), "smtp.proxy_protocol", True,
+                 "PROXY headers are believed only from smtp.load_balancers; list them.")
+        _require(smtp.proxy_timeout >= 3, "smtp.proxy_timeout", smtp.proxy_timeout,
+                 "Must be at least 3 seconds.")
     if config.vault.dev_generate:
         _require(dev, "vault.dev_generate", True,
                  "The generated development master key is refused unless "

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the tests and benchmarks talk to (swaks: SMTP client;
 # postfix: ships smtp-source/smtp-sink; chromium for Playwright; redis-server for the vault's
-# Redis backend test; Mail::DKIM and OpenDKIM to verify signatures). Non-interactive; postfix neither prompts nor takes
+# Redis backend test; Mail::DKIM and OpenDKIM to verify signatures; haproxy in front). Non-interactive; postfix neither prompts nor takes
 # port 25. Does nothing when everything is already there.
 set -eu
 missing=""
@@ -18,6 +18,8 @@ perl -MMail::DKIM::Verifier -MNet::DNS -MCrypt::PK::Ed25519 -e1 >/dev/null 2>&1 
 command -v opendkim >/dev/null 2>&1 || missing="$missing opendkim"
 # wrk: the HTTP load generator of the pixel benchmark
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+# haproxy: the load balancer in front of the gateway (PROXY protocol, several nodes)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

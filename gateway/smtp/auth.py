@@ -71,6 +71,15 @@ class Authenticator:
         ]
         self._balancers = [ipaddress.ip_network(n, strict=False) for n in config.load_balancers]
 
+    def is_balancer(self, peer_ip: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(peer_ip)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        return any(ip.version == lb.version and ip in lb for lb in self._balancers)
+
     # --- IP credentials --------------------------------------------------------------------
     def ip_principal(self, peer_ip: str) -> Principal | None:
         if not self._networks:

@@ -9,6 +9,7 @@ import secrets
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from gateway import metrics
@@ -106,6 +107,17 @@ class GatewayHandler:
             session.authenticated = True
             session.auth_data = principal  # type: ignore[assignment]  # annotated None upstream
 
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
+                           proxy_data: ProxyData) -> bool:
+        """Believe a PROXY header only from a configured load balancer; anyone else who
+        sends one (or a malformed one) is disconnected before the banner."""
+        peer = session.peer[0] if isinstance(session.peer, tuple) else ""
+        if not self._auth.is_balancer(peer) or not proxy_data.valid:
+            log.warning("PROXY header refused", extra={"client": anonymize_ip(peer),
+                                                       "trusted": self._auth.is_balancer(peer)})
+            return False
+        return True
+
     async def handle_NOOP(self, server: SMTP, session: Session, envelope: Envelope,
                           arg: str) -> str:
         return str(replies.OK)
@@ -167,10 +179,11 @@ class GatewayHandler:
             username, secret = "", ""
         outcome = await self._auth.check_password(username, secret, session.client_ip)
         if outcome.status is AuthStatus.OK:
-            log.info("auth ok", extra={"via": "password", "client": anonymize_ip(session.peer)})
+            log.info("auth ok", extra={"via": "password",
+                                       "client": anonymize_ip(session.client_ip)})
             return AuthResult(success=True, auth_data=outcome.principal,
                               message=str(replies.AUTH_OK))
-        log.warning("auth failed", extra={"client": anonymize_ip(session.peer),
+        log.warning("auth failed", extra={"client": anonymize_ip(session.client_ip),
                                           "locked": outcome.status is AuthStatus.LOCKED})
         if outcome.status is AuthStatus.LOCKED:
             await server.push(str(replies.TOO_MANY_AUTH_FAILURES))

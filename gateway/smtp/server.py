@@ -38,11 +38,24 @@ class GatewaySMTP(SMTP):
             auth_required=True,
             auth_require_tls=True,
             command_call_limit=config.max_commands,
+            # behind HAProxy: the PROXY header first (the implicit-TLS port stays direct)
+            proxy_protocol_timeout=config.proxy_timeout
+            if config.proxy_protocol and not implicit_tls else None,
         )
         self.implicit_tls = implicit_tls
         if implicit_tls:
             self._auth_require_tls = False  # the transport itself is TLS (RFC 8314)
         self._verb = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """aiosmtpd starts a new session after STARTTLS (RFC 3207 4.2); what the connection
+        itself established carries over: the client a load balancer named, and the place
+        the connection holds in its tenant's session cap."""
+        old = self.session
+        super().connection_made(transport)
+        if isinstance(old, GatewaySession) and isinstance(self.session, GatewaySession):
+            self.session.proxy_data = old.proxy_data
+            self.session.counted_tenant = old.counted_tenant
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.session is not None and hasattr(self.event_handler, "session_closed"):

@@ -16,6 +16,11 @@ class GatewaySession(Session):
 
     @property
     def client_ip(self) -> str:
+        """The client: the one a trusted load balancer's PROXY header names, else the peer.
+        Behind a PROXY `LOCAL`/`UNKNOWN` header (the balancer's own health check) there is
+        no client: "" matches no IP credential."""
+        if self.proxy_data is not None:
+            return str(self.proxy_data.src_addr) if self.proxy_data.src_addr else ""
         return self.peer[0] if isinstance(self.peer, tuple) else ""
 
     # aiosmtpd sets this deprecated attribute on AUTH and logs a warning each time; the

@@ -1,0 +1,190 @@
+"""PROXY protocol (v1 and v2) on the submission port behind a load balancer: believed only
+from `smtp.load_balancers`; the client it names drives IP credentials, AUTH back-off and
+logs; the balancer's own address and its health checks never stand for a client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import shutil
+import smtplib
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import PASSWORD, running_harness
+from tests.support import messages
+
+BALANCER = "127.0.0.3"  # connects to the gateway; the clients are behind it
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+
+def v1(client: str, port: int) -> bytes:
+    return f"PROXY TCP4 {client} 127.0.0.1 40000 {port}\r\n".encode()
+
+
+def v2(client: str | None, port: int) -> bytes:
+    signature = b"\r\n\r\n\x00\r\nQUIT\n"
+    if client is None:  # LOCAL: the balancer's own health check
+        return signature + bytes([0x20, 0x00]) + struct.pack("!H", 0)
+    addresses = ipaddress.IPv4Address(client).packed + ipaddress.IPv4Address(
+        "127.0.0.1").packed + struct.pack("!HH", 40001, port)
+    return signature + bytes([0x21, 0x11]) + struct.pack("!H", len(addresses)) + addresses
+
+
+class Proxied(smtplib.SMTP):
+    """smtplib, connecting from the balancer's address and writing its PROXY header first."""
+
+    def __init__(self, port: int, header: bytes, source: str = BALANCER) -> None:
+        self._header = header
+        super().__init__("127.0.0.1", port, timeout=10, source_address=(source, 0))
+
+    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
+        sock = socket.create_connection((host, port), timeout, self.source_address)
+        sock.sendall(self._header)
+        return sock
+
+
+@pytest.fixture
+def proxied_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY__SMTP__PROXY_PROTOCOL", "true")
+    monkeypatch.setenv("GATEWAY__SMTP__LOAD_BALANCERS", f'["{BALANCER}/32"]')
+    monkeypatch.setenv("GATEWAY__SMTP__IP_CREDENTIALS",
+                       '[{login = "campaign", networks = ["127.0.0.2/32"]}]')
+
+
+async def test_the_client_a_balancer_names_is_the_client(tmp_path, pki, database, proxied_env):
+    async with running_harness(tmp_path, pki, database) as h:
+        port = h.gateway.ports.submission
+
+        def run() -> dict[str, object]:
+            seen: dict[str, object] = {}
+            with Proxied(port, v1("127.0.0.2", port)) as smtp:  # an IP-credential client
+                smtp.ehlo("tool.test")
+                seen["v1 ip credential"] = smtp.sendmail(
+                    "sales@acme.example", ["a@example.org"], messages.simple())
+            with Proxied(port, v2("127.0.0.9", port)) as smtp:  # anyone else must AUTH
+                smtp.ehlo("tool.test")
+                seen["v2 unknown"] = smtp.mail("sales@acme.example")[0]
+                smtp.rset()
+                smtp.starttls(context=h.pki.client_context())
+                smtp.ehlo("tool.test")
+                smtp.login("campaign", PASSWORD)
+                seen["v2 after auth"] = smtp.mail("sales@acme.example")[0]
+            with Proxied(port, v1(BALANCER, port)) as smtp:  # the balancer itself: nobody
+                smtp.ehlo("tool.test")
+                seen["balancer"] = smtp.mail("sales@acme.example")[0]
+            with Proxied(port, v2(None, port)) as smtp:  # its health check: nobody
+                seen["health check"] = smtp.noop()[0]
+                smtp.ehlo("lb.test")
+                seen["health check mail"] = smtp.mail("sales@acme.example")[0]
+            return seen
+
+        seen = await asyncio.to_thread(run)
+        assert seen == {"v1 ip credential": {}, "v2 unknown": 530, "v2 after auth": 250,
+                        "balancer": 530, "health check": 250, "health check mail": 530}
+        assert [r.recipients for r in h.sink.received] == [["a@example.org"]]
+
+
+async def test_a_proxy_header_from_anyone_else_is_refused(tmp_path, pki, database,
+                                                          proxied_env):
+    async with running_harness(tmp_path, pki, database) as h:
+        port = h.gateway.ports.submission
+
+        def run(header: bytes, source: str) -> str:
+            try:
+                with Proxied(port, header, source=source) as smtp:
+                    return f"banner {smtp.noop()[0]}"
+            except smtplib.SMTPServerDisconnected:
+                return "disconnected"
+
+        assert await asyncio.to_thread(run, v1("127.0.0.2", port), "127.0.0.1") == \
+            "disconnected"  # not a balancer: it cannot claim to speak for a client
+        assert await asyncio.to_thread(run, b"PROXY TCP4 nonsense\r\n", BALANCER) == \
+            "disconnected"
+        assert await asyncio.to_thread(run, v1("127.0.0.2", port), BALANCER) == "banner 250"
+
+
+async def test_auth_back_off_follows_the_real_client(tmp_path, pki, database, proxied_env):
+    async with running_harness(tmp_path, pki, database) as h:
+        port = h.gateway.ports.submission
+
+        def login(client: str, user: str, password: str) -> int:
+            try:
+                with Proxied(port, v1(client, port)) as smtp:
+                    smtp.starttls(context=h.pki.client_context())
+                    smtp.ehlo("tool.test")
+                    return smtp.login(user, password)[0]
+            except smtplib.SMTPResponseException as exc:
+                return exc.smtp_code
+            except smtplib.SMTPServerDisconnected:
+                return 0  # locked out: the session was ended
+
+        for i in range(3):  # one client guesses three logins (the last may end the session)
+            assert await asyncio.to_thread(login, "127.0.0.5", f"nobody{i}", "x") in (535, 0)
+        assert await asyncio.to_thread(login, "127.0.0.5", "campaign", PASSWORD) != 235
+        # another client behind the same balancer is not punished for it
+        assert await asyncio.to_thread(login, "127.0.0.6", "campaign", PASSWORD) == 235
+
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+@contextlib.contextmanager
+def haproxy(tmp_path, backend_port: int, send_proxy: str) -> Iterator[int]:
+    """Debian's HAProxy in TCP mode in front of the gateway, connecting from the
+    balancer's address and sending a PROXY header (`send-proxy` or `send-proxy-v2`)."""
+    if not os.path.exists(HAPROXY):
+        pytest.fail("haproxy is required (scripts/install-system-packages.sh)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(f"""
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+listen smtp
+    bind 127.0.0.1:{port}
+    server gw 127.0.0.1:{backend_port} {send_proxy} source {BALANCER}
+""")
+    proc = subprocess.Popen([HAPROXY, "-f", str(config), "-db"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
+                                                                         0.2):
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("send_proxy", ["send-proxy", "send-proxy-v2"])
+async def test_through_haproxy_the_gateway_sees_the_real_client(tmp_path, pki, database,
+                                                                 proxied_env, send_proxy):
+    async with running_harness(tmp_path, pki, database) as h:
+        with haproxy(tmp_path, h.gateway.ports.submission, send_proxy) as port:
+            def send(source: str) -> object:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10,
+                                  source_address=(source, 0)) as smtp:
+                    smtp.ehlo("tool.test")
+                    try:
+                        return smtp.sendmail("sales@acme.example", ["a@example.org"],
+                                             messages.simple())
+                    except smtplib.SMTPSenderRefused as exc:
+                        return exc.smtp_code
+
+            assert await asyncio.to_thread(send, "127.0.0.2") == {}  # its IP credential
+            assert await asyncio.to_thread(send, "127.0.0.7") == 530  # no credential: AUTH
+        assert len(h.sink.received) == 1
