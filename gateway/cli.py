@@ -147,12 +147,23 @@ def main() -> None:
 @click.option("--role", type=click.Choice(["all", "smtp", "public", "admin"]), default="all",
               show_default=True, help="Run only one side: e.g. the public HTTP side in its "
               "own processes, so pixel fetches never slow SMTP replies.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes sharing the listening ports, under a supervisor that "
+              "restarts a dead one and stops them all gracefully.")
+@click.option("--worker-sockets", default="", hidden=True)
 @click.pass_context
-def serve(ctx: click.Context, role: str) -> None:
+def serve(ctx: click.Context, role: str, workers: int, worker_sockets: str) -> None:
     """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads TLS, keys and limits."""
     config = _config(ctx)
     logs.setup(config.log_level)
     roles = ("smtp", "public", "admin") if role == "all" else (role,)
+    if worker_sockets:  # one worker of a supervisor: it bound the sockets and prints
+        from gateway.workers import inherited
+
+        _run(_serve(config, ctx.obj.get("config_path"), roles, inherited(worker_sockets)))
+        return
+    if workers > 1:
+        sys.exit(_run(_supervise(config, ctx.obj.get("config_path"), role, roles, workers)))
     if role == "all" and not config.is_development:
         logging.getLogger("gateway").warning(
             "the public listener (pixels, unsubscribe) shares this process's event loop with "
@@ -161,28 +172,69 @@ def serve(ctx: click.Context, role: str) -> None:
     _run(_serve(config, ctx.obj.get("config_path"), roles))
 
 
-async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]) -> None:
-    from gateway.service import Gateway, demo_credentials_path
+async def _supervise(config: Config, config_path: str | None, role: str,
+                     roles: tuple[str, ...], workers: int) -> int:
+    from gateway.service import Ports
+    from gateway.workers import Supervisor, bind_listeners
 
-    gateway = Gateway(config, config_path)
+    sockets = bind_listeners(config, roles)
+
+    def port(name: str) -> int:
+        return sockets[name].getsockname()[1] if name in sockets else 0
+
+    _banner(config, roles, Ports(port("submission"), port("implicit"), port("public"),
+                                 port("admin"), port("mailto")), "")
+    click.echo(f"workers: {workers} (supervisor pid {os.getpid()})")
+    sys.stdout.flush()
+    stop, reload = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    return await Supervisor(config_path, role, workers, sockets,
+                            deadline=config.queue.data_deadline + 30).run(stop, reload)
+
+
+async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...],
+                 sockets: dict[str, Any] | None = None) -> None:
+    from gateway.service import Gateway
+
+    gateway = Gateway(config, config_path, sockets)
+    # Signals first: a SIGTERM that arrives while starting (a supervisor stopping a worker
+    # it has just restarted) is a stop once started, not a kill.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
     try:
         ports = await gateway.start(roles=roles)
     except BaseException:
         await gateway.credentials.close()
         await gateway.engine.dispose()
         raise
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload)
+    if sockets is None:  # a supervisor's worker prints nothing: the supervisor did
+        domains = ", ".join(sorted(gateway.mailto_domains())) if ports.mailto else ""
+        _banner(config, roles, ports, domains)
+    await stop.wait()
+    await gateway.stop()
+
+
+def _banner(config: Config, roles: tuple[str, ...], ports: Any, mailto_domains: str) -> None:
+    from gateway.service import demo_credentials_path
+
     smtp, http = config.smtp, config.http
     if "smtp" in roles:
         click.echo(f"SMTP submission (STARTTLS): {smtp.listen}:{ports.submission}")
         if smtp.implicit_tls:
             click.echo(f"SMTP submission (implicit TLS): {smtp.listen}:{ports.implicit_tls}")
         if ports.mailto:
-            domains = ", ".join(sorted(gateway.mailto_domains()))
+            domains = f" (unsubscribe@ {mailto_domains})" if mailto_domains else ""
             click.echo(f"SMTP mailto unsubscribe: {config.unsubscribe.mailto_listen}:"
-                       f"{ports.mailto} (unsubscribe@ {domains})")
+                       f"{ports.mailto}{domains}")
     if "public" in roles:
-        click.echo(f"HTTP public: {gateway.web.public_base_url} "
-                   f"(listening on {http.public_listen}:{ports.public})")
+        base = http.public_base_url or f"http://{http.public_listen}:{ports.public}"
+        click.echo(f"HTTP public: {base} (listening on {http.public_listen}:{ports.public})")
     if "admin" in roles:
         click.echo(f"HTTP admin API: http://{http.admin_listen}:{ports.admin}/api/v1/ "
                    "(OpenAPI: /api/v1/openapi.json)")
@@ -195,13 +247,6 @@ async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]
         if creds.exists():
             click.echo(creds.read_text().rstrip())
     sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, gateway.reload)
-    await stop.wait()
-    await gateway.stop()
 
 
 @cli.command("check-config")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,9 +126,11 @@ def build_vault_parts(config: Config, engine: AsyncEngine, vault: Vault
 
 
 class Gateway:
-    def __init__(self, config: Config, config_path: str | None = None) -> None:
+    def __init__(self, config: Config, config_path: str | None = None,
+                 sockets: Mapping[str, socket.socket] | None = None) -> None:
         self.config = config
         self._config_path = config_path
+        self._sockets = dict(sockets or {})  # name -> a socket bound by `serve --workers`
         self.engine: AsyncEngine = create_engine(config.database.url, config.database.pool_size,
                                                   config.database.schema)
         self.vault = Vault(provider_for(config))
@@ -228,7 +232,8 @@ class Gateway:
             await self.opens.start()
             await self.forwarder.start()
             listener_http = HttpListener(create_public_app(self.web), http.public_listen,
-                                         http.public_port, http.access_log)
+                                         http.public_port, http.access_log,
+                                         self._sockets.get("public"))
             public = await listener_http.start()
             self._http.append(listener_http)
         self.web.public_base_url = http.public_base_url or (
@@ -236,7 +241,8 @@ class Gateway:
         self.composer.public_base_url = self.web.public_base_url
         if "admin" in roles:
             listener_http = HttpListener(create_admin_app(self.web), http.admin_listen,
-                                         http.admin_port, http.access_log)
+                                         http.admin_port, http.access_log,
+                                         self._sockets.get("admin"))
             admin = await listener_http.start()
             self._http.append(listener_http)
         submission = implicit = mailto_port = 0
@@ -307,7 +313,8 @@ class Gateway:
         handler = MailtoHandler(unsub, self.sealer, self.optouts, self.mailto_domains,
                                 data_path(self.config, "postmaster"))
         listener = Listener(mailto.factory(handler, self.config.smtp.hostname, self._tls),
-                            unsub.mailto_listen, unsub.mailto_port, None)
+                            unsub.mailto_listen, unsub.mailto_port, None,
+                            self._sockets.get("mailto"))
         port = await listener.start()
         self._listeners.append(listener)
         return port
@@ -315,12 +322,13 @@ class Gateway:
     async def _start_smtp(self) -> tuple[int, int]:
         smtp = self.config.smtp
         implicit = 0
-        listener = Listener(lambda: self._factory(False), smtp.listen, smtp.submission_port, None)
+        listener = Listener(lambda: self._factory(False), smtp.listen, smtp.submission_port, None,
+                            self._sockets.get("submission"))
         submission = await listener.start()
         self._listeners.append(listener)
         if smtp.implicit_tls:
             listener = Listener(lambda: self._factory(True), smtp.listen, smtp.implicit_tls_port,
-                                self._tls)
+                                self._tls, self._sockets.get("implicit"))
             implicit = await listener.start()
             self._listeners.append(listener)
         return submission, implicit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, AnyStr
@@ -136,19 +137,26 @@ class Listener:
     """One listening socket (submission with STARTTLS, or implicit TLS)."""
 
     def __init__(self, factory: Callable[[], GatewaySMTP], host: str, port: int,
-                 ssl_context: ssl.SSLContext | None) -> None:
+                 ssl_context: ssl.SSLContext | None, sock: socket.socket | None = None) -> None:
         self._factory = factory
         self._host = host
         self._port = port
         self._ssl = ssl_context
+        self._sock = sock  # a socket the supervisor bound and every worker accepts on
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._factory, host=self._host, port=self._port, ssl=self._ssl,
-            reuse_address=True, ssl_handshake_timeout=30 if self._ssl else None,
-        )
+        timeout = 30 if self._ssl else None
+        if self._sock is not None:
+            self._server = await loop.create_server(self._factory, sock=self._sock,
+                                                    ssl=self._ssl,
+                                                    ssl_handshake_timeout=timeout)
+        else:
+            self._server = await loop.create_server(
+                self._factory, host=self._host, port=self._port, ssl=self._ssl,
+                reuse_address=True, ssl_handshake_timeout=timeout,
+            )
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 

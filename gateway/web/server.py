@@ -16,6 +16,18 @@ from typing import Any
 import uvicorn
 
 
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets, and
+    # without it every response waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handlers: `gateway serve` owns SIGTERM/SIGINT/SIGHUP
     and stops the listeners in order."""
@@ -26,8 +38,10 @@ class _Server(uvicorn.Server):
 
 
 class HttpListener:
-    def __init__(self, app: Any, host: str, port: int, access_log: bool = False) -> None:
+    def __init__(self, app: Any, host: str, port: int, access_log: bool = False,
+                 sock: socket.socket | None = None) -> None:
         self._app = app
+        self._sock = sock  # bound by the supervisor, shared by every worker
         self._host = host
         self._port = port
         self._access_log = access_log
@@ -36,13 +50,7 @@ class HttpListener:
         self.port = 0
 
     async def start(self) -> int:
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets, and
-        # without it every response waits ~40 ms for the client's delayed ACK (Nagle).
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        sock.listen(1024)
+        sock = self._sock or bind_tcp(self._host, self._port)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
         logging_kw: dict[str, Any] = {"access_log": False, "log_config": None}

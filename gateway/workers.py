@@ -1,0 +1,150 @@
+"""`gateway serve --workers N`: N worker processes accepting on the same listening sockets.
+
+The supervisor binds every listener once (so port 0 means one port for all), starts N
+`gateway serve` workers that inherit the sockets, and does nothing else: no database, no
+event handling. A worker that dies is started again (at most once a second per slot). On
+SIGTERM or SIGINT each worker is asked to stop: its `/readyz` turns 503, it stops
+accepting, answers new commands `421 4.3.2` and lets in-flight transactions finish; the
+supervisor waits for all of them and exits 0. SIGHUP is passed on (each worker reloads). A
+worker whose supervisor dies is stopped too (Linux parent-death signal).
+
+Everything the workers share lives in the database (and Redis): the queue, the audit
+chains (one per process), sending-limit counters; nothing needs them to talk to each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+
+from gateway.config import Config
+from gateway.web.server import bind_tcp
+
+log = logging.getLogger("gateway.workers")
+_PR_SET_PDEATHSIG = 1
+_RESTART_SPACING = 1.0
+
+
+def bind_listeners(config: Config, roles: tuple[str, ...]) -> dict[str, socket.socket]:
+    """The listening sockets of `roles`, by the names the workers know them by."""
+    smtp, http, unsub = config.smtp, config.http, config.unsubscribe
+    wanted: list[tuple[str, str, int]] = []
+    if "smtp" in roles:
+        wanted.append(("submission", smtp.listen, smtp.submission_port))
+        if smtp.implicit_tls:
+            wanted.append(("implicit", smtp.listen, smtp.implicit_tls_port))
+        if unsub.mailto_listen:
+            wanted.append(("mailto", unsub.mailto_listen, unsub.mailto_port))
+    if "public" in roles:
+        wanted.append(("public", http.public_listen, http.public_port))
+    if "admin" in roles:
+        wanted.append(("admin", http.admin_listen, http.admin_port))
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name, host, port in wanted:
+            sockets[name] = bind_tcp(host, port)
+    except OSError:
+        for sock in sockets.values():
+            sock.close()
+        raise
+    return sockets
+
+
+def inherited(spec: str) -> dict[str, socket.socket]:
+    """`submission=3,admin=4` (what the supervisor passes) as sockets."""
+    found = {}
+    for part in filter(None, spec.split(",")):
+        name, _, fd = part.partition("=")
+        found[name] = socket.socket(fileno=int(fd))
+    return found
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: SIGTERM when the supervisor goes (graceful stop)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Supervisor:
+    def __init__(self, config_path: str | None, role: str, workers: int,
+                 sockets: Mapping[str, socket.socket], deadline: float = 60.0) -> None:
+        self._config_path = config_path
+        self._role = role
+        self._sockets = dict(sockets)
+        self._deadline = deadline
+        self._procs: list[subprocess.Popen[bytes] | None] = [None] * workers
+        self._started: list[float] = [0.0] * workers
+        self.restarts = 0
+
+    def _spawn(self, slot: int) -> None:
+        spec = ",".join(f"{name}={sock.fileno()}" for name, sock in self._sockets.items())
+        args = [sys.executable, "-m", "gateway"]
+        if self._config_path:
+            args += ["--config", self._config_path]
+        args += ["serve", "--role", self._role, "--worker-sockets", spec]
+        env = {**os.environ, "GATEWAY_WORKER": str(slot)}
+        proc = subprocess.Popen(args, pass_fds=[s.fileno() for s in self._sockets.values()],
+                                stdin=subprocess.DEVNULL, env=env,
+                                preexec_fn=_die_with_parent)
+        self._procs[slot] = proc
+        self._started[slot] = time.monotonic()
+        print(f"worker {slot} started (pid {proc.pid})", flush=True)
+
+    async def run(self, stop: asyncio.Event, reload: asyncio.Event) -> int:
+        for slot in range(len(self._procs)):
+            self._spawn(slot)
+        while not stop.is_set():
+            if reload.is_set():
+                reload.clear()
+                self._signal(signal.SIGHUP)
+            for slot, proc in enumerate(self._procs):
+                if proc is None or proc.poll() is None:
+                    continue
+                if time.monotonic() - self._started[slot] < _RESTART_SPACING:
+                    continue  # a worker that dies at once is not restarted in a tight loop
+                log.error("worker died; starting another", extra={
+                    "worker": slot, "pid": proc.pid, "returncode": proc.returncode,
+                    "alert": "ops"})
+                print(f"worker {slot} (pid {proc.pid}) exited with {proc.returncode}; "
+                      "restarting", flush=True)
+                self.restarts += 1
+                self._spawn(slot)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+        return await self._stop_all()
+
+    def _signal(self, signum: int) -> None:
+        for proc in self._procs:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signum)
+
+    async def _stop_all(self) -> int:
+        self._signal(signal.SIGTERM)
+        end = time.monotonic() + self._deadline
+        while time.monotonic() < end and any(
+                p is not None and p.poll() is None for p in self._procs):
+            await asyncio.sleep(0.1)
+        failed = 0
+        for slot, proc in enumerate(self._procs):
+            if proc is None:
+                continue
+            if proc.poll() is None:
+                log.error("worker did not stop in time; killed", extra={"worker": slot})
+                proc.kill()
+                proc.wait()
+                failed += 1
+            elif proc.returncode not in (0, -signal.SIGTERM):
+                # -SIGTERM: stopped while still starting, before it could accept anything
+                failed += 1
+        for sock in self._sockets.values():
+            sock.close()
+        return 0 if failed == 0 else 1

@@ -1,0 +1,102 @@
+"""`gateway serve --workers 2`: two worker processes on the same ports under a supervisor
+that restarts a killed worker and stops them all gracefully on SIGTERM (exit 0); on SQLite
+and on PostgreSQL, every message accepted reaches the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from gateway.store.directory import DirectoryStore
+from gateway.store.engine import create_engine, upgrade
+from tests.conftest import PASSWORD, seed, write_config
+from tests.support import messages
+from tests.support.sink import RecordingSink
+
+
+class Lines:
+    """A process's stdout, line by line, read in a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+        assert proc.stdout is not None
+        stream = proc.stdout
+        threading.Thread(target=lambda: [self._queue.put(line) for line in stream],
+                         daemon=True).start()
+
+    def until(self, needle: str, timeout: float = 30) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                line = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if needle in line:
+                return line
+        raise AssertionError(f"no line with {needle!r}")
+
+
+def send(port: int, pki, n: int) -> list[object]:
+    def one(i: int) -> object:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            smtp.starttls(context=pki.client_context())
+            smtp.login("campaign", PASSWORD)
+            return smtp.sendmail("sales@acme.example", [f"r{i}@example.org"],
+                                 messages.simple(to=f"r{i}@example.org"))
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(n)))
+
+
+async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_cleanly(
+        tmp_path, pki, database):
+    sink = await RecordingSink().start()
+    path = write_config(tmp_path, pki, database, sink.port)
+    engine = create_engine(database.url, schema=database.schema)
+    await upgrade(engine)
+    await seed(DirectoryStore(engine))
+    await engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
+    with open(tmp_path / "stderr.log", "w") as errors:  # the workers' logs, for a failure
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(path),
+                                 "serve", "--workers", "2"], env=env, stdout=subprocess.PIPE,
+                                stderr=errors, text=True)
+    try:
+        lines = Lines(proc)
+        port = int(lines.until("SMTP submission (STARTTLS)").rsplit(":", 1)[1])
+        first = [int(lines.until(f"worker {i} started").split("pid ")[1].rstrip(")\n"))
+                 for i in (0, 1)]
+        assert await asyncio.to_thread(send, port, pki, 20) == [{}] * 20
+
+        os.kill(first[0], signal.SIGKILL)  # a worker crashes ...
+        lines.until("worker 0 (pid")  # ... the supervisor notices ...
+        again = int(lines.until("worker 0 started").split("pid ")[1].rstrip(")\n"))
+        assert again != first[0]
+        assert await asyncio.to_thread(send, port, pki, 10) == [{}] * 10  # ... still served
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        for pid in (first[1], again):  # no worker outlives the supervisor
+            for _ in range(50):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError(f"worker {pid} still running")
+        assert sorted(len(r.recipients) for r in sink.received) == [1] * 30
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        await sink.stop()
