@@ -147,12 +147,13 @@ def main() -> None:
 @click.option("--role", type=click.Choice(["all", "smtp", "public", "admin"]), default="all",
               show_default=True, help="Run only one side: e.g. the public HTTP side in its "
               "own processes, so pixel fetches never slow SMTP replies.")
-@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
               help="Worker processes sharing the listening ports, under a supervisor that "
-              "restarts a dead one and stops them all gracefully.")
+              "restarts a dead one and stops them all gracefully. Default: one per CPU on "
+              "PostgreSQL, one on SQLite.")
 @click.option("--worker-sockets", default="", hidden=True)
 @click.pass_context
-def serve(ctx: click.Context, role: str, workers: int, worker_sockets: str) -> None:
+def serve(ctx: click.Context, role: str, workers: int | None, worker_sockets: str) -> None:
     """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads TLS, keys and limits."""
     config = _config(ctx)
     logs.setup(config.log_level)
@@ -162,6 +163,9 @@ def serve(ctx: click.Context, role: str, workers: int, worker_sockets: str) -> N
 
         _run(_serve(config, ctx.obj.get("config_path"), roles, inherited(worker_sockets)))
         return
+    if workers is None:
+        postgres = config.database.url.startswith("postgresql")
+        workers = (os.cpu_count() or 1) if postgres else 1
     if workers > 1:
         sys.exit(_run(_supervise(config, ctx.obj.get("config_path"), role, roles, workers)))
     if role == "all" and not config.is_development:
@@ -216,6 +220,10 @@ async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]
     if sockets is None:  # a supervisor's worker prints nothing: the supervisor did
         domains = ", ".join(sorted(gateway.mailto_domains())) if ports.mailto else ""
         _banner(config, roles, ports, domains)
+    else:
+        from gateway.workers import tell_ready
+
+        tell_ready()
     await stop.wait()
     await gateway.stop()
 

@@ -161,6 +161,9 @@ class HttpConfig:
     # uvicorn's own default logging (its text access log on stdout) instead of only the
     # gateway's JSON logs. Client addresses in it are the anonymized networks either way.
     access_log: bool = False
+    # On SIGTERM /readyz answers 503 this long before the listeners close, so a load
+    # balancer or Kubernetes stops sending new connections first.
+    drain_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -335,8 +335,10 @@ class Gateway:
 
     async def stop(self, deadline: float = 30.0) -> None:
         """Stop accepting, answer new commands 421 4.3.2, let in-flight messages finish."""
+        self.web.ready = False  # /readyz: 503, while still accepting for drain_seconds
+        if self.config.http.drain_seconds and self._listeners:
+            await asyncio.sleep(min(self.config.http.drain_seconds, deadline))
         self.handler.closing = True
-        self.web.ready = False
         for listener in self._listeners:
             listener.close()
         loop = asyncio.get_running_loop()

@@ -31,6 +31,7 @@ from gateway.web.server import bind_tcp
 
 log = logging.getLogger("gateway.workers")
 _PR_SET_PDEATHSIG = 1
+READY_FD = "GATEWAY_READY_FD"  # the pipe a worker writes to once it serves
 _RESTART_SPACING = 1.0
 
 
@@ -83,6 +84,9 @@ class Supervisor:
         self._deadline = deadline
         self._procs: list[subprocess.Popen[bytes] | None] = [None] * workers
         self._started: list[float] = [0.0] * workers
+        self._ready: list[bool] = [False] * workers
+        self._pipes: list[int | None] = [None] * workers
+        self._backoff: list[float] = [_RESTART_SPACING] * workers
         self.restarts = 0
 
     def _spawn(self, slot: int) -> None:
@@ -91,26 +95,63 @@ class Supervisor:
         if self._config_path:
             args += ["--config", self._config_path]
         args += ["serve", "--role", self._role, "--worker-sockets", spec]
-        env = {**os.environ, "GATEWAY_WORKER": str(slot)}
-        proc = subprocess.Popen(args, pass_fds=[s.fileno() for s in self._sockets.values()],
+        ready_read, ready_write = os.pipe()  # the worker writes a byte once it serves
+        env = {**os.environ, "GATEWAY_WORKER": str(slot), READY_FD: str(ready_write)}
+        proc = subprocess.Popen(args, pass_fds=[*(s.fileno() for s in self._sockets.values()),
+                                                ready_write],
                                 stdin=subprocess.DEVNULL, env=env,
                                 preexec_fn=_die_with_parent)
+        os.close(ready_write)
+        self._close_pipe(slot)
+        self._pipes[slot] = ready_read
+        self._ready[slot] = False
+        asyncio.get_running_loop().add_reader(ready_read, self._on_ready, slot)
         self._procs[slot] = proc
         self._started[slot] = time.monotonic()
         print(f"worker {slot} started (pid {proc.pid})", flush=True)
 
+    def _on_ready(self, slot: int) -> None:
+        fd = self._pipes[slot]
+        said = os.read(fd, 1) if fd is not None else b""
+        self._close_pipe(slot)
+        if said == b"1":  # not the end of file a worker that died leaves
+            self._ready[slot] = True
+            self._backoff[slot] = _RESTART_SPACING
+
+    def _close_pipe(self, slot: int) -> None:
+        fd = self._pipes[slot]
+        if fd is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+            self._pipes[slot] = None
+
     async def run(self, stop: asyncio.Event, reload: asyncio.Event) -> int:
         for slot in range(len(self._procs)):
             self._spawn(slot)
+        first_start = True
         while not stop.is_set():
+            if first_start and all(self._ready):
+                first_start = False
+            if first_start and any(p is not None and p.poll() is not None and not r
+                                   for p, r in zip(self._procs, self._ready, strict=True)):
+                # a worker that cannot even start (configuration, database): say so and
+                # stop, rather than restart it forever
+                failed = next(p for p, r in zip(self._procs, self._ready, strict=True)
+                              if p is not None and p.poll() is not None and not r)
+                log.error("a worker failed to start; stopping", extra={
+                    "returncode": failed.returncode})
+                await self._stop_all()
+                return failed.returncode or 1
             if reload.is_set():
                 reload.clear()
                 self._signal(signal.SIGHUP)
             for slot, proc in enumerate(self._procs):
                 if proc is None or proc.poll() is None:
                     continue
-                if time.monotonic() - self._started[slot] < _RESTART_SPACING:
+                if time.monotonic() - self._started[slot] < self._backoff[slot]:
                     continue  # a worker that dies at once is not restarted in a tight loop
+                if not self._ready[slot]:  # it died starting: wait longer each time
+                    self._backoff[slot] = min(self._backoff[slot] * 2, 30.0)
                 log.error("worker died; starting another", extra={
                     "worker": slot, "pid": proc.pid, "returncode": proc.returncode,
                     "alert": "ops"})
@@ -145,6 +186,17 @@ class Supervisor:
             elif proc.returncode not in (0, -signal.SIGTERM):
                 # -SIGTERM: stopped while still starting, before it could accept anything
                 failed += 1
+        for slot in range(len(self._procs)):
+            self._close_pipe(slot)
         for sock in self._sockets.values():
             sock.close()
         return 0 if failed == 0 else 1
+
+
+def tell_ready() -> None:
+    """In a worker, once it serves: tell the supervisor (nothing when run alone)."""
+    fd = os.environ.pop(READY_FD, "")
+    if fd.isdigit():
+        with contextlib.suppress(OSError):
+            os.write(int(fd), b"1")
+            os.close(int(fd))

@@ -170,6 +170,7 @@ batch_max_delay = 0.001
 [http]
 public_port = 0
 admin_port = 0
+drain_seconds = 0
 
 [unsubscribe]
 base_url = "https://links.gw.test"

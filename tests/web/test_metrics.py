@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.suppressions import Actor
 from gateway.web import health
 from suppression.entries import Reason
+from tests.conftest import start_harness
 from tests.review.test_held import send_data
 from tests.support import messages
 
@@ -78,3 +79,25 @@ async def test_readyz_reports_its_checks_and_turns_503_when_shutting_down(harnes
         draining = await client.get("/readyz")
         assert draining.status_code == 503 and draining.json()["checks"]["shutting_down"]
         harness.gateway.web.ready = True
+
+
+async def test_on_stop_readyz_turns_503_before_the_listeners_close(tmp_path, pki, database,
+                                                                   monkeypatch):
+    monkeypatch.setenv("GATEWAY__HTTP__DRAIN_SECONDS", "1")
+    h = await start_harness(tmp_path, pki, database)
+    try:
+        admin = f"http://127.0.0.1:{h.gateway.ports.admin}"
+        stopping = asyncio.create_task(h.gateway.stop(deadline=5))
+        await asyncio.sleep(0.3)
+        async with httpx.AsyncClient(base_url=admin) as client:
+            assert (await client.get("/readyz")).status_code == 503
+        def noop() -> int:
+            with smtplib.SMTP("127.0.0.1", h.port, timeout=5) as smtp:
+                return smtp.noop()[0]
+
+        assert await asyncio.to_thread(noop) == 250  # accepting while the balancer drains
+        await stopping
+        with pytest.raises(OSError):
+            await asyncio.to_thread(smtplib.SMTP, "127.0.0.1", h.port, timeout=5)
+    finally:
+        await h.sink.stop()
