@@ -20,6 +20,8 @@ command -v opendkim >/dev/null 2>&1 || missing="$missing opendkim"
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 # haproxy: the load balancer in front of the gateway (PROXY protocol, several nodes)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+# docker-compose: checks deploy/compose (config only; no Docker daemon is used)
+command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,29 @@ def test_kubernetes_objects_wire_probes_secret_and_disruption_budget():
     assert "master-key" in mounts
     assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
     assert pod["initContainers"][0]["args"] == ["db", "upgrade"]
+
+
+def test_kubernetes_objects_pass_the_api_schema():
+    validate = Path(sys.executable).with_name("kubernetes-validate")
+    result = subprocess.run([str(validate), "--strict", "--quiet",
+                             str(DEPLOY / "kubernetes/gateway.yaml")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_docker_compose_accepts_the_compose_file(tmp_path: Path):
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.fail("docker-compose is required (scripts/install-system-packages.sh)")
+    work = tmp_path / "compose"
+    shutil.copytree(DEPLOY / "compose", work)
+    (work / "secrets").mkdir()
+    for name in ("secrets/master.key", "secrets/db_password", "gateway.toml"):
+        (work / name).write_text("")
+    (tmp_path / "haproxy.cfg").write_text("")  # ../haproxy.cfg, as in deploy/
+    result = subprocess.run([compose, "-f", str(work / "compose.yaml"), "config", "-q"],
+                            capture_output=True, text=True, timeout=120, cwd=work)
+    assert result.returncode == 0, result.stderr
 
 
 def test_compose_runs_two_nodes_behind_haproxy_with_a_shared_database():
