@@ -175,6 +175,19 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """Where ops hear about what needs a person: every log event marked for ops (a mailbox
+    disconnected, token refreshes failing, an upstream refusing our credentials...), and
+    what the periodic checks find (a stuck delivery queue, a certificate near expiry)."""
+
+    webhook_url: str = ""  # JSON POST per alert; empty: alerts are in the logs only
+    repeat_minutes: float = 60.0  # the same alert is sent again at most this often
+    check_interval: float = 300.0  # seconds between the periodic checks
+    queue_stuck_minutes: float = 60.0  # a deferred copy older than this: the queue is stuck
+    certificate_days: float = 14.0  # the SMTP certificate expires within this
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionConfig:
     """How long each store of personal data is kept (docs/retention.md has the full table;
     held and refused copies are under [review], expired suppressions under [suppressions])."""
@@ -371,6 +384,7 @@ class Config:
     vault: VaultConfig = field(default_factory=VaultConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     tenants: TenantFloors = field(default_factory=TenantFloors)
     queue: QueueConfig = field(default_factory=QueueConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
@@ -614,6 +628,13 @@ def _validate(config: Config) -> None:
                 "lockout_failures", "lockout_minutes", "page_size"):
         _require(getattr(config.review, key) > 0, f"review.{key}", getattr(config.review, key),
                  "Must be greater than 0.")
+    if config.alerts.webhook_url:
+        _require(config.alerts.webhook_url.startswith(("https://", "http://")),
+                 "alerts.webhook_url", config.alerts.webhook_url, "Must be an http(s) URL.")
+    for key in AlertsConfig.__dataclass_fields__:
+        if key != "webhook_url":
+            value = getattr(config.alerts, key)
+            _require(value > 0, f"alerts.{key}", value, "Must be greater than 0.")
     for kind in ("gmail", "microsoft", "smtp", "maildir", "tenant"):
         for key in RateLimits.__dataclass_fields__:
             value = getattr(getattr(config.limits, kind), key)

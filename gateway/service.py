@@ -11,12 +11,14 @@ import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import background
 from gateway import config as config_module
+from gateway.alerts import Alerts
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path
 from gateway.directory.cache import Directory
 from gateway.directory.records import Tenant
@@ -98,6 +100,19 @@ def tls_files(config: Config) -> tuple[str, str]:
     return config.smtp.tls_cert, config.smtp.tls_key
 
 
+def certificate_days_left(config: Config) -> float | None:
+    """Days until the SMTP certificate expires (None: it cannot be read)."""
+    from cryptography import x509
+
+    try:
+        cert_file, _ = tls_files(config)
+        with open(cert_file, "rb") as fh:
+            cert = x509.load_pem_x509_certificate(fh.read())
+    except (OSError, ValueError):
+        return None
+    return (cert.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+
+
 def build_upstreams(config: Config, credentials: Credentials, broker: TokenBroker,
                     passwords: UpstreamPasswords) -> dict[str, Upstream]:
     upstreams: dict[str, Upstream] = {}
@@ -139,6 +154,10 @@ class Gateway:
         audit_chain.set_chain_name(config.audit.chain)
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
                                 config.audit.batch_max_delay)
+        self.alerts = Alerts(config, self.engine, lambda: certificate_days_left(config))
+        self._alert_checks = background.Poller(self._check_alerts, full=2,
+                                               interval=config.alerts.check_interval, log=log,
+                                               name="alert-checks")
         self._anchors = background.Poller(self._anchor, full=2,
                                           interval=config.audit.anchor_interval, log=log,
                                           name="audit-anchor")
@@ -211,6 +230,7 @@ class Gateway:
     async def start(self, run_queue: bool = True, roles: tuple[str, ...] = ROLES) -> Ports:
         """Start the parts of `roles`: `smtp` (listeners, queue, webhooks), `public` and
         `admin` (the two HTTP listeners)."""
+        await self.alerts.start()  # first: a failing start-up alerts too
         await require_head(self.engine)
         await self.credentials.secrets.check()
         await self.upstream_passwords.adopt_configured()
@@ -249,6 +269,7 @@ class Gateway:
         if "smtp" in roles:
             if run_queue:
                 self._review.start()
+                self._alert_checks.start()
                 await self.worker.start()
                 await self.webhooks.start()
                 self._purge.start()
@@ -275,6 +296,10 @@ class Gateway:
                       extra={"error": exc.message, "alert": "ops"})
             return
         self.suppressions.open(key, version)
+
+    async def _check_alerts(self) -> int:
+        await self.alerts.check_once()
+        return 0
 
     async def _anchor(self) -> int:
         """Anchor every chain's head under the audit-anchor key (store/audit_chain.py)."""
@@ -354,6 +379,7 @@ class Gateway:
         await self._purge.stop()
         await self._keys_refresh.stop()
         await self._review.stop()
+        await self._alert_checks.stop()
         await self.audit.stop()
         await self._anchors.stop()
         await self._anchor()  # the last rows of this run, anchored at a clean stop
@@ -363,6 +389,7 @@ class Gateway:
         await self.suppressions.close()
         await self.limits.close()
         self.authenticator.close()
+        await self.alerts.stop()
         await self.engine.dispose()
 
     def reload(self) -> None:

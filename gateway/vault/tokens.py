@@ -162,12 +162,13 @@ class TokenBroker:
                                              "vault", forget_tokens=True)
                 metrics.TOKEN_REFRESHES.labels(row.provider, "revoked").inc()
                 log.error("mailbox disconnected: grant revoked",
-                          extra={"mailbox_id": mailbox_id, "provider": row.provider})
+                          extra={"mailbox_id": mailbox_id, "provider": row.provider,
+                                 "alert": "ops"})
                 raise TokenUnavailable("disconnected") from None
             metrics.TOKEN_REFRESHES.labels(row.provider, "failed").inc()
             log.error("token refresh failed", extra={"mailbox_id": mailbox_id,
                                                      "provider": row.provider,
-                                                     "error": exc.message})
+                                                     "error": exc.message, "alert": "ops"})
             raise TokenUnavailable("temporary", exc.message) from None
         except BaseException:
             await self._release(row)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -103,14 +102,6 @@ async def prometheus(request: Request) -> Response:
 
 
 def _certificate_days(web: WebParts) -> float | None:
-    from cryptography import x509
+    from gateway.service import certificate_days_left
 
-    from gateway.service import tls_files
-
-    try:
-        cert_file, _ = tls_files(web.config)
-        with open(cert_file, "rb") as fh:
-            cert = x509.load_pem_x509_certificate(fh.read())
-    except (OSError, ValueError):
-        return None
-    return (cert.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+    return certificate_days_left(web.config)

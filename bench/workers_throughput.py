@@ -1,0 +1,154 @@
+"""Messages per second with `--workers 1` and `--workers 2`, and through two nodes behind
+HAProxy, on PostgreSQL with the full policy on; gateway CPU-milliseconds per message.
+
+The load generator (Postfix's smtp-source, 20 sessions, 10 KB messages), the upstream
+(smtp-sink), PostgreSQL and the gateway share this machine's cores, as the issue says. CPU
+is the sum over the worker processes (or both nodes), read from /proc.
+
+    python bench/workers_throughput.py [--messages 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.relay_throughput import (  # noqa: E402
+    cpu_seconds,
+    free_port,
+    prepare,
+    smtp_source,
+    wait_port,
+    write_config,
+)
+
+BALANCER = "127.0.0.3"
+
+
+class Gateway:
+    """`gateway serve` with the given workers; knows its worker pids."""
+
+    def __init__(self, config: Path, workers: int, extra_env: dict[str, str]) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
+        env.update({"GATEWAY__HTTP__PUBLIC_PORT": str(free_port()),
+                    "GATEWAY__HTTP__ADMIN_PORT": str(free_port()),
+                    "GATEWAY__HTTP__DRAIN_SECONDS": "0", **extra_env})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(config), "serve",
+             "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        self.pids = [self.proc.pid] if workers == 1 else []
+        self._workers = workers
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            found = re.search(r"worker \d+ started \(pid (\d+)\)", line)
+            if found:
+                self.pids.append(int(found.group(1)))
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def ready(self) -> None:
+        while len(self.pids) < self._workers:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=120)
+
+
+def measure(port: int, gateways: list[Gateway], messages: int) -> tuple[float, float]:
+    smtp_source(port, 400)  # warm-up: pools, caches, every worker touched
+    before = sum(g.cpu() for g in gateways)
+    rate = smtp_source(port, messages)
+    cpu_ms = 1000 * (sum(g.cpu() for g in gateways) - before) / messages
+    return rate, cpu_ms
+
+
+def haproxy(work: Path, ports: list[int]) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    servers = "\n".join(f"    server n{i} 127.0.0.1:{p} send-proxy-v2 source {BALANCER}"
+                        for i, p in enumerate(ports))
+    (work / "haproxy.cfg").write_text(f"""
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+listen smtp
+    bind 127.0.0.1:{port}
+    balance leastconn
+{servers}
+""")
+    proc = subprocess.Popen(["haproxy", "-f", str(work / "haproxy.cfg"), "-db"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=4000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ocg-bench-") as tmp:
+        work = Path(tmp)
+        sink_port, smtp_port = free_port(), free_port()
+        config = write_config(work, sink_port, smtp_port, "postgres")
+        asyncio.run(prepare(config, "postgres"))
+        sink = subprocess.Popen(["smtp-sink", "-u", "nobody", f"127.0.0.1:{sink_port}",
+                                 "1024"])
+        wait_port(sink_port)
+        results = {}
+        try:
+            for workers in (1, 2):
+                gateway = Gateway(config, workers, {})
+                try:
+                    wait_port(smtp_port)
+                    gateway.ready()
+                    results[f"--workers {workers}"] = measure(smtp_port, [gateway],
+                                                              args.messages)
+                finally:
+                    gateway.stop()
+            proxied = {"GATEWAY__SMTP__PROXY_PROTOCOL": "true",
+                       "GATEWAY__SMTP__LOAD_BALANCERS": f'["{BALANCER}/32"]'}
+            ports = [free_port(), free_port()]
+            nodes = [Gateway(config, 1, {**proxied, "GATEWAY__SMTP__SUBMISSION_PORT": str(p),
+                                         "GATEWAY__AUDIT__CHAIN": f"node{i}"})
+                     for i, p in enumerate(ports)]
+            balancer, port = haproxy(work, ports)
+            try:
+                for p in ports:
+                    wait_port(p)
+                results["2 nodes x 1 worker, HAProxy"] = measure(port, nodes, args.messages)
+            finally:
+                balancer.terminate()
+                balancer.wait(timeout=10)
+                for node in nodes:
+                    node.stop()
+        finally:
+            sink.terminate()
+            sink.wait(timeout=10)
+        base_rate, base_cpu = results["--workers 1"]
+        print(f"\nsmtp-source -> gateway -> smtp-sink, 20 sessions, 10 KB, {args.messages} "
+              f"messages, PostgreSQL, full policy, {os.cpu_count()} cores")
+        for name, (rate, cpu_ms) in results.items():
+            print(f"  {name:30} {rate:7.0f} msgs/s ({rate / base_rate:4.2f}x)   "
+                  f"CPU {cpu_ms:6.2f} ms/msg ({cpu_ms / base_cpu - 1:+5.0%})")
+
+
+if __name__ == "__main__":
+    main()
