@@ -9,10 +9,42 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+# The one place redaction is enforced, whatever a caller passed: addresses, full client IPs
+# (cut to their network) and the gateway's own API keys never reach a log line.
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|/\d)")
+_IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:/])")
+_API_KEY = re.compile(r"\bocg_([0-9a-f]{12})_[\w-]{16,}")
+
+
+def _network(match: re.Match[str]) -> str:
+    try:
+        ipaddress.ip_address(match.group(0))
+    except ValueError:
+        return match.group(0)  # a time of day, not an address
+    return anonymize_ip(match.group(0))
+
+
+def redact(value: object) -> object:
+    """`value` with addresses, full IPs and API keys taken out (strings, and inside lists
+    and dicts)."""
+    if isinstance(value, str):
+        value = _API_KEY.sub(r"ocg_\1_<redacted>", value)
+        value = _ADDRESS.sub("<address>", value)
+        value = _IPV4.sub(_network, value)
+        return _IPV6.sub(_network, value)
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,13 +53,15 @@ class JsonFormatter(logging.Formatter):
             "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": redact(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = redact(value if isinstance(value, str | int | float | bool | list
+                                                   | tuple | dict) or value is None
+                                    else str(value))
         if record.exc_info:
-            entry["traceback"] = self.formatException(record.exc_info)
+            entry["traceback"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 
