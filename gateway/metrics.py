@@ -1,4 +1,8 @@
-"""Prometheus metrics of one gateway process, served at `/metrics` on the admin listener.
+"""Prometheus metrics of the gateway, served at `/metrics` on the admin listener.
+
+Under `serve --workers N` the supervisor gives every worker one directory
+(PROMETHEUS_MULTIPROC_DIR): each worker writes its values there and a scrape, whichever
+worker answers it, reads them all (`exposition()`).
 
 Labels hold only bounded, non-personal values: actions, check names, reply codes, upstream
 and provider names. Never a tenant's or a person's address, never a token. Queue depths and
@@ -7,7 +11,16 @@ the size of the suppression lists are read from the database when scraped.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -29,11 +42,21 @@ TOKEN_REFRESHES = Counter(
 PIXEL_OPENS = Counter("ocg_pixel_opens", "Tracking-pixel opens recorded", registry=REGISTRY)
 OPT_OUTS = Counter("ocg_opt_outs", "Opt-outs recorded, by source", ["source"],
                    registry=REGISTRY)
+# Read from the database at scrape: the newest value wins across workers.
 QUEUE_DEPTH = Gauge("ocg_queue_depth", "Copies in the delivery queue, by state", ["state"],
-                    registry=REGISTRY)
+                    registry=REGISTRY, multiprocess_mode="mostrecent")
 HELD_DEPTH = Gauge("ocg_held_messages", "Messages held for review (undecided)",
-                   registry=REGISTRY)
+                   registry=REGISTRY, multiprocess_mode="mostrecent")
 SUPPRESSIONS = Gauge("ocg_suppression_entries", "Entries on all suppression lists",
-                     registry=REGISTRY)
+                     registry=REGISTRY, multiprocess_mode="mostrecent")
 CERT_DAYS = Gauge("ocg_tls_certificate_days_left", "Days until the SMTP TLS certificate "
-                  "expires", registry=REGISTRY)
+                  "expires", registry=REGISTRY, multiprocess_mode="mostrecent")
+
+
+def exposition() -> bytes:
+    """The text a scrape gets: this process's metrics, or every worker's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

@@ -19,12 +19,17 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
+
+from prometheus_client import multiprocess
 
 from gateway.config import Config
 from gateway.web.server import bind_tcp
@@ -87,6 +92,8 @@ class Supervisor:
         self._ready: list[bool] = [False] * workers
         self._pipes: list[int | None] = [None] * workers
         self._backoff: list[float] = [_RESTART_SPACING] * workers
+        # every worker's metrics, read by whichever worker answers a scrape
+        self._metrics_dir = Path(tempfile.mkdtemp(prefix="ocg-metrics-"))
         self.restarts = 0
 
     def _spawn(self, slot: int) -> None:
@@ -96,7 +103,8 @@ class Supervisor:
             args += ["--config", self._config_path]
         args += ["serve", "--role", self._role, "--worker-sockets", spec]
         ready_read, ready_write = os.pipe()  # the worker writes a byte once it serves
-        env = {**os.environ, "GATEWAY_WORKER": str(slot), READY_FD: str(ready_write)}
+        env = {**os.environ, "GATEWAY_WORKER": str(slot), READY_FD: str(ready_write),
+               "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir)}
         proc = subprocess.Popen(args, pass_fds=[*(s.fileno() for s in self._sockets.values()),
                                                 ready_write],
                                 stdin=subprocess.DEVNULL, env=env,
@@ -158,6 +166,8 @@ class Supervisor:
                 print(f"worker {slot} (pid {proc.pid}) exited with {proc.returncode}; "
                       "restarting", flush=True)
                 self.restarts += 1
+                multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                    proc.pid, str(self._metrics_dir))
                 self._spawn(slot)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2)
@@ -190,6 +200,7 @@ class Supervisor:
             self._close_pipe(slot)
         for sock in self._sockets.values():
             sock.close()
+        shutil.rmtree(self._metrics_dir, ignore_errors=True)
         return 0 if failed == 0 else 1
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import metrics
 from gateway.queue.store import OPEN_STATES
@@ -98,7 +98,7 @@ async def prometheus(request: Request) -> Response:
     days = _certificate_days(web)
     if days is not None:
         metrics.CERT_DAYS.set(days)
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _certificate_days(web: WebParts) -> float | None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import re
 import signal
 import smtplib
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from gateway.store.directory import DirectoryStore
@@ -56,6 +58,18 @@ def send(port: int, pki, n: int) -> list[object]:
         return list(pool.map(one, range(n)))
 
 
+def relayed(admin: str) -> list[float]:
+    """`ocg_messages_total{action="relayed"}` from six scrapes (new connections each)."""
+    values = []
+    for _ in range(6):
+        with urllib.request.urlopen(admin.replace("/api/v1/", "/metrics"), timeout=10) as r:
+            text = r.read().decode()
+        (value,) = re.findall(r'^ocg_messages_total\{action="relayed",check=""\} (\S+)$',
+                              text, flags=re.M)
+        values.append(float(value))
+    return values
+
+
 async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_cleanly(
         tmp_path, pki, database):
     sink = await RecordingSink().start()
@@ -72,15 +86,19 @@ async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_clea
     try:
         lines = Lines(proc)
         port = int(lines.until("SMTP submission (STARTTLS)").rsplit(":", 1)[1])
+        admin = lines.until("HTTP admin API").split()[3]  # http://127.0.0.1:PORT/api/v1/
         first = [int(lines.until(f"worker {i} started").split("pid ")[1].rstrip(")\n"))
                  for i in (0, 1)]
         assert await asyncio.to_thread(send, port, pki, 20) == [{}] * 20
+        # whichever worker answers a scrape, it counts what both relayed
+        assert await asyncio.to_thread(relayed, admin) == [20.0] * 6
 
         os.kill(first[0], signal.SIGKILL)  # a worker crashes ...
         lines.until("worker 0 (pid")  # ... the supervisor notices ...
         again = int(lines.until("worker 0 started").split("pid ")[1].rstrip(")\n"))
         assert again != first[0]
         assert await asyncio.to_thread(send, port, pki, 10) == [{}] * 10  # ... still served
+        assert await asyncio.to_thread(relayed, admin) == [30.0] * 6  # the dead one's too
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         for pid in (first[1], again):  # no worker outlives the supervisor
