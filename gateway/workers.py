@@ -75,9 +75,11 @@ def inherited(spec: str) -> dict[str, socket.socket]:
 
 
 def _die_with_parent() -> None:
-    """In the worker, before exec: SIGTERM when the supervisor goes (graceful stop)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    """In the worker, before exec: SIGTERM when the supervisor goes (graceful stop). Linux
+    only; elsewhere a killed supervisor leaves its workers to the service manager."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
