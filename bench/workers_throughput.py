@@ -55,9 +55,9 @@ class Gateway:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            found = re.search(r"worker \d+ started \(pid (\d+)\)", line)
-            if found:
-                self.pids.append(int(found.group(1)))
+            found = re.search(r"workers: \d+ \(pids ([\d ]+);", line)
+            if found:  # printed once every worker serves
+                self.pids.extend(int(pid) for pid in found.group(1).split())
 
     def cpu(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids)

@@ -186,17 +186,22 @@ async def _supervise(config: Config, config_path: str | None, role: str,
     def port(name: str) -> int:
         return sockets[name].getsockname()[1] if name in sockets else 0
 
-    _banner(config, roles, Ports(port("submission"), port("implicit"), port("public"),
-                                 port("admin"), port("mailto")), "")
-    click.echo(f"workers: {workers} (supervisor pid {os.getpid()})")
-    sys.stdout.flush()
+    supervisor = Supervisor(config_path, role, workers, sockets,
+                            deadline=config.queue.data_deadline + 30)
+
+    def serving() -> None:  # the banner once every worker listens: ports are ready then
+        _banner(config, roles, Ports(port("submission"), port("implicit"), port("public"),
+                                     port("admin"), port("mailto")), "")
+        click.echo(f"workers: {workers} (pids {' '.join(map(str, supervisor.pids))}; "
+                   f"supervisor {os.getpid()})")
+        sys.stdout.flush()
+
     stop, reload = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload.set)
-    return await Supervisor(config_path, role, workers, sockets,
-                            deadline=config.queue.data_deadline + 30).run(stop, reload)
+    return await supervisor.run(stop, reload, serving)
 
 
 async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...],

@@ -1,7 +1,8 @@
-"""`gateway serve --workers N`: N worker processes accepting on the same listening sockets.
+"""`gateway serve --workers N`: N worker processes accepting on the same ports.
 
-The supervisor binds every listener once (so port 0 means one port for all), starts N
-`gateway serve` workers that inherit the sockets, and does nothing else: no database, no
+The supervisor binds every listener's port once (so port 0 means one port for all) and
+starts N `gateway serve` workers; each listens on its own SO_REUSEPORT socket on those ports,
+and the kernel spreads new connections over them. The supervisor does nothing else: no database, no
 event handling. A worker that dies is started again (at most once a second per slot). On
 SIGTERM or SIGINT each worker is asked to stop: its `/readyz` turns 503, it stops
 accepting, answers new commands `421 4.3.2` and lets in-flight transactions finish; the
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from prometheus_client import multiprocess
@@ -57,7 +58,9 @@ def bind_listeners(config: Config, roles: tuple[str, ...]) -> dict[str, socket.s
     sockets: dict[str, socket.socket] = {}
     try:
         for name, host, port in wanted:
-            sockets[name] = bind_tcp(host, port)
+            # bound, not listening: it holds the port (port 0 becomes one port for all);
+            # each worker listens on a socket of its own on it (SO_REUSEPORT)
+            sockets[name] = bind_tcp(host, port, reuse_port=True, listen=False)
     except OSError:
         for sock in sockets.values():
             sock.close()
@@ -66,11 +69,16 @@ def bind_listeners(config: Config, roles: tuple[str, ...]) -> dict[str, socket.s
 
 
 def inherited(spec: str) -> dict[str, socket.socket]:
-    """`submission=3,admin=4` (what the supervisor passes) as sockets."""
+    """`submission=3,admin=4` (what the supervisor passes): for each, this worker's own
+    listening socket on the same address, so the kernel balances new connections between
+    the workers instead of waking all of them for each."""
     found = {}
     for part in filter(None, spec.split(",")):
         name, _, fd = part.partition("=")
-        found[name] = socket.socket(fileno=int(fd))
+        held = socket.socket(fileno=int(fd))
+        host, port = held.getsockname()[:2]
+        held.close()
+        found[name] = bind_tcp(host, port, reuse_port=True)
     return found
 
 
@@ -98,6 +106,10 @@ class Supervisor:
         self._metrics_dir = Path(tempfile.mkdtemp(prefix="ocg-metrics-"))
         self.restarts = 0
 
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p is not None]
+
     def _spawn(self, slot: int) -> None:
         spec = ",".join(f"{name}={sock.fileno()}" for name, sock in self._sockets.items())
         args = [sys.executable, "-m", "gateway"]
@@ -118,7 +130,7 @@ class Supervisor:
         asyncio.get_running_loop().add_reader(ready_read, self._on_ready, slot)
         self._procs[slot] = proc
         self._started[slot] = time.monotonic()
-        print(f"worker {slot} started (pid {proc.pid})", flush=True)
+        log.info("worker started", extra={"worker": slot, "pid": proc.pid})
 
     def _on_ready(self, slot: int) -> None:
         fd = self._pipes[slot]
@@ -127,6 +139,9 @@ class Supervisor:
         if said == b"1":  # not the end of file a worker that died leaves
             self._ready[slot] = True
             self._backoff[slot] = _RESTART_SPACING
+            proc = self._procs[slot]
+            log.info("worker serving", extra={"worker": slot,
+                                              "pid": proc.pid if proc else None})
 
     def _close_pipe(self, slot: int) -> None:
         fd = self._pipes[slot]
@@ -135,13 +150,16 @@ class Supervisor:
             os.close(fd)
             self._pipes[slot] = None
 
-    async def run(self, stop: asyncio.Event, reload: asyncio.Event) -> int:
+    async def run(self, stop: asyncio.Event, reload: asyncio.Event,
+                  serving: Callable[[], None] = lambda: None) -> int:
+        """Until `stop`; `serving` is called once every worker first serves."""
         for slot in range(len(self._procs)):
             self._spawn(slot)
         first_start = True
         while not stop.is_set():
             if first_start and all(self._ready):
                 first_start = False
+                serving()
             if first_start and any(p is not None and p.poll() is not None and not r
                                    for p, r in zip(self._procs, self._ready, strict=True)):
                 # a worker that cannot even start (configuration, database): say so and
@@ -165,8 +183,6 @@ class Supervisor:
                 log.error("worker died; starting another", extra={
                     "worker": slot, "pid": proc.pid, "returncode": proc.returncode,
                     "alert": "ops"})
-                print(f"worker {slot} (pid {proc.pid}) exited with {proc.returncode}; "
-                      "restarting", flush=True)
                 self.restarts += 1
                 multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
                     proc.pid, str(self._metrics_dir))

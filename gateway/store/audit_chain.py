@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import socket
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -44,10 +45,12 @@ _chain_name = socket.gethostname()[:60] or "gateway"
 
 
 def set_chain_name(name: str) -> None:
-    """The chain this process writes (`[audit] chain`); one per node."""
+    """The chain this process writes: `[audit] chain` (default: the host name), and under
+    `serve --workers` the worker's slot after it, so workers never wait for each other."""
     global _chain_name
-    if name:
-        _chain_name = name[:60]
+    base = name or socket.gethostname()[:50] or "gateway"
+    worker = os.environ.get("GATEWAY_WORKER", "")
+    _chain_name = (f"{base[:50]}/w{worker}" if worker.isdigit() else base)[:60]
 
 
 def chain_name() -> str:

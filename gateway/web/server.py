@@ -16,15 +16,21 @@ from typing import Any
 import uvicorn
 
 
-def bind_tcp(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0: any free port)."""
+def bind_tcp(host: str, port: int, *, reuse_port: bool = False,
+             listen: bool = True) -> socket.socket:
+    """A TCP socket bound to (host, port), listening unless told not to (port 0: any free
+    port). `reuse_port`: one of several sockets on the same port, each worker's own, the
+    kernel spreading new connections evenly over the listening ones (SO_REUSEPORT)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets, and
     # without it every response waits ~40 ms for the client's delayed ACK (Nagle).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    if listen:
+        sock.listen(1024)
     return sock
 
 

@@ -61,7 +61,8 @@ class Node:
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(self.config), "serve"],
+                [sys.executable, "-m", "gateway", "--config", str(self.config), "serve",
+                 "--workers", "1"],  # a node is one process here: SIGKILL kills all of it
                 env=self.env, stdout=subprocess.DEVNULL, stderr=log)
         for _ in range(300):
             with contextlib.suppress(OSError), socket.create_connection(

@@ -40,7 +40,9 @@ async def test_sigkill_mid_drain_loses_nothing_and_duplicates_are_counted(
                              f"r{i}@example.org", State.DEFERRED, 451, "4.2.1", "busy")
                      for i in range(COPIES)], messages.simple(), first_attempt=datetime.now(UTC))
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
-    command = [sys.executable, "-m", "gateway", "--config", str(path), "serve"]
+    # one process: SIGKILL hits the process that drains (a supervisor would pass a
+    # graceful stop on to its workers, tests/e2e/test_workers.py)
+    command = [sys.executable, "-m", "gateway", "--config", str(path), "serve", "--workers", "1"]
     try:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
