@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import Config
-from gateway.queue.store import State
+from gateway.queue.store import OPEN_STATES, State
 from gateway.review.held import HeldStore
 from gateway.store import audit
 from gateway.store.audit_verify import prune as prune_audit
@@ -39,7 +39,7 @@ from gateway.suppressions import Actor, Suppressions
 log = logging.getLogger("gateway.retention")
 PURGE_ACTOR = Actor("gateway:retention")
 
-FINISHED_COPIES = (State.DELIVERED, State.BOUNCED, State.EXPIRED, State.DELETED, State.FAILED)
+FINISHED_COPIES = tuple(s for s in State if s not in OPEN_STATES)  # delivered, bounced...
 
 
 @dataclass(frozen=True, slots=True)

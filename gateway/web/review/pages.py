@@ -28,7 +28,15 @@ from starlette.datastructures import FormData
 
 from gateway.errors import GatewayError, NotFound
 from gateway.review.accounts import Session, SignInRefused
-from gateway.review.held import HELD, HeldMessage
+from gateway.review.held import (
+    DISCARDED,
+    EXPIRED,
+    HELD,
+    REFUSED,
+    RELEASE_REQUESTED,
+    RELEASED,
+    HeldMessage,
+)
 from gateway.review.release import queue_discard_report
 from gateway.store import audit
 from gateway.store.schema import audit_events
@@ -52,9 +60,7 @@ PAGE_HEADERS = {**_COMMON, "Content-Security-Policy": PAGE_CSP, "X-Frame-Options
                 "Referrer-Policy": "same-origin"}
 BODY_HEADERS = {**_COMMON, "Content-Security-Policy": BODY_CSP,
                 "X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "no-referrer"}
-STATUSES = ("held", "refused", "release-requested", "released", "discarded", "expired", "")
-CHECKS = ("sensitive-data", "identity-alignment", "misleading-subject", "unsubscribe-footer",
-          "submission-headers", "header-from", "parsed")
+STATUSES = (HELD, REFUSED, RELEASE_REQUESTED, RELEASED, DISCARDED, EXPIRED, "")  # "": any
 DONE = {
     "released": "Released: each recipient's copy is being queued for delivery.",
     "discarded": "Discarded: the sender gets a report and the tenant an event.",
@@ -238,7 +244,7 @@ async def queue(request: Request) -> Response:
     tenant_name = names.get(session.reviewer.tenant_id or 0, "")
     return _render(
         "queue.html", title="Review queue", session=session, tenant_name=tenant_name,
-        tenants=sorted(names.values()), checks=sorted(set(CHECKS) | set(counts)),
+        tenants=sorted(names.values()), checks=sorted(set(counts) | {f["check"]} - {""}),
         statuses=STATUSES, f=f, counts=sorted(counts.items(), key=lambda kv: -kv[1]),
         messages=messages, names=names, link=link, error=error,
         next_before=messages[-1].id if len(messages) == size else None,
