@@ -698,8 +698,10 @@ def vault() -> None:
 
 @vault.command("rewrap")
 @click.option("--batch", type=int, default=500, show_default=True)
+@click.option("--pause", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to wait between batches, to spare a busy database.")
 @with_store
-async def vault_rewrap(store: DirectoryStore, config: Config, batch: int) -> None:
+async def vault_rewrap(store: DirectoryStore, config: Config, batch: int, pause: float) -> None:
     """Re-wrap every sealed value under the primary master key (resumable).
 
     Rotation: add the new key as vault.master_key_file, list the old one in
@@ -714,7 +716,7 @@ async def vault_rewrap(store: DirectoryStore, config: Config, batch: int) -> Non
         total = (await rewrapping.remaining(store.engine, keys)) + await secrets.remaining()
         click.echo(f"{total} sealed values to re-wrap under {keys.primary_key_id}", err=True)
         with click.progressbar(length=total, label="rewrap", file=sys.stderr) as bar:
-            done = await rewrapping.rewrap(store.engine, keys, batch, bar.update)
+            done = await rewrapping.rewrap(store.engine, keys, batch, bar.update, pause)
             done += await secrets.rewrap(batch, bar.update)
         left = (await rewrapping.remaining(store.engine, keys)) + await secrets.remaining()
     finally:

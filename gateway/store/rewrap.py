@@ -7,6 +7,7 @@ half-way (or racing a node that rewrote the row) is simply run again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,8 +74,11 @@ async def remaining(engine: AsyncEngine, vault: Vault) -> int:
 
 
 async def rewrap(engine: AsyncEngine, vault: Vault, batch: int = 500,
-                 progress: Callable[[int], None] = lambda n: None) -> int:
-    """Re-wrap every value not under the primary key; returns how many were re-wrapped."""
+                 progress: Callable[[int], None] = lambda n: None, pause: float = 0.0) -> int:
+    """Re-wrap every value not under the primary key; returns how many were re-wrapped.
+
+    `pause` seconds between batches spare a database that is busy carrying mail.
+    """
     done = 0
     for col in SEALED:
         t = col.table
@@ -100,4 +104,6 @@ async def rewrap(engine: AsyncEngine, vault: Vault, batch: int = 500,
             after = rows[-1].id
             done += len(rows)
             progress(len(rows))
+            if pause:
+                await asyncio.sleep(pause)
     return done

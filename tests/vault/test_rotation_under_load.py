@@ -55,7 +55,8 @@ async def test_messages_flow_while_vault_rewrap_runs(tmp_path: Path, pki: Pki,
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
         rewrap = subprocess.Popen(
             [sys.executable, "-m", "gateway", "--config", str(h.config_path), "vault", "rewrap",
-             "--batch", "10"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+             "--batch", "10", "--pause", "0.01"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         later = datetime.now(UTC) + timedelta(minutes=15)
         replies: list[int] = []
