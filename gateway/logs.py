@@ -13,6 +13,8 @@ import re
 import sys
 from datetime import UTC, datetime
 
+from gateway import log_context
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -55,6 +57,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": redact(record.getMessage()),
         }
+        entry.update(log_context.fields())  # session and queue ids; a caller's own win below
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = redact(value if isinstance(value, str | int | float | bool | list

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway import background
+from gateway import background, log_context
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.errors import Conflict, VaultError
@@ -104,6 +104,7 @@ class QueueWorker:
     # --- one attempt -----------------------------------------------------------------------
     async def _attempt(self, copy: QueuedCopy, message: bytes, now: datetime
                        ) -> _Attempt | None:
+        log_context.bind(queue_id=copy.queue_id, copy_id=str(copy.id))  # this task only
         if copy.expires_at is not None and now >= copy.expires_at:
             await self._expire(copy, message)
             return None

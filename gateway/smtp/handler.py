@@ -12,7 +12,7 @@ from email.utils import format_datetime
 from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from gateway import metrics
+from gateway import log_context, metrics
 from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory.cache import Directory
@@ -277,16 +277,17 @@ class GatewayHandler:
         assert session.principal is not None and envelope.tenant is not None
         assert envelope.mailbox is not None
         self.in_flight += 1
+        queue_id = new_queue_id()
         try:
-            return str(await self._data(server, session, envelope))
+            with log_context.bound(queue_id=queue_id):
+                return str(await self._data(server, session, envelope, queue_id))
         finally:
             self.in_flight -= 1
 
     async def _data(self, server: SMTP, session: GatewaySession,
-                    envelope: GatewayEnvelope) -> Reply:
+                    envelope: GatewayEnvelope, queue_id: str) -> Reply:
         principal, tenant, mailbox = session.principal, envelope.tenant, envelope.mailbox
         assert principal is not None and tenant is not None and mailbox is not None
-        queue_id = new_queue_id()
         raw = envelope.original_content or b""
         actor = f"login:{principal.username}"
         digests = [self.digest(r) for r in envelope.recipients]

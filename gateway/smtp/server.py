@@ -11,7 +11,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 
-from gateway import metrics
+from gateway import log_context, metrics
 from gateway.config import SmtpConfig
 from gateway.smtp import replies
 from gateway.smtp.session import GatewayEnvelope, GatewaySession
@@ -44,6 +44,7 @@ class GatewaySMTP(SMTP):
             if config.proxy_protocol and not implicit_tls else None,
         )
         self.implicit_tls = implicit_tls
+        self.session_id = log_context.new_session_id()  # one per connection, across STARTTLS
         if implicit_tls:
             self._auth_require_tls = False  # the transport itself is TLS (RFC 8314)
         self._verb = ""
@@ -57,6 +58,10 @@ class GatewaySMTP(SMTP):
         if isinstance(old, GatewaySession) and isinstance(self.session, GatewaySession):
             self.session.proxy_data = old.proxy_data
             self.session.counted_tenant = old.counted_tenant
+
+    async def _handle_client(self) -> None:
+        log_context.bind(session=self.session_id)  # this task's lines, and its children's
+        await super()._handle_client()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.session is not None and hasattr(self.event_handler, "session_closed"):
