@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from gateway.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x6F63675F6D6967  # "ocg_mig": one node migrates at a time
+_LOCK_POLL = 0.2  # seconds between tries while another node migrates
 
 
 def create_engine(url: str, pool_size: int = 10, schema: str = "") -> AsyncEngine:
@@ -64,17 +66,36 @@ def head_revision() -> str:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply migrations up to `revision`, holding a lock so concurrent nodes take turns."""
+    """Apply migrations up to `revision`, holding a lock so concurrent nodes take turns.
+
+    On PostgreSQL the lock is a session advisory lock: it outlives the per-migration
+    transactions, including the commits an online index build (store/online.py) needs.
+    A node waiting its turn polls for the lock instead of blocking on it: a statement blocked
+    in the database holds a snapshot, and CREATE INDEX CONCURRENTLY waits for every older
+    snapshot to end — the holder would wait for the waiter for ever.
+    """
 
     def run(connection: sa.Connection) -> None:
-        if connection.dialect.name == "postgresql":
-            connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
         cfg = _alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    if engine.dialect.name != "postgresql":
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+        return
+    async with engine.connect() as conn:
+        while not (await conn.execute(sa.text(
+                f"SELECT pg_try_advisory_lock({_PG_MIGRATION_LOCK})"))).scalar():
+            await conn.commit()
+            await asyncio.sleep(_LOCK_POLL)
+        await conn.commit()
+        try:
+            await conn.run_sync(run)
+        finally:
+            await conn.rollback()  # whatever a failed migration left open
+            await conn.execute(sa.text(f"SELECT pg_advisory_unlock({_PG_MIGRATION_LOCK})"))
+            await conn.commit()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -1,17 +1,18 @@
 """Expand: a partial index on the suppression entries that expire (few: soft bounces), so
-the hourly purge of long-expired ones does not scan ten million permanent entries."""
+the hourly purge of long-expired ones does not scan ten million permanent entries. Built
+without blocking writes (suppressions are checked and added while it builds)."""
 
-import sqlalchemy as sa
 from alembic import op
+
+from gateway.store import online
 
 revision = "0009"
 down_revision = "0008"
 
 
 def upgrade() -> None:
-    op.create_index("ix_suppressions_expires_at", "suppressions", ["expires_at"],
-                    sqlite_where=sa.text("expires_at IS NOT NULL"),
-                    postgresql_where=sa.text("expires_at IS NOT NULL"))
+    online.create_index("ix_suppressions_expires_at", "suppressions", ["expires_at"],
+                        where="expires_at IS NOT NULL")
 
 
 def downgrade() -> None:
