@@ -19,11 +19,15 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
 from tests.conftest import PASSWORD, seed, write_config
 from tests.support import messages
 from tests.support.sink import RecordingSink
+
+SQLITE_MESSAGES = 160
 
 
 class Lines:
@@ -126,6 +130,65 @@ async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_clea
             else:
                 raise AssertionError(f"worker {pid} still running")
         assert sorted(len(r.recipients) for r in sink.received) == [1] * 30
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        await sink.stop()
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_two_workers_on_sqlite_share_one_file_without_database_is_locked(
+        tmp_path, pki, database):
+    """SQLite has one writer at a time; two worker processes write the same file at once
+    (audit rows, queued copies, counters, chains) while both queue runners claim the
+    deferred copies. Each waits its turn: every message gets its 250, none a 451 for a
+    locked database, and every queued copy is delivered once."""
+    sink = await RecordingSink().start()
+    later = {f"later{i}@example.org": "451 4.2.1 try later"  # to the delivery queue
+             for i in range(SQLITE_MESSAGES)}
+    path = write_config(tmp_path, pki, database, sink.port)
+    engine = create_engine(database.url, schema=database.schema)
+    await upgrade(engine)
+    await seed(DirectoryStore(engine))
+    await engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
+    env.update(GATEWAY__QUEUE__RETRY_FIRST="1", GATEWAY__QUEUE__POLL_INTERVAL="0.2")
+    with open(tmp_path / "stderr.log", "w") as errors:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(path),
+                                 "serve", "--workers", "2"], env=env, stdout=subprocess.PIPE,
+                                stderr=errors, text=True)
+    try:
+        lines = Lines(proc)
+        port = int(lines.until("SMTP submission (STARTTLS)").rsplit(":", 1)[1])
+        lines.until("workers: 2")
+        sink.faults.rcpt.update(later)
+
+        def one(i: int) -> object:
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+                smtp.starttls(context=pki.client_context())
+                smtp.login("campaign", PASSWORD)
+                to = [f"now{i}@example.org", f"later{i}@example.org"]
+                return smtp.sendmail("sales@acme.example", to, messages.simple(to=to[0]))
+
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = await asyncio.to_thread(lambda: list(pool.map(one, range(SQLITE_MESSAGES))))
+        assert outcomes == [{}] * SQLITE_MESSAGES  # every message 250, every recipient taken
+        sink.faults.rcpt.clear()  # the retries, from both workers' queue runners, go through
+        for _ in range(600):
+            if len(sink.received) >= 2 * SQLITE_MESSAGES:
+                break
+            await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        log = (tmp_path / "stderr.log").read_text()
+        assert "database is locked" not in log and '"level": "error"' not in log
+        delivered = sorted(r for m in sink.received for r in m.recipients)
+        expected = sorted(f"{kind}{i}@example.org" for kind in ("now", "later")
+                          for i in range(SQLITE_MESSAGES))
+        assert delivered == expected  # each copy once, none twice by both queue runners
     finally:
         if proc.poll() is None:
             proc.kill()
