@@ -93,16 +93,16 @@ def _normalise(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _take_turn(conn: AsyncConnection, chain: str) -> tuple[int, str]:
-    """Lock this chain's row for the rest of the transaction; its next sequence and head."""
+    """Lock this chain's row for the rest of the transaction; its next sequence and head
+    (one statement: the update returns them)."""
     bump = audit_chains.update().where(audit_chains.c.chain == chain).values(
-        seq=audit_chains.c.seq + 1)
-    if (await conn.execute(bump)).rowcount == 0:
+        seq=audit_chains.c.seq + 1).returning(audit_chains.c.seq, audit_chains.c.head)
+    current = (await conn.execute(bump)).first()
+    if current is None:  # this chain's first batch
         insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
             audit_chains).values(chain=chain, seq=0, head=GENESIS)
         await conn.execute(insert.on_conflict_do_nothing(index_elements=["chain"]))
-        await conn.execute(bump)
-    current = (await conn.execute(sa.select(audit_chains.c.seq, audit_chains.c.head).where(
-        audit_chains.c.chain == chain))).one()
+        current = (await conn.execute(bump)).one()
     return current.seq, current.head
 
 
