@@ -65,7 +65,7 @@ class Alerts:
     def __init__(self, config: Config, engine: AsyncEngine, cert_days: Any) -> None:
         self._config = config.alerts
         self._engine = engine
-        self._cert_days = cert_days  # () -> days left on the SMTP certificate, or None
+        self._cert_days = cert_days  # () -> {listener: days left on its certificate}
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._handler: AlertHandler | None = None
         self._task: asyncio.Task[None] | None = None
@@ -122,9 +122,9 @@ class Alerts:
             found += 1
             log.error("delivery queue stuck: copies deferred for too long", extra={
                 "copies": stuck, "minutes": self._config.queue_stuck_minutes, "alert": "ops"})
-        days = self._cert_days()
-        if days is not None and days < self._config.certificate_days:
-            found += 1
-            log.error("SMTP TLS certificate expires soon", extra={
-                "days_left": round(days, 1), "alert": "ops"})
+        for listener, days in self._cert_days().items():
+            if days < self._config.certificate_days:
+                found += 1
+                log.error(f"{listener.upper()} TLS certificate expires soon", extra={
+                    "days_left": round(days, 1), "alert": "ops"})
         return found

@@ -246,12 +246,12 @@ def _banner(config: Config, roles: tuple[str, ...], ports: Any, mailto_domains: 
             click.echo(f"SMTP mailto unsubscribe: {config.unsubscribe.mailto_listen}:"
                        f"{ports.mailto}{domains}")
     if "public" in roles:
-        base = http.public_base_url or f"http://{http.public_listen}:{ports.public}"
+        base = http.public_base_url or f"{http.scheme}://{http.public_listen}:{ports.public}"
         click.echo(f"HTTP public: {base} (listening on {http.public_listen}:{ports.public})")
     if "admin" in roles:
-        click.echo(f"HTTP admin API: http://{http.admin_listen}:{ports.admin}/api/v1/ "
+        click.echo(f"HTTP admin API: {http.scheme}://{http.admin_listen}:{ports.admin}/api/v1/ "
                    "(OpenAPI: /api/v1/openapi.json)")
-        click.echo(f"Review pages: http://{http.admin_listen}:{ports.admin}/review/ "
+        click.echo(f"Review pages: {http.scheme}://{http.admin_listen}:{ports.admin}/review/ "
                    "(reviewers: gateway user add)")
     if config.is_development:
         click.echo("environment: development (self-generated key and certificate: "
@@ -904,7 +904,7 @@ async def mailbox_connect(store: DirectoryStore, config: Config, address: str,
             provider, ticket = await OAuthFlows(store.engine, _vault(config), credentials
                                                 ).start(mailbox_row, _actor())
             base = config.http.public_base_url or (
-                f"http://{config.http.public_listen}:{config.http.public_port}")
+                f"{config.http.scheme}://{config.http.public_listen}:{config.http.public_port}")
             minutes = int(FLOW_LIFETIME.total_seconds() // 60)
             click.echo(f"open within {minutes} minutes, signed in as {mailbox_row.address}:")
             click.echo(f"{base.rstrip('/')}/oauth/{provider}/start?ticket={ticket}")

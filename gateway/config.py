@@ -164,6 +164,14 @@ class HttpConfig:
     # On SIGTERM /readyz answers 503 this long before the listeners close, so a load
     # balancer or Kubernetes stops sending new connections first.
     drain_seconds: float = 5.0
+    # Both listeners serve HTTPS with this certificate (PEM, chain first), re-read on
+    # SIGHUP. Empty: plain HTTP, for a TLS-terminating proxy or ingress in front.
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
 
 @dataclass(frozen=True, slots=True)
@@ -719,6 +727,8 @@ def _check_http(http: HttpConfig) -> None:
     for key in ("public_port", "admin_port"):
         port = getattr(http, key)
         _require(0 <= port <= 65535, f"http.{key}", port, "Must be a port between 0 and 65535.")
+    _require(bool(http.tls_cert) == bool(http.tls_key), "http.tls_key", http.tls_key,
+             "http.tls_cert and http.tls_key go together (both set: HTTPS; both empty: HTTP).")
     if http.public_base_url:
         _require(_secure_url(http.public_base_url) and
                  not urllib.parse.urlsplit(http.public_base_url).query,

@@ -49,8 +49,9 @@ HELD_DEPTH = Gauge("ocg_held_messages", "Messages held for review (undecided)",
                    registry=REGISTRY, multiprocess_mode="mostrecent")
 SUPPRESSIONS = Gauge("ocg_suppression_entries", "Entries on all suppression lists",
                      registry=REGISTRY, multiprocess_mode="mostrecent")
-CERT_DAYS = Gauge("ocg_tls_certificate_days_left", "Days until the SMTP TLS certificate "
-                  "expires", registry=REGISTRY, multiprocess_mode="mostrecent")
+CERT_DAYS = Gauge("ocg_tls_certificate_days_left", "Days until a listener's TLS certificate "
+                  "expires (listener: smtp, http)", ["listener"], registry=REGISTRY,
+                  multiprocess_mode="mostrecent")
 
 
 def exposition() -> bytes:

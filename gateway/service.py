@@ -100,17 +100,23 @@ def tls_files(config: Config) -> tuple[str, str]:
     return config.smtp.tls_cert, config.smtp.tls_key
 
 
-def certificate_days_left(config: Config) -> float | None:
-    """Days until the SMTP certificate expires (None: it cannot be read)."""
+def certificate_days_left(config: Config) -> dict[str, float]:
+    """Days until each listener's certificate expires: "smtp", and "http" when the HTTP
+    listeners serve HTTPS. A certificate that cannot be read is left out."""
     from cryptography import x509
 
-    try:
-        cert_file, _ = tls_files(config)
-        with open(cert_file, "rb") as fh:
-            cert = x509.load_pem_x509_certificate(fh.read())
-    except (OSError, ValueError):
-        return None
-    return (cert.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+    files = {"smtp": tls_files(config)[0]}
+    if config.http.tls_cert:
+        files["http"] = config.http.tls_cert
+    days = {}
+    for listener, cert_file in files.items():
+        try:
+            with open(cert_file, "rb") as fh:
+                cert = x509.load_pem_x509_certificate(fh.read())
+        except (OSError, ValueError):
+            continue
+        days[listener] = (cert.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+    return days
 
 
 def build_upstreams(config: Config, credentials: Credentials, broker: TokenBroker,
@@ -154,7 +160,7 @@ class Gateway:
         audit_chain.set_chain_name(config.audit.chain)
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
                                 config.audit.batch_max_delay)
-        self.alerts = Alerts(config, self.engine, lambda: certificate_days_left(config))
+        self.alerts = Alerts(config, self.engine, lambda: certificate_days_left(self.config))
         self._alert_checks = background.Poller(self._check_alerts, full=2,
                                                interval=config.alerts.check_interval, log=log,
                                                name="alert-checks")
@@ -220,6 +226,8 @@ class Gateway:
                                       self.handler.digest)
         cert, key = tls_files(config)
         self._tls: ssl.SSLContext = server_tls_context(cert, key)
+        self._http_tls = server_tls_context(config.http.tls_cert, config.http.tls_key) \
+            if config.http.tls_cert else None
         self._listeners: list[Listener] = []
         self._http: list[HttpListener] = []
         self.ports = Ports(0, 0)
@@ -253,16 +261,16 @@ class Gateway:
             await self.forwarder.start()
             listener_http = HttpListener(create_public_app(self.web), http.public_listen,
                                          http.public_port, http.access_log,
-                                         self._sockets.get("public"))
+                                         self._sockets.get("public"), self._http_tls)
             public = await listener_http.start()
             self._http.append(listener_http)
         self.web.public_base_url = http.public_base_url or (
-            f"http://{http.public_listen}:{public or http.public_port}")
+            f"{http.scheme}://{http.public_listen}:{public or http.public_port}")
         self.composer.public_base_url = self.web.public_base_url
         if "admin" in roles:
             listener_http = HttpListener(create_admin_app(self.web), http.admin_listen,
                                          http.admin_port, http.access_log,
-                                         self._sockets.get("admin"))
+                                         self._sockets.get("admin"), self._http_tls)
             admin = await listener_http.start()
             self._http.append(listener_http)
         submission = implicit = mailto_port = 0
@@ -402,15 +410,18 @@ class Gateway:
             new = config_module.load(self._config_path)
             cert, key = tls_files(new)
             self._tls.load_cert_chain(cert, key)  # new sessions get the new certificate
+            if self._http_tls is not None and new.http.tls_cert:
+                self._http_tls.load_cert_chain(new.http.tls_cert, new.http.tls_key)
             self.vault.reload(provider_for(new))
         except Exception as exc:
             log.error("reload refused; keeping the running configuration",
                       extra={"error": str(exc)})
             return
         if (new.smtp.listen, new.smtp.submission_port, new.smtp.implicit_tls_port,
-                new.database.url) != (self.config.smtp.listen, self.config.smtp.submission_port,
-                                      self.config.smtp.implicit_tls_port,
-                                      self.config.database.url):
+                new.database.url, new.http.scheme) != (
+                    self.config.smtp.listen, self.config.smtp.submission_port,
+                    self.config.smtp.implicit_tls_port, self.config.database.url,
+                    self.config.http.scheme):
             log.warning("listener or database changes take effect after a restart")
         self.config = new
         self.pipeline = Pipeline(PolicyContext(new, self.directory, self.suppressions))

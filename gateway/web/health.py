@@ -95,13 +95,12 @@ async def prometheus(request: Request) -> Response:
             metrics.SUPPRESSIONS.set((await conn.execute(sa.select(sa.func.count()).select_from(
                 suppressions))).scalar_one())
             _suppression_counted = time.monotonic()
-    days = _certificate_days(web)
-    if days is not None:
-        metrics.CERT_DAYS.set(days)
+    for listener, days in _certificate_days(web).items():
+        metrics.CERT_DAYS.labels(listener).set(days)
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _certificate_days(web: WebParts) -> float | None:
+def _certificate_days(web: WebParts) -> dict[str, float]:
     from gateway.service import certificate_days_left
 
     return certificate_days_left(web.config)

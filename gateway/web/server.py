@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Generator
 from typing import Any
 
@@ -43,10 +44,26 @@ class _Server(uvicorn.Server):
         yield
 
 
+class _Config(uvicorn.Config):
+    """uvicorn's configuration, serving TLS with a context we keep: uvicorn would build its
+    own from file names and never read them again; ours is reloaded in place (SIGHUP), and
+    the connections already open keep theirs."""
+
+    def __init__(self, app: Any, tls: ssl.SSLContext | None, **kw: Any) -> None:
+        super().__init__(app, **kw)
+        self._tls = tls
+
+    def load(self) -> None:
+        super().load()
+        self.ssl = self._tls
+
+
 class HttpListener:
     def __init__(self, app: Any, host: str, port: int, access_log: bool = False,
-                 sock: socket.socket | None = None) -> None:
+                 sock: socket.socket | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._app = app
+        self._tls = tls
         self._sock = sock  # bound by the supervisor, shared by every worker
         self._host = host
         self._port = port
@@ -62,7 +79,7 @@ class HttpListener:
         logging_kw: dict[str, Any] = {"access_log": False, "log_config": None}
         if self._access_log:  # uvicorn's default logging configuration, access log on
             logging_kw = {}
-        config = uvicorn.Config(self._app, server_header=False, date_header=True,
+        config = _Config(self._app, self._tls, server_header=False, date_header=True,
                                 lifespan="off", timeout_graceful_shutdown=10,
                                 proxy_headers=False,  # AnonymizeClient reads X-Forwarded-For
                                 **logging_kw)
