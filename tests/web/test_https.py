@@ -14,19 +14,9 @@ from cryptography import x509
 
 from gateway.config import ConfigError, load
 from tests.conftest import Database, Pki, running_harness, write_config
+from tests.support.certificates import issue
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-
-
-def issue(pki: Pki, directory: Path) -> tuple[Path, Path, int]:
-    """A certificate for 127.0.0.1 from the test CA: (cert file, key file, serial)."""
-    cert = pki.ca.issue_cert("localhost", "127.0.0.1")
-    directory.mkdir(exist_ok=True)
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    serial = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes()).serial_number
-    return cert_file, key_file, serial
 
 
 def get(conn: http.client.HTTPSConnection, path: str) -> tuple[int, int, str]:
