@@ -107,7 +107,7 @@ def body_text(msg: EmailMessage) -> str:
         if part is None:
             continue
         try:
-            text = part.get_content()
+            text = str(part.get_content())
         except (LookupError, UnicodeError):
             payload = part.get_payload(decode=True)
             text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
