@@ -5,6 +5,7 @@ and on PostgreSQL, every message accepted reaches the upstream."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -89,8 +91,11 @@ def relayed(admin: str) -> list[float]:
     return values
 
 
-async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_cleanly(
-        tmp_path, pki, database):
+@contextlib.asynccontextmanager
+async def two_workers(tmp_path: Path, pki, database, **env_extra: str
+                      ) -> AsyncIterator[tuple[subprocess.Popen[str], Lines, RecordingSink]]:
+    """`gateway serve --workers 2` on a seeded database, its logs in stderr.log; killed if
+    the test did not stop it, with its sink."""
     sink = await RecordingSink().start()
     path = write_config(tmp_path, pki, database, sink.port)
     engine = create_engine(database.url, schema=database.schema)
@@ -98,12 +103,25 @@ async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_clea
     await seed(DirectoryStore(engine))
     await engine.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
+    env.update(env_extra)
     with open(tmp_path / "stderr.log", "w") as errors:  # the workers' logs, for a failure
         proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(path),
                                  "serve", "--workers", "2"], env=env, stdout=subprocess.PIPE,
                                 stderr=errors, text=True)
     try:
-        lines = Lines(proc)
+        yield proc, Lines(proc), sink
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        await sink.stop()
+
+
+async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_cleanly(
+        tmp_path, pki, database):
+    async with two_workers(tmp_path, pki, database) as (proc, lines, sink):
         # the banner comes once both workers serve
         port = int(lines.until("SMTP submission (STARTTLS)").rsplit(":", 1)[1])
         admin = lines.until("HTTP admin API").split()[3]  # http://127.0.0.1:PORT/api/v1/
@@ -130,13 +148,6 @@ async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_clea
             else:
                 raise AssertionError(f"worker {pid} still running")
         assert sorted(len(r.recipients) for r in sink.received) == [1] * 30
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
-        await sink.stop()
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
@@ -146,22 +157,10 @@ async def test_two_workers_on_sqlite_share_one_file_without_database_is_locked(
     (audit rows, queued copies, counters, chains) while both queue runners claim the
     deferred copies. Each waits its turn: every message gets its 250, none a 451 for a
     locked database, and every queued copy is delivered once."""
-    sink = await RecordingSink().start()
     later = {f"later{i}@example.org": "451 4.2.1 try later"  # to the delivery queue
              for i in range(SQLITE_MESSAGES)}
-    path = write_config(tmp_path, pki, database, sink.port)
-    engine = create_engine(database.url, schema=database.schema)
-    await upgrade(engine)
-    await seed(DirectoryStore(engine))
-    await engine.dispose()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
-    env.update(GATEWAY__QUEUE__RETRY_FIRST="1", GATEWAY__QUEUE__POLL_INTERVAL="0.2")
-    with open(tmp_path / "stderr.log", "w") as errors:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(path),
-                                 "serve", "--workers", "2"], env=env, stdout=subprocess.PIPE,
-                                stderr=errors, text=True)
-    try:
-        lines = Lines(proc)
+    async with two_workers(tmp_path, pki, database, GATEWAY__QUEUE__RETRY_FIRST="1",
+                           GATEWAY__QUEUE__POLL_INTERVAL="0.2") as (proc, lines, sink):
         port = int(lines.until("SMTP submission (STARTTLS)").rsplit(":", 1)[1])
         lines.until("workers: 2")
         sink.faults.rcpt.update(later)
@@ -189,10 +188,3 @@ async def test_two_workers_on_sqlite_share_one_file_without_database_is_locked(
         expected = sorted(f"{kind}{i}@example.org" for kind in ("now", "later")
                           for i in range(SQLITE_MESSAGES))
         assert delivered == expected  # each copy once, none twice by both queue runners
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
-        await sink.stop()
