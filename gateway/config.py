@@ -205,6 +205,7 @@ class RetentionConfig:
     events_days: float = 90.0  # tenant events (opt-outs, deliveries, bounces...)
     webhook_outbox_days: float = 7.0  # delivered or failed webhook deliveries
     opens_days: float = 180.0  # pixel opens (digest, network, user-agent family)
+    sent_index_days: float = 180.0  # sent Message-IDs that feedback is matched against
     abuse_mail_days: float = 90.0  # postmaster@/abuse@ mail kept in the Maildir
     oauth_flows_days: float = 1.0  # finished or abandoned OAuth sign-ins
     interval: float = 3600.0  # seconds between purge rounds inside `gateway serve`

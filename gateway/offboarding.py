@@ -3,10 +3,11 @@
 Mailbox tokens are revoked at the provider where it can be done, their sealed copies deleted
 with every other secret of the tenant (OAuth client secrets, upstream passwords), and the
 tenant's own key deleted: any copy left anywhere (a backup, a replica) no longer opens.
-Messages, copies, events, webhooks, opens, keys, domains, logins and mailboxes go. The
-tenant's row stays, marked `deleted` and emptied of settings, so the audit trail's tenant ids
-still mean something and the name cannot be taken by someone else. Under legal hold its held
-messages and suppression entries stay; the receipt says so.
+Messages, copies (and the index of sent ones), events, webhooks, opens, keys, domains,
+logins and mailboxes go. The tenant's row stays, marked `deleted` and emptied of settings,
+so the audit trail's tenant ids still mean something and the name cannot be taken by
+someone else. Under legal hold its held messages and suppression entries stay; the receipt
+says so.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
         await drop("queued_copies", t.pending_copies, t.pending_copies.c.tenant_id == tid)
         await drop("events", t.events, t.events.c.tenant_id == tid)
         await drop("opens", t.opens, t.opens.c.tenant_id == tid)
+        await drop("sent_copies", t.sent_messages, t.sent_messages.c.tenant_id == tid)
         await drop("api_keys", t.api_keys, t.api_keys.c.tenant_id == tid)
         await drop("oauth_flows", t.oauth_flows, t.oauth_flows.c.tenant_id == tid)
         await drop("oauth_clients", t.oauth_clients, t.oauth_clients.c.tenant_id == tid)

@@ -31,6 +31,7 @@ from gateway.store.schema import (
     opens,
     pending_copies,
     rate_counters,
+    sent_messages,
     tenants,
     webhook_outbox,
 )
@@ -80,6 +81,11 @@ SCHEDULE: tuple[Store, ...] = (
           "retention.webhook_outbox_days", lambda c: c.retention.webhook_outbox_days,
           "Delivered and failed rows; pending rows are kept until delivered or failed "
           "(events.lifetime)."),
+    Store("Sent Message-IDs (feedback index)", "sent_messages",
+          "Message-ID digest, recipient digests (audit and suppression keys), tenant, "
+          "mailbox, queue id", "retention.sent_index_days",
+          lambda c: c.retention.sent_index_days,
+          "Bounces, complaints and opt-out replies count only for a copy found here."),
     Store("Pixel opens", "opens", "recipient digest, network (/24 or /48), user-agent family",
           "retention.opens_days", lambda c: c.retention.opens_days),
     Store("Suppression entries", "suppressions", "address, or digest only after erasure",
@@ -180,6 +186,8 @@ class Retention:
                 webhook_outbox.c.created_at < ago(r.webhook_outbox_days)))).rowcount
             counts["opens"] = (await conn.execute(opens.delete().where(
                 opens.c.at < ago(r.opens_days)))).rowcount
+            counts["sent_messages"] = (await conn.execute(sent_messages.delete().where(
+                sent_messages.c.sent_at < ago(r.sent_index_days)))).rowcount
             counts["oauth_flows"] = (await conn.execute(oauth_flows.delete().where(
                 oauth_flows.c.expires_at < ago(r.oauth_flows_days)))).rowcount
             # not personal data: sending-limit windows that are over

@@ -199,9 +199,11 @@ class Gateway:
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
             digest_key=b"",  # set in start(), from the stored purpose key
             composer=self.composer, held=self.held, limits=self.limits,
+            suppression_digest=self.suppressions.digest_of,
         )
         self.review = ReviewWorker(self.held, self.directory, self.composer, self.queue,
-                                   self.audit, config)
+                                   self.audit, config, self.handler.digest,
+                                   self.suppressions.digest_of)
         self._review = background.Poller(self.review.run_once, full=50,
                                          interval=config.queue.poll_interval, log=log,
                                          name="review-releases")

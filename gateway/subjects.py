@@ -33,6 +33,7 @@ from gateway.store.schema import (
     held_messages,
     opens,
     pending_copies,
+    sent_messages,
     tenants,
 )
 from gateway.suppressions import Suppressions
@@ -105,6 +106,12 @@ class Subjects:
                 } for r in await conn.execute(sa.select(opens).where(
                     opens.c.recipient_digest == person.digest,
                     *_tenant(opens, tenant_id)).order_by(opens.c.id))],
+                "sent_copies": [{
+                    "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
+                    "sent_at": _when(r.sent_at),
+                } for r in await conn.execute(sa.select(sent_messages).where(
+                    sent_messages.c.recipient_digest == person.digest,
+                    *_tenant(sent_messages, tenant_id)).order_by(sent_messages.c.id))],
                 "queued_copies": [{
                     "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
                     "kind": r.kind, "state": r.state, "sender": r.envelope_from,
@@ -198,6 +205,9 @@ class Subjects:
             deleted["opens"] = (await conn.execute(opens.delete().where(
                 opens.c.recipient_digest == person.digest,
                 *_tenant(opens, tenant_id)))).rowcount
+            deleted["sent_copies"] = (await conn.execute(sent_messages.delete().where(
+                sent_messages.c.recipient_digest == person.digest,
+                *_tenant(sent_messages, tenant_id)))).rowcount
             deleted["queued_copies"] = (await conn.execute(pending_copies.delete().where(
                 sa.func.lower(pending_copies.c.recipient) == person.lowered,
                 *_tenant(pending_copies, tenant_id)))).rowcount

@@ -29,7 +29,7 @@ from gateway.store.directory import audit_change
 from suppression.bulk import Report, write_batches
 from suppression.canonical import InvalidAddress, canonical
 from suppression.digest import Digester
-from suppression.entries import GLOBAL, PROTECTED, Entry, Match, NewEntry, Reason, Target
+from suppression.entries import GLOBAL, PROTECTED, Entry, Kind, Match, NewEntry, Reason, Target
 from suppression.formats import (
     Bad,
     Defaults,
@@ -122,6 +122,14 @@ class Suppressions:
         return self.store.digester.key_id
 
     # --- the check ---------------------------------------------------------------------------
+    def digest_of(self, address: str) -> bytes | None:
+        """The digest an entry for this address would carry (None: no key loaded yet, or
+        not an address the lists can hold)."""
+        try:
+            return self.store.digester.target(Target(Kind.ADDRESS, canonical(address)))
+        except (VaultError, InvalidAddress):
+            return None
+
     async def check(self, tenant_id: int, address: str) -> Match | None:
         """Fails closed: without the key there is no answer (the caller replies 451)."""
         if self._lookup is None:

@@ -8,10 +8,12 @@ checks suppression again before sending. A discard's delivery report is built he
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from gateway.config import Config
 from gateway.directory.cache import Directory
+from gateway.optout.sent import sent_rows
 from gateway.outbound.compose import Composer
 from gateway.policy.message import Message
 from gateway.queue import dsn
@@ -47,7 +49,11 @@ async def queue_discard_report(queue: QueueStore, held: HeldMessage, message: by
 
 class ReviewWorker:
     def __init__(self, held: HeldStore, directory: Directory, composer: Composer,
-                 queue: QueueStore, audit_trail: AuditTrail, config: Config) -> None:
+                 queue: QueueStore, audit_trail: AuditTrail, config: Config,
+                 audit_digest: Callable[[str], str] = lambda r: "",
+                 suppression_digest: Callable[[str], bytes | None] = lambda r: None) -> None:
+        self._audit_digest = audit_digest  # a released copy goes in the sent index too
+        self._suppression_digest = suppression_digest
         self._config = config
         self._held = held
         self._directory = directory
@@ -77,7 +83,9 @@ class ReviewWorker:
                 await self._held.note(held.id, "review", "release failed: the tenant or "
                                       "mailbox no longer exists")
                 continue
-            prepared = self._composer.prepare(Message(raw), tenant, mailbox, held.queue_id)
+            message = Message(raw)
+            message_id = message.value("message-id")
+            prepared = self._composer.prepare(message, tenant, mailbox, held.queue_id)
             copies = [prepared.copy(r) for r in held.recipients]
             now = datetime.now(UTC)
             await self._queue.add([
@@ -86,6 +94,8 @@ class ReviewWorker:
                 for r in held.recipients], copies, first_attempt=now)
             await self._audit.record([audit.row(
                 "held.released", actor="review", tenant_id=held.tenant_id,
-                queue_id=held.queue_id, recipients=len(held.recipients))])
+                queue_id=held.queue_id, recipients=len(held.recipients))], (), sent_rows(
+                message_id, held.tenant_id, held.mailbox_id, held.queue_id, held.recipients,
+                now, self._audit_digest, self._suppression_digest))
         return len(taken)
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -18,6 +19,7 @@ from gateway.directory import address as addr
 from gateway.directory.cache import Directory
 from gateway.limits.sending import SendingLimits
 from gateway.logs import anonymize_ip
+from gateway.optout.sent import sent_rows
 from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
@@ -47,7 +49,8 @@ class GatewayHandler:
     def __init__(self, config: Config, directory: Directory, pipeline: Pipeline,
                  authenticator: Authenticator, relay: Relay, audit_trail: AuditTrail,
                  digest_key: bytes, composer: Composer, held: HeldStore | None = None,
-                 limits: SendingLimits | None = None) -> None:
+                 limits: SendingLimits | None = None,
+                 suppression_digest: Callable[[str], bytes | None] = lambda r: None) -> None:
         self.config = config
         self._directory = directory
         self._pipeline = pipeline
@@ -58,6 +61,7 @@ class GatewayHandler:
         self._composer = composer
         self._held = held
         self._limits = limits
+        self._suppression_digest = suppression_digest
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
 
@@ -372,7 +376,12 @@ class GatewayHandler:
             for r in result.copies
             if not (kept and r.outcome is CopyOutcome.REFUSED)
         ]
-        await self._audit.record(rows, events)
+        sent = sent_rows(  # the index feedback is matched against (optout/sent.py)
+            message_id, tenant.id, mailbox.id, queue_id,
+            [r.recipient for r in result.copies if r.outcome is CopyOutcome.DELIVERED
+             or (kept and r.outcome is CopyOutcome.DEFERRED)],
+            datetime.now(UTC), self.digest, self._suppression_digest)
+        await self._audit.record(rows, events, sent)
         metrics.MESSAGES.labels("relayed" if result.reply.code < 400 else "upstream-refused",
                                 "").inc()
         log.info("message relayed", extra={

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway import background
 from gateway.errors import StoreError
 from gateway.store import audit_chain
-from gateway.store.schema import audit_events, events
+from gateway.store.schema import audit_events, events, sent_messages
 from gateway.vault.envelope import keyed_digest
 
 log = logging.getLogger("gateway.audit")
@@ -55,9 +55,11 @@ def event(kind: str, *, tenant_id: int, queue_id: str | None = None,
 
 
 async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
-                event_rows: Sequence[dict[str, Any]] = ()) -> None:
-    """Audit rows (one batch of this node's hash chain) and tenant events, in the caller's
-    transaction. Every audit row is written through here.
+                event_rows: Sequence[dict[str, Any]] = (),
+                sent_rows: Sequence[dict[str, Any]] = ()) -> None:
+    """Audit rows (one batch of this node's hash chain), tenant events and the index rows
+    of sent Message-IDs (optout/sent.py), in the caller's transaction. Every audit row is
+    written through here.
 
     Webhook outbox rows are not made here: the dispatcher fans new events out by cursor, so
     the commit a message waits for holds no webhook lookup.
@@ -66,6 +68,8 @@ async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
         await conn.execute(audit_events.insert(), await audit_chain.chain_rows(conn, rows))
     if event_rows:
         await conn.execute(events.insert(), list(event_rows))
+    if sent_rows:
+        await conn.execute(sent_messages.insert(), list(sent_rows))
 
 
 class AuditTrail:
@@ -75,6 +79,7 @@ class AuditTrail:
         self._max_delay = max_delay
         self._rows: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
+        self._sent: list[dict[str, Any]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -89,20 +94,22 @@ class AuditTrail:
             return
         await background.stop(self._task)
         self._task = None
-        if self._rows or self._events:
+        if self._rows or self._events or self._sent:
             await self._flush()
 
     async def record(self, rows: Sequence[dict[str, Any]],
-                     event_rows: Sequence[dict[str, Any]] = ()) -> None:
-        if not rows and not event_rows:
+                     event_rows: Sequence[dict[str, Any]] = (),
+                     sent_rows: Sequence[dict[str, Any]] = ()) -> None:
+        if not rows and not event_rows and not sent_rows:
             return
         if self._task is None:  # not started (CLI use): write directly
             async with self._engine.begin() as conn:
-                await write(conn, rows, event_rows)
+                await write(conn, rows, event_rows, sent_rows)
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._rows.extend(rows)
         self._events.extend(event_rows)
+        self._sent.extend(sent_rows)
         self._waiters.append(waiter)
         self._wake.set()
         await waiter
@@ -118,13 +125,14 @@ class AuditTrail:
             await self._flush()
 
     async def _flush(self) -> None:
-        rows, event_rows, waiters = self._rows, self._events, self._waiters
-        self._rows, self._events, self._waiters = [], [], []  # all waiting: one transaction
-        if not rows and not event_rows:
+        rows, event_rows, sent_rows, waiters = (self._rows, self._events, self._sent,
+                                                self._waiters)
+        self._rows, self._events, self._sent, self._waiters = [], [], [], []  # one transaction
+        if not rows and not event_rows and not sent_rows:
             return
         try:
             async with self._engine.begin() as conn:
-                await write(conn, rows, event_rows)
+                await write(conn, rows, event_rows, sent_rows)
         except Exception as exc:
             log.exception("audit group commit failed", extra={"rows": len(rows)})
             error = StoreError("The audit trail could not be written.")

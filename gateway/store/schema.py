@@ -453,3 +453,24 @@ rate_counters = sa.Table(
     sa.Column("used", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
 )
+
+
+# Every copy the gateway sent (or queued), by the Message-ID it carried: feedback about a
+# message (a bounce, a complaint, an opt-out reply) counts only for a copy found here, and
+# only for its tenant. No address: the recipient as the audit trail names it (keyed
+# digest) and as a suppression entry would (suppression digest, for a complaint whose
+# report hides the address).
+sent_messages = sa.Table(
+    "sent_messages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("message_id_hash", sa.String(64), nullable=False),  # SHA-256 of the Message-ID
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("mailbox_id", sa.Integer, nullable=False),
+    sa.Column("queue_id", sa.String(40), nullable=False),
+    sa.Column("recipient_digest", sa.String(64), nullable=False),
+    sa.Column("suppression_digest", sa.LargeBinary(16), nullable=True),
+    sa.Column("sent_at", Timestamp, nullable=False),
+    sa.Index("ix_sent_messages_message_id_hash", "message_id_hash"),
+    sa.Index("ix_sent_messages_sent_at", "sent_at"),
+)

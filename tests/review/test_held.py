@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from gateway.optout.sent import SentIndex
 from gateway.queue.store import Kind
 from gateway.store.schema import audit_events, events, held_messages
 from gateway.suppressions import Actor
@@ -64,6 +65,11 @@ async def test_release_sends_each_copy_through_the_queue_and_rechecks_suppressio
     assert b"Received: from client.test by gw.test" in delivered["a@example.org"]
     (row,) = await held_rows(harness)
     assert (row.status, row.decided_by) == ("released", "reviewer")
+    # held, it was in no index of sent mail; released, feedback about it can be matched
+    copies = await SentIndex(harness.gateway.engine).find(["<m1@acme.example>"])
+    assert {(c.queue_id, c.recipient_digest) for c in copies} == {
+        (row.queue_id, harness.gateway.handler.digest(r)) for r in ("a@example.org",
+                                                                    "b@example.org")}
 
 
 async def test_discard_reports_to_the_sender_and_tells_the_tenant(harness):

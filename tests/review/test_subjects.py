@@ -22,6 +22,7 @@ from gateway.store.schema import (
     mailboxes,
     opens,
     sealed_secrets,
+    sent_messages,
     tenants,
 )
 from gateway.suppressions import Actor
@@ -64,6 +65,7 @@ async def test_export_holds_everything_about_the_person_and_nobody_else(harness)
     assert sorted(e["list"] for e in doc["suppression_entries"]) == ["acme", "other"]
     assert [e["kind"] for e in doc["events"]] == ["delivered", "held", "unsubscribed"]
     assert len(doc["opens"]) == 1
+    assert len(doc["sent_copies"]) == 1 and doc["sent_copies"][0]["queue_id"]
     (held,) = doc["held_messages"]
     assert held["role"] == "recipient" and held["check"] == "sensitive-data"
     assert doc["audit"] and all(a["queue_id"] for a in doc["audit"])
@@ -72,6 +74,7 @@ async def test_export_holds_everything_about_the_person_and_nobody_else(harness)
                                   "other")).stdout)
     assert [e["list"] for e in scoped["suppression_entries"]] == ["other"]
     assert scoped["events"] == scoped["opens"] == scoped["held_messages"] == []
+    assert scoped["sent_copies"] == []
 
 
 async def test_erase_deletes_it_all_keeps_a_digest_only_entry_and_prints_a_receipt(harness):
@@ -81,6 +84,7 @@ async def test_erase_deletes_it_all_keeps_a_digest_only_entry_and_prints_a_recei
     receipt = json.loads(result.stdout)
     assert receipt["deleted"]["suppression_entries"] == 2
     assert receipt["deleted"]["events"] == 3 and receipt["deleted"]["opens"] == 1
+    assert receipt["deleted"]["sent_copies"] == 1  # the other recipient's copy stays
     assert receipt["deleted"]["held_recipients"] == 1  # taken off; the other stays
     assert receipt["kept"]["audit_rows"] > 0
     assert "person@" not in result.stdout.lower()  # the receipt names a digest only
@@ -97,6 +101,7 @@ async def test_erase_deletes_it_all_keeps_a_digest_only_entry_and_prints_a_recei
     after = json.loads((await gw(harness, "subject", "export", PERSON)).stdout)
     assert [e["reason"] for e in after["suppression_entries"]] == ["erasure"]
     assert after["events"] == after["opens"] == after["held_messages"] == []
+    assert after["sent_copies"] == []
     # never mailed again
     try:
         await harness.send(messages.simple(), [PERSON])
@@ -157,9 +162,11 @@ async def test_tenant_delete_removes_its_data_and_its_senders(harness):
     assert result.returncode == 0, result.stderr
     receipt = json.loads(result.stdout)
     assert receipt["deleted"]["held_messages"] == 1 and receipt["deleted"]["mailboxes"] == 2
+    assert receipt["deleted"]["sent_copies"] == 2  # both recipients of the delivered one
     async with harness.gateway.engine.connect() as conn:
         for table, column in ((held_messages, held_messages.c.tenant_id),
                               (events, events.c.tenant_id), (opens, opens.c.tenant_id),
+                              (sent_messages, sent_messages.c.tenant_id),
                               (mailboxes, mailboxes.c.tenant_id),
                               (logins, logins.c.tenant_id), (domains, domains.c.tenant_id),
                               (suppressions, suppressions.c.scope)):
