@@ -29,6 +29,7 @@ from gateway.limits.counters import counters_for
 from gateway.limits.sending import SendingLimits
 from gateway.net.fetch import GuardedFetcher
 from gateway.optout import mailto
+from gateway.optout.bounces import HardBounces
 from gateway.optout.mailto import MailtoHandler
 from gateway.optout.record import OptOuts
 from gateway.optout.token import PURPOSE as UNSUBSCRIBE_PURPOSE
@@ -200,6 +201,7 @@ class Gateway:
             digest_key=b"",  # set in start(), from the stored purpose key
             composer=self.composer, held=self.held, limits=self.limits,
             suppression_digest=self.suppressions.digest_of,
+            bounces=HardBounces(self.suppressions),
         )
         self.review = ReviewWorker(self.held, self.directory, self.composer, self.queue,
                                    self.audit, config, self.handler.digest,

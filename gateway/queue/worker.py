@@ -18,6 +18,7 @@ from gateway import background, log_context
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.errors import Conflict, VaultError
+from gateway.optout.bounces import HardBounces
 from gateway.queue import dsn
 from gateway.queue.store import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State
 from gateway.smtp import replies
@@ -56,6 +57,7 @@ class QueueWorker:
                  digest: Callable[[str], str], suppressions: Suppressions) -> None:
         self._config = config
         self._suppressions = suppressions
+        self._bounces = HardBounces(suppressions)
         self._store = store
         self._upstreams = upstreams
         self._directory = directory
@@ -144,6 +146,8 @@ class QueueWorker:
         elif copy.kind is Kind.DSN:
             outcome = self._outcome(copy, message, State.FAILED, "failed", reply)
         else:  # refused: closed as bounced once its report is queued (after the commit)
+            await self._bounces.upstream_refused(copy.tenant_id, copy.recipient,
+                                                 reply.status, copy.queue_id)
             outcome = self._refusal(copy, message, reply, now)
         outcome.rows.insert(0, attempt_row)
         return outcome

@@ -19,6 +19,7 @@ from gateway.directory import address as addr
 from gateway.directory.cache import Directory
 from gateway.limits.sending import SendingLimits
 from gateway.logs import anonymize_ip
+from gateway.optout.bounces import HardBounces
 from gateway.optout.sent import sent_rows
 from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
@@ -50,7 +51,8 @@ class GatewayHandler:
                  authenticator: Authenticator, relay: Relay, audit_trail: AuditTrail,
                  digest_key: bytes, composer: Composer, held: HeldStore | None = None,
                  limits: SendingLimits | None = None,
-                 suppression_digest: Callable[[str], bytes | None] = lambda r: None) -> None:
+                 suppression_digest: Callable[[str], bytes | None] = lambda r: None,
+                 bounces: HardBounces | None = None) -> None:
         self.config = config
         self._directory = directory
         self._pipeline = pipeline
@@ -62,6 +64,7 @@ class GatewayHandler:
         self._held = held
         self._limits = limits
         self._suppression_digest = suppression_digest
+        self._bounces = bounces
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
 
@@ -382,6 +385,11 @@ class GatewayHandler:
              or (kept and r.outcome is CopyOutcome.DEFERRED)],
             datetime.now(UTC), self.digest, self._suppression_digest)
         await self._audit.record(rows, events, sent)
+        if self._bounces is not None:  # "no such mailbox" from our own upstream: a hard bounce
+            for r in result.copies:
+                if r.outcome is CopyOutcome.REFUSED:
+                    await self._bounces.upstream_refused(tenant.id, r.recipient,
+                                                         r.reply.status, queue_id)
         metrics.MESSAGES.labels("relayed" if result.reply.code < 400 else "upstream-refused",
                                 "").inc()
         log.info("message relayed", extra={
