@@ -10,7 +10,6 @@ refusal of the sender (policy, reputation) and says nothing about the recipient.
 from __future__ import annotations
 
 import logging
-import re
 
 from gateway import metrics
 from gateway.errors import GatewayError
@@ -21,7 +20,6 @@ from suppression.entries import Reason
 log = logging.getLogger("gateway.optout")
 
 UPSTREAM = Actor("upstream")
-_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 
 
 class HardBounces:
@@ -32,7 +30,7 @@ class HardBounces:
                                queue_id: str) -> bool:
         """Suppress `recipient` for the tenant if `status` is a hard bounce; True if so.
         A failure is logged, never raised: the message's own outcome stands."""
-        if not _STATUS.fullmatch(status) or kind_of(status) is not BounceKind.HARD:
+        if kind_of(status) is not BounceKind.HARD:
             return False
         try:
             await self._suppressions.add(UPSTREAM, tenant_id, recipient, Reason.BOUNCE,

@@ -60,7 +60,11 @@ _MESSAGE_ID = re.compile(r"^message-id:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTI
 
 
 def kind_of(status: str) -> BounceKind:
-    klass, subject, detail = status.split(".")
+    """What an enhanced status code says about the recipient (OTHER when it is none)."""
+    found = _STATUS.fullmatch(status.strip())
+    if found is None:
+        return BounceKind.OTHER
+    klass, subject, detail = found.groups()
     if klass == "4" or (subject, detail) == ("2", "2"):
         return BounceKind.SOFT
     if klass == "5" and subject == "1":

@@ -44,16 +44,18 @@ class SentCopy:
 
 
 def sent_rows(message_id: str | None, tenant_id: int, mailbox_id: int, queue_id: str,
-              recipients: Iterable[str], at: datetime, audit_digest: Callable[[str], str],
+              recipients: Iterable[tuple[str, str]], at: datetime,
               suppression_digest: Callable[[str], bytes | None]) -> list[dict[str, Any]]:
-    """The rows one accepted message adds, a row per recipient (none without a Message-ID:
-    then nothing can refer to it)."""
+    """The rows one accepted message adds, a row per (recipient, its audit digest) — the
+    caller has that digest already for its audit rows. None without a Message-ID: then
+    nothing can refer to the message."""
     if not message_id:
         return []
     hashed = message_id_hash(message_id)
     return [{"message_id_hash": hashed, "tenant_id": tenant_id, "mailbox_id": mailbox_id,
-             "queue_id": queue_id, "recipient_digest": audit_digest(r),
-             "suppression_digest": suppression_digest(r), "sent_at": at} for r in recipients]
+             "queue_id": queue_id, "recipient_digest": digest,
+             "suppression_digest": suppression_digest(r), "sent_at": at}
+            for r, digest in recipients]
 
 
 class SentIndex:

@@ -50,8 +50,8 @@ async def queue_discard_report(queue: QueueStore, held: HeldMessage, message: by
 class ReviewWorker:
     def __init__(self, held: HeldStore, directory: Directory, composer: Composer,
                  queue: QueueStore, audit_trail: AuditTrail, config: Config,
-                 audit_digest: Callable[[str], str] = lambda r: "",
-                 suppression_digest: Callable[[str], bytes | None] = lambda r: None) -> None:
+                 audit_digest: Callable[[str], str],
+                 suppression_digest: Callable[[str], bytes | None]) -> None:
         self._audit_digest = audit_digest  # a released copy goes in the sent index too
         self._suppression_digest = suppression_digest
         self._config = config
@@ -95,7 +95,8 @@ class ReviewWorker:
             await self._audit.record([audit.row(
                 "held.released", actor="review", tenant_id=held.tenant_id,
                 queue_id=held.queue_id, recipients=len(held.recipients))], (), sent_rows(
-                message_id, held.tenant_id, held.mailbox_id, held.queue_id, held.recipients,
-                now, self._audit_digest, self._suppression_digest))
+                message_id, held.tenant_id, held.mailbox_id, held.queue_id,
+                [(r, self._audit_digest(r)) for r in held.recipients], now,
+                self._suppression_digest))
         return len(taken)
 

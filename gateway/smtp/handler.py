@@ -381,9 +381,10 @@ class GatewayHandler:
         ]
         sent = sent_rows(  # the index feedback is matched against (optout/sent.py)
             message_id, tenant.id, mailbox.id, queue_id,
-            [r.recipient for r in result.copies if r.outcome is CopyOutcome.DELIVERED
+            [(r.recipient, digest) for r, digest in zip(result.copies, digests, strict=False)
+             if r.outcome is CopyOutcome.DELIVERED
              or (kept and r.outcome is CopyOutcome.DEFERRED)],
-            datetime.now(UTC), self.digest, self._suppression_digest)
+            datetime.now(UTC), self._suppression_digest)
         await self._audit.record(rows, events, sent)
         if self._bounces is not None:  # "no such mailbox" from our own upstream: a hard bounce
             for r in result.copies:
