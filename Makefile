@@ -18,11 +18,12 @@ run: $(VENV)/.installed
 	$(DEV) $(GATEWAY) demo
 	$(DEV) exec $(GATEWAY) serve
 
-## Run the whole test suite (SQLite and PostgreSQL).
+## Run the whole test suite (SQLite and PostgreSQL), one process per core (up to 4); a
+## file's tests stay in one process (they share fixtures such as a Redis database).
 test: $(VENV)/.installed system-packages
 	$(PY) -m ruff check gateway suppression tests bench
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 system-packages:
 	scripts/install-system-packages.sh
