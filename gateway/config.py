@@ -120,6 +120,14 @@ class UpstreamConfig:
     timeout: float = 30.0
     pool_size: int = 20  # idle connections kept per upstream
     path: str = ""  # maildir only
+    # smtp only: "verp" sends each copy with the return path bounce+<handle>@ on
+    # [unsubscribe] mailto_domain, so its bounces come back to the gateway's inbound listener.
+    return_path: Literal["sender", "verp"] = "sender"
+    # gmail and microsoft: where the mailbox's replies and bounces are read (IMAP, XOAUTH2).
+    # Empty host: the provider's (imap.gmail.com, outlook.office365.com).
+    imap_host: str = ""
+    imap_port: int = 993
+    imap_tls: Literal["implicit", "none"] = "implicit"  # "none": loopback tests only
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +329,25 @@ class UnsubscribeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackConfig:
+    """Automatic opt-out: bounces, complaints and replies that become suppression entries."""
+
+    # Read connected Gmail and Microsoft 365 mailboxes over IMAP (replies and bounces land
+    # there). Read-only unless a tenant sets `inbox_labelling = on`.
+    read_inboxes: bool = True
+    inbox_poll_seconds: float = 60.0
+    inbox_folders: tuple[str, ...] = ("INBOX",)
+    inbox_batch: int = 200  # messages fetched per round and mailbox
+    # soft bounces (4.x.x): this many within soft_bounce_days suppress for soft_bounce_hold_days
+    soft_bounces: int = 3
+    soft_bounce_days: float = 14.0
+    soft_bounce_hold_days: float = 7.0
+    # A complaint suppresses for its tenant at once; globally once this many tenants have
+    # a complaint from the same person (0: never automatically; a person can still add it).
+    global_complaint_tenants: int = 2
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewConfig:
     """Held and refused messages (sealed copies kept for compliance review)."""
 
@@ -404,6 +431,7 @@ class Config:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     pixels: PixelConfig = field(default_factory=PixelConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     upstreams: Mapping[str, UpstreamConfig] = field(default_factory=dict)
     oauth: Mapping[str, OAuthProviderConfig] = field(default_factory=dict)
@@ -637,6 +665,7 @@ def _validate(config: Config) -> None:
                 "lockout_failures", "lockout_minutes", "page_size"):
         _require(getattr(config.review, key) > 0, f"review.{key}", getattr(config.review, key),
                  "Must be greater than 0.")
+    _check_feedback(config)
     if config.alerts.webhook_url:
         _require(config.alerts.webhook_url.startswith(("https://", "http://")),
                  "alerts.webhook_url", config.alerts.webhook_url, "Must be an http(s) URL.")
@@ -775,6 +804,15 @@ def _is_private(host: str) -> bool:
 
 def _check_upstream(name: str, up: UpstreamConfig, dev: bool) -> None:
     key = f"upstreams.{name}"
+    if up.return_path == "verp":
+        _require(up.kind == "smtp", f"{key}.return_path", "verp",
+                 "Only an smtp upstream lets the gateway choose the return path; Gmail and "
+                 "Microsoft 365 bounce to the mailbox, which the gateway reads over IMAP.")
+    if up.imap_tls == "none":
+        _require(_is_loopback(up.imap_host), f"{key}.imap_tls", "none",
+                 "Plain-text IMAP is allowed only to a loopback host.")
+    _require(0 < up.imap_port <= 65535, f"{key}.imap_port", up.imap_port,
+             "Must be a port between 1 and 65535.")
     if up.kind == "maildir":
         _require(bool(up.path), f"{key}.path", up.path, "A maildir upstream needs a path.")
         return
@@ -791,6 +829,25 @@ def _check_upstream(name: str, up: UpstreamConfig, dev: bool) -> None:
     _require(bool(up.username) or not up.password, f"{key}.password", up.password,
              "A password needs its username; better, keep only the username here and seal "
              f"the password: gateway upstream password {name} --password-stdin.")
+
+
+def _check_feedback(config: Config) -> None:
+    feedback = config.feedback
+    for key in ("inbox_poll_seconds", "inbox_batch", "soft_bounces", "soft_bounce_days",
+                "soft_bounce_hold_days"):
+        value = getattr(feedback, key)
+        _require(value > 0, f"feedback.{key}", value, "Must be greater than 0.")
+    _require(feedback.global_complaint_tenants in (0,) or feedback.global_complaint_tenants >= 2,
+             "feedback.global_complaint_tenants", feedback.global_complaint_tenants,
+             "Must be 0 (never automatically) or at least 2: one tenant's complaints cannot "
+             "suppress for every tenant.")
+    _require(bool(feedback.inbox_folders), "feedback.inbox_folders", [],
+             "Name at least one folder.")
+    verp = [n for n, up in config.upstreams.items() if up.return_path == "verp"]
+    if verp:
+        _require(bool(config.unsubscribe.mailto_listen), f"upstreams.{verp[0]}.return_path",
+                 "verp", "VERP bounces come back to the inbound listener; set "
+                 "unsubscribe.mailto_listen.")
 
 
 def _is_loopback(host: str) -> bool:

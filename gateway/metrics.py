@@ -42,6 +42,9 @@ TOKEN_REFRESHES = Counter(
 PIXEL_OPENS = Counter("ocg_pixel_opens", "Tracking-pixel opens recorded", registry=REGISTRY)
 OPT_OUTS = Counter("ocg_opt_outs", "Opt-outs recorded, by source", ["source"],
                    registry=REGISTRY)
+FEEDBACK = Counter("ocg_feedback_messages", "Bounces, complaints and replies read, by where "
+                   "they came from (inbox, verp) and outcome (suppressed, review, counted, "
+                   "ignored)", ["source", "outcome"], registry=REGISTRY)
 # Read from the database at scrape: the newest value wins across workers.
 QUEUE_DEPTH = Gauge("ocg_queue_depth", "Copies in the delivery queue, by state", ["state"],
                     registry=REGISTRY, multiprocess_mode="mostrecent")

@@ -29,11 +29,15 @@ from gateway.limits.counters import counters_for
 from gateway.limits.sending import SendingLimits
 from gateway.net.fetch import GuardedFetcher
 from gateway.optout import mailto
+from gateway.optout.apply import FeedbackApplier
 from gateway.optout.bounces import HardBounces
-from gateway.optout.mailto import MailtoHandler
+from gateway.optout.mailto import Bounces, MailtoHandler
 from gateway.optout.record import OptOuts
+from gateway.optout.sent import SentIndex
 from gateway.optout.token import PURPOSE as UNSUBSCRIBE_PURPOSE
 from gateway.optout.token import TokenSealer
+from gateway.optout.verp import PURPOSE as VERP_PURPOSE
+from gateway.optout.verp import ReturnPaths
 from gateway.outbound.compose import Composer, links_for
 from gateway.pixels.forward import Forwarder
 from gateway.pixels.opens import OpenRecorder
@@ -121,7 +125,8 @@ def certificate_days_left(config: Config) -> dict[str, float]:
 
 
 def build_upstreams(config: Config, credentials: Credentials, broker: TokenBroker,
-                    passwords: UpstreamPasswords) -> dict[str, Upstream]:
+                    passwords: UpstreamPasswords, return_paths: ReturnPaths | None = None
+                    ) -> dict[str, Upstream]:
     upstreams: dict[str, Upstream] = {}
     for name, up in config.upstreams.items():
         if up.kind == "maildir":
@@ -132,7 +137,8 @@ def build_upstreams(config: Config, credentials: Credentials, broker: TokenBroke
         else:
             shared = SharedLogin(name, up.username, passwords)
             upstreams[name] = SmarthostUpstream(name, up, config.smtp.hostname,
-                                                MailboxPasswordLogin(credentials, shared))
+                                                MailboxPasswordLogin(credentials, shared),
+                                                return_paths)
     return upstreams
 
 
@@ -172,8 +178,10 @@ class Gateway:
         self.credentials, self.tokens = build_vault_parts(config, self.engine, self.vault)
         self.upstream_passwords = UpstreamPasswords(self.engine, self.credentials.secrets,
                                                     config)
+        self.return_paths = ReturnPaths(self.purpose_keys, self._digest,
+                                        self.verp_domain)
         upstreams = build_upstreams(config, self.credentials, self.tokens,
-                                    self.upstream_passwords)
+                                    self.upstream_passwords, self.return_paths)
         self.relay = Relay(upstreams, self.queue, config.queue.data_deadline,
                            config.queue.retry_first)
         self.authenticator = Authenticator(self.directory, config.smtp)
@@ -187,6 +195,8 @@ class Gateway:
         self.pixel_sealer = PixelSealer(self.purpose_keys)
         self.composer = Composer(config, self.sealer, self.dkim, self.pixel_sealer)
         self.optouts = OptOuts(self.engine, self.suppressions)
+        self.feedback = FeedbackApplier(self.engine, self.suppressions, SentIndex(self.engine),
+                                        self.vault, config.feedback)
         self.held = HeldStore(self.engine, self.vault)
         self.retention = Retention(config, self.engine, self.held, self.suppressions,
                                    self._anchor_key, data_path(config, "postmaster"))
@@ -251,6 +261,7 @@ class Gateway:
         self.handler.set_digest_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])
         await self.purpose_keys.ensure(UNSUBSCRIBE_PURPOSE)
         await self.purpose_keys.ensure(PIXEL_PURPOSE)
+        await self.purpose_keys.ensure(VERP_PURPOSE)
         await self.purpose_keys.ensure(audit_chain.ANCHOR_PURPOSE)
         await self.dkim.load()
         await self._open_suppressions()
@@ -335,6 +346,15 @@ class Gateway:
     def _anchor_key(self) -> bytes:
         return self.purpose_keys.current(audit_chain.ANCHOR_PURPOSE)[1]
 
+    def _digest(self, recipient: str) -> str:
+        return self.handler.digest(recipient)
+
+    def verp_domain(self) -> str:
+        """Where VERP return paths point: the operator's mailto domain."""
+        unsub = self.config.unsubscribe
+        base = links_for(self.config, Tenant(0, "", "active", ""), self.web.public_base_url)
+        return (unsub.mailto_domain or base.mailto_domain).lower()
+
     def mailto_domains(self) -> frozenset[str]:
         """Where unsubscribe@ mail is taken: the operator's mailto domain and every tenant's
         link domain (a CNAME to the gateway, so its MX lookup finds the gateway too)."""
@@ -348,7 +368,9 @@ class Gateway:
     async def _start_mailto(self) -> int:
         unsub = self.config.unsubscribe
         handler = MailtoHandler(unsub, self.sealer, self.optouts, self.mailto_domains,
-                                data_path(self.config, "postmaster"))
+                                data_path(self.config, "postmaster"),
+                                Bounces(self.return_paths, self.engine, self.feedback,
+                                        self.verp_domain))
         listener = Listener(mailto.factory(handler, self.config.smtp.hostname, self._tls),
                             unsub.mailto_listen, unsub.mailto_port, None,
                             self._sockets.get("mailto"))

@@ -1,10 +1,13 @@
-"""The mailto: side of unsubscribe: an unauthenticated SMTP listener that only takes mail for
-`unsubscribe@`, `postmaster@` and `abuse@` at the gateway's link domains.
+"""The gateway's inbound listener: an unauthenticated SMTP listener that only takes mail for
+`unsubscribe@`, `postmaster@` and `abuse@` at the gateway's link domains, and for the VERP
+return paths (`bounce+<handle>@`) of copies it sent (optout/verp.py).
 
 It is its own server class with no path to any upstream: nothing it receives is relayed,
 and it never sends a bounce (a refusal is an SMTP reply, nothing more). A message to an
 unsubscribe address carries the token in its subject (`?subject=unsubscribe%20<token>`);
-the token names the recipient to suppress, so a forged From changes nothing.
+the token names the recipient to suppress, so a forged From changes nothing. A bounce to a
+return path is taken only if its handle names a copy in the sent index (checked at RCPT), and
+acts only on that copy (optout/apply.py).
 
 Addresses are matched exactly after parsing: the percent hack (`a%b@`), source routes
 (`@a:b@c`), bang paths (`a!b@`) and quoted local parts are refused. STARTTLS is offered;
@@ -27,12 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import UnsubscribeConfig
 from gateway.errors import StoreError, VaultError
 from gateway.logs import anonymize_ip
+from gateway.optout.apply import Arrival, FeedbackApplier
 from gateway.optout.record import OptOuts
+from gateway.optout.sent import SentCopy
 from gateway.optout.token import InvalidToken, TokenSealer
+from gateway.optout.verp import PREFIX, ReturnPaths
 from gateway.web.limits import InvalidAttempts
 
 log = logging.getLogger("gateway.mailto")
@@ -68,9 +76,35 @@ def check_address(raw: str, domains: frozenset[str]) -> tuple[str, str | None]:
         return "", BAD_SYNTAX
     if domain.lower() not in domains:
         return "", NOT_OURS
-    if local.lower() not in LOCAL_PARTS:
+    if local.lower() not in LOCAL_PARTS and not ReturnPaths.looks_like(local):
         return "", NO_SUCH_USER
     return local.lower(), None
+
+
+class Bounces:
+    """The VERP side of the listener: which copy a return path names, and what its bounce
+    says. Handles are checked at RCPT so a forged one is refused before any data."""
+
+    def __init__(self, paths: ReturnPaths, engine: AsyncEngine, applier: FeedbackApplier,
+                 domain: Callable[[], str]) -> None:
+        self._paths = paths
+        self._engine = engine
+        self._applier = applier
+        self._domain = domain
+
+    async def copy_for(self, local: str, domain: str) -> SentCopy | None:
+        if domain.lower() != self._domain():
+            return None
+        return await self._paths.copy_for(self._engine, local)
+
+    async def apply(self, content: bytes, copies: list[SentCopy]) -> str:
+        try:
+            for copy in copies:
+                await self._applier.apply(content, Arrival.verp(copy))
+        except (StoreError, VaultError, OSError, SQLAlchemyError):
+            log.exception("bounce not recorded")
+            return BUSY
+        return OK
 
 
 class MailtoSMTP(SMTP):
@@ -111,8 +145,10 @@ class MailtoSMTP(SMTP):
 
 class MailtoHandler:
     def __init__(self, config: UnsubscribeConfig, sealer: TokenSealer, optouts: OptOuts,
-                 domains: Callable[[], frozenset[str]], postmaster_dir: Path) -> None:
+                 domains: Callable[[], frozenset[str]], postmaster_dir: Path,
+                 bounces: Bounces | None = None) -> None:
         self.config = config
+        self._bounces = bounces
         self._sealer = sealer
         self._optouts = optouts
         self.domains = domains
@@ -133,6 +169,20 @@ class MailtoHandler:
         local, error = check_address(address, self.domains())
         if error is not None:
             return error
+        if local.startswith(PREFIX):
+            copy = None
+            if self._bounces is not None:
+                try:
+                    copy = await self._bounces.copy_for(local, address.rpartition("@")[2])
+                except (StoreError, SQLAlchemyError, OSError, VaultError):
+                    log.exception("return path not checked")
+                    return BUSY
+            if copy is None:
+                log.info("bounce to an unknown return path")
+                return NO_SUCH_USER
+            envelope.bounce_copies = [*getattr(envelope, "bounce_copies", []), copy]  # type: ignore[attr-defined]
+            envelope.rcpt_tos.append("bounce@")
+            return OK
         envelope.rcpt_tos.append(f"{local}@")
         return OK
 
@@ -144,6 +194,11 @@ class MailtoHandler:
             await asyncio.to_thread(self._keep_for_ops, content)
         if "unsubscribe" in kinds:
             reply = await self._unsubscribe(content)
+        copies = getattr(envelope, "bounce_copies", [])
+        if copies and self._bounces is not None:
+            bounced = await self._bounces.apply(content, copies)
+            if bounced != OK:
+                reply = bounced
         return reply
 
     def _keep_for_ops(self, content: bytes) -> None:

@@ -127,7 +127,8 @@ class QueueWorker:
         async with cap:
             result = await upstream.deliver(
                 Copy(copy.envelope_from, copy.recipient, copy.smtputf8, not message.isascii(),
-                     mailbox.id, mailbox.tenant_id),
+                     mailbox.id, mailbox.tenant_id,
+                     copy.queue_id if copy.kind is Kind.COPY else ""),
                 message)
         reply = result.reply
         attempt_row = audit.row(

@@ -351,8 +351,13 @@ class GatewayHandler:
                     action="defer", reason="sending limit", reply=str(refused))])
                 return refused
         assert isinstance(server, GatewaySMTP)
-        message.prepend("Received", self._received(session, server.tls_active, queue_id))
         message_id = message.value("message-id")
+        if not message_id:
+            # RFC 5322 s 3.6.4 (SHOULD; Gmail refuses mail without one). Bounces, complaints
+            # and replies find their copy by it (optout/sent.py).
+            message_id = f"<{queue_id}.{secrets.token_hex(6)}@{self.config.smtp.hostname}>"
+            message.prepend("Message-ID", message_id)
+        message.prepend("Received", self._received(session, server.tls_active, queue_id))
         prepared = self._composer.prepare(message, tenant, mailbox, queue_id)
         copies = [prepared.copy(r) for r in envelope.recipients]
         result = await self._relay.deliver(

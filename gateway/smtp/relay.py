@@ -54,8 +54,8 @@ class Relay:
             log.error("mailbox names an unknown upstream",
                       extra={"queue_id": queue_id, "upstream": mailbox.upstream})
             return RelayResult(replies.TEMPORARY_FAILURE, (), 0)
-        copies = [Copy(envelope_from, r, smtputf8, eightbit, mailbox.id, mailbox.tenant_id)
-                  for r in recipients]
+        copies = [Copy(envelope_from, r, smtputf8, eightbit, mailbox.id, mailbox.tenant_id,
+                       queue_id) for r in recipients]
         tasks = [asyncio.ensure_future(_timed(upstream, mailbox.upstream, c, m))
                  for c, m in zip(copies, messages, strict=True)]
         done, late = await asyncio.wait(tasks, timeout=self.deadline)

@@ -473,4 +473,61 @@ sent_messages = sa.Table(
     sa.Column("sent_at", Timestamp, nullable=False),
     sa.Index("ix_sent_messages_message_id_hash", "message_id_hash"),
     sa.Index("ix_sent_messages_sent_at", "sent_at"),
+    sa.Index("ix_sent_messages_queue_id", "queue_id"),  # a VERP bounce names its copy
+)
+
+# Feedback that suppresses nobody at once but is counted: soft bounces (4.x.x) per
+# recipient, suppressing for a while after `[feedback] soft_bounces` within
+# `soft_bounce_days`; policy blocks (5.7.x) per sending mailbox. Digest only, no address.
+feedback_marks = sa.Table(
+    "feedback_marks",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("mailbox_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),  # soft | policy
+    sa.Column("status", sa.String(12), nullable=False),  # the enhanced status code
+    sa.Column("suppression_digest", sa.LargeBinary(16), nullable=True),
+    sa.Column("recipient_digest", sa.String(64), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Index("ix_feedback_marks_tenant_id", "tenant_id", "kind", "suppression_digest"),
+    sa.Index("ix_feedback_marks_at", "at"),
+)
+
+# Replies that may ask to stop, for a person to confirm ("possible opt-out"). The reply is
+# sealed by the vault (it holds the person's words and address); the row names the sent
+# copy it answers.
+optout_reviews = sa.Table(
+    "optout_reviews",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("mailbox_id", sa.Integer, nullable=False),
+    sa.Column("queue_id", sa.String(40), nullable=False),  # the copy the reply answers
+    sa.Column("recipient_digest", sa.String(64), nullable=False),
+    sa.Column("suppression_digest", sa.LargeBinary(16), nullable=True),
+    sa.Column("rule", sa.String(80), nullable=False),
+    sa.Column("sealed_reply", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # pending | confirmed | dismissed
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("decided_at", Timestamp, nullable=True),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Index("ix_optout_reviews_status", "status", "tenant_id"),
+    sa.Index("ix_optout_reviews_created_at", "created_at"),
+)
+
+# Where reading a mailbox's replies and bounces over IMAP got to, per folder: shared by
+# every node, so nothing is read twice across restarts or nodes. A lease names the one node
+# reading a mailbox now.
+inbox_state = sa.Table(
+    "inbox_state",
+    metadata,
+    sa.Column("mailbox_id", sa.Integer, primary_key=True),
+    sa.Column("folder", sa.String(200), primary_key=True),
+    sa.Column("uidvalidity", sa.BigInteger, nullable=False),
+    sa.Column("next_uid", sa.BigInteger, nullable=False),  # the first UID not yet read
+    sa.Column("lease_owner", sa.String(80), nullable=True),
+    sa.Column("lease_until", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
 )

@@ -37,7 +37,8 @@ async def test_sent_and_queued_copies_are_indexed_refused_ones_not(harness: Harn
         assert copy.queue_id in text  # the id the client was given
         assert copy.suppression_digest == gateway.suppressions.digest_of(address) is not None
     # no address and no Message-ID in clear: only their digests
-    assert all("@" not in str(value) for row in stored for value in row)
+    # (bytes are skipped: a digest byte may be 0x40, "@")
+    assert all("@" not in value for row in stored for value in row if isinstance(value, str))
     assert stored[0].message_id_hash == message_id_hash("<m1@acme.example>")
     assert await SentIndex(gateway.engine).find(["<forged@elsewhere.example>"]) == []
     # a Message-ID written without its brackets finds the same copies

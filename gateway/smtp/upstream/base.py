@@ -25,6 +25,7 @@ class Copy:
     eightbit: bool = False
     mailbox_id: int = 0  # whose login to use, for upstreams that log in per mailbox
     tenant_id: int = 0
+    queue_id: str = ""  # names the copy in a VERP return path
 
 
 @dataclass(frozen=True, slots=True)

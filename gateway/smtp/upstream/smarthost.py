@@ -17,6 +17,7 @@ import aiosmtplib
 from aiosmtplib import errors as smtp_errors
 
 from gateway.config import UpstreamConfig
+from gateway.optout.verp import ReturnPaths
 from gateway.smtp import replies
 from gateway.smtp.upstream.base import Copy, DeliveryResult
 from gateway.smtp.upstream.logins import LoginSource, LoginUnavailable, UpstreamLogin
@@ -37,8 +38,10 @@ class _Unreachable(Exception):
 
 class SmarthostUpstream:
     def __init__(self, name: str, config: UpstreamConfig, helo_name: str,
-                 logins: LoginSource) -> None:
+                 logins: LoginSource, return_paths: ReturnPaths | None = None) -> None:
         self.name = name
+        # `return_path = "verp"`: each copy's own bounce address (optout/verp.py)
+        self._verp = return_paths if config.return_path == "verp" else None
         self._config = config
         self._helo = helo_name
         self._tls = client_tls_context(config.ca_file) if config.tls != "none" else None
@@ -124,6 +127,9 @@ class SmarthostUpstream:
             if copy.eightbit and not client.supports_extension("8bitmime"):
                 self._release(client, key)
                 return DeliveryResult.failed(copy.recipient, replies.EIGHTBIT_UNSUPPORTED)
+            sender = copy.envelope_from
+            if self._verp is not None and sender and copy.queue_id:
+                sender = self._verp.address(copy.queue_id, copy.recipient)  # <> stays <>
             options = []
             if copy.smtputf8:
                 options.append("SMTPUTF8")
@@ -132,13 +138,13 @@ class SmarthostUpstream:
             if client.supports_extension("size"):
                 options.append(f"SIZE={len(message)}")
             try:
-                await client.mail(copy.envelope_from, options=options)
+                await client.mail(sender, options=options)
             except smtp_errors.SMTPServerDisconnected:
                 if not reused:
                     raise
                 client.close()  # a pooled connection the server had closed: replace it once
                 client = await self._connect(copy, await self._login(copy))
-                await client.mail(copy.envelope_from, options=options)
+                await client.mail(sender, options=options)
             stage = "rcpt"
             await client.rcpt(copy.recipient)
             stage = "data"
