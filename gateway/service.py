@@ -31,6 +31,7 @@ from gateway.net.fetch import GuardedFetcher
 from gateway.optout import mailto
 from gateway.optout.apply import FeedbackApplier
 from gateway.optout.bounces import HardBounces
+from gateway.optout.inbox import InboxReader
 from gateway.optout.mailto import Bounces, MailtoHandler
 from gateway.optout.record import OptOuts
 from gateway.optout.sent import SentIndex
@@ -213,6 +214,11 @@ class Gateway:
             suppression_digest=self.suppressions.digest_of,
             bounces=HardBounces(self.suppressions),
         )
+        self.inbox = InboxReader(config, self.engine, self.directory, self.tokens,
+                                 self.feedback)
+        self._inbox = background.Poller(self.inbox.run_once, full=1,
+                                        interval=config.feedback.inbox_poll_seconds, log=log,
+                                        name="inbox-reader")
         self.review = ReviewWorker(self.held, self.directory, self.composer, self.queue,
                                    self.audit, config, self.handler.digest,
                                    self.suppressions.digest_of)
@@ -292,6 +298,9 @@ class Gateway:
         if "smtp" in roles:
             if run_queue:
                 self._review.start()
+                if self.config.feedback.read_inboxes and any(
+                        up.kind in OAUTH_UPSTREAM_KINDS for up in self.config.upstreams.values()):
+                    self._inbox.start()
                 self._alert_checks.start()
                 await self.worker.start()
                 await self.webhooks.start()
@@ -413,6 +422,7 @@ class Gateway:
         await self._purge.stop()
         await self._keys_refresh.stop()
         await self._review.stop()
+        await self._inbox.stop()
         await self._alert_checks.stop()
         await self.audit.stop()
         await self._anchors.stop()

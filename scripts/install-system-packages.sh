@@ -22,6 +22,9 @@ command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
 # docker-compose: checks deploy/compose (config only; no Docker daemon is used)
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+# dovecot-imapd: the IMAP server the inbox reader is tested against (XOAUTH2 via its oauth2
+# passdb, checked against the tests' local token server)
+[ -x /usr/sbin/dovecot ] || missing="$missing dovecot-imapd"
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -31,3 +34,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # Debian starts postfix after install on some systems; the tests need no local MTA.
 $SUDO postfix stop >/dev/null 2>&1 || true
+# Nor the system Dovecot: the tests start their own on a loopback port.
+$SUDO systemctl disable --now dovecot >/dev/null 2>&1 || $SUDO service dovecot stop >/dev/null 2>&1 || true

@@ -91,6 +91,9 @@ class Directory:
     def mailbox(self, address: str) -> Mailbox | None:
         return self._snap.mailboxes.get(addr.key(address))
 
+    def all_mailboxes(self) -> list[Mailbox]:
+        return list(self._snap.mailbox_ids.values())
+
     def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
         return self._snap.mailbox_ids.get(mailbox_id)
 

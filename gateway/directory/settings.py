@@ -115,6 +115,9 @@ SCHEMA: Mapping[str, Setting] = {
                             default=lambda c: "yes", check=_yes_no),
     "identity_alignment": Setting(str, "action on a misaligned sender identity",
                                   check=_alignment_action),
+    "inbox_labelling": Setting(str, "flag the bounces and replies the gateway acted on in the "
+                               "mailbox (otherwise it only reads)", default=lambda c: "no",
+                               check=_yes_no),
 }
 
 # content-check settings and the check whose operator floor bounds them

@@ -24,12 +24,14 @@ SENDER = "sales@acme.example"
 
 @contextlib.asynccontextmanager
 async def oauth_gateway(tmp_path: Path, pki: Pki, database: Database, provider: str = "google",
-                        kind: str = "gmail", **server_kw: object
+                        kind: str = "gmail", upstream_extra: str = "",
+                        oauth_server: OAuthServer | None = None, **server_kw: object
                         ) -> AsyncIterator[tuple[Harness, OAuthServer]]:
-    server = await OAuthServer(**server_kw).start()  # type: ignore[arg-type]
+    """`oauth_server`: one the caller started and stops (else one for this gateway)."""
+    server = oauth_server or await OAuthServer(**server_kw).start()  # type: ignore[arg-type]
     sink = await RecordingSink(xoauth2=server.valid).start()
     upstream = (f'[upstreams.sink]\nkind = "{kind}"\nhost = "127.0.0.1"\nport = {sink.port}\n'
-                'tls = "none"\ntimeout = 5\n')
+                f'tls = "none"\ntimeout = 5\n{upstream_extra}')
     try:
         async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream,
                                    extra=server.toml(provider)) as h:
@@ -37,7 +39,8 @@ async def oauth_gateway(tmp_path: Path, pki: Pki, database: Database, provider: 
                                                    "test")
             yield h, server
     finally:
-        await server.stop()
+        if oauth_server is None:
+            await server.stop()
 
 
 async def connect(h: Harness, server: OAuthServer, address: str = SENDER,

@@ -66,6 +66,7 @@ class OAuthServer:
     refresh_tokens: dict[str, Grant] = field(default_factory=dict)
     access_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # -> user, exp
     codes: dict[str, Pending] = field(default_factory=dict)
+    userinfo_calls: int = 0
     port: int = 0
 
     # --- what tests set up -----------------------------------------------------------------
@@ -166,6 +167,16 @@ class OAuthServer:
         query = urlencode({"code": code, "state": str(form["state"])})
         return RedirectResponse(f"{form['redirect_uri']}?{query}", status_code=302)
 
+    async def userinfo(self, request: Request) -> Response:
+        """Who a bearer token belongs to (Google's userinfo, Microsoft's /me): what an IMAP
+        server's OAuth2 passdb asks before it lets the token log in."""
+        self.userinfo_calls += 1
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        entry = self.access_tokens.get(token) if scheme.lower() == "bearer" else None
+        if entry is None or entry[1] <= time.time():
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        return JSONResponse({"email": entry[0], "email_verified": True})
+
     async def revoke(self, request: Request) -> Response:
         form = await request.form()
         token = str(form.get("token", ""))
@@ -180,6 +191,7 @@ class OAuthServer:
             Route("/authorize", self.authorize, methods=["GET"]),
             Route("/authorize", self.consent, methods=["POST"]),
             Route("/revoke", self.revoke, methods=["POST"]),
+            Route("/userinfo", self.userinfo, methods=["GET"]),
         ])
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
