@@ -1127,6 +1127,7 @@ async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> N
 from gateway import (  # noqa: E402, F401
     cli_audit,
     cli_dkim,
+    cli_optouts,
     cli_retention,
     cli_review,
     cli_subjects,

@@ -34,6 +34,7 @@ from gateway.optout.bounces import HardBounces
 from gateway.optout.inbox import InboxReader
 from gateway.optout.mailto import Bounces, MailtoHandler
 from gateway.optout.record import OptOuts
+from gateway.optout.reviews import OptOutReviews
 from gateway.optout.sent import SentIndex
 from gateway.optout.token import PURPOSE as UNSUBSCRIBE_PURPOSE
 from gateway.optout.token import TokenSealer
@@ -242,8 +243,9 @@ class Gateway:
         self.web.pixels = PixelParts(self.pixel_sealer, self.opens, self.forwarder)
         self.web.subjects = Subjects(self.engine, self.suppressions, self.handler.digest)
         self.reviewers = Reviewers(self.engine, self.vault, config.review)
+        self.optout_reviews = OptOutReviews(self.engine, self.vault, self.suppressions)
         self.web.review = ReviewParts(self.engine, self.held, self.reviewers, self.queue,
-                                      self.handler.digest)
+                                      self.handler.digest, self.optout_reviews)
         cert, key = tls_files(config)
         self._tls: ssl.SSLContext = server_tls_context(cert, key)
         self._http_tls = server_tls_context(config.http.tls_cert, config.http.tls_key) \

@@ -259,7 +259,7 @@ class FeedbackApplier:
         copies = await self._copies(referred, arrival)
         if not copies:
             return Applied(ignored="not-ours")
-        sender = _sender(msg)
+        sender = sender_of(msg)
         copy, address = self._match(sender, copies, arrival)
         if copy is not None and address is not None and verdict.verdict is Verdict.OPT_OUT:
             made = await self._suppress(copy, address, Reason.UNSUBSCRIBE, "reply",
@@ -382,7 +382,8 @@ def _ids(value: object) -> list[str]:
     return [f"<{part.strip('<>')}>" for part in str(value).split() if "@" in part]
 
 
-def _sender(msg: EmailMessage) -> str | None:
+def sender_of(msg: EmailMessage) -> str | None:
+    """The one From address, or None (none, several, or unparsable)."""
     try:
         found = [a for _, a in getaddresses([str(msg.get("from", ""))]) if "@" in a]
     except (ValueError, TypeError, IndexError):

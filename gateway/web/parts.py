@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.optout.record import OptOuts
+from gateway.optout.reviews import OptOutReviews
 from gateway.optout.token import TokenSealer
 from gateway.pixels.forward import Forwarder
 from gateway.pixels.opens import OpenRecorder
@@ -42,6 +43,7 @@ class ReviewParts:
     reviewers: Reviewers
     queue: QueueStore  # discard reports
     digest: Callable[[str], str]  # the audit trail's keyed digest of an address
+    optouts: OptOutReviews | None = None  # replies that may ask to stop
 
 
 @dataclass

@@ -486,6 +486,58 @@ async def suppressions_change(request: Request) -> Response:
                             f"&done={done}", status_code=303)
 
 
+# --- possible opt-outs --------------------------------------------------------------------
+@router.get("/optouts")
+async def optouts_page(request: Request) -> Response:
+    """Replies that may ask to stop, pending a person's decision. Each reply's own words are
+    shown as text (an audited read); compliance reviewers confirm or dismiss."""
+    session = await _session(request)
+    web, review = _parts(request)
+    assert review.optouts is not None
+    names = await _tenant_names(web)
+    pending = await review.optouts.listing(session.reviewer.tenant_id, limit=50)
+    replies = {}
+    if session.reviewer.decides:
+        for item in pending:
+            replies[item.id] = await review.optouts.reply(item.id, session.reviewer.actor)
+    return _render("optouts.html", title="Possible opt-outs", session=session,
+                   items=pending, replies=replies, names=names,
+                   tenant_name=names.get(session.reviewer.tenant_id or 0, ""),
+                   flash=OPTOUT_DONE.get(request.query_params.get("done", ""), ""))
+
+
+OPTOUT_DONE = {"confirmed": "Confirmed: the recipient is suppressed for the tenant.",
+               "dismissed": "Dismissed: nobody was suppressed."}
+
+
+@router.post("/optouts/{review_id}")
+async def optout_decide(request: Request, review_id: int) -> Response:
+    session = await _session(request)
+    form = await _form(request, session)
+    web, review = _parts(request)
+    assert review.optouts is not None
+    action, why = str(form.get("action", "")), str(form.get("why", "")).strip()[:500]
+    try:
+        item = await review.optouts.get(review_id)
+    except NotFound:
+        return _not_found(session)
+    if not _visible(session, item.tenant_id):
+        return _not_found(session)
+    if not session.reviewer.decides or action not in ("confirm", "dismiss"):
+        return _render("base.html", 403, title="Refused", session=session,
+                       error="Only compliance reviewers decide on possible opt-outs.")
+    try:
+        if action == "confirm":
+            await review.optouts.confirm(review_id, session.reviewer.actor, why)
+        else:
+            await review.optouts.dismiss(review_id, session.reviewer.actor, why)
+    except GatewayError as exc:
+        return _render("base.html", 409, title="Possible opt-outs", session=session,
+                       error=exc.message)
+    done = "confirmed" if action == "confirm" else "dismissed"
+    return RedirectResponse(f"/review/optouts?done={done}", status_code=303)
+
+
 @router.get("/static/review.css")
 async def stylesheet() -> Response:
     return FileResponse(HERE / "static" / "review.css", media_type="text/css",

@@ -1,0 +1,77 @@
+"""`gateway optouts ...`: replies that may ask to stop, for a person to decide (the same
+queue as the review pages' "Possible opt-outs"). Every read and decision is audited under
+the operator's login name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from gateway.cli import _actor, _suppressions, _vault, cli, with_store
+from gateway.config import Config
+from gateway.store.directory import DirectoryStore
+
+STATUSES = click.Choice(["pending", "confirmed", "dismissed"])
+
+
+async def _reviews(store: DirectoryStore, config: Config) -> Any:
+    from gateway.optout.reviews import OptOutReviews
+
+    return OptOutReviews(store.engine, _vault(config),
+                         await _suppressions(store.engine, config))
+
+
+def _line(item: Any) -> str:
+    return (f"{item.id}\t{item.status}\t{item.created_at:%Y-%m-%d %H:%M}\t"
+            f"tenant {item.tenant_id}\tqueue {item.queue_id}\t{item.rule}")
+
+
+@cli.group()
+def optouts() -> None:
+    """Possible opt-outs from replies: list, show, confirm, dismiss."""
+
+
+@optouts.command(name="list")
+@click.option("--tenant", "tenant_name", default=None)
+@click.option("--status", type=STATUSES, default="pending", show_default=True)
+@click.option("--limit", type=int, default=100, show_default=True)
+@with_store
+async def list_optouts(store: DirectoryStore, config: Config, tenant_name: str | None,
+                       status: str, limit: int) -> None:
+    """One line each: id, status, time, tenant, the queue id it answers, the rule."""
+    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
+    for item in await (await _reviews(store, config)).listing(tenant_id, status, limit):
+        click.echo(_line(item))
+
+
+@optouts.command()
+@click.argument("review_id", type=int)
+@with_store
+async def show(store: DirectoryStore, config: Config, review_id: int) -> None:
+    """The reply's sender, subject and own words (audited: personal data)."""
+    reviews = await _reviews(store, config)
+    click.echo(_line(await reviews.get(review_id)))
+    reply = await reviews.reply(review_id, _actor())
+    click.echo(f"From: {reply.sender}\nSubject: {reply.subject}\n\n{reply.words}")
+
+
+@optouts.command()
+@click.argument("review_id", type=int)
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@with_store
+async def confirm(store: DirectoryStore, config: Config, review_id: int, reason: str) -> None:
+    """It is an opt-out: suppress the recipient for the tenant (reason unsubscribe)."""
+    made = await (await _reviews(store, config)).confirm(review_id, _actor(), reason)
+    click.echo(f"possible opt-out {review_id} confirmed"
+               + ("" if made else " (the recipient was suppressed already)"))
+
+
+@optouts.command()
+@click.argument("review_id", type=int)
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@with_store
+async def dismiss(store: DirectoryStore, config: Config, review_id: int, reason: str) -> None:
+    """Not an opt-out: nobody is suppressed."""
+    await (await _reviews(store, config)).dismiss(review_id, _actor(), reason)
+    click.echo(f"possible opt-out {review_id} dismissed")
