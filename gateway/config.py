@@ -214,6 +214,8 @@ class RetentionConfig:
     webhook_outbox_days: float = 7.0  # delivered or failed webhook deliveries
     opens_days: float = 180.0  # pixel opens (digest, network, user-agent family)
     sent_index_days: float = 180.0  # sent Message-IDs that feedback is matched against
+    feedback_marks_days: float = 30.0  # soft bounces and policy blocks counted (digests)
+    optout_reviews_days: float = 90.0  # possible opt-outs (the reply, sealed), from arrival
     abuse_mail_days: float = 90.0  # postmaster@/abuse@ mail kept in the Maildir
     oauth_flows_days: float = 1.0  # finished or abandoned OAuth sign-ins
     interval: float = 3600.0  # seconds between purge rounds inside `gateway serve`

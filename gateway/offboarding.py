@@ -52,6 +52,10 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
         await drop("events", t.events, t.events.c.tenant_id == tid)
         await drop("opens", t.opens, t.opens.c.tenant_id == tid)
         await drop("sent_copies", t.sent_messages, t.sent_messages.c.tenant_id == tid)
+        await drop("feedback_marks", t.feedback_marks, t.feedback_marks.c.tenant_id == tid)
+        await drop("possible_opt_outs", t.optout_reviews, t.optout_reviews.c.tenant_id == tid)
+        await drop("inbox_state", t.inbox_state, t.inbox_state.c.mailbox_id.in_(
+            sa.select(t.mailboxes.c.id).where(t.mailboxes.c.tenant_id == tid)))
         await drop("api_keys", t.api_keys, t.api_keys.c.tenant_id == tid)
         await drop("oauth_flows", t.oauth_flows, t.oauth_flows.c.tenant_id == tid)
         await drop("oauth_clients", t.oauth_clients, t.oauth_clients.c.tenant_id == tid)

@@ -27,8 +27,10 @@ from gateway.store import audit
 from gateway.store.audit_verify import prune as prune_audit
 from gateway.store.schema import (
     events,
+    feedback_marks,
     oauth_flows,
     opens,
+    optout_reviews,
     pending_copies,
     rate_counters,
     sent_messages,
@@ -86,6 +88,14 @@ SCHEDULE: tuple[Store, ...] = (
           "mailbox, queue id", "retention.sent_index_days",
           lambda c: c.retention.sent_index_days,
           "Bounces, complaints and opt-out replies count only for a copy found here."),
+    Store("Counted bounces and policy blocks", "feedback_marks",
+          "recipient digests (audit and suppression keys), status code, tenant, mailbox",
+          "retention.feedback_marks_days", lambda c: c.retention.feedback_marks_days,
+          "Soft bounces counted toward an expiring suppression; 5.7.x blocks per mailbox."),
+    Store("Possible opt-outs", "optout_reviews",
+          "the reply (sealed: the writer's address and words), recipient digests, queue id",
+          "retention.optout_reviews_days", lambda c: c.retention.optout_reviews_days,
+          "Counted from arrival, decided or not: an undecided one suppresses nobody."),
     Store("Pixel opens", "opens", "recipient digest, network (/24 or /48), user-agent family",
           "retention.opens_days", lambda c: c.retention.opens_days),
     Store("Suppression entries", "suppressions", "address, or digest only after erasure",
@@ -188,6 +198,10 @@ class Retention:
                 opens.c.at < ago(r.opens_days)))).rowcount
             counts["sent_messages"] = (await conn.execute(sent_messages.delete().where(
                 sent_messages.c.sent_at < ago(r.sent_index_days)))).rowcount
+            counts["feedback_marks"] = (await conn.execute(feedback_marks.delete().where(
+                feedback_marks.c.at < ago(r.feedback_marks_days)))).rowcount
+            counts["optout_reviews"] = (await conn.execute(optout_reviews.delete().where(
+                optout_reviews.c.created_at < ago(r.optout_reviews_days)))).rowcount
             counts["oauth_flows"] = (await conn.execute(oauth_flows.delete().where(
                 oauth_flows.c.expires_at < ago(r.oauth_flows_days)))).rowcount
             # not personal data: sending-limit windows that are over

@@ -30,8 +30,10 @@ from gateway.store.engine import aware
 from gateway.store.schema import (
     audit_events,
     events,
+    feedback_marks,
     held_messages,
     opens,
+    optout_reviews,
     pending_copies,
     sent_messages,
     tenants,
@@ -112,6 +114,20 @@ class Subjects:
                 } for r in await conn.execute(sa.select(sent_messages).where(
                     sent_messages.c.recipient_digest == person.digest,
                     *_tenant(sent_messages, tenant_id)).order_by(sent_messages.c.id))],
+                "counted_bounces": [{
+                    "tenant": names.get(r.tenant_id), "kind": r.kind, "status": r.status,
+                    "at": _when(r.at),
+                } for r in await conn.execute(sa.select(feedback_marks).where(
+                    feedback_marks.c.recipient_digest == person.digest,
+                    *_tenant(feedback_marks, tenant_id)).order_by(feedback_marks.c.id))],
+                "possible_opt_outs": [{
+                    "tenant": names.get(r.tenant_id), "queue_id": r.queue_id, "rule": r.rule,
+                    "status": r.status, "created_at": _when(r.created_at),
+                    "decided_at": _when(r.decided_at),
+                } for r in await conn.execute(sa.select(
+                    *[c for c in optout_reviews.c if c.name != "sealed_reply"]).where(
+                    optout_reviews.c.recipient_digest == person.digest,
+                    *_tenant(optout_reviews, tenant_id)).order_by(optout_reviews.c.id))],
                 "queued_copies": [{
                     "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
                     "kind": r.kind, "state": r.state, "sender": r.envelope_from,
@@ -208,6 +224,12 @@ class Subjects:
             deleted["sent_copies"] = (await conn.execute(sent_messages.delete().where(
                 sent_messages.c.recipient_digest == person.digest,
                 *_tenant(sent_messages, tenant_id)))).rowcount
+            deleted["counted_bounces"] = (await conn.execute(feedback_marks.delete().where(
+                feedback_marks.c.recipient_digest == person.digest,
+                *_tenant(feedback_marks, tenant_id)))).rowcount
+            deleted["possible_opt_outs"] = (await conn.execute(optout_reviews.delete().where(
+                optout_reviews.c.recipient_digest == person.digest,
+                *_tenant(optout_reviews, tenant_id)))).rowcount
             deleted["queued_copies"] = (await conn.execute(pending_copies.delete().where(
                 sa.func.lower(pending_copies.c.recipient) == person.lowered,
                 *_tenant(pending_copies, tenant_id)))).rowcount

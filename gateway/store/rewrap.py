@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.dkim.keys import seal_context as dkim_context
+from gateway.optout.apply import review_context
 from gateway.queue.store import seal_context as queue_context
 from gateway.review.accounts import seal_context as reviewer_context
 from gateway.review.held import seal_context as held_context
@@ -23,6 +24,7 @@ from gateway.store.schema import (
     dkim_keys,
     held_messages,
     oauth_flows,
+    optout_reviews,
     pending_copies,
     purpose_keys,
     reviewers,
@@ -60,6 +62,8 @@ SEALED: tuple[SealedColumn, ...] = (
                  lambda r: flow_context(r.tenant_id, r.ticket_hash)),
     SealedColumn(reviewers, "sealed_totp", lambda r: reviewer_context(r.username)),
     SealedColumn(tenant_keys, "sealed_key", lambda r: tenant_key_context(r.tenant_id)),
+    SealedColumn(optout_reviews, "sealed_reply",
+                 lambda r: review_context(r.tenant_id, r.queue_id)),
 )
 
 

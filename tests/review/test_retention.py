@@ -12,10 +12,12 @@ import sqlalchemy as sa
 
 from gateway.store.schema import (
     events,
+    feedback_marks,
     held_messages,
     mailboxes,
     oauth_flows,
     opens,
+    optout_reviews,
     pending_copies,
     webhook_outbox,
 )
@@ -48,13 +50,20 @@ async def _fill(h, at: datetime) -> None:
             envelope_from="sales@acme.example", recipient="a@example.org", state="delivered",
             reply_code=250, reply_status="2.0.0", reply_text="ok", sealed_message=b"x",
             key_id="k", created_at=at, updated_at=at))
+        await conn.execute(feedback_marks.insert().values(
+            tenant_id=1, mailbox_id=mailbox, kind="soft", status="4.2.2",
+            suppression_digest=b"d" * 16, recipient_digest="r", at=at))
+        await conn.execute(optout_reviews.insert().values(
+            tenant_id=1, mailbox_id=mailbox, queue_id="Q", recipient_digest="r", rule="x",
+            sealed_reply=b"x", key_id="k", status="pending", created_at=at))
 
 
 async def _counts(h) -> dict[str, int]:
     async with h.gateway.engine.connect() as conn:
         return {t.name: (await conn.execute(sa.select(sa.func.count()).select_from(t)))
                 .scalar_one() for t in (events, opens, webhook_outbox, oauth_flows,
-                                        pending_copies, held_messages)}
+                                        pending_copies, held_messages, feedback_marks,
+                                        optout_reviews)}
 
 
 async def test_a_round_purges_every_store_past_its_time_but_not_under_legal_hold(harness):
@@ -80,7 +89,8 @@ async def test_a_round_purges_every_store_past_its_time_but_not_under_legal_hold
 
     assert await _counts(harness) == {"events": 1, "opens": 1, "webhook_outbox": 1,
                                       "oauth_flows": 1, "held_messages": 1,  # legal hold
-                                      "pending_copies": 2}  # + the expiry's report, unsent
+                                      "pending_copies": 2,  # + the expiry's report, unsent
+                                      "feedback_marks": 1, "optout_reviews": 1}
     assert purged.counts["held_messages"] == 0
     assert purged.counts["suppressions_expired"] == 1  # the other tenant's only
     assert purged.counts["abuse_mail"] == 1 and purged.counts["audit_events"] > 0
@@ -101,7 +111,8 @@ async def test_gateway_purge_runs_the_round_and_prints_counts(harness):
     assert "events\t1" in result.stdout and "pending_copies\t1" in result.stdout
     assert await _counts(harness) == {"events": 0, "opens": 0, "webhook_outbox": 0,
                                       "oauth_flows": 0, "pending_copies": 0,
-                                      "held_messages": 0}
+                                      "held_messages": 0, "feedback_marks": 0,
+                                      "optout_reviews": 0}
     table = await gw(harness, "retention")
     assert "| Pixel opens |" in table.stdout and "`retention.opens_days`" in table.stdout
 

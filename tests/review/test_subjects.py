@@ -13,14 +13,18 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.errors import VaultError
+from gateway.optout.apply import Arrival
+from gateway.optout.sent import SentIndex
 from gateway.service import build_vault_parts
 from gateway.store.schema import (
     domains,
     events,
+    feedback_marks,
     held_messages,
     logins,
     mailboxes,
     opens,
+    optout_reviews,
     sealed_secrets,
     sent_messages,
     tenants,
@@ -30,6 +34,8 @@ from suppression.entries import GLOBAL, Reason
 from suppression.schema import suppressions
 from tests.cli.test_queue_cli import gw
 from tests.conftest import PASSWORD
+from tests.optout.test_apply import FEEDBACK
+from tests.optout.test_optout_reviews import question
 from tests.review.test_held import send_data
 from tests.support import messages
 from tests.web.test_admin_api import admin, key
@@ -54,6 +60,16 @@ async def _their_data(h) -> None:
             await conn.execute(opens.insert().values(
                 tenant_id=1, at=now, campaign="c", recipient_digest=h.gateway.handler.digest(who),
                 network="192.0.2.0/24", ua_family="gmail", machine=False))
+    # feedback about their copies: a soft bounce counted, a reply waiting for a person
+    (copy, *_) = await SentIndex(h.gateway.engine).find(["<m1@acme.example>"])
+    arrival = Arrival.inbox(copy.tenant_id, copy.mailbox_id)
+    for who in (PERSON, OTHER):
+        soft = (FEEDBACK / "postfix-delayed.eml").read_bytes().replace(
+            b"giulia.rossi@fratelliconti.example", who.encode()).replace(
+            b"<OCG.77EE88FF99.0@acme.example>", b"<m1@acme.example>")
+        assert (await h.gateway.feedback.apply(soft, arrival)).marked == ["soft"]
+        applied = await h.gateway.feedback.apply(question("<m1@acme.example>", who), arrival)
+        assert applied.review_id is not None
 
 
 async def test_export_holds_everything_about_the_person_and_nobody_else(harness):
@@ -66,6 +82,8 @@ async def test_export_holds_everything_about_the_person_and_nobody_else(harness)
     assert [e["kind"] for e in doc["events"]] == ["delivered", "held", "unsubscribed"]
     assert len(doc["opens"]) == 1
     assert len(doc["sent_copies"]) == 1 and doc["sent_copies"][0]["queue_id"]
+    assert [c["status"] for c in doc["counted_bounces"]] == ["4.2.2"]
+    assert [r["status"] for r in doc["possible_opt_outs"]] == ["pending"]
     (held,) = doc["held_messages"]
     assert held["role"] == "recipient" and held["check"] == "sensitive-data"
     assert doc["audit"] and all(a["queue_id"] for a in doc["audit"])
@@ -85,6 +103,8 @@ async def test_erase_deletes_it_all_keeps_a_digest_only_entry_and_prints_a_recei
     assert receipt["deleted"]["suppression_entries"] == 2
     assert receipt["deleted"]["events"] == 3 and receipt["deleted"]["opens"] == 1
     assert receipt["deleted"]["sent_copies"] == 1  # the other recipient's copy stays
+    assert receipt["deleted"]["counted_bounces"] == 1
+    assert receipt["deleted"]["possible_opt_outs"] == 1
     assert receipt["deleted"]["held_recipients"] == 1  # taken off; the other stays
     assert receipt["kept"]["audit_rows"] > 0
     assert "person@" not in result.stdout.lower()  # the receipt names a digest only
@@ -101,7 +121,7 @@ async def test_erase_deletes_it_all_keeps_a_digest_only_entry_and_prints_a_recei
     after = json.loads((await gw(harness, "subject", "export", PERSON)).stdout)
     assert [e["reason"] for e in after["suppression_entries"]] == ["erasure"]
     assert after["events"] == after["opens"] == after["held_messages"] == []
-    assert after["sent_copies"] == []
+    assert after["sent_copies"] == after["counted_bounces"] == after["possible_opt_outs"] == []
     # never mailed again
     try:
         await harness.send(messages.simple(), [PERSON])
@@ -163,10 +183,13 @@ async def test_tenant_delete_removes_its_data_and_its_senders(harness):
     receipt = json.loads(result.stdout)
     assert receipt["deleted"]["held_messages"] == 1 and receipt["deleted"]["mailboxes"] == 2
     assert receipt["deleted"]["sent_copies"] == 2  # both recipients of the delivered one
+    assert receipt["deleted"]["feedback_marks"] == receipt["deleted"]["possible_opt_outs"] == 2
     async with harness.gateway.engine.connect() as conn:
         for table, column in ((held_messages, held_messages.c.tenant_id),
                               (events, events.c.tenant_id), (opens, opens.c.tenant_id),
                               (sent_messages, sent_messages.c.tenant_id),
+                              (feedback_marks, feedback_marks.c.tenant_id),
+                              (optout_reviews, optout_reviews.c.tenant_id),
                               (mailboxes, mailboxes.c.tenant_id),
                               (logins, logins.c.tenant_id), (domains, domains.c.tenant_id),
                               (suppressions, suppressions.c.scope)):
