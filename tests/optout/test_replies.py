@@ -113,9 +113,11 @@ def test_a_message_that_is_no_reply_is_not_judged():
 
 
 def test_across_the_corpus_no_auto_reply_and_no_other_reply_is_suppressed():
-    """The safety half of the goal, on both halves: precision is measured by the bench."""
+    """The safety half of the goal, on the development half. The held-out half is measured
+    by the bench (bench/optout_classifier.py), not here: a test failing on one of its
+    messages would show it, and it would no longer be unseen."""
     for line in CORPUS.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        if row["label"] != "opt-out":
+        if row["label"] != "opt-out" and row["split"] == "dev":
             result = classify(row["eml"].encode())
             assert result.verdict is not Verdict.OPT_OUT, (row["id"], result)

@@ -1,6 +1,8 @@
 """The labelled reply corpus is what its builder makes, is as large as the issue asks (at
 least 1,000 messages, at least 50 per language and label) and is split so that no phrase of
-the held-out half appears in the development half."""
+the held-out half appears in the development half: the held-out half of record is built from
+phrases_heldout.py alone, which shares no phrase with phrases.py (the development banks, the
+first held-out half included)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ def test_size_languages_labels_and_splits():
     assert set(label for _, label in cells) == {"opt-out", "not-opt-out", "auto-reply"}
     assert min(cells.values()) >= 50
     halves = collections.Counter((r["language"], r["label"], r["split"]) for r in rows)
-    assert len(set(halves.values())) == 1  # every cell split evenly
+    assert {n for (_, _, split), n in halves.items() if split == "dev"} == {60}
+    assert {n for (_, _, split), n in halves.items() if split == "held-out"} == {30}
     assert len({r["id"] for r in rows}) == len(rows)
 
 
@@ -48,6 +51,16 @@ def test_no_held_out_phrase_is_in_the_development_half():
     builder = _builder()
     for lang, bank in builder.PHRASES.items():
         for kind in builder.LABELS:
-            dev = set(builder.for_split(bank[kind], "dev"))
-            held = set(builder.for_split(bank[kind], "held-out"))
+            dev = set(bank[kind])  # both halves of phrases.py are development now
+            held = set(builder.HELD_OUT[lang][kind])
             assert dev and held and not dev & held, (lang, kind)
+            for phrase in held:  # nor inside a longer development phrase
+                assert not any(phrase in d or d in phrase for d in dev), (lang, phrase)
+
+
+def test_the_first_held_out_half_is_development_data_unchanged():
+    rows = {json.loads(line)["id"]: json.loads(line) for line in
+            (CORPUS / "corpus.jsonl").read_text(encoding="utf-8").splitlines()}
+    assert rows["en-opt-out-dev-30"]["split"] == "dev"
+    assert rows["en-opt-out-held-out-29"]["split"] == "held-out"
+    assert "en-opt-out-held-out-30" not in rows
