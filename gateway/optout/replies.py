@@ -121,15 +121,17 @@ def body_text(msg: EmailMessage) -> str:
 
 
 def own_words(text: str) -> str:
-    """The text above the quoted history and the signature."""
+    """The text above the quoted history and the signature: its non-empty lines, spaces
+    collapsed within each."""
     kept = []
     for line in text.replace("\r\n", "\n").split("\n"):
         stripped = line.strip()
         if stripped.startswith(">") or _QUOTE_HEADER.match(stripped) \
                 or _HEADER_BLOCK.match(stripped) or _SIGNATURE.match(line.rstrip()):
             break
-        kept.append(stripped)
-    return " ".join(w for w in " ".join(kept).split())
+        if stripped:
+            kept.append(" ".join(stripped.split()))
+    return "\n".join(kept)
 
 
 def is_reply(msg: EmailMessage) -> bool:
@@ -171,6 +173,7 @@ _REQUEST = {
         r"\bleave me alone\b", r"\bwrite to me again\b",
         r"\b(don't|do not) (follow up|reach out|send me)\b", r"\btake me off\b",
         r"\b(no longer|not) (wish|want) to (receive|be contacted|hear)\b",
+        r"\bdelete (it|them|my address|my email)\b.{0,12}\b(now|immediately|please)\b",
     ],
     "de": [
         r"\b(entfernen|streichen|löschen|austragen|nehmen|tragen)\b.{0,30}\b(mich|meine "
@@ -187,6 +190,8 @@ _REQUEST = {
         r"\b(abzusehen|sehen sie von)\b", r"\bverzichte auf weitere\b",
         r"\b(nie wieder|nicht mehr) (schreiben|mailen|kontaktieren)\b",
         r"\baustragen\b", r"\bnicht mehr (erhalten|bekommen|zugeschickt|zusenden)\b",
+        r"\b(sofort|umgehend|unverzüglich) (löschen|entfernen)\b",
+        r"\blöschen sie (sie|diese|meine)\b",
     ],
     "fr": [
         r"\b(retirer|retirez|supprimer|supprimez|enlever|enlevez|désinscrire|désinscrivez|"
@@ -201,6 +206,8 @@ _REQUEST = {
         r"\bcesser\b.{0,20}\b(communication|envoi|m'écrire)\b", r"\b(la paix|tranquille)\b",
         r"\bplus jamais\b", r"\bne plus (recevoir|etre contacte)",
         r"\bm'(enlever|retirer|effacer|desinscrire|desabonner|oublier)\b",
+        r"\bcesse[rz]? de m'?(envoyer|écrire|contacter|solliciter)\b",
+        r"\b(supprimez|effacez)-(la|les|le)\b",
     ],
     "es": [
         r"\bbaja\b", r"\b(elimin|quit|borr|saqu|sac)\w*(me|nos)\b",
@@ -211,6 +218,8 @@ _REQUEST = {
         r"\bcesen\b.{0,20}\bcomunicación\b", r"\babsteng\w+ de contactarme\b",
         r"\ben paz\b", r"\bnunca más\b", r"\bno recibir (mas|ningun)",
         r"\bno (quiero|deseo) que me (escriban|contacten|envien)\b",
+        r"\bno vuelvan a (contactarme|escribirme|enviarme|llamarme)\b",
+        r"\b(bórrenla|bórrenlo|elimínenla|elimínenlo)\b",
     ],
     "it": [
         r"\b(cancellatemi|cancellami|cancellarmi|rimuovetemi|rimuovermi|toglietemi|togliermi|"
@@ -235,6 +244,7 @@ _REQUEST = {
         r"\bem paz\b", r"\bnunca mais\b", r"\bdeixem de me enviar\b",
         r"\b(apaguem|removam) o meu endereço\b", r"\bnao receber mais\b",
         r"\bnao (quero|desejo) (mais )?receber\b",
+        r"\b(apaguem|removam)(-no|-o)? (já|agora|imediatamente)\b",
     ],
     "nl": [
         r"\b(verwijder|haal|schrap)\b.{0,6}\b(mij|me|mijn (e-?mail)?adres)\b",
@@ -247,6 +257,7 @@ _REQUEST = {
         r"\bstaak\b.{0,20}\bcommunicatie\b", r"\bmet rust\b",
         r"\bniets meer van\b", r"\bgeen (berichten|mails|e-mails)\b.{0,30}\bmeer\b",
         r"\bniet meer (ontvangen|mailen|benaderen)\b",
+        r"\bverwijder (het|dat|dit adres|mijn gegevens) (meteen|direct|onmiddellijk|nu)\b",
     ],
 }
 _REQUESTS = [(lang, i, _rx(p)) for lang, patterns in _REQUEST.items()
@@ -257,16 +268,27 @@ _ALONE = _rx(r"^(stop|stopp|baja|sair|unsubscribe|afmelden|abmelden|austragen|re
 CONFIDENT_WORDS = 40  # a request in a reply longer than this goes to a person
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# "Stop. Emailing. Me.": full stops between words, as emphasis
+_EMPHASIS = re.compile(r"(?<=\w)[.!]+(?= \w)")
+
+
 def request_rule(words: str) -> tuple[Verdict, str]:
-    """The verdict on a reply's own words."""
-    words = fold(words)
+    """The verdict on a reply's own words (lines as own_words gives them)."""
+    lines = fold(words).splitlines()
+    words = " ".join(lines)
     if not words:
         return Verdict.NONE, "empty"
     if _NOT_A_REQUEST.search(words):
         return Verdict.NONE, "not-a-request"
     if _ALONE.match(words):
         return Verdict.OPT_OUT, "alone"
-    found = [(lang, i) for lang, i, pattern in _REQUESTS if pattern.search(words)]
+    if any(_ALONE.match(sentence) for line in lines for sentence in _SENTENCE.split(line)):
+        # "STOP" on its own line between hello and bye, or as a sentence of its own
+        return Verdict.OPT_OUT, "alone-sentence"
+    flat = _EMPHASIS.sub("", words)
+    found = [(lang, i) for lang, i, pattern in _REQUESTS
+             if pattern.search(words) or pattern.search(flat)]
     if not found:
         return Verdict.NONE, "no-request"
     rule = f"request:{found[0][0]}:{found[0][1]}"
@@ -284,7 +306,7 @@ def classify(raw: bytes) -> Classification:
     if not is_reply(msg):
         return Classification(Verdict.NOT_A_REPLY, "no-thread")
     words = own_words(body_text(msg))
-    if _AUTO_BODY.search(fold(words)):
+    if _AUTO_BODY.search(fold(words).replace("\n", " ")):
         return Classification(Verdict.AUTO_REPLY, "body:auto-reply")
     verdict, rule = request_rule(words)
     return Classification(verdict, rule)
