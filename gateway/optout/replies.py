@@ -162,7 +162,7 @@ _ME_EN = r"(me|my (e-?mail|email address|address|details|data))"
 _REQUEST = {
     "en": [
         rf"\b(remove|delete|take|drop|erase)\b.{{0,12}}\b{_ME_EN}\b",
-        r"\bunsubscribe\b", r"\bopt(ed)?[- ]?(me )?out\b",
+        r"\bopt(ed)?[- ]?(me )?out\b",
         r"\bstop (e-?mailing|emailing|mailing|sending|contacting|writing|spamming|messaging)\b",
         r"\b(do not|don't|never|please don't|please do not) (contact|e-?mail|email|write to|"
         r"message|send)\b.{0,20}\b(me|us)\b",
@@ -179,7 +179,6 @@ _REQUEST = {
         r"\b(entfernen|streichen|löschen|austragen|nehmen|tragen)\b.{0,30}\b(mich|meine "
         r"(e-mail-)?adresse|meine daten)\b",
         r"\bmich\b.{0,30}\b(entfernen|streichen|löschen|austragen|abmelden)\b",
-        r"\babmelden\b|\babmeldung\b|\babbestellen\b",
         r"\bkeine (weiteren |weitere )?(e-?mails?|mails?|nachrichten|zusendungen|werbung|"
         r"newsletter)\b",
         r"\b(hören|hört) sie\b.{0,30}\bauf\b", r"\bnicht mehr\b.{0,30}\b(kontaktieren|schreiben|"
@@ -189,7 +188,7 @@ _REQUEST = {
         r"\bzusendungen? (einstellen|ein)\b|\bstellen sie die zusendung",
         r"\b(abzusehen|sehen sie von)\b", r"\bverzichte auf weitere\b",
         r"\b(nie wieder|nicht mehr) (schreiben|mailen|kontaktieren)\b",
-        r"\baustragen\b", r"\bnicht mehr (erhalten|bekommen|zugeschickt|zusenden)\b",
+        r"\bnicht mehr (erhalten|bekommen|zugeschickt|zusenden)\b",
         r"\b(sofort|umgehend|unverzüglich) (löschen|entfernen)\b",
         r"\blöschen sie (sie|diese|meine)\b",
     ],
@@ -198,25 +197,24 @@ _REQUEST = {
         r"désabonner|désabonnez|radier|radiez|effacer|effacez)\b.{0,6}\b(moi|mon adresse|"
         r"mes coordonnées)\b",
         r"\bme (retirer|supprimer|enlever|désinscrire|désabonner|radier)\b",
-        r"\bdésabonnement\b|\bdésinscription\b|\bdésinscri(re|vez)\b|\bdésabonner\b",
         r"\bne (m'|me )?(écrivez|contactez|envoyez|sollicitez) (plus|jamais)\b",
         r"\bne plus (m'|me )(écrire|envoyer|contacter|solliciter)\b",
         r"\barrêtez (de|les) (m'|me )?(écrire|envoyer|spammer|contacter|mails|e-mails)\b",
         r"\bplus d'e-?mails?\b", r"\bne (souhaite|veux|désire) plus (recevoir|entendre)\b",
         r"\bcesser\b.{0,20}\b(communication|envoi|m'écrire)\b", r"\b(la paix|tranquille)\b",
-        r"\bplus jamais\b", r"\bne plus (recevoir|etre contacte)",
+        r"\bne plus (recevoir|etre contacte)",
         r"\bm'(enlever|retirer|effacer|desinscrire|desabonner|oublier)\b",
         r"\bcesse[rz]? de m'?(envoyer|écrire|contacter|solliciter)\b",
         r"\b(supprimez|effacez)-(la|les|le)\b",
     ],
     "es": [
-        r"\bbaja\b", r"\b(elimin|quit|borr|saqu|sac)\w*(me|nos)\b",
+        r"\b(elimin|quit|borr|saqu|sac)\w*(me|nos)\b",
         r"\b(eliminen|borren|quiten) mi (dirección|correo|email)\b",
         r"\bno me (escriban|contacten|envíen|manden|vuelvan)\b",
         r"\bdejen de (enviarme|mandarme|escribirme|contactarme|enviar|mandar)\b",
         r"\bno (deseo|quiero) (recibir|saber)\b", r"\bno más (correos|emails|mensajes)\b",
         r"\bcesen\b.{0,20}\bcomunicación\b", r"\babsteng\w+ de contactarme\b",
-        r"\ben paz\b", r"\bnunca más\b", r"\bno recibir (mas|ningun)",
+        r"\ben paz\b", r"\bno recibir (mas|ningun)",
         r"\bno (quiero|deseo) que me (escriban|contacten|envien)\b",
         r"\bno vuelvan a (contactarme|escribirme|enviarme|llamarme)\b",
         r"\b(bórrenla|bórrenlo|elimínenla|elimínenlo)\b",
@@ -229,27 +227,27 @@ _REQUEST = {
         r"\bsmettete(la)? di (scrivermi|mandarmi|inviarmi|contattarmi|mandare|inviare)\b",
         r"\bnon (desidero|voglio) (più )?(ricevere|avere)\b", r"\bbasta (email|e-mail|mail)\b",
         r"\bcessare\b.{0,20}\bcomunicazione\b", r"\bastenervi dal contattarmi\b",
-        r"\bin pace\b", r"\bmai più\b", r"\binterrompere l'invio\b",
+        r"\bin pace\b", r"\binterrompere l'invio\b",
         r"\bnon ricevere (piu|altr)", r"\bnon (scrivermi|contattarmi) piu\b",
     ],
     "pt": [
         r"\b(removam|tirem|apaguem|retirem|excluam)-me\b|\bme (tirem|removam|excluam|"
         r"descadastr\w*)\b",
-        r"\bdescadastr\w*\b", r"\bcancelar (a )?(minha )?inscrição\b",
+        r"\bcancelar (a )?(minha )?inscrição\b",
         r"\bnão me (escrevam|contactem|contatem|enviem|mandem)\b",
         r"\bnão (voltem a )?(contactar|contatar)-me\b",
         r"\bparem (de|com)\b.{0,20}\b(enviar|mandar|escrever|spam|e-mails)\b",
         r"\bnão (desejo|quero) (receber|mais)\b", r"\bchega de (e-?mails|mensagens)\b",
         r"\bcessem\b.{0,20}\bcomunicação\b", r"\babstenham de me contactar\b",
-        r"\bem paz\b", r"\bnunca mais\b", r"\bdeixem de me enviar\b",
+        r"\bem paz\b", r"\bdeixem de me enviar\b",
         r"\b(apaguem|removam) o meu endereço\b", r"\bnao receber mais\b",
         r"\bnao (quero|desejo) (mais )?receber\b",
         r"\b(apaguem|removam)(-no|-o)? (já|agora|imediatamente)\b",
     ],
     "nl": [
         r"\b(verwijder|haal|schrap)\b.{0,6}\b(mij|me|mijn (e-?mail)?adres)\b",
-        r"\b(mij|me) (verwijderen|afmelden|uitschrijven)\b", r"\bafmelden\b",
-        r"\bschrijf (mij|me) uit\b|\buitschrijven\b",
+        r"\b(mij|me) (verwijderen|afmelden|uitschrijven)\b",
+        r"\bschrijf (mij|me) uit\b",
         r"\b(mail|e-mail|stuur|schrijf) (mij|me) (niet meer|nooit meer)\b",
         r"\bstop met\b.{0,20}\b(mailen|spammen|sturen|e-mailen)\b",
         r"\bgeen (mails|e-mails|berichten|nieuwsbrieven) meer\b",
@@ -260,12 +258,126 @@ _REQUEST = {
         r"\bverwijder (het|dat|dit adres|mijn gegevens) (meteen|direct|onmiddellijk|nu)\b",
     ],
 }
+# A removal verb near what it removes (the writer, their address or data, from the list),
+# in either order: the shape most requests take, whatever the exact words.
+_REMOVE = {
+    "en": (r"remov\w*|delet\w*|eras\w*|take\w* (me )?off|drop\w*|unsubscrib\w*|wipe\w*",
+           r"\bme\b|\bmy (e-?mail|address|details|data|contact\w*|information|name)\b"
+           r"|\bthis (e-?mail )?address\b|\b(your|this|the) (list|database|mailing\w*)\b"),
+    "de": (r"entfern\w*|lösch\w*|streich\w*|austrag\w*|abmeld\w*",
+           r"\bmich\b|\bmeine (e-mail-)?(adresse|daten|kontaktdaten)\b|\bdiese adresse\b"
+           r"|\b(ihrem|ihrer|dem|der) (verteiler|liste|datenbank|kontaktliste|newsletter)\b"),
+    "fr": (r"retir\w*|supprim\w*|effac\w*|enlev\w*|désinscri\w*|désabonn\w*|radi\w*",
+           r"\bmoi\b|\bme\b|\bm'|\bmon (adresse|e-?mail|nom)\b"
+           r"|\bmes (coordonnées|données)\b|\b(votre|vos|cette) (liste|fichier|base)\b"),
+    "es": (r"elimin\w*|borr\w*|quit\w*|saqu\w*|supri\w*|denme de baja|darme de baja",
+           r"\bme\b|\bmis (datos|datos de contacto)\b|\bmi (dirección|correo|nombre)\b"
+           r"|\b(su|sus|esta) (lista|base|envíos|boletín)\b"),
+    "it": (r"cancell\w*|rimuov\w*|rimoss\w*|togli\w*|elimin\w*|disiscriv\w*",
+           r"\bmi\b|\bmio (indirizzo|nome)\b|\bmiei (dati|recapiti)\b"
+           r"|\b(vostra|questa) (lista|mailing list|archivio)\b|\bmailing list\b"),
+    "pt": (r"remov\w*|retir\w*|apag\w*|tirem|elimin\w*|exclu\w*|descadastr\w*",
+           r"\bme\b|-me\b|\b(os )?meus dados\b|\b(o )?meu (endereço|e-?mail|nome)\b"
+           r"|\b(vossa|desta|da) (lista|base)\b|\bvossos envios\b"),
+    "nl": (r"verwijder\w*|haal|wis|schrap\w*|afmeld\w*|uitschrijv\w*",
+           r"\bmij\b|\bme\b|\bmijn (gegevens|adres|e-?mailadres|naam|contactgegevens)\b"
+           r"|\bdit adres\b|\b(deze|uw|jullie) (lijst|mailinglijst|systeem|bestand)\b"),
+}
+for _lang, (_verbs, _objects) in _REMOVE.items():
+    _REQUEST[_lang].append(rf"\b({_verbs})\b.{{0,40}}({_objects})|({_objects}).{{0,40}}\b({_verbs})\b")
+
+# Asking not to be written to again, without a removal verb.
+_NO_MORE = {
+    "en": [r"\b(rather|prefer) not (to )?(get|receive|be contacted|hear)\b",
+           r"\bnot to (e-?mail|contact|write to|message) me\b",
+           r"\b(don't|do not) (send|include|contact|email|e-mail) (me|anything|this address)\b",
+           r"\b(no longer|don't|do not) (want|wish) (these|to receive|further|any)\b",
+           r"\bstop (the|these|your) (e-?mails|emails|messages|mailings)\b",
+           r"\b(request|ask\w*) (you )?(to stop|not to)\b"],
+    "de": [r"\bnicht (mehr|wieder)\b.{0,20}\b(schreiben|anschreiben|kontaktieren|senden"
+           r"|zuschicken|mailen)\b|\b(schreiben|mailen|senden) sie mir\b.{0,20}\bnicht\b",
+           r"\bsehen sie\b.{0,40}\bab\b", r"\bkeine (mails|e-mails|nachrichten) mehr\b",
+           r"\bnicht (mehr )?angeschrieben\b", r"\bversand an mich ein\b"],
+    "fr": [r"\binutile de me (recontacter|relancer|réécrire|écrire)\b",
+           r"\bcess(er|ez) (vos|les|d') ?envois\b", r"\bne plus me (relancer|solliciter)\b",
+           r"\bn'envoyez (plus|rien)\b", r"\bne (m'|me )?incluez pas\b",
+           r"\b(ne plus|pas) (être|etre) (sollicité|contacté)"],
+    "es": [r"\bno hace falta que me (escriban|contacten)\b",
+           r"\bno (me )?(incluyan|envíen|manden)\b", r"\bno (vuelvan|volvieran) a\b",
+           r"\b(dejen|dejar) de (escribirme|enviarme|contactarme)\b",
+           r"\bno (deseo|quiero) recibir\b"],
+    "it": [r"\bnon serve che mi\b", r"\bnon (includetemi|inviate|mandate)\b",
+           r"\bnon (mi )?contatt\w* più\b", r"\binterrompere gli invii\b",
+           r"\bnon (desidero|voglio) (più )?(ricevere|altre)\b"],
+    "pt": [r"\bnão é preciso (voltarem a )?escrever\w*\b",
+           r"\bnão (me )?(incluam|enviem|mandem)\b", r"\bnão voltassem a\b",
+           r"\bdeix\w+ de me (escrever|enviar|contactar)\b",
+           r"\bnão (receber|quero receber|desejo receber)\b"],
+    "nl": [r"\bhoeft (mij|me)\b.{0,30}\bniet meer\b", r"\bneem (mij|me) niet\b",
+           r"\bvan (deze|de|jullie|uw) lijst af\b", r"\bstop\w*\b.{0,20}\bmet mailen\b",
+           r"\bstuur (niets|geen)\b", r"\bgeen (contact|correspondentie|berichten) meer\b"],
+}
+for _lang, _patterns in _NO_MORE.items():
+    _REQUEST[_lang].extend(_patterns)
+
 _REQUESTS = [(lang, i, _rx(p)) for lang, patterns in _REQUEST.items()
              for i, p in enumerate(patterns)]
+
+# A word that names the request without saying it ("unsubscribe", "baja"): a request when
+# it is all the reply says, a person's call in a longer one ("the unsubscribe link is
+# broken, but I did not want to unsubscribe").
+_WEAK = _rx(
+    r"\bunsubscrib\w*|\babmeld\w*|\babbestell\w*|\baustrag\w*|\bdésabonn\w*|\bdésinscri\w*"
+    r"|\bplus jamais\b|\bbaja\b|\bnunca más\b|\bmai più\b|\bdisiscri\w*|\bdescadastr\w*"
+    r"|\bnunca mais\b|\bafmeld\w*|\buitschrijv\w*|\bstop\b|\bstopp\b")
+WEAK_WORDS = 6  # a weak word in a sentence this short is a request
+
+# Words around asking to stop, in any of the languages: no rule above matched, so a person
+# reads it ("possible opt-out"). Recall counts these; precision does not.
+_CUE = _rx(
+    r"\b(remov\w*|delet\w*|take (me|my \w+) off|off (your|the|this) list|mailing list"
+    r"|no (more|further)|any ?more|not (to )?(get|receive|hear|email|contact|write)\w*"
+    r"|(don't|do not) (email|contact|write|send|include)|further (emails|correspondence)"
+    r"|entfern\w*|lösch\w*|streich\w*|verteiler|nicht (mehr|wieder)|keine \w+ mehr"
+    r"|sehen sie\b.*\bab\b|absehen|unterlassen|kontaktaufnahme"
+    r"|retir\w*|supprim\w*|effac\w*|enlev\w*|radi\w*|cess\w*|arrêt\w*|ne plus"
+    r"|inutile de me|ne \w+ plus|recontact\w*|relanc\w*|sollicit\w*"
+    r"|elimin\w*|borr\w*|quít\w*|saqu\w*|dej\w+ de|no (me )?(escriban|contacten|envíen"
+    r"|incluyan|manden)|no \w+ más|más (correos|mensajes|ofertas)|no hace falta que"
+    r"|no vuelv\w*|cancell\w*|rimuov\w*|rimoss\w*|togli\w*|smett\w*|basta"
+    r"|non \w+ più|più (email|mail|messaggi)|non (includetemi|scrivetemi|contattatemi"
+    r"|inviate)|non serve che|apag\w*|tirem|tir\w+ o meu|cancel\w*|parem|deix\w+ de"
+    r"|não \w+ mais|mais (e-?mails|mensagens)|não (me )?(escrevam|contactem|enviem|incluam)"
+    r"|não é preciso|voltem a|verwijder\w*|haal \w+ (eraf|van|uit)|van (deze|de|jullie|uw)"
+    r" lijst|\bwis\b|niet meer|geen \w+ meer|hoeft \w+ niet|stop\w*)")
+
+# What makes a matched request a person's call: talk of the link, the footer, a colleague
+# or an address change; or a negation just before the request, in its sentence ("I did not
+# want to unsubscribe", "je ne voulais pas me désinscrire", "ik wilde me niet afmelden").
+_HEDGE = _rx(r"\b(link|footer|button|knopf|lien|bouton|enlace|botón|pulsante|botão|knop"
+             r"|colleague|kolleg\w*|collègue|compañer\w*|collega|colega|instead|stattdessen"
+             r"|plutôt|en lugar|invece|em vez|in plaats)\b|\b\w*link\b")
+_NEGATED = _rx(r"\b(not|never|nicht|nie|kein\w*|pas|jamais|no|nunca|non|mai|não|niet|nooit"
+               r"|geen)\b|n't\b")
+_CLAUSE_END = re.compile(r"[.!?;,]")
 _ALONE = _rx(r"^(stop|stopp|baja|sair|unsubscribe|afmelden|abmelden|austragen|remove|"
              r"désabonnement|cancellami|cancelar)[.! ]*$")
 
 CONFIDENT_WORDS = 40  # a request in a reply longer than this goes to a person
+
+
+def _sentence_at(text: str, position: int) -> str:
+    """The sentence around `position` (ending at . ! or ?)."""
+    start = max(text.rfind(mark, 0, position) for mark in ".!?") + 1
+    ends = [i for i in (text.find(mark, position) for mark in ".!?") if i >= 0]
+    return text[start:min(ends) + 1 if ends else len(text)]
+
+
+def _negated(text: str, start: int) -> bool:
+    """A negation in the few words before `start`, within its clause."""
+    before = text[max(0, start - 40):start]
+    clause = _CLAUSE_END.split(before)[-1]
+    return bool(_NEGATED.search(clause))
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -274,7 +386,11 @@ _EMPHASIS = re.compile(r"(?<=\w)[.!]+(?= \w)")
 
 
 def request_rule(words: str) -> tuple[Verdict, str]:
-    """The verdict on a reply's own words (lines as own_words gives them)."""
+    """The verdict on a reply's own words (lines as own_words gives them).
+
+    Automatic only for a request rule's match in a short reply that asks nothing and
+    hedges nothing; a weak word only when it is nearly all the reply says. Everything
+    else that looks like asking to stop goes to a person."""
     lines = fold(words).splitlines()
     words = " ".join(lines)
     if not words:
@@ -283,18 +399,37 @@ def request_rule(words: str) -> tuple[Verdict, str]:
         return Verdict.NONE, "not-a-request"
     if _ALONE.match(words):
         return Verdict.OPT_OUT, "alone"
-    if any(_ALONE.match(sentence) for line in lines for sentence in _SENTENCE.split(line)):
+    hedged = bool(_HEDGE.search(words))
+    if not hedged and any(_ALONE.match(sentence) for line in lines
+                          for sentence in _SENTENCE.split(line)):
         # "STOP" on its own line between hello and bye, or as a sentence of its own
         return Verdict.OPT_OUT, "alone-sentence"
     flat = _EMPHASIS.sub("", words)
-    found = [(lang, i) for lang, i, pattern in _REQUESTS
-             if pattern.search(words) or pattern.search(flat)]
-    if not found:
-        return Verdict.NONE, "no-request"
-    rule = f"request:{found[0][0]}:{found[0][1]}"
-    if len(words.split()) > CONFIDENT_WORDS or "?" in words:
-        return Verdict.POSSIBLE, rule  # a long reply, or one that asks something: a person
-    return Verdict.OPT_OUT, rule
+    found = []
+    for lang, i, pattern in _REQUESTS:
+        for text in (words, flat):
+            match = pattern.search(text)
+            if match is not None:
+                found.append((lang, i, _negated(text, match.start())))
+                break
+    short = len(words.split()) <= CONFIDENT_WORDS and "?" not in words
+    if found:
+        lang, i, negated = found[0]
+        rule = f"request:{lang}:{i}"
+        negated = all(n for _, _, n in found)  # one plain match is a request
+        if short and not hedged and not negated:
+            return Verdict.OPT_OUT, rule
+        return Verdict.POSSIBLE, rule + (":hedged" if hedged or negated else "")
+    weak = _WEAK.search(flat)
+    if weak is not None:
+        sentence = _sentence_at(flat, weak.start())
+        if len(sentence.split()) <= WEAK_WORDS and not hedged and "?" not in sentence \
+                and not _negated(flat, weak.start()):
+            return Verdict.OPT_OUT, "weak-word"
+        return Verdict.POSSIBLE, "weak-word"
+    if _CUE.search(flat):
+        return Verdict.POSSIBLE, "cue"
+    return Verdict.NONE, "no-request"
 
 
 def classify(raw: bytes) -> Classification:

@@ -96,7 +96,7 @@ def _config(directory: Path, store: Path, port: int, cert_file: str, key_file: s
         uid, gid = entry.pw_uid, entry.pw_gid
         os.chown(store, uid, gid)
     return f"""
-base_dir = {directory}/run
+base_dir = {store}/run
 state_dir = {directory}/state
 log_path = {directory}/dovecot.log
 protocols = imap
@@ -150,8 +150,9 @@ async def running_dovecot(directory: Path, cert_file: str, key_file: str, ca_fil
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = directory / "dovecot.conf"
-    # the mail store: outside pytest's private (0700) tree, which Dovecot's user cannot enter
-    store = Path(tempfile.mkdtemp(prefix="ocg-dovecot-"))
+    # the mail store and the sockets: outside pytest's private (0700) tree, which Dovecot's
+    # user cannot enter, and short (a socket path has at most 107 bytes)
+    store = Path(tempfile.mkdtemp(prefix="ocg-dv-"))
     store.chmod(0o755)
     conf.write_text(_config(directory, store, port, cert_file, key_file, userinfo_url))
     with open(directory / "stderr", "wb") as stderr:
@@ -177,5 +178,4 @@ async def running_dovecot(directory: Path, cert_file: str, key_file: str, ca_fil
             await asyncio.to_thread(process.wait, 10)
         except subprocess.TimeoutExpired:
             process.kill()
-        shutil.rmtree(directory / "run", ignore_errors=True)
         shutil.rmtree(store, ignore_errors=True)
