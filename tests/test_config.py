@@ -70,6 +70,24 @@ def test_environment_overrides_toml(tmp_path: Path):
      "only to a loopback host."),
     ({"GATEWAY__LIMITS__MICROSOFT__MESSAGES_PER_MINUTE": "-1"},
      "Config 'limits.microsoft.messages_per_minute' has value -1. Must be 0 (no limit) or more."),
+    ({"GATEWAY__UPSTREAMS__OUT__KIND": "gmail", "GATEWAY__UPSTREAMS__OUT__HOST": "smtp.x.com",
+      "GATEWAY__UPSTREAMS__OUT__RETURN_PATH": "verp"},
+     "Config 'upstreams.out.return_path' has value 'verp'. Only an smtp upstream lets the "
+     "gateway choose the return path"),
+    ({"GATEWAY__UPSTREAMS__OUT__KIND": "gmail", "GATEWAY__UPSTREAMS__OUT__HOST": "smtp.x.com",
+      "GATEWAY__UPSTREAMS__OUT__IMAP_HOST": "imap.x.com", "GATEWAY__UPSTREAMS__OUT__IMAP_TLS":
+      "none"},
+     "Config 'upstreams.out.imap_tls' has value 'none'. Plain-text IMAP is allowed only to a "
+     "loopback host."),
+    ({"GATEWAY__UPSTREAMS__OUT__KIND": "smtp", "GATEWAY__UPSTREAMS__OUT__HOST": "mx.x.com",
+      "GATEWAY__UPSTREAMS__OUT__RETURN_PATH": "verp"},
+     "Config 'upstreams.out.return_path' has value 'verp'. VERP bounces come back to the "
+     "inbound listener; set unsubscribe.mailto_listen."),
+    ({"GATEWAY__FEEDBACK__GLOBAL_COMPLAINT_TENANTS": "1"},
+     "Config 'feedback.global_complaint_tenants' has value 1. Must be 0 (never automatically) "
+     "or at least 2"),
+    ({"GATEWAY__FEEDBACK__SOFT_BOUNCES": "0"},
+     "Config 'feedback.soft_bounces' has value 0. Must be greater than 0."),
     ({"GATEWAY__RETENTION__AUDIT_DAYS": "0"},
      "Config 'retention.audit_days' has value 0.0. Must be greater than 0."),
     ({"GATEWAY__REVIEW__LOCKOUT_FAILURES": "0"},
