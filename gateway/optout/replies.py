@@ -279,9 +279,10 @@ _REMOVE = {
     "pt": (r"remov\w*|retir\w*|apag\w*|tirem|elimin\w*|exclu\w*|descadastr\w*",
            r"\bme\b|-me\b|\b(os )?meus dados\b|\b(o )?meu (endereço|e-?mail|nome)\b"
            r"|\b(vossa|desta|da) (lista|base)\b|\bvossos envios\b"),
-    "nl": (r"verwijder\w*|haal|wis|schrap\w*|afmeld\w*|uitschrijv\w*",
+    "nl": (r"verwijder\w*|haal|halen|wis|schrap\w*|afmeld\w*|uitschrijv\w*",
            r"\bmij\b|\bme\b|\bmijn (gegevens|adres|e-?mailadres|naam|contactgegevens)\b"
-           r"|\bdit adres\b|\b(deze|uw|jullie) (lijst|mailinglijst|systeem|bestand)\b"),
+           r"|\bdit adres\b|\b(deze|uw|jullie) (lijst|mailinglijst|contactlijst|systeem"
+           r"|bestand)\b"),
 }
 for _lang, (_verbs, _objects) in _REMOVE.items():
     _REQUEST[_lang].append(rf"\b({_verbs})\b.{{0,40}}({_objects})|({_objects}).{{0,40}}\b({_verbs})\b")
@@ -293,19 +294,28 @@ _NO_MORE = {
            r"\b(don't|do not) (send|include|contact|email|e-mail) (me|anything|this address)\b",
            r"\b(no longer|don't|do not) (want|wish) (these|to receive|further|any)\b",
            r"\bstop (the|these|your) (e-?mails|emails|messages|mailings)\b",
-           r"\b(request|ask\w*) (you )?(to stop|not to)\b"],
+           r"\b(request|ask\w*) (you )?(to stop|not to)\b",
+           r"\benough (e-?mails|emails|messages)\b",
+           r"\bno further (correspondence|contact|e-?mails|emails|messages)\b",
+           r"\bnot (being|be|to be) contacted\b"],
     "de": [r"\bnicht (mehr|wieder)\b.{0,20}\b(schreiben|anschreiben|kontaktieren|senden"
            r"|zuschicken|mailen)\b|\b(schreiben|mailen|senden) sie mir\b.{0,20}\bnicht\b",
            r"\bsehen sie\b.{0,40}\bab\b", r"\bkeine (mails|e-mails|nachrichten) mehr\b",
-           r"\bnicht (mehr )?angeschrieben\b", r"\bversand an mich ein\b"],
+           r"\bnicht (mehr )?angeschrieben\b", r"\bversand an mich ein\b",
+           r"\bgenug (mails|e-mails|nachrichten)\b",
+           r"\bkeine weitere\w* (korrespondenz|kontakt\w*|mails|e-mails|nachrichten)\b",
+           r"\bmelden sie mich\b.{0,40}\bab\b"],
     "fr": [r"\binutile de me (recontacter|relancer|réécrire|écrire)\b",
            r"\bcess(er|ez) (vos|les|d') ?envois\b", r"\bne plus me (relancer|solliciter)\b",
            r"\bn'envoyez (plus|rien)\b", r"\bne (m'|me )?incluez pas\b",
-           r"\b(ne plus|pas) (être|etre) (sollicité|contacté)"],
+           r"\b(ne plus|pas) (être|etre) (sollicité|contacté)",
+           r"\bassez de (mails|e-mails|messages|courriels)\b",
+           r"\bne (souhaite|veux|désire) pas (recevoir|être contacté)\b"],
     "es": [r"\bno hace falta que me (escriban|contacten)\b",
            r"\bno (me )?(incluyan|envíen|manden)\b", r"\bno (vuelvan|volvieran) a\b",
            r"\b(dejen|dejar) de (escribirme|enviarme|contactarme)\b",
-           r"\bno (deseo|quiero) recibir\b"],
+           r"\bno (deseo|quiero) recibir\b",
+           r"\bbasta de (correos|mensajes|e-?mails)\b"],
     "it": [r"\bnon serve che mi\b", r"\bnon (includetemi|inviate|mandate)\b",
            r"\bnon (mi )?contatt\w* più\b", r"\binterrompere gli invii\b",
            r"\bnon (desidero|voglio) (più )?(ricevere|altre)\b"],
@@ -315,7 +325,9 @@ _NO_MORE = {
            r"\bnão (receber|quero receber|desejo receber)\b"],
     "nl": [r"\bhoeft (mij|me)\b.{0,30}\bniet meer\b", r"\bneem (mij|me) niet\b",
            r"\bvan (deze|de|jullie|uw) lijst af\b", r"\bstop\w*\b.{0,20}\bmet mailen\b",
-           r"\bstuur (niets|geen)\b", r"\bgeen (contact|correspondentie|berichten) meer\b"],
+           r"\bstuur (niets|geen)\b", r"\bgeen (contact|correspondentie|berichten) meer\b",
+           r"\bgenoeg (mails|e-mails|berichten)\b",
+           r"\bgeen verdere (correspondentie|mails|e-mails|berichten|contact)\b"],
 }
 for _lang, _patterns in _NO_MORE.items():
     _REQUEST[_lang].extend(_patterns)
@@ -349,14 +361,20 @@ _CUE = _rx(
     r"|inviate)|non serve che|apag\w*|tirem|tir\w+ o meu|cancel\w*|parem|deix\w+ de"
     r"|não \w+ mais|mais (e-?mails|mensagens)|não (me )?(escrevam|contactem|enviem|incluam)"
     r"|não é preciso|voltem a|verwijder\w*|haal \w+ (eraf|van|uit)|van (deze|de|jullie|uw)"
-    r" lijst|\bwis\b|niet meer|geen \w+ meer|hoeft \w+ niet|stop\w*)")
+    r" lijst|\bwis\b|niet meer|geen \w+ meer|hoeft \w+ niet|stop\w*"
+    r"|noch eine (mail|e-mail)|one more (e-?mail|email)|warnung|warning)")
 
 # What makes a matched request a person's call: talk of the link, the footer, a colleague
 # or an address change; or a negation just before the request, in its sentence ("I did not
 # want to unsubscribe", "je ne voulais pas me désinscrire", "ik wilde me niet afmelden").
 _HEDGE = _rx(r"\b(link|footer|button|knopf|lien|bouton|enlace|botón|pulsante|botão|knop"
              r"|colleague|kolleg\w*|collègue|compañer\w*|collega|colega|instead|stattdessen"
-             r"|plutôt|en lugar|invece|em vez|in plaats)\b|\b\w*link\b")
+             r"|plutôt|en lugar|invece|em vez|in plaats"
+             # talk of clicking, or of something done by accident
+             r"|click\w*|cliqu\w*|geklickt|klick\w*|puls\w*|clicc\w*|carreg\w*|klikt\w*"
+             r"|by accident|by mistake|sans faire exprès|aus versehen|versehentlich|sin querer"
+             r"|per sbaglio|sem querer|per ongeluk|par erreur|por error|por engano)\b"
+             r"|\b\w*link\b")
 _NEGATED = _rx(r"\b(not|never|nicht|nie|kein\w*|pas|jamais|no|nunca|non|mai|não|niet|nooit"
                r"|geen)\b|n't\b")
 _CLAUSE_END = re.compile(r"[.!?;,]")
