@@ -1,7 +1,7 @@
 """The labelled reply corpus is what its builder makes, is as large as the issue asks (at
 least 1,000 messages, at least 50 per language and label) and is split so that no phrase of
 the held-out half appears in the development half: the held-out half of record is built from
-the last round's phrase bank alone (phrases_round4.py), which shares no phrase with the
+the last round's phrase bank alone (phrases_round5.py), which shares no phrase with the
 development banks (phrases.py and the earlier rounds' banks, once held out themselves)."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def test_size_languages_labels_and_splits():
     assert set(label for _, label in cells) == {"opt-out", "not-opt-out", "auto-reply"}
     assert min(cells.values()) >= 50
     halves = collections.Counter((r["language"], r["label"], r["split"]) for r in rows)
-    assert {n for (_, _, split), n in halves.items() if split == "dev"} == {120}
+    assert {n for (_, _, split), n in halves.items() if split == "dev"} == {150}
     assert {n for (_, _, split), n in halves.items() if split == "held-out"} == {30}
     assert len({r["id"] for r in rows}) == len(rows)
 
@@ -51,10 +51,10 @@ def test_no_held_out_phrase_is_in_the_development_half():
     builder = _builder()
     for lang, bank in builder.PHRASES.items():
         for kind in builder.LABELS:
-            # both halves of phrases.py and all of rounds 2 and 3 are development now
+            # both halves of phrases.py and all of rounds 2 to 4 are development now
             dev = set(bank[kind]) | set(builder.HELD_OUT[lang][kind]) \
-                | set(builder.ROUND3[lang][kind])
-            held = set(builder.ROUND4[lang][kind])
+                | set(builder.ROUND3[lang][kind]) | set(builder.ROUND4[lang][kind])
+            held = set(builder.ROUND5[lang][kind])
             assert dev and held and not dev & held, (lang, kind)
             for phrase in held:  # nor inside a longer development phrase
                 assert not any(phrase in d or d in phrase for d in dev), (lang, phrase)
@@ -63,6 +63,6 @@ def test_no_held_out_phrase_is_in_the_development_half():
 def test_earlier_held_out_halves_are_development_data():
     rows = {json.loads(line)["id"]: json.loads(line) for line in
             (CORPUS / "corpus.jsonl").read_text(encoding="utf-8").splitlines()}
-    assert rows["en-opt-out-dev-30"]["split"] == rows["en-opt-out-dev-119"]["split"] == "dev"
+    assert rows["en-opt-out-dev-30"]["split"] == rows["en-opt-out-dev-149"]["split"] == "dev"
     assert rows["en-opt-out-held-out-29"]["split"] == "held-out"
-    assert "en-opt-out-held-out-30" not in rows and "en-opt-out-dev-120" not in rows
+    assert "en-opt-out-held-out-30" not in rows and "en-opt-out-dev-150" not in rows
