@@ -156,7 +156,10 @@ _NOT_A_REQUEST = _rx(
     r"|\bnão me (removam|tirem|descadastrem)\b|\b(minha|meu) colega\b|\bpor engano\b"
     r"|\bem vez de me apagar\b|\bvoltar a adicionar-me\b"
     r"|\bverwijder (me|mij) niet\b|\bmijn collega\b|\bper ongeluk\b"
-    r"|\bin plaats van mij te verwijderen\b|\bweer toevoegen\b")
+    r"|\bin plaats van mij te verwijderen\b|\bweer toevoegen\b"
+    # "don't stop the emails"
+    r"|\b(don't|do not) stop\b|\bhören sie nicht auf\b|\bn'arrêtez pas\b|\bno dejen de\b"
+    r"|\bnon smettete\b|\bnão (deixem|parem) de\b|\bstop niet\b")
 
 _ME_EN = r"(me|my (e-?mail|email address|address|details|data))"
 _REQUEST = {
@@ -285,7 +288,10 @@ _REMOVE = {
            r"|bestand)\b"),
 }
 for _lang, (_verbs, _objects) in _REMOVE.items():
-    _REQUEST[_lang].append(rf"\b({_verbs})\b.{{0,40}}({_objects})|({_objects}).{{0,40}}\b({_verbs})\b")
+    # within one clause: no comma and no "and" between ("remove Jane from the CC and keep
+    # me" is not about the writer)
+    _GAP = r"(?:(?!\b(?:and|und|et|y|e|en|ma|but|aber|mais|pero|maar)\b)[^,;.!?]){0,40}"
+    _REQUEST[_lang].append(rf"\b({_verbs})\b{_GAP}({_objects})|({_objects}){_GAP}\b({_verbs})\b")
 
 # Asking not to be written to again, without a removal verb.
 _NO_MORE = {
@@ -297,37 +303,55 @@ _NO_MORE = {
            r"\b(request|ask\w*) (you )?(to stop|not to)\b",
            r"\benough (e-?mails|emails|messages)\b",
            r"\bno further (correspondence|contact|e-?mails|emails|messages)\b",
-           r"\bnot (being|be|to be) contacted\b"],
+           r"\bnot (being|be|to be) contacted\b",
+           r"\b(want|get) (me )?out of (this|your|the) (list|mailing)",
+           r"\bleave me out\b", r"\bno more follow-?ups\b"],
     "de": [r"\bnicht (mehr|wieder)\b.{0,20}\b(schreiben|anschreiben|kontaktieren|senden"
            r"|zuschicken|mailen)\b|\b(schreiben|mailen|senden) sie mir\b.{0,20}\bnicht\b",
            r"\bsehen sie\b.{0,40}\bab\b", r"\bkeine (mails|e-mails|nachrichten) mehr\b",
            r"\bnicht (mehr )?angeschrieben\b", r"\bversand an mich ein\b",
            r"\bgenug (mails|e-mails|nachrichten)\b",
            r"\bkeine weitere\w* (korrespondenz|kontakt\w*|mails|e-mails|nachrichten)\b",
-           r"\bmelden sie mich\b.{0,40}\bab\b"],
+           r"\bmelden sie mich\b.{0,40}\bab\b",
+           r"\baus (dieser|der|ihrer) (mailingliste|liste|verteilerliste) raus\b",
+           r"\bohne mich\b", r"\bkeine weiteren nachfass\w*\b",
+           r"\bnicht (erneut|nochmal|noch einmal) zu (kontaktieren|schreiben|mailen)\b",
+           r"\b(diese|die|ihre) (mails|e-mails|zusendungen) einstellen\b"],
     "fr": [r"\binutile de me (recontacter|relancer|réécrire|écrire)\b",
            r"\bcess(er|ez) (vos|les|d') ?envois\b", r"\bne plus me (relancer|solliciter)\b",
            r"\bn'envoyez (plus|rien)\b", r"\bne (m'|me )?incluez pas\b",
            r"\b(ne plus|pas) (être|etre) (sollicité|contacté)",
            r"\bassez de (mails|e-mails|messages|courriels)\b",
-           r"\bne (souhaite|veux|désire) pas (recevoir|être contacté)\b"],
+           r"\bne (souhaite|veux|désire) pas (recevoir|être contacté)\b",
+           r"\bsortir de (cette|votre|la) (liste|liste de diffusion)\b",
+           r"\bm'exclure\b", r"\bplus de relances\b"],
     "es": [r"\bno hace falta que me (escriban|contacten)\b",
            r"\bno (me )?(incluyan|envíen|manden)\b", r"\bno (vuelvan|volvieran) a\b",
            r"\b(dejen|dejar) de (escribirme|enviarme|contactarme)\b",
            r"\bno (deseo|quiero) recibir\b",
-           r"\bbasta de (correos|mensajes|e-?mails)\b"],
+           r"\bbasta de (correos|mensajes|e-?mails)\b",
+           r"\bsalir de (esta|su|la) lista\b", r"\bdéjenme fuera\b",
+           r"\bnada de más seguimientos\b"],
     "it": [r"\bnon serve che mi\b", r"\bnon (includetemi|inviate|mandate)\b",
            r"\bnon (mi )?contatt\w* più\b", r"\binterrompere gli invii\b",
-           r"\bnon (desidero|voglio) (più )?(ricevere|altre)\b"],
+           r"\bnon (desidero|voglio) (più )?(ricevere|altre)\b",
+           r"\b(di )?non ricontattarmi\b", r"\blasciatemi fuori\b",
+           r"\bniente più solleciti\b", r"\buscire da (questa|la vostra) (lista|mailing list)\b"],
     "pt": [r"\bnão é preciso (voltarem a )?escrever\w*\b",
            r"\bnão (me )?(incluam|enviem|mandem)\b", r"\bnão voltassem a\b",
            r"\bdeix\w+ de me (escrever|enviar|contactar)\b",
-           r"\bnão (receber|quero receber|desejo receber)\b"],
+           r"\bnão (receber|quero receber|desejo receber)\b",
+           r"\bsair (desta|da vossa|da) lista\b", r"\bdeixem-me fora\b",
+           r"\bchega de seguimentos\b"],
     "nl": [r"\bhoeft (mij|me)\b.{0,30}\bniet meer\b", r"\bneem (mij|me) niet\b",
            r"\bvan (deze|de|jullie|uw) lijst af\b", r"\bstop\w*\b.{0,20}\bmet mailen\b",
            r"\bstuur (niets|geen)\b", r"\bgeen (contact|correspondentie|berichten) meer\b",
            r"\bgenoeg (mails|e-mails|berichten)\b",
-           r"\bgeen verdere (correspondentie|mails|e-mails|berichten|contact)\b"],
+           r"\bgeen verdere (correspondentie|mails|e-mails|berichten|contact)\b",
+           r"\buit (deze|de|uw|jullie) (mailinglijst|lijst)\b",
+           r"\blaat (mij|me)\b.{0,20}\bbuiten\b",
+           r"\b(schrijf|mail) (mij|me) niet (opnieuw|nog eens|meer)\b", r"\bhou op met mailen\b",
+           r"\bgeen opvolg\w* meer\b"],
 }
 for _lang, _patterns in _NO_MORE.items():
     _REQUEST[_lang].extend(_patterns)
@@ -370,6 +394,9 @@ _CUE = _rx(
 _HEDGE = _rx(r"\b(link|footer|button|knopf|lien|bouton|enlace|botón|pulsante|botão|knop"
              r"|colleague|kolleg\w*|collègue|compañer\w*|collega|colega|instead|stattdessen"
              r"|plutôt|en lugar|invece|em vez|in plaats"
+             # someone else taken off a thread, the writer kept on it
+             r"|cc|copie|copia|cópia|in the loop|keep me|dans la boucle|weiter informieren"
+             r"|op de hoogte|informato|informado"
              # talk of clicking, or of something done by accident
              r"|click\w*|cliqu\w*|geklickt|klick\w*|puls\w*|clicc\w*|carreg\w*|klikt\w*"
              r"|by accident|by mistake|sans faire exprès|aus versehen|versehentlich|sin querer"
