@@ -199,8 +199,10 @@ class InboxReader:
         try:
             return await self._broker.access_token(mailbox.id, mailbox.tenant_id, rejected)
         except TokenUnavailable as exc:
-            log.info("inbox not read: no access token", extra={
-                "mailbox_id": mailbox.id, "state": exc.state})
+            # a mailbox never connected is normal (debug); a lost connection is news
+            log.log(logging.DEBUG if exc.state == "not-connected" else logging.INFO,
+                    "inbox not read: no access token",
+                    extra={"mailbox_id": mailbox.id, "state": exc.state})
             return None
 
     async def _batch(self, mailbox: Mailbox, target: imap.Target, token: AccessToken,
