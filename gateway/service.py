@@ -267,6 +267,7 @@ class Gateway:
         await self.purpose_keys.ensure(DIGEST_PURPOSE,
                                        seed=self.vault.derived_key(LEGACY_DIGEST_INFO))
         self.handler.set_digest_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])
+        self.suppressions.audit_digest = self.handler.digest  # searches are audited by it
         await self.purpose_keys.ensure(UNSUBSCRIBE_PURPOSE)
         await self.purpose_keys.ensure(PIXEL_PURPOSE)
         await self.purpose_keys.ensure(VERP_PURPOSE)

@@ -95,6 +95,9 @@ class Suppressions:
         self._schema = schema
         self._store: SuppressionStore | None = None
         self._lookup: Lookup | None = None
+        # the audit trail's keyed digest of an address (set once the purpose key is loaded):
+        # a search names a person, and the data subject's export finds it by this digest
+        self.audit_digest: Callable[[str], str] | None = None
 
     def open(self, key: bytes, version: int) -> None:
         """Start with the digest key (from the purpose keys; never rotated)."""
@@ -243,10 +246,15 @@ class Suppressions:
             canon = canonical(address)
         except InvalidAddress as exc:
             raise InvalidValue(f"Not an address: {exc}") from None
-        async with self._engine.connect() as conn:
+        async with self._engine.begin() as conn:
             entries = await self.store.matches(conn, [scope], canon)
-        now = int(time.time())
-        return [e for e in entries if e.active(now)]
+            now = int(time.time())
+            found = [e for e in entries if e.active(now)]
+            # a search names a person: audited, by digest
+            await audit_change(conn, actor.name, "suppression.searched", scope or None,
+                               recipient_digest=self.audit_digest(address.strip())
+                               if self.audit_digest else None, scope=scope, found=len(found))
+        return found
 
     async def page(self, actor: Actor, scope: int, filters: Filters, after: int,
                    limit: int) -> list[Entry]:
@@ -255,7 +263,12 @@ class Suppressions:
             return await self.store.page(conn, [scope], filters, after, limit)
 
     async def stream(self, actor: Actor, scope: int, filters: Filters) -> AsyncIterator[Entry]:
+        """Every entry of one list (an export: audited before the first entry)."""
         scope = self.scope_for(actor, scope)
+        async with self._engine.begin() as conn:
+            await audit_change(conn, actor.name, "suppression.exported", scope or None,
+                               scope=scope, reason_filter=filters.reason.value
+                               if filters.reason else None)
         async with self._engine.connect() as conn:
             async for entry in self.store.stream(conn, [scope], filters):
                 yield entry

