@@ -84,8 +84,8 @@ SCHEDULE: tuple[Store, ...] = (
           "Delivered and failed rows; pending rows are kept until delivered or failed "
           "(events.lifetime)."),
     Store("Sent Message-IDs (feedback index)", "sent_messages",
-          "Message-ID digest, recipient digests (audit and suppression keys), tenant, "
-          "mailbox, queue id", "retention.sent_index_days",
+          "Message-ID digest, recipient digests (audit and suppression keys), subject "
+          "digest, tenant, mailbox, queue id", "retention.sent_index_days",
           lambda c: c.retention.sent_index_days,
           "Bounces, complaints and opt-out replies count only for a copy found here."),
     Store("Counted bounces and policy blocks", "feedback_marks",

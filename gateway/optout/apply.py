@@ -257,9 +257,17 @@ class FeedbackApplier:
         assert isinstance(msg, EmailMessage)
         referred = [*_ids(msg.get("in-reply-to")), *_ids(msg.get("references"))]
         copies = await self._copies(referred, arrival)
+        sender = sender_of(msg)
+        if not copies and not referred and arrival.copy is None:
+            # a mail program that dropped In-Reply-To and References: the thread is the
+            # writer and the subject, among copies sent through this mailbox
+            digest = self._digest(sender)
+            if digest is not None:
+                copies = [c for c in await self._sent.in_thread(
+                    arrival.mailbox_id, digest, str(msg.get("subject", "")))
+                    if c.tenant_id == arrival.tenant_id]
         if not copies:
             return Applied(ignored="not-ours")
-        sender = sender_of(msg)
         copy, address = self._match(sender, copies, arrival)
         if copy is not None and address is not None and verdict.verdict is Verdict.OPT_OUT:
             made = await self._suppress(copy, address, Reason.UNSUBSCRIBE, "reply",

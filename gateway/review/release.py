@@ -97,6 +97,6 @@ class ReviewWorker:
                 queue_id=held.queue_id, recipients=len(held.recipients))], (), sent_rows(
                 message_id, held.tenant_id, held.mailbox_id, held.queue_id,
                 [(r, self._audit_digest(r)) for r in held.recipients], now,
-                self._suppression_digest))
+                self._suppression_digest, message.value("subject")))
         return len(taken)
 

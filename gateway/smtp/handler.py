@@ -389,7 +389,7 @@ class GatewayHandler:
             [(r.recipient, digest) for r, digest in zip(result.copies, digests, strict=False)
              if r.outcome is CopyOutcome.DELIVERED
              or (kept and r.outcome is CopyOutcome.DEFERRED)],
-            datetime.now(UTC), self._suppression_digest)
+            datetime.now(UTC), self._suppression_digest, message.value("subject"))
         await self._audit.record(rows, events, sent)
         if self._bounces is not None:  # "no such mailbox" from our own upstream: a hard bounce
             for r in result.copies:

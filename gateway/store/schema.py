@@ -471,9 +471,13 @@ sent_messages = sa.Table(
     sa.Column("recipient_digest", sa.String(64), nullable=False),
     sa.Column("suppression_digest", sa.LargeBinary(16), nullable=True),
     sa.Column("sent_at", Timestamp, nullable=False),
+    # SHA-256 of the subject without reply prefixes: a reply whose mail program dropped
+    # In-Reply-To and References still finds its thread (optout/sent.py)
+    sa.Column("subject_hash", sa.String(64), nullable=True),
     sa.Index("ix_sent_messages_message_id_hash", "message_id_hash"),
     sa.Index("ix_sent_messages_sent_at", "sent_at"),
     sa.Index("ix_sent_messages_queue_id", "queue_id"),  # a VERP bounce names its copy
+    sa.Index("ix_sent_messages_suppression_digest", "suppression_digest"),  # a thread
 )
 
 # Feedback that suppresses nobody at once but is counted: soft bounces (4.x.x) per

@@ -194,3 +194,32 @@ async def test_an_opt_out_from_another_address_goes_to_a_person(harness: Harness
         (review,) = (await conn.execute(sa.select(optout_reviews))).all()
     assert review.status == "pending" and review.rule.endswith(":other-sender")
     assert writer.encode() not in review.sealed_reply  # sealed by the vault
+
+
+def threadless(sender: str, subject: str) -> bytes:
+    """A reply whose mail program dropped In-Reply-To and References."""
+    return (f"From: Pat <{sender}>\r\nTo: sales@acme.example\r\nSubject: {subject}\r\n"
+            "Message-ID: <t1@example.net>\r\n\r\nPlease remove me from your list.\r\n"
+            ).encode()
+
+
+async def test_a_reply_without_thread_headers_is_matched_by_writer_and_subject(
+        harness: Harness):
+    raw = messages.simple(subject="=?utf-8?q?Gr=C3=BC=C3=9Fe_aus_Acme?=")
+    await harness.send(raw, ["pat@example.net", "lead@example.org"])
+    (copy, *_) = await SentIndex(harness.gateway.engine).find(["<m1@acme.example>"])
+    arrival = Arrival.inbox(copy.tenant_id, copy.mailbox_id)
+    apply = harness.gateway.feedback.apply
+    # another subject, or a writer the message was not sent to: not this thread
+    assert (await apply(threadless("pat@example.net", "Re: Something else"),
+                        arrival)).ignored == "not-ours"
+    assert (await apply(threadless("eve@example.net", "AW: Grüße aus Acme"),
+                        arrival)).ignored == "not-ours"
+    # another mailbox of the tenant did not send it
+    other = Arrival.inbox(copy.tenant_id, copy.mailbox_id + 1)
+    assert (await apply(threadless("pat@example.net", "AW: Grüße aus Acme"),
+                        other)).ignored == "not-ours"
+    applied = await apply(threadless("pat@example.net", "AW: Re: Grüße aus Acme"), arrival)
+    assert applied.suppressed == ["unsubscribe"]
+    (entry,) = await entries(harness)
+    assert (entry.target, entry.source) == ("pat@example.net", "reply")
