@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 
 from gateway.policy.message import Message
 
@@ -21,9 +22,9 @@ def html_text(markup: str) -> str:
     return html.unescape(_TAGS.sub(" ", markup))
 
 
-def text_parts(message: Message) -> list[tuple[str, str]]:
-    """(where, text) for each text part: "text/plain part 1", "text/html part 2"."""
-    out = []
+def decoded_text_parts(message: Message) -> Iterator[tuple[int, str, str]]:
+    """(index in the walk, content type, decoded content) of each text part that is not an
+    attachment; parts whose charset or transfer encoding cannot be read are skipped."""
     for index, part in enumerate(message.parsed().walk()):
         if part.get_content_maintype() != "text" or part.is_attachment():
             continue
@@ -31,10 +32,11 @@ def text_parts(message: Message) -> list[tuple[str, str]]:
             content = part.get_content()
         except (LookupError, ValueError):
             continue
-        if not isinstance(content, str):
-            continue
-        kind = part.get_content_type()
-        if kind == "text/html":
-            content = html_text(content)
-        out.append((f"{kind} part {index}", content))
-    return out
+        if isinstance(content, str):
+            yield index, part.get_content_type(), content
+
+
+def text_parts(message: Message) -> list[tuple[str, str]]:
+    """(where, text) for each text part: "text/plain part 1", "text/html part 2"."""
+    return [(f"{kind} part {index}", html_text(content) if kind == "text/html" else content)
+            for index, kind, content in decoded_text_parts(message)]

@@ -13,6 +13,7 @@ import re
 from typing import ClassVar
 
 from gateway.policy.check import PolicyContext, Stage, Transaction
+from gateway.policy.readable import decoded_text_parts
 from gateway.policy.verdict import Verdict
 from gateway.smtp import replies
 
@@ -37,16 +38,8 @@ def visible_text(tx: Transaction) -> str:
     but link targets kept."""
     assert tx.message is not None
     chunks = []
-    for part in tx.message.parsed().walk():
-        if part.get_content_maintype() != "text" or part.is_attachment():
-            continue
-        try:
-            content = part.get_content()
-        except (LookupError, ValueError):
-            continue
-        if not isinstance(content, str):
-            continue
-        if part.get_content_subtype() == "html":
+    for _, kind, content in decoded_text_parts(tx.message):
+        if kind == "text/html":
             hrefs = " ".join(re.findall(r'href\s*=\s*["\']([^"\']+)', content, re.IGNORECASE))
             content = html.unescape(_TAGS.sub(" ", content)) + " " + hrefs
         chunks.append(content)
