@@ -171,9 +171,18 @@ class InboxReader:
             acted = []
             for uid, raw in batch.messages:
                 arrival = Arrival.inbox(mailbox.tenant_id, mailbox.id)
-                applied = await self._applier.apply(raw, arrival)
-                if applied.kind != "ignored":
-                    acted.append(uid)
+                try:
+                    applied = await self._applier.apply(raw, arrival)
+                except (StoreError, SQLAlchemyError, VaultError, OSError):
+                    raise  # not now: the message is read again next round
+                except Exception as exc:
+                    # a message nothing can read must not stop the mailbox behind it; only
+                    # the error's type is logged (its text may quote the message)
+                    log.error("inbox message not understood; skipped", extra={
+                        "mailbox_id": mailbox.id, "uid": uid, "error": type(exc).__name__})
+                else:
+                    if applied.kind != "ignored":
+                        acted.append(uid)
                 position = imap.Position(batch.uidvalidity, uid + 1)
                 if not await self.state.advance(mailbox.id, folder, position):
                     return read  # the lease passed to another node
