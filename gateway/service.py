@@ -362,7 +362,7 @@ class Gateway:
         return self.handler.digest(recipient)
 
     def verp_domain(self) -> str:
-        """Where VERP return paths point: the operator's mailto domain."""
+        """The operator's mailto domain: where VERP return paths point."""
         unsub = self.config.unsubscribe
         base = links_for(self.config, Tenant(0, "", "active", ""), self.web.public_base_url)
         return (unsub.mailto_domain or base.mailto_domain).lower()
@@ -370,12 +370,9 @@ class Gateway:
     def mailto_domains(self) -> frozenset[str]:
         """Where unsubscribe@ mail is taken: the operator's mailto domain and every tenant's
         link domain (a CNAME to the gateway, so its MX lookup finds the gateway too)."""
-        unsub = self.config.unsubscribe
-        base = links_for(self.config, Tenant(0, "", "active", ""), self.web.public_base_url)
-        domains = {unsub.mailto_domain or base.mailto_domain}
-        domains.update(str(t.settings["link_domain"]) for t in self.directory.all_tenants()
-                       if t.settings.get("link_domain"))
-        return frozenset(d.lower() for d in domains)
+        return frozenset({self.verp_domain(), *(
+            str(t.settings["link_domain"]).lower() for t in self.directory.all_tenants()
+            if t.settings.get("link_domain"))})
 
     async def _start_mailto(self) -> int:
         unsub = self.config.unsubscribe

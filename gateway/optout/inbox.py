@@ -141,11 +141,13 @@ class InboxReader:
         finally:
             await self.state.release(mailbox.id, folder)
 
-    async def _first_day(self, mailbox_id: int) -> datetime | None:
+    async def _first_day(self, mailbox_id: int) -> date | None:
+        """The day of the oldest copy sent through the mailbox: where a first reading
+        starts. Asked only then (it scans the mailbox's part of the sent index)."""
         async with self._engine.connect() as conn:
             first = (await conn.execute(sa.select(sa.func.min(sent_messages.c.sent_at)).where(
                 sent_messages.c.mailbox_id == mailbox_id))).scalar()
-        return aware(first) if first is not None else None
+        return (aware(first) or first).date() if first is not None else None
 
     async def _read(self, mailbox: Mailbox, folder: str, position: imap.Position) -> int:
         upstream = self._config.upstreams[mailbox.upstream]
@@ -154,20 +156,23 @@ class InboxReader:
         if token is None:
             return 0
         read = 0
+        since = await self._first_day(mailbox.id) if position.next_uid == 0 else None
         for _ in range(MAX_BATCHES):
-            first = await self._first_day(mailbox.id)
-            since = first.date() if first is not None else None
             try:
                 batch = await self._batch(mailbox, target, token, folder, position, since)
+                if batch is not None and position.uidvalidity \
+                        and batch.uidvalidity != position.uidvalidity:
+                    log.warning("inbox folder rebuilt (UIDVALIDITY changed): reading it again "
+                                "from the oldest sent copy", extra={"mailbox_id": mailbox.id})
+                    position = imap.Position(0, 0)
+                    since = await self._first_day(mailbox.id)
+                    batch = await self._batch(mailbox, target, token, folder, position, since)
             except imap.ImapFailed as exc:
                 log.warning("inbox unreachable", extra={"mailbox_id": mailbox.id,
                                                         "error": str(exc)})
                 return read
             if batch is None:
                 return read
-            if batch.uidvalidity != position.uidvalidity and position.uidvalidity:
-                log.warning("inbox folder rebuilt (UIDVALIDITY changed): reading it again "
-                            "from the oldest sent copy", extra={"mailbox_id": mailbox.id})
             acted = []
             for uid, raw in batch.messages:
                 arrival = Arrival.inbox(mailbox.tenant_id, mailbox.id)
