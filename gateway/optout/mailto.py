@@ -41,6 +41,7 @@ from gateway.optout.record import OptOuts
 from gateway.optout.sent import SentCopy
 from gateway.optout.token import InvalidToken, TokenSealer
 from gateway.optout.verp import PREFIX, ReturnPaths
+from gateway.smtp.line_discipline import data_fault, refuse_nul_in_commands
 from gateway.web.limits import InvalidAttempts
 
 log = logging.getLogger("gateway.mailto")
@@ -116,6 +117,7 @@ class MailtoSMTP(SMTP):
                          data_size_limit=config.mailto_max_message_size, decode_data=False,
                          tls_context=tls_context, require_starttls=False, timeout=60,
                          auth_required=False, command_call_limit=50)
+        self._smtp_methods = refuse_nul_in_commands(self._smtp_methods, self.push)
         self._mailto = handler
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -188,6 +190,9 @@ class MailtoHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
+        fault = data_fault(content)
+        if fault is not None:  # what a later hop could read as two messages is not read
+            return str(fault)
         kinds = {r.split("@", 1)[0] for r in envelope.rcpt_tos}
         reply = OK
         if kinds & {"postmaster", "abuse"}:

@@ -29,6 +29,7 @@ from gateway.policy.verdict import Action
 from gateway.review.held import HELD, REFUSED, HeldStore
 from gateway.smtp import replies
 from gateway.smtp.auth import Authenticator, AuthStatus
+from gateway.smtp.line_discipline import data_fault
 from gateway.smtp.relay import Relay
 from gateway.smtp.replies import Reply
 from gateway.smtp.server import GatewaySMTP
@@ -298,14 +299,12 @@ class GatewayHandler:
         raw = envelope.original_content or b""
         actor = f"login:{principal.username}"
         digests = [self.digest(r) for r in envelope.recipients]
-        crlf = raw.count(b"\r\n")
-        if raw.count(b"\r") != crlf or raw.count(b"\n") != crlf:
-            # Bare CR or LF: receivers disagree on where lines (and messages) end.
+        fault = data_fault(raw)
+        if fault is not None:  # receivers disagree on where lines (and messages) end
             await self._audit.record([audit.row(
                 "message.refused", actor=actor, tenant_id=tenant.id, queue_id=queue_id,
-                action="reject", reason="bare CR or LF in DATA",
-                reply=str(replies.BARE_LINE_ENDING))])
-            return replies.BARE_LINE_ENDING
+                action="reject", reason=fault.text, reply=str(fault))])
+            return fault
         if len(raw) > self._directory.setting(tenant.id, "max_message_size"):
             return replies.MESSAGE_TOO_BIG
         message = Message(raw)

@@ -55,6 +55,7 @@ LINE_TOO_LONG = Reply(500, "5.5.6", "Command line too long")
 DATA_LINE_TOO_LONG = Reply(500, "5.5.6", "Line too long (RFC 5321 section 4.5.3.1.6)")
 NON_ASCII_COMMAND = Reply(500, "5.5.6", "Non-ASCII command without SMTPUTF8")
 PARAMETER_SYNTAX = Reply(501, "5.5.4", "Syntax error in parameters or arguments")
+NUL_IN_COMMAND = Reply(501, "5.5.2", "NUL character in command is not allowed")
 HELO_SYNTAX = Reply(501, "5.5.4", "Syntax: HELO hostname")
 EHLO_SYNTAX = Reply(501, "5.5.4", "Syntax: EHLO hostname")
 MAIL_SYNTAX = Reply(501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]")
@@ -113,6 +114,7 @@ SMTPUTF8_UNSUPPORTED = Reply(
 
 # --- Data ----------------------------------------------------------------------------------
 BARE_LINE_ENDING = Reply(550, "5.5.2", "Bare CR or LF in message data is not allowed")
+NUL_IN_DATA = Reply(550, "5.6.0", "NUL characters in message data are not allowed")
 MESSAGE_UNPARSABLE = Reply(554, "5.6.0", "Message could not be parsed")
 HEADERS_TOO_LARGE = Reply(552, "5.3.4", "Message headers exceed the limit")
 EIGHTBIT_UNSUPPORTED = Reply(

@@ -14,6 +14,7 @@ from aiosmtpd.smtp import SMTP
 from gateway import log_context, metrics
 from gateway.config import SmtpConfig
 from gateway.smtp import replies
+from gateway.smtp.line_discipline import refuse_nul_in_commands
 from gateway.smtp.session import GatewayEnvelope, GatewaySession
 
 log = logging.getLogger("gateway.smtp")
@@ -43,6 +44,7 @@ class GatewaySMTP(SMTP):
             proxy_protocol_timeout=config.proxy_timeout
             if config.proxy_protocol and not implicit_tls else None,
         )
+        self._smtp_methods = refuse_nul_in_commands(self._smtp_methods, self.push)
         self.implicit_tls = implicit_tls
         self.session_id = log_context.new_session_id()  # one per connection, across STARTTLS
         if implicit_tls:
