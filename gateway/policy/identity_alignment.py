@@ -3,8 +3,9 @@
 - the From domain is one of the tenant's *verified* domains (`gateway domain verify`);
 - the display name shows no other address or domain ("PayPal <x@acme.example>" is fine,
   "support@paypal.com <x@acme.example>" is not);
-- Reply-To and the envelope sender are in the From's organisational domain (relaxed
-  alignment: `news.acme.example` aligns with `acme.example`);
+- Reply-To, Sender, Resent-From, Resent-Sender (every occurrence) and the envelope sender
+  are in the From's organisational domain (relaxed alignment: `news.acme.example` aligns
+  with `acme.example`); an address there that does not parse counts as outside;
 - no bidirectional-text control characters in the Subject or a display name (they reorder
   what the reader sees).
 (`parsed` already made sure there is exactly one From mailbox.)
@@ -16,6 +17,7 @@ it off (`[policy.identity-alignment] action = "off"`, with `floor = "off"`).
 from __future__ import annotations
 
 import re
+from email.headerregistry import HeaderRegistry
 from typing import ClassVar
 
 from gateway.policy.actions import ORDER, stronger
@@ -35,6 +37,25 @@ def organisational(domain: str) -> str:
     labels = domain.lower().rstrip(".").split(".")
     keep = 3 if ".".join(labels[-2:]) in _PUBLIC_SECOND else 2
     return ".".join(labels[-keep:])
+
+
+# Other fields that name who sent the message, as readers and receivers show them.
+_OTHER_IDENTITIES = ("reply-to", "sender", "resent-from", "resent-sender")
+_TITLES = {"reply-to": "Reply-To", "sender": "Sender", "resent-from": "Resent-From",
+           "resent-sender": "Resent-Sender"}
+_ADDRESS_LIST = HeaderRegistry()
+
+
+def _aligned(value: str, org: str) -> bool:
+    """Every address in one field's value is in the organisational domain `org`."""
+    try:
+        header = _ADDRESS_LIST("To", value)  # any address-list field parses the same way
+        addresses = [a for group in header.groups for a in group.addresses]  # type: ignore[attr-defined]
+    except (ValueError, IndexError, TypeError, AttributeError):
+        return False
+    if not addresses or header.defects:
+        return False
+    return all(a.domain and organisational(a.domain) == org for a in addresses)
 
 
 def _domain_of(address: str) -> str:
@@ -77,13 +98,9 @@ class IdentityAlignment:
             if organisational(found) != org:
                 problems.append("display name shows another domain")
                 break
-        reply_to = message.value("reply-to")
-        if reply_to:
-            parsed = message.parsed().get("reply-to")
-            for address in getattr(parsed, "addresses", ()):
-                if organisational(address.domain) != org:
-                    problems.append("Reply-To is outside the From domain")
-                    break
+        for field in _OTHER_IDENTITIES:
+            if any(not _aligned(value, org) for value in message.values(field)):
+                problems.append(f"{_TITLES[field]} is outside the From domain")
         if organisational(_domain_of(tx.envelope_from)) != org:
             problems.append("envelope sender is outside the From domain")
         subject = str(message.parsed().get("subject", ""))

@@ -84,6 +84,12 @@ class Message:
                 return text.replace("\r\n", "").strip()
         return None
 
+    def values(self, name: str) -> list[str]:
+        """Every field `name`, in order, as `value()` gives the first."""
+        name = name.lower()
+        return [f.decode("utf-8", "surrogateescape").split(":", 1)[1].replace("\r\n", "")
+                .strip() for n, f in self._fields if n == name]
+
     def from_header(self) -> BaseHeader | None:
         """The From field parsed as an address header (cached): the one parse the hot path
         needs, instead of parsing every header."""

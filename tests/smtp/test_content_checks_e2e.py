@@ -47,3 +47,13 @@ async def test_off_lets_it_through(harness):
     await harness.refresh()
     assert await reply(harness, with_body(CARD)) is None
     assert len(harness.sink.received) == 1
+
+
+@pytest.mark.parametrize("field", ["Sender", "Resent-From", "Resent-Sender", "Reply-To"])
+async def test_a_foreign_identity_field_is_refused_like_a_foreign_from(harness, field):
+    from gateway.smtp import replies
+
+    got = await reply(harness, messages.simple(extra=f"{field}: ceo@paypal.example\r\n"))
+    expected = replies.IDENTITY_MISALIGNED
+    assert got is not None and (got[0], got[1][:5]) == (expected.code, expected.status.encode())
+    assert harness.sink.received == []
