@@ -30,6 +30,25 @@ def normalize(address: str, smtputf8: bool = True) -> str:
     return result.normalized
 
 
+# Specials (RFC 5322 s 3.2.3) and the old routing characters: inside a quoted local part they
+# let a next hop read a second address out of the first.
+_ROUTING = frozenset('@%!:,;<>()[]\\"')
+
+
+def relay_form(address: str) -> bool:
+    """True for an address written in a form some next hop still routes on: a source route
+    (`@relay:a@b`), the percent hack (`a%b@x`), a bang path (`b!a@x`), or a quoted local part
+    holding specials (`"a@b"@x`). RFC 5321 s 4.1.1.3 lets a server decline them; we do, so the
+    suppression check and the upstream always see one plain address."""
+    text = address.strip()
+    if text.startswith("@"):
+        return True
+    local = text.rpartition("@")[0]
+    if local.startswith('"') and local.endswith('"') and len(local) >= 2:
+        return any(c in _ROUTING for c in local[1:-1])  # a backslash escape counts too
+    return "%" in local or "!" in local
+
+
 def key(address: str) -> str:
     """Lookup key: the normal form, case-folded (mailboxes are case-insensitive in practice)."""
     return address.casefold()

@@ -1,4 +1,5 @@
-"""Every recipient passes email-validator (syntax only, no DNS) and goes on in its bare form."""
+"""Every recipient passes email-validator (syntax only, no DNS) and goes on in its bare form;
+forms a next hop could route on (source route, %, !, quoted specials) are refused."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ class RecipientValid:
     async def check(self, tx: Transaction) -> Verdict:
         if not tx.smtputf8 and not tx.recipient.isascii():
             return Verdict.reject(self.name, replies.NEEDS_SMTPUTF8, "non-ASCII recipient")
+        if addr.relay_form(tx.recipient):
+            return Verdict.reject(self.name, replies.RECIPIENT_RELAY_FORM,
+                                  "source route, %, ! or quoted specials")
         try:
             addr.normalize(tx.recipient, smtputf8=tx.smtputf8)
         except InvalidValue:

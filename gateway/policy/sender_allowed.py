@@ -34,6 +34,9 @@ class SenderAllowed:
             if tx.tenant.status_reason:
                 reply = reply.with_text(f"{reply.text}: {_printable(tx.tenant.status_reason)}")
             return Verdict.reject(self.name, reply, "tenant suspended")
+        if addr.relay_form(tx.envelope_from):
+            return Verdict.reject(self.name, replies.SENDER_RELAY_FORM,
+                                  "source route, %, ! or quoted specials")
         try:
             sender = addr.normalize(tx.envelope_from, smtputf8=tx.smtputf8)
         except InvalidValue:

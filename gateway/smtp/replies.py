@@ -90,6 +90,12 @@ SENDER_OK = Reply(250, "2.1.0", "Sender ok")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient ok")
 SENDER_MALFORMED = Reply(553, "5.1.7", "Malformed sender address")
 RECIPIENT_MALFORMED = Reply(553, "5.1.3", "Malformed recipient address")
+# RFC 5321 s 4.1.1.3 lets a server decline source routes; the percent hack, bang paths and
+# quoted specials are declined with them (no next hop may read a second address out of one).
+RECIPIENT_RELAY_FORM = Reply(553, "5.1.3", "Address form not accepted (no %, !, source "
+                             "routes or quoted specials)")
+SENDER_RELAY_FORM = Reply(553, "5.1.7", "Address form not accepted (no %, !, source "
+                          "routes or quoted specials)")
 # Suppressed recipients: the reply says which kind of list, never whose list or which entry.
 SUPPRESSED = {
     "unsubscribe": Reply(550, "5.7.1", "Recipient has unsubscribed; not sent"),

@@ -110,6 +110,16 @@ class GatewaySMTP(SMTP):
     async def smtp_RCPT(self, arg: str) -> None:
         await self._as("RCPT", super().smtp_RCPT, arg)
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd drops a source route (`<@relay:a@b>` -> `a@b`); keep it as written, so the
+        checks see it and refuse it instead of passing on the address it hid."""
+        text = arg.lstrip() if arg else ""
+        if text.startswith("<@") and ">" in text:
+            written, _, rest = text[1:].partition(">")
+            return written, rest
+        address, rest = super()._getaddr(arg)
+        return address, rest
+
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self.tls_active:
             await self.push(str(replies.ALREADY_TLS))
