@@ -115,10 +115,9 @@ class GatewaySMTP(SMTP):
         checks see it and refuse it instead of passing on the address it hid."""
         text = arg.lstrip() if arg else ""
         if text.startswith("<@") and ">" in text:
-            written, _, rest = text[1:].partition(">")
-            return written, rest
-        address, rest = super()._getaddr(arg)
-        return address, rest
+            written, _, after = text[1:].partition(">")
+            return written, after
+        return super()._getaddr(arg)
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self.tls_active:
