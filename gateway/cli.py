@@ -530,12 +530,21 @@ def _read_password(from_stdin: bool) -> str:
 @click.argument("tenant_name")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.option("--generate", is_flag=True,
+              help="Make a strong random password and print it once.")
 @with_store
 async def login_add(store: DirectoryStore, config: Config, tenant_name: str, username: str,
-                    password_stdin: bool) -> None:
-    password = _read_password(password_stdin)
-    await store.add_login(tenant_name, username, password, _actor())
+                    password_stdin: bool, generate: bool) -> None:
+    """Add an SMTP login. Passwords shorter than `smtp.auth.min_password_length` (at least
+    12) are refused; --generate makes one of 32 random characters."""
+    if generate and password_stdin:
+        raise CliError("Use either --generate or --password-stdin.", InvalidValue.exit_code)
+    password = secrets.token_urlsafe(24) if generate else _read_password(password_stdin)
+    await store.add_login(tenant_name, username, password, _actor(),
+                          min_length=config.smtp.auth.min_password_length)
     click.echo(f"login {username} added to {tenant_name}")
+    if generate:
+        click.echo(f"password: {password}  (shown once; the gateway keeps only its hash)")
 
 
 @login.command("list")

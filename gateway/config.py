@@ -38,8 +38,14 @@ class IpCredential:
 class AuthConfig:
     concurrency: int = 4  # password checks running at once (each costs tens of ms)
     cache_seconds: float = 60.0  # remember a successful check this long
-    max_failures: int = 5  # per client IP and per login, within failure_window
+    max_failures: int = 5  # per (client network, login), within failure_window: then back off
     failure_window: float = 300.0
+    # per login from all networks within budget_window; once spent, only networks that
+    # logged in as it before (within known_network_days) may still try, and ops are alerted
+    login_failure_budget: int = 50
+    budget_window: float = 3600.0
+    known_network_days: int = 30
+    min_password_length: int = 12  # `gateway login add` refuses shorter passwords
 
 
 @dataclass(frozen=True, slots=True)
@@ -605,6 +611,10 @@ def _validate(config: Config) -> None:
              "Must be greater than 0.")
     _require(smtp.auth.concurrency > 0, "smtp.auth.concurrency", smtp.auth.concurrency,
              "Must be greater than 0.")
+    for key in ("max_failures", "failure_window", "login_failure_budget", "budget_window",
+                "known_network_days", "min_password_length"):
+        value = getattr(smtp.auth, key)
+        _require(value > 0, f"smtp.auth.{key}", value, "Must be greater than 0.")
     # TLS is mandatory: AUTH is only offered inside TLS, so without it nobody could log in,
     # and a listener without AUTH would be an open relay.
     if smtp.tls_self_signed:

@@ -54,6 +54,7 @@ from gateway.review.accounts import Reviewers
 from gateway.review.held import HeldStore
 from gateway.review.release import ReviewWorker
 from gateway.smtp.auth import Authenticator
+from gateway.smtp.auth_throttle import AuthThrottle
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.relay import Relay
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
@@ -186,7 +187,9 @@ class Gateway:
                                     self.upstream_passwords, self.return_paths)
         self.relay = Relay(upstreams, self.queue, config.queue.data_deadline,
                            config.queue.retry_first)
-        self.authenticator = Authenticator(self.directory, config.smtp)
+        counters = counters_for(config.limits.redis_url, self.engine)
+        self.auth_throttle = AuthThrottle(counters, config.smtp.auth)
+        self.authenticator = Authenticator(self.directory, config.smtp, self.auth_throttle)
         self.suppressions = Suppressions(self.engine, config.database.url,
                                          config.database.schema)
         self.pipeline = Pipeline(PolicyContext(config, self.directory, self.suppressions))
@@ -206,7 +209,7 @@ class Gateway:
                                         interval=config.retention.interval, log=log,
                                         name="retention")
         self.limits = SendingLimits(
-            config, counters_for(config.limits.redis_url, self.engine),
+            config, counters,
             {name: up.kind for name, up in config.upstreams.items()})
         self.handler = GatewayHandler(
             config, self.directory, self.pipeline, self.authenticator, self.relay, self.audit,
@@ -267,6 +270,7 @@ class Gateway:
         await self.purpose_keys.ensure(DIGEST_PURPOSE,
                                        seed=self.vault.derived_key(LEGACY_DIGEST_INFO))
         self.handler.set_digest_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])
+        self.auth_throttle.set_key(self.purpose_keys.current(DIGEST_PURPOSE)[1])
         self.suppressions.audit_digest = self.handler.digest  # searches are audited by it
         await self.purpose_keys.ensure(UNSUBSCRIBE_PURPOSE)
         await self.purpose_keys.ensure(PIXEL_PURPOSE)

@@ -40,6 +40,8 @@ class Counters(Protocol):
 
     async def peek(self, counts: Sequence[Count]) -> Count | None: ...
 
+    async def used(self, counts: Sequence[Count]) -> list[int]: ...
+
     async def close(self) -> None: ...
 
 
@@ -75,18 +77,22 @@ class DatabaseCounters:
         return None
 
     async def peek(self, counts: Sequence[Count]) -> Count | None:
+        for c, used in zip(counts, await self.used(counts), strict=True):
+            if c.limit and used + c.amount > c.limit:
+                return c
+        return None
+
+    async def used(self, counts: Sequence[Count]) -> list[int]:
+        """What each counter holds now (0 for one never added to), in one read."""
         if not counts:
-            return None
+            return []
         async with self._engine.connect() as conn:
             rows = await conn.execute(sa.select(
                 rate_counters.c.key, rate_counters.c.window_start, rate_counters.c.used
             ).where(sa.tuple_(rate_counters.c.key, rate_counters.c.window_start).in_(
                 [(c.key, c.start) for c in counts])))
             current = {(r.key, r.window_start): r.used for r in rows}
-        for c in counts:
-            if c.limit and current.get((c.key, c.start), 0) + c.amount > c.limit:
-                return c
-        return None
+        return [int(current.get((c.key, c.start), 0)) for c in counts]
 
     async def close(self) -> None:
         return None
@@ -129,13 +135,16 @@ class RedisCounters:
         return counts[over - 1] if over else None
 
     async def peek(self, counts: Sequence[Count]) -> Count | None:
-        if not counts:
-            return None
-        values = await self._redis.mget([self._key(c) for c in counts])
-        for c, value in zip(counts, values, strict=True):
-            if c.limit and int(value or 0) + c.amount > c.limit:
+        for c, used in zip(counts, await self.used(counts), strict=True):
+            if c.limit and used + c.amount > c.limit:
                 return c
         return None
+
+    async def used(self, counts: Sequence[Count]) -> list[int]:
+        if not counts:
+            return []
+        values = await self._redis.mget([self._key(c) for c in counts])
+        return [int(v or 0) for v in values]
 
     async def close(self) -> None:
         await self._redis.aclose()

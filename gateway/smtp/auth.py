@@ -2,9 +2,9 @@
 
 Password checks cost tens of milliseconds on purpose (scrypt), so they run in threads under
 one global cap, a success is remembered briefly (keyed by an HMAC of login and password,
-forgotten when the stored hash changes), unknown logins cost a dummy check so timing reveals
-nothing, and repeated failures per client IP or per login lock that source out for a while.
-No AUTH payload is ever logged.
+forgotten when the stored hash changes), and unknown logins cost a dummy check so timing
+reveals nothing. Who may try at all is the throttle's call (auth_throttle.py). No AUTH
+payload is ever logged.
 """
 
 from __future__ import annotations
@@ -15,23 +15,33 @@ import enum
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config import SmtpConfig
 from gateway.directory.cache import Directory
 from gateway.directory.passwords import DUMMY_HASH, verify_password
 from gateway.directory.records import Login, Principal
+from gateway.errors import StoreError
+from gateway.smtp.auth_throttle import Admission, AuthThrottle
 
-_MAX_TRACKED = 100_000  # failure counters kept; beyond this the oldest are forgotten
+log = logging.getLogger("gateway.auth")
+# The database's errors, or Redis's (which derive from Exception only): AUTH fails closed.
+_COUNTERS_DOWN = (StoreError, SQLAlchemyError, OSError, RedisError)
+
+_MAX_CACHED = 100_000  # successful checks remembered; beyond this the cache starts again
 
 
 class AuthStatus(enum.Enum):
     OK = "ok"
     INVALID = "invalid"
-    LOCKED = "locked"  # too many failures from this IP or for this login
+    LOCKED = "locked"  # this network may not try this login now (auth_throttle.py)
+    UNAVAILABLE = "unavailable"  # the shared counters cannot be read or written: fail closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +58,18 @@ class _Cached:
 
 
 class Authenticator:
-    def __init__(self, directory: Directory, config: SmtpConfig) -> None:
+    def __init__(self, directory: Directory, config: SmtpConfig,
+                 throttle: AuthThrottle) -> None:
         self._directory = directory
+        self._throttle = throttle
         self._cache_key = secrets.token_bytes(32)  # per process: the cache never leaves memory
         self._cache: dict[bytes, _Cached] = {}
-        self._failures: dict[str, deque[float]] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.reconfigure(config)
 
     def reconfigure(self, config: SmtpConfig) -> None:
         self._config = config.auth
+        self._throttle.reconfigure(config.auth)
         # Password checks get threads of their own: queued behind other blocking work in
         # the loop's default executor, AUTH would stall whenever that pool is busy.
         old = self._executor
@@ -101,12 +113,16 @@ class Authenticator:
 
     # --- passwords -------------------------------------------------------------------------
     async def check_password(self, username: str, password: str, peer_ip: str) -> AuthOutcome:
-        now = time.monotonic()
-        if self._locked(f"ip:{peer_ip}", now) or self._locked(f"login:{username}", now):
-            return AuthOutcome(AuthStatus.LOCKED)
+        try:
+            if await self._throttle.admit(username, peer_ip) is not Admission.OPEN:
+                return AuthOutcome(AuthStatus.LOCKED)
+        except _COUNTERS_DOWN as exc:
+            log.warning("auth counters unavailable", extra={"error": type(exc).__name__})
+            return AuthOutcome(AuthStatus.UNAVAILABLE)
         login = self._directory.login(username)
-        cache_id = hmac.new(self._cache_key, f"{username}\0{password}".encode(),
-                            hashlib.sha256).digest()
+        now = time.monotonic()
+        cache_id = hmac.new(self._cache_key, f"{username}\0{password}".encode(
+            "utf-8", "surrogateescape"), hashlib.sha256).digest()
         cached = self._cache.get(cache_id)
         if (cached is not None and login is not None and cached.expires > now
                 and cached.login_id == login.id and cached.password_hash == login.password_hash):
@@ -117,37 +133,27 @@ class Authenticator:
         if ok and login is not None:
             self._cache[cache_id] = _Cached(login.id, login.password_hash,
                                             now + self._config.cache_seconds)
-            if len(self._cache) > _MAX_TRACKED:
+            if len(self._cache) > _MAX_CACHED:
                 self._cache.clear()
+            try:
+                await self._throttle.succeeded(username, peer_ip)
+            except _COUNTERS_DOWN as exc:
+                # the login stands; only its network is not remembered as known this time
+                log.warning("auth counters unavailable", extra={"error": type(exc).__name__})
             return AuthOutcome(AuthStatus.OK, _principal(login))
-        self._fail(f"ip:{peer_ip}", now)
-        self._fail(f"login:{username}", now)
-        if self._locked(f"ip:{peer_ip}", now) or self._locked(f"login:{username}", now):
+        try:
+            after = await self._throttle.failed(username, peer_ip,
+                                                login.id if login is not None else None)
+        except _COUNTERS_DOWN as exc:
+            log.warning("auth counters unavailable", extra={"error": type(exc).__name__})
+            return AuthOutcome(AuthStatus.UNAVAILABLE)
+        if after is not Admission.OPEN:
             return AuthOutcome(AuthStatus.LOCKED)
         return AuthOutcome(AuthStatus.INVALID)
 
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False)
-
-    def _window(self, key: str, now: float) -> deque[float]:
-        stamps = self._failures.get(key)
-        if stamps is None:
-            return deque()
-        while stamps and stamps[0] < now - self._config.failure_window:
-            stamps.popleft()
-        if not stamps:
-            del self._failures[key]
-        return stamps
-
-    def _locked(self, key: str, now: float) -> bool:
-        return len(self._window(key, now)) >= self._config.max_failures
-
-    def _fail(self, key: str, now: float) -> None:
-        if len(self._failures) > _MAX_TRACKED:
-            for old in list(self._failures)[: _MAX_TRACKED // 10]:
-                del self._failures[old]
-        self._failures.setdefault(key, deque()).append(now)
 
 
 def _principal(login: Login) -> Principal:

@@ -191,6 +191,8 @@ class GatewayHandler:
                                        "client": anonymize_ip(session.client_ip)})
             return AuthResult(success=True, auth_data=outcome.principal,
                               message=str(replies.AUTH_OK))
+        if outcome.status is AuthStatus.UNAVAILABLE:  # fail closed, and temporary
+            return AuthResult(success=False, handled=False, message=str(replies.AUTH_TEMPORARY))
         log.warning("auth failed", extra={"client": anonymize_ip(session.client_ip),
                                           "locked": outcome.status is AuthStatus.LOCKED})
         if outcome.status is AuthStatus.LOCKED:

@@ -79,6 +79,20 @@ def test_password_is_never_taken_from_argv_and_short_ones_are_refused(gw):
     assert "short" not in short.stderr.replace("at least", "")
 
 
+
+def test_login_add_offers_a_generated_password(gw):
+    gw("db", "upgrade")
+    gw("tenant", "add", "acme")
+    made = gw("login", "add", "acme", "tool", "--generate")
+    assert made.returncode == 0, made.stderr
+    password = made.stdout.split("password: ", 1)[1].split()[0]
+    assert len(password) >= 32
+    again = gw("login", "add", "acme", "tool2", "--generate")
+    assert again.stdout.split("password: ", 1)[1].split()[0] != password
+    both = gw("login", "add", "acme", "tool3", "--generate", "--password-stdin", stdin="x\n")
+    assert both.returncode == InvalidValue.exit_code and both.stderr.count("\n") == 1
+
+
 def test_bad_configuration_stops_with_the_key_named(tmp_path: Path):
     path = tmp_path / "bad.toml"
     path.write_text("[smtp]\nmax_recipients = 'many'\n")
