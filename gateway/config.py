@@ -172,8 +172,8 @@ class HttpConfig:
     # Proxies whose X-Forwarded-For is believed (networks); the client is the rightmost
     # address not in this list. Empty: the socket's peer is the client.
     trusted_proxies: tuple[str, ...] = ()
-    # uvicorn's own default logging (its text access log on stdout) instead of only the
-    # gateway's JSON logs. Client addresses in it are the anonymized networks either way.
+    # One JSON line per HTTP request in the gateway's logs: tokens, addresses and query
+    # values taken out of the request line, the client cut to its network.
     access_log: bool = False
     # On SIGTERM /readyz answers 503 this long before the listeners close, so a load
     # balancer or Kubernetes stops sending new connections first.

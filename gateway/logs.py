@@ -74,9 +74,15 @@ def setup(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiosmtpd logs every command line at INFO, AUTH payloads included at DEBUG: keep it quiet.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosmtpd logs every command line at INFO, AUTH payloads included at DEBUG, and the
+    # database drivers and HTTP clients log query parameters, URLs and bodies at DEBUG: their
+    # details are not ours to print, whatever `log_level` asks for.
+    for chatty in _CHATTY:
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+_CHATTY = ("mail.log", "alembic", "aiosqlite", "sqlalchemy", "asyncpg", "httpx", "httpcore",
+           "hpack", "multipart", "uvicorn.error", "redis", "asyncio")
 
 
 def anonymize_ip(peer: object) -> str:

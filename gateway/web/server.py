@@ -1,8 +1,10 @@
 """Serving an app with uvicorn on a socket we bind (port 0 works), inside the gateway's loop.
 
-uvicorn's access log is off unless `http.access_log`; either way it could only print the
-anonymized network, since the apps are wrapped in AnonymizeClient. uvicorn's own
-X-Forwarded-For handling is off: the anonymizer applies the trusted-proxy rule.
+uvicorn's access log is off unless `http.access_log`; then its lines go through the gateway's
+JSON logs (never uvicorn's own text handlers) after access_log.py took every token, address
+and query value out of the request line. The public app is wrapped in AnonymizeClient, and
+the formatter cuts any IP to its network. uvicorn's own X-Forwarded-For handling is off: the
+anonymizer applies the trusted-proxy rule.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Generator
 from typing import Any
 
 import uvicorn
+
+from gateway.web import access_log
 
 
 def bind_tcp(host: str, port: int, *, reuse_port: bool = False,
@@ -76,13 +80,11 @@ class HttpListener:
         sock = self._sock or bind_tcp(self._host, self._port)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
-        logging_kw: dict[str, Any] = {"access_log": False, "log_config": None}
-        if self._access_log:  # uvicorn's default logging configuration, access log on
-            logging_kw = {}
         config = _Config(self._app, self._tls, server_header=False, date_header=True,
-                                lifespan="off", timeout_graceful_shutdown=10,
-                                proxy_headers=False,  # AnonymizeClient reads X-Forwarded-For
-                                **logging_kw)
+                         lifespan="off", timeout_graceful_shutdown=10,
+                         proxy_headers=False,  # AnonymizeClient reads X-Forwarded-For
+                         access_log=self._access_log, log_config=None)
+        access_log.install(self._access_log)  # after uvicorn's own logging set-up
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]),
                                          name=f"http-{self._host}:{self.port}")

@@ -98,7 +98,8 @@ async def _objects_of_other(h: Harness) -> dict[str, str]:
 
 
 _BODIES = {"/tokens": {"refresh_token": "x"}, "/password": {"username": "u", "password": "p"},
-           "/entries": {"target": "x@y.example"}, "/removals": {"target": "x@y.example",
+           "/entries": {"target": "x@y.example"}, "/check": {"address": "x@y.example"},
+           "/removals": {"target": "x@y.example",
                                                                 "reason": "r"}}
 _QUERIES = {"/check": {"address": "x@y.example"}}
 

@@ -18,9 +18,12 @@ async def test_tenant_key_works_on_its_list_and_only_checks_the_global_one(harne
         added = await client.post(f"{LIST}/acme/entries",
                                   json={"target": "Bob+x@Example.com", "reason": "unsubscribe"})
         assert added.status_code == 201 and added.json()["target"] == "bob@example.com"
-        check = (await client.get(f"{LIST}/global/check",
-                                  params={"address": "hidden@example.org"})).json()
+        check = (await client.post(f"{LIST}/global/check",
+                                   json={"address": "hidden@example.org"})).json()
         assert check == {"suppressed": True}  # no reason, no entry
+        legacy = (await client.get(f"{LIST}/global/check",
+                                   params={"address": "hidden@example.org"})).json()
+        assert legacy == check  # the deprecated GET still answers
         for method, path in (("GET", "/global/entries"), ("GET", "/global/export"),
                              ("POST", "/global/entries")):
             response = await client.request(method, LIST + path, json={"target": "a@b.example"})

@@ -58,6 +58,10 @@ class RemovalIn(BaseModel):
                           "unsubscribe, complaint and erasure entries")
 
 
+class CheckIn(BaseModel):
+    address: str = Field(min_length=1, max_length=1000)
+
+
 class CheckOut(BaseModel):
     suppressed: bool
     entries: list[EntryOut] | None = Field(default=None, description="omitted for the "
@@ -134,10 +138,23 @@ async def remove_entry(list_name: str, body: RemovalIn, caller: AnyCaller,
                                               body.evidence))
 
 
-@router.get("/{list_name}/check", response_model=CheckOut, response_model_exclude_none=True)
-async def check_address(list_name: str, caller: AnyCaller, web: Web,
-                        address: Annotated[str, Query(min_length=1, max_length=1000)]
-                        ) -> CheckOut:
+@router.post("/{list_name}/check", response_model=CheckOut, response_model_exclude_none=True)
+async def check_address(list_name: str, body: CheckIn, caller: AnyCaller,
+                        web: Web) -> CheckOut:
+    """Is this address on the list? The address travels in the body, never in a URL."""
+    return await _check(web, caller, list_name, body.address)
+
+
+@router.get("/{list_name}/check", response_model=CheckOut, response_model_exclude_none=True,
+            deprecated=True)
+async def check_address_by_query(list_name: str, caller: AnyCaller, web: Web,
+                                 address: Annotated[str, Query(min_length=1, max_length=1000)]
+                                 ) -> CheckOut:
+    """Deprecated: use POST. Kept for a while; the access log never shows its query."""
+    return await _check(web, caller, list_name, address)
+
+
+async def _check(web: WebParts, caller: ApiCaller, list_name: str, address: str) -> CheckOut:
     scope = await _scope(web, caller, list_name, global_reads=True)
     # the operator's view of the entries; only their presence for a tenant-bound caller
     entries = await web.suppressions.lookup(Actor(_actor(caller).name), scope, address)

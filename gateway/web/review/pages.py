@@ -418,9 +418,17 @@ async def suppressions_page(request: Request) -> Response:
     lists = _lists(session, names)
     q = request.query_params
     list_name = q.get("list", lists[0])
+    # a search is a POST (no address in any URL or log); `?address=` still works for a while
+    return await _search_page(web, session, names, list_name, q.get("address", ""),
+                              _flash(q))
+
+
+async def _search_page(web: WebParts, session: Session, names: dict[int, str],
+                       list_name: str, address: str, flash: str = "") -> Response:
+    lists = _lists(session, names)
     if list_name not in lists:
         list_name = lists[0]
-    address, entries, error = q.get("address", "").strip()[:320], [], ""
+    address, entries, error = address.strip()[:320], [], ""
     if address:
         scope = _scope(list_name, names)
         try:
@@ -434,7 +442,7 @@ async def suppressions_page(request: Request) -> Response:
                    list_name=list_name, address=address, entries=entries, error=error,
                    reasons=[r.value for r in Reason if r is not Reason.ERASURE],
                    tenant_name=names.get(session.reviewer.tenant_id or 0, ""),
-                   flash=_flash(q))
+                   flash=flash)
 
 
 def _unix(value: int | None) -> str:
@@ -448,6 +456,8 @@ async def suppressions_change(request: Request) -> Response:
     web, _ = _parts(request)
     names = await _tenant_names(web)
     list_name = str(form.get("list", ""))
+    if form.get("action") == "search":
+        return await _search_page(web, session, names, list_name, str(form.get("address", "")))
     scope = _scope(list_name, names) if list_name in _lists(session, names) else None
     action, target = str(form.get("action", "")), str(form.get("target", "")).strip()[:320]
     error = ""
