@@ -294,17 +294,20 @@ class Credentials:
 
 
 def _expiry(value: Any) -> datetime | None:
+    """A token's expiry as given (unix seconds or ISO 8601), in UTC, within years 1970-9999."""
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str):
-        try:
+    wrong = InvalidValue("'expires_at' must be a Unix time or an ISO 8601 time between "
+                         "1970 and 9999.")
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
             parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidValue("'expires_at' must be a Unix time or an ISO 8601 time.") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise InvalidValue("'expires_at' must be a Unix time or an ISO 8601 time.")
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):  # NaN, out of range, not a time
+        raise wrong from None
+    raise wrong
 
 
 async def _set_status(conn: AsyncConnection, mailbox: Mailbox, status: str,

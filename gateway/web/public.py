@@ -42,8 +42,17 @@ def create_public_app(web: WebParts) -> Any:
     return AnonymizeClient(app, web.config.http.trusted_proxies, web.config.pixels.ipv4_prefix)
 
 
+def openapi_document(web: WebParts) -> dict[str, Any]:
+    """The public side's routes as an OpenAPI document (not served: the public listener
+    shows recipients nothing they do not need; the tests fuzz it). The pixel path `/p/`
+    answers before these routes and is fuzzed on its own."""
+    document: dict[str, Any] = _routes(web).openapi()
+    return document
+
+
 def _routes(web: WebParts) -> FastAPI:
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Outreach Compliance Gateway public side", version="1",
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.parts = web
     errors.install(app)
     app.include_router(unsubscribe.router)

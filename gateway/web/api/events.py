@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from gateway.store.schema import events
+from gateway.web.api.bounds import Cursor
 from gateway.web.api.auth import AnyCaller, Web, visible_tenant_id
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["events"])
@@ -37,7 +38,7 @@ class EventPage(BaseModel):
 
 @router.get("/{tenant_name}/events", response_model=EventPage)
 async def list_events(tenant_name: str, caller: AnyCaller, web: Web,
-                      after: Annotated[int, Query(ge=0)] = 0,
+                      after: Cursor = 0,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                       kind: Annotated[str | None, Query(max_length=40)] = None) -> EventPage:
     tenant_id = await visible_tenant_id(web, caller, tenant_name)

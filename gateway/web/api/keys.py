@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from gateway.store.api_keys import ApiCaller, ApiKeyInfo, Forbidden
+from gateway.web.api.bounds import Moment
 from gateway.web.api.auth import AnyCaller, Web
 from gateway.web.parts import WebParts
 
@@ -19,7 +20,7 @@ class KeyIn(BaseModel):
     name: str = Field(default="", max_length=200)
     role: str = Field(pattern="^(ops|compliance|admin)$")
     tenant: str | None = None
-    expires_at: datetime | None = None
+    expires_at: Moment | None = None
 
 
 class KeyOut(BaseModel):

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from gateway.store.schema import opens
+from gateway.web.api.bounds import Cursor, Moment
 from gateway.web.api.auth import AnyCaller, Web, visible_tenant_id
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["opens"])
@@ -76,8 +77,8 @@ def _out(row: sa.Row[tuple[object, ...]]) -> OpenOut:
 async def list_opens(tenant_name: str, caller: AnyCaller, web: Web,
                      queue_id: Annotated[str | None, Query(max_length=40)] = None,
                      campaign: Annotated[str | None, Query(max_length=200)] = None,
-                     since: datetime | None = None, until: datetime | None = None,
-                     after: Annotated[int, Query(ge=0)] = 0,
+                     since: Moment | None = None, until: Moment | None = None,
+                     after: Cursor = 0,
                      limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
                      format: Literal["json", "csv"] = "json") -> OpenPage | Response:
     tenant_id = await visible_tenant_id(web, caller, tenant_name)
@@ -104,7 +105,7 @@ async def list_opens(tenant_name: str, caller: AnyCaller, web: Web,
 async def summary(tenant_name: str, caller: AnyCaller, web: Web,
                   queue_id: Annotated[str | None, Query(max_length=40)] = None,
                   campaign: Annotated[str | None, Query(max_length=200)] = None,
-                  since: datetime | None = None, until: datetime | None = None) -> OpenSummary:
+                  since: Moment | None = None, until: Moment | None = None) -> OpenSummary:
     tenant_id = await visible_tenant_id(web, caller, tenant_name)
     where = _where(tenant_id, queue_id, campaign, since, until)
     human = sa.and_(*where, opens.c.machine.is_(False))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from gateway.errors import NotFound
 from gateway.store.api_keys import ApiCaller, Forbidden
 from gateway.suppressions import Actor
+from gateway.web.api.bounds import Cursor, UnixSeconds
 from gateway.web.api.auth import AnyCaller, OpsCaller, Web
 from gateway.web.parts import WebParts
 from suppression.entries import GLOBAL, Entry, Kind, Reason
@@ -47,7 +48,8 @@ class EntryOut(BaseModel):
 class EntryIn(BaseModel):
     target: str = Field(min_length=1, max_length=1000)
     reason: Reason = Reason.MANUAL
-    expires_at: int | None = Field(default=None, description="unix seconds; none: permanent")
+    expires_at: UnixSeconds | None = Field(default=None, description="unix seconds; none: "
+                                           "permanent")
     note: str = Field(default="", max_length=500)
 
 
@@ -112,7 +114,7 @@ async def _scope(web: WebParts, caller: ApiCaller, list_name: str,
 async def list_entries(list_name: str, caller: OpsCaller, web: Web,
                        reason: Reason | None = None, kind: Kind | None = None,
                        contains: Annotated[str | None, Query(max_length=320)] = None,
-                       after: Annotated[int, Query(ge=0)] = 0,
+                       after: Cursor = 0,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> PageOut:
     scope = await _scope(web, caller, list_name)
     entries = await web.suppressions.page(_actor(caller), scope,
