@@ -109,7 +109,8 @@ async def test_the_public_side_survives_fuzzing(h: Harness, tmp_path):
 LIST = "/api/v1/suppression-lists/acme"
 BAD_INPUT = [  # (method, path, query, raw JSON body): each once gave a 5xx somewhere
     ("POST", f"{LIST}/entries", None, '{"target": "a@b.example", "expires_at": 1e20}'),
-    ("POST", f"{LIST}/entries", None, '{"target": "a@b.example", "expires_at": %d}' % 10**20),
+    ("POST", f"{LIST}/entries", None,
+     '{"target": "a@b.example", "expires_at": 100000000000000000000}'),
     ("POST", f"{LIST}/entries", None, '{"target": "a@b.example", "expires_at": 1000000000000}'),
     ("POST", f"{LIST}/entries", None, '{"target": "a@b.example", "expires_at": NaN}'),
     ("POST", f"{LIST}/entries", None, '{"target": "a@b.example", "expires_at": -Infinity}'),

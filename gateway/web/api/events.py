@@ -15,8 +15,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from gateway.store.schema import events
-from gateway.web.api.bounds import Cursor
 from gateway.web.api.auth import AnyCaller, Web, visible_tenant_id
+from gateway.web.api.bounds import Cursor
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["events"])
 

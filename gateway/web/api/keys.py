@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from gateway.store.api_keys import ApiCaller, ApiKeyInfo, Forbidden
-from gateway.web.api.bounds import Moment
 from gateway.web.api.auth import AnyCaller, Web
+from gateway.web.api.bounds import Moment
 from gateway.web.parts import WebParts
 
 router = APIRouter(prefix="/api/v1/apikeys", tags=["apikeys"])

@@ -18,8 +18,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from gateway.store.schema import opens
-from gateway.web.api.bounds import Cursor, Moment
 from gateway.web.api.auth import AnyCaller, Web, visible_tenant_id
+from gateway.web.api.bounds import Cursor, Moment
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["opens"])
 COLUMNS = ("id", "at", "queue_id", "campaign", "recipient_digest", "network", "ua_family",

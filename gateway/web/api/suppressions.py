@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from gateway.errors import NotFound
 from gateway.store.api_keys import ApiCaller, Forbidden
 from gateway.suppressions import Actor
-from gateway.web.api.bounds import Cursor, UnixSeconds
 from gateway.web.api.auth import AnyCaller, OpsCaller, Web
+from gateway.web.api.bounds import Cursor, UnixSeconds
 from gateway.web.parts import WebParts
 from suppression.entries import GLOBAL, Entry, Kind, Reason
 from suppression.formats import OCG_HEADER, Format
