@@ -141,6 +141,9 @@ class DatabaseConfig:
     url: str = "sqlite+aiosqlite:///var/gateway.db"
     schema: str = ""  # PostgreSQL only: the schema (search_path) the tables live in
     pool_size: int = 10
+    # SQLite: new mail is refused (452 4.3.1) while the database's directory has less free
+    # space than this (Postfix's queue_minfree); 0 turns the check off
+    min_free_mb: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,6 +614,8 @@ def _validate(config: Config) -> None:
              "Must be greater than 0.")
     _require(smtp.auth.concurrency > 0, "smtp.auth.concurrency", smtp.auth.concurrency,
              "Must be greater than 0.")
+    _require(config.database.min_free_mb >= 0, "database.min_free_mb",
+             config.database.min_free_mb, "Must be 0 or more.")
     for key in ("max_failures", "failure_window", "login_failure_budget", "budget_window",
                 "known_network_days", "min_password_length"):
         value = getattr(smtp.auth, key)

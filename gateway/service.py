@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import background
@@ -68,6 +69,7 @@ from gateway.store.api_keys import ApiKeys
 from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
+from gateway.store.health import WriteHealth, sqlite_directory
 from gateway.store.webhooks import WebhookStore
 from gateway.subjects import Subjects
 from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
@@ -168,8 +170,10 @@ class Gateway:
         self.directory = Directory(DirectoryStore(self.engine), config)
         self.purpose_keys = PurposeKeys(self.engine, self.vault)
         audit_chain.set_chain_name(config.audit.chain)
+        self.write_health = WriteHealth(self.engine, sqlite_directory(config.database.url),
+                                        config.database.min_free_mb)
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
-                                config.audit.batch_max_delay)
+                                config.audit.batch_max_delay, self.write_health)
         self.alerts = Alerts(config, self.engine, lambda: certificate_days_left(self.config))
         self._alert_checks = background.Poller(self._check_alerts, full=2,
                                                interval=config.alerts.check_interval, log=log,
@@ -216,7 +220,7 @@ class Gateway:
             digest_key=b"",  # set in start(), from the stored purpose key
             composer=self.composer, held=self.held, limits=self.limits,
             suppression_digest=self.suppressions.digest_of,
-            bounces=HardBounces(self.suppressions),
+            bounces=HardBounces(self.suppressions), write_health=self.write_health,
         )
         self.inbox = InboxReader(config, self.engine, self.directory, self.tokens,
                                  self.feedback)
@@ -429,8 +433,12 @@ class Gateway:
         await self._inbox.stop()
         await self._alert_checks.stop()
         await self.audit.stop()
+        await self.write_health.stop()
         await self._anchors.stop()
-        await self._anchor()  # the last rows of this run, anchored at a clean stop
+        try:
+            await self._anchor()  # the last rows of this run, anchored at a clean stop
+        except (SQLAlchemyError, OSError) as exc:  # the store's trouble: the next start anchors
+            log.error("final audit anchor not written", extra={"error": type(exc).__name__})
         await self.directory.stop()
         await self.relay.close()
         await self.credentials.close()

@@ -17,6 +17,7 @@ from gateway import log_context, metrics
 from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory.cache import Directory
+from gateway.errors import StoreError
 from gateway.limits.sending import SendingLimits
 from gateway.logs import anonymize_ip
 from gateway.optout.bounces import HardBounces
@@ -37,6 +38,7 @@ from gateway.smtp.session import GatewayEnvelope, GatewaySession
 from gateway.smtp.upstream.base import Outcome as CopyOutcome
 from gateway.store import audit
 from gateway.store.audit import AuditTrail
+from gateway.store.health import WriteHealth
 
 log = logging.getLogger("gateway.smtp")
 
@@ -53,7 +55,8 @@ class GatewayHandler:
                  digest_key: bytes, composer: Composer, held: HeldStore | None = None,
                  limits: SendingLimits | None = None,
                  suppression_digest: Callable[[str], bytes | None] = lambda r: None,
-                 bounces: HardBounces | None = None) -> None:
+                 bounces: HardBounces | None = None,
+                 write_health: WriteHealth | None = None) -> None:
         self.config = config
         self._directory = directory
         self._pipeline = pipeline
@@ -66,6 +69,7 @@ class GatewayHandler:
         self._limits = limits
         self._suppression_digest = suppression_digest
         self._bounces = bounces
+        self._write_health = write_health
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
 
@@ -138,7 +142,11 @@ class GatewayHandler:
 
     async def handle_exception(self, error: Exception) -> str:
         incident = secrets.token_hex(4)
-        log.error("session error", exc_info=error, extra={"incident": incident})
+        if isinstance(error, StoreError):  # the store's trouble, not a bug: one line
+            log.error("session error: the store failed", extra={
+                "incident": incident, "error": type(error.__cause__ or error).__name__})
+        else:
+            log.error("session error", exc_info=error, extra={"incident": incident})
         return str(replies.TEMPORARY_FAILURE)  # the default would leak "500 (ExcName) text"
 
     # --- AUTH (RFC 4954), off the event loop -----------------------------------------------
@@ -212,6 +220,9 @@ class GatewayHandler:
         tenant = self._directory.tenant(principal.tenant_id) if principal else None
         if principal is None or tenant is None:
             return str(replies.AUTH_REQUIRED)
+        if self._write_health is not None and not self._write_health.writable():
+            # nothing accepted now could be recorded: a relayed copy would go out twice
+            return str(replies.STORE_UNAVAILABLE)
         smtputf8 = "SMTPUTF8" in mail_options
         size = next((o[5:] for o in mail_options if o.startswith("SIZE=")), "")
         limit = self._directory.setting(tenant.id, "max_message_size")

@@ -111,6 +111,7 @@ SENDER_NOT_ALLOWED = Reply(553, "5.7.1", "Sender address not allowed for this lo
 TENANT_SUSPENDED = Reply(451, "4.7.1", "Sending suspended for this account")
 MAILBOX_PAUSED = Reply(451, "4.7.1", "Sending paused for this mailbox")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
+STORE_UNAVAILABLE = Reply(452, "4.3.1", "Insufficient system storage, please try again later")
 RATE_LIMITED = Reply(450, "4.7.1", "Rate limit reached, please try again later")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "Non-ASCII address without SMTPUTF8")

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import background
 from gateway.errors import StoreError
 from gateway.store import audit_chain
+from gateway.store.health import WriteHealth
 from gateway.store.schema import audit_events, events, sent_messages
 from gateway.vault.envelope import keyed_digest
 
@@ -73,8 +75,10 @@ async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
 
 
 class AuditTrail:
-    def __init__(self, engine: AsyncEngine, max_rows: int = 1000, max_delay: float = 0.0):
+    def __init__(self, engine: AsyncEngine, max_rows: int = 1000, max_delay: float = 0.0,
+                 health: WriteHealth | None = None):
         self._engine = engine
+        self._health = health  # told each group commit's outcome (store/health.py)
         self._max_rows = max_rows
         self._max_delay = max_delay
         self._rows: list[dict[str, Any]] = []
@@ -134,7 +138,13 @@ class AuditTrail:
             async with self._engine.begin() as conn:
                 await write(conn, rows, event_rows, sent_rows)
         except Exception as exc:
-            log.exception("audit group commit failed", extra={"rows": len(rows)})
+            if isinstance(exc, SQLAlchemyError | OSError):  # the store's trouble, not our bug
+                log.error("audit group commit failed", extra={
+                    "rows": len(rows), "error": type(getattr(exc, "orig", None) or exc).__name__})
+            else:
+                log.exception("audit group commit failed", extra={"rows": len(rows)})
+            if self._health is not None:
+                self._health.commit_failed()
             error = StoreError("The audit trail could not be written.")
             error.__cause__ = exc
             for w in waiters:
@@ -142,6 +152,8 @@ class AuditTrail:
                     w.set_exception(error)
             return
         self.batches += 1
+        if self._health is not None:
+            self._health.commit_succeeded()
         for w in waiters:
             if not w.done():
                 w.set_result(None)
