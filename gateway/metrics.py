@@ -27,6 +27,11 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 MESSAGES = Counter(
     "ocg_messages", "Messages by final action (relayed, held, refused, deferred) and the "
     "check that decided (empty when none did)", ["action", "check"], registry=REGISTRY)
+TLS_HANDSHAKE_FAILURES = Counter(
+    "ocg_tls_handshake_failures", "TLS handshakes that failed, by listener (implicit-tls, "
+    "starttls)", ["listener"], registry=REGISTRY)
+CLIENT_DROPS = Counter("ocg_smtp_client_drops", "SMTP clients that dropped the connection "
+                       "mid-session", registry=REGISTRY)
 REPLIES = Counter("ocg_smtp_replies", "SMTP replies sent, by reply code", ["code"],
                   registry=REGISTRY)
 UPSTREAM_SECONDS = Histogram(

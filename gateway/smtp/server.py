@@ -9,13 +9,16 @@ import ssl
 from collections.abc import Callable
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, TLSSetupException
 
 from gateway import log_context, metrics
 from gateway.config import SmtpConfig
 from gateway.smtp import replies
 from gateway.smtp.line_discipline import refuse_nul_in_commands
 from gateway.smtp.session import GatewayEnvelope, GatewaySession
+from gateway.smtp.tls_handshakes import client_dropped, handshake_failed, implicit_tls
+
+_HANDSHAKE_TIMEOUT = 30  # seconds a client has to finish the TLS handshake
 
 log = logging.getLogger("gateway.smtp")
 
@@ -68,6 +71,8 @@ class GatewaySMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self.session is not None and hasattr(self.event_handler, "session_closed"):
             self.event_handler.session_closed(self.session)
+        if error is not None and self.session is not None:
+            client_dropped(self.session.peer, error)
         super().connection_lost(error)
 
     def _create_session(self) -> GatewaySession:
@@ -119,6 +124,14 @@ class GatewaySMTP(SMTP):
             return written, after
         return super()._getaddr(arg)
 
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # a scanner or a broken client: one line
+            assert self.session is not None
+            handshake_failed("starttls", error.__cause__, self.session.peer)
+            return str(replies.TLS_NOT_AVAILABLE)  # the connection is closed after it
+        status: str = await super().handle_exception(error)
+        return status
+
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self.tls_active:
             await self.push(str(replies.ALREADY_TLS))
@@ -142,9 +155,13 @@ def _count(reply: str) -> None:
 
 
 def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
-    """TLS >= 1.2. Reloading = calling load_cert_chain again on the same context (SIGHUP)."""
+    """TLS >= 1.2, strong suites. Reloading = calling load_cert_chain again on the same
+    context (SIGHUP)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # TLS 1.2: forward secrecy and AEAD only (Mozilla's "intermediate" without DHE); TLS 1.3's
+    # suites are all of that kind already.
+    context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
     context.load_cert_chain(cert, key)
     return context
 
@@ -163,16 +180,14 @@ class Listener:
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
-        timeout = 30 if self._ssl else None
+        factory: Callable[[], asyncio.BaseProtocol] = self._factory
+        if self._ssl is not None:  # TLS from the first byte, failed handshakes counted
+            factory = implicit_tls(self._factory, self._ssl, _HANDSHAKE_TIMEOUT)
         if self._sock is not None:
-            self._server = await loop.create_server(self._factory, sock=self._sock,
-                                                    ssl=self._ssl,
-                                                    ssl_handshake_timeout=timeout)
+            self._server = await loop.create_server(factory, sock=self._sock)
         else:
             self._server = await loop.create_server(
-                self._factory, host=self._host, port=self._port, ssl=self._ssl,
-                reuse_address=True, ssl_handshake_timeout=timeout,
-            )
+                factory, host=self._host, port=self._port, reuse_address=True)
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
