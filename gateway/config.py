@@ -60,7 +60,10 @@ class SmtpConfig:
     tls_self_signed: bool = False  # generate one under data_dir; development only
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = 100
-    max_commands: int = 2000  # per session, any verb
+    max_commands: int = 2000  # per session, all verbs together (NOOP/RSET floods too)
+    # open SMTP connections from one client address (the PROXY client behind a balancer),
+    # per process: a scanner or a looping tool cannot take every slot
+    max_connections_per_client: int = 100
     session_timeout: float = 300.0
     max_header_count: int = 1000
     max_header_bytes: int = 256 * 1024
@@ -123,6 +126,9 @@ class UpstreamConfig:
     # Deprecated here: sealed into the vault at start-up (`gateway upstream password`).
     password: str = field(default="", repr=False)  # never in a repr, log or error
     ca_file: str = ""  # extra trust anchor (a private smarthost CA); system CAs otherwise
+    # false: the upstream's certificate is not checked (encryption without authentication).
+    # Only for a loopback host (a local relay's self-signed certificate), logged at start.
+    tls_verify: bool = True
     timeout: float = 30.0
     pool_size: int = 20  # idle connections kept per upstream
     path: str = ""  # maildir only
@@ -606,7 +612,8 @@ def _validate(config: Config) -> None:
         _require(0 <= port <= 65535, f"smtp.{key}", port, "Must be a port between 0 and 65535.")
     _require(bool(smtp.hostname) and " " not in smtp.hostname, "smtp.hostname", smtp.hostname,
              "Must be a host name.")
-    for key in ("max_message_size", "max_recipients", "max_commands", "max_header_count",
+    for key in ("max_message_size", "max_recipients", "max_commands",
+                "max_connections_per_client", "max_header_count",
                 "max_header_bytes", "max_mime_depth"):
         value = getattr(smtp, key)
         _require(value > 0, f"smtp.{key}", value, "Must be greater than 0.")
@@ -843,6 +850,10 @@ def _check_upstream(name: str, up: UpstreamConfig, dev: bool) -> None:
     if up.tls == "none":
         _require(_is_loopback(up.host), f"{key}.tls", "none",
                  "Plain-text upstream connections are allowed only to a loopback host.")
+    if not up.tls_verify:
+        _require(_is_loopback(up.host) and (not up.imap_host or _is_loopback(up.imap_host)),
+                 f"{key}.tls_verify", False, "An unchecked certificate is allowed only for "
+                 "a loopback host; give a private CA in ca_file instead.")
     _require(bool(up.username) or not up.password, f"{key}.password", up.password,
              "A password needs its username; better, keep only the username here and seal "
              f"the password: gateway upstream password {name} --password-stdin.")

@@ -56,6 +56,7 @@ from gateway.review.held import HeldStore
 from gateway.review.release import ReviewWorker
 from gateway.smtp.auth import Authenticator
 from gateway.smtp.auth_throttle import AuthThrottle
+from gateway.smtp.connections import ClientConnections
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.relay import Relay
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
@@ -194,6 +195,7 @@ class Gateway:
         counters = counters_for(config.limits.redis_url, self.engine)
         self.auth_throttle = AuthThrottle(counters, config.smtp.auth)
         self.authenticator = Authenticator(self.directory, config.smtp, self.auth_throttle)
+        self.client_connections = ClientConnections(config.smtp.max_connections_per_client)
         self.suppressions = Suppressions(self.engine, config.database.url,
                                          config.database.schema)
         self.pipeline = Pipeline(PolicyContext(config, self.directory, self.suppressions))
@@ -262,7 +264,8 @@ class Gateway:
         self.ports = Ports(0, 0)
 
     def _factory(self, implicit_tls: bool) -> GatewaySMTP:
-        return GatewaySMTP(self.handler, self.config.smtp, self._tls, implicit_tls)
+        return GatewaySMTP(self.handler, self.config.smtp, self._tls, implicit_tls,
+                           self.client_connections)
 
     async def start(self, run_queue: bool = True, roles: tuple[str, ...] = ROLES) -> Ports:
         """Start the parts of `roles`: `smtp` (listeners, queue, webhooks), `public` and

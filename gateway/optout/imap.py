@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import re
-import ssl
 from dataclasses import dataclass
 from datetime import date
 
 from gateway.config import UpstreamConfig
+from gateway.net.tls import client_tls_context
 
 PROVIDER_HOSTS = {"gmail": "imap.gmail.com", "microsoft": "outlook.office365.com"}
 KEYWORD = "OCG-OptOut"  # the keyword a labelling tenant's acted-on messages get
@@ -41,12 +41,13 @@ class Target:
     tls: bool
     ca_file: str
     timeout: float
+    verify: bool = True  # false only for a loopback host (config.py)
 
     @classmethod
     def of(cls, upstream: UpstreamConfig) -> Target:
         return cls(upstream.imap_host or PROVIDER_HOSTS.get(upstream.kind, ""),
                    upstream.imap_port, upstream.imap_tls != "none", upstream.ca_file,
-                   upstream.timeout)
+                   upstream.timeout, upstream.tls_verify)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +82,7 @@ def _quoted(folder: str) -> str:
 def _open(target: Target, user: str, token: str) -> imaplib.IMAP4:
     try:
         if target.tls:
-            context = ssl.create_default_context(cafile=target.ca_file or None)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context = client_tls_context(target.ca_file, target.verify)
             imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(target.host, target.port,
                                                     ssl_context=context,
                                                     timeout=target.timeout)

@@ -41,7 +41,7 @@ from gateway.optout.record import OptOuts
 from gateway.optout.sent import SentCopy
 from gateway.optout.token import InvalidToken, TokenSealer
 from gateway.optout.verp import PREFIX, ReturnPaths
-from gateway.smtp.line_discipline import data_fault, refuse_nul_in_commands
+from gateway.smtp.line_discipline import data_fault, guard_commands
 from gateway.web.limits import InvalidAttempts
 
 log = logging.getLogger("gateway.mailto")
@@ -117,7 +117,7 @@ class MailtoSMTP(SMTP):
                          data_size_limit=config.mailto_max_message_size, decode_data=False,
                          tls_context=tls_context, require_starttls=False, timeout=60,
                          auth_required=False, command_call_limit=50)
-        self._smtp_methods = refuse_nul_in_commands(self._smtp_methods, self.push)
+        self._smtp_methods = guard_commands(self._smtp_methods, self.push, 50, self._close)
         self._mailto = handler
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -126,6 +126,10 @@ class MailtoSMTP(SMTP):
         if self._mailto.connections > self._mailto.config.mailto_max_connections:
             transport.write(f"{TOO_MANY}\r\n".encode())  # type: ignore[attr-defined]
             transport.close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
         self._mailto.connections -= 1

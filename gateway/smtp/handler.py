@@ -128,7 +128,7 @@ class GatewayHandler:
             log.warning("PROXY header refused", extra={"client": anonymize_ip(peer),
                                                        "trusted": self._auth.is_balancer(peer)})
             return False
-        return True
+        return not isinstance(server, GatewaySMTP) or server.admit_client()
 
     async def handle_NOOP(self, server: SMTP, session: Session, envelope: Envelope,
                           arg: str) -> str:

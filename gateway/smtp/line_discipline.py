@@ -25,16 +25,24 @@ def data_fault(raw: bytes) -> Reply | None:
     return None
 
 
-def refuse_nul_in_commands(methods: dict[str, Any],
-                           push: Callable[[str], Awaitable[None]]) -> dict[str, Any]:
-    """aiosmtpd's command table with every command refusing an argument that holds NUL.
+def guard_commands(methods: dict[str, Any], push: Callable[[str], Awaitable[None]],
+                   budget: int, close: Callable[[], None]) -> dict[str, Any]:
+    """aiosmtpd's command table with every command refusing an argument that holds NUL, and
+    one budget for all commands of a session: aiosmtpd's own limit counts each verb apart, so
+    a flood that alternates NOOP, RSET and HELP would get that many times the budget.
 
     (A NUL in the command word itself already finds no command and is refused as unknown.)
     """
+    left = [budget]
 
     def guarded(method: Callable[[str | None], Awaitable[None]]
                 ) -> Callable[[str | None], Awaitable[None]]:
         async def run(arg: str | None) -> None:
+            left[0] -= 1
+            if left[0] < 0:
+                await push(str(replies.TOO_MANY_COMMANDS))
+                close()
+                return
             if arg is not None and "\0" in arg:
                 await push(str(replies.NUL_IN_COMMAND))
                 return

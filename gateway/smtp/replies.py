@@ -42,6 +42,8 @@ BYE = Reply(221, "2.0.0", "Bye")
 READY_FOR_TLS = Reply(220, "2.0.0", "Ready to start TLS")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, please try again later")
 TOO_MANY_COMMANDS = Reply(421, "4.7.0", "Too many commands, closing connection")
+TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections from your address, "
+                             "try again later")
 TOO_MANY_AUTH_FAILURES = Reply(421, "4.7.0", "Too many authentication failures, try later")
 TOO_MANY_UNKNOWN_COMMANDS = Reply(421, "4.7.0", "Too many unrecognized commands, goodbye")
 TLS_NOT_AVAILABLE = Reply(454, "4.7.0", "TLS not available")
@@ -147,6 +149,10 @@ HELD_UNAVAILABLE = Reply(451, "4.3.0", "Message needs review but cannot be held 
 # --- Upstream ------------------------------------------------------------------------------
 UPSTREAM_UNREACHABLE = Reply(451, "4.4.1", "Upstream server unreachable, try again later")
 UPSTREAM_DROPPED = Reply(451, "4.4.2", "Upstream connection dropped, try again later")
+# RFC 3463 X.7.5 "cryptographic failure": the upstream's certificate did not verify, so it got
+# nothing, no credential and no message.
+UPSTREAM_TLS_UNTRUSTED = Reply(451, "4.7.5", "Upstream TLS certificate not trusted, "
+                               "try again later")
 UPSTREAM_AUTH_FAILED = Reply(451, "4.7.0", "Upstream authentication failed, try again later")
 UPSTREAM_LOGIN_MISSING = Reply(451, "4.7.0", "Upstream login has no password in the vault, "
                                              "try again later")

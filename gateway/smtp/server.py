@@ -14,7 +14,8 @@ from aiosmtpd.smtp import SMTP, TLSSetupException
 from gateway import log_context, metrics
 from gateway.config import SmtpConfig
 from gateway.smtp import replies
-from gateway.smtp.line_discipline import refuse_nul_in_commands
+from gateway.smtp.connections import ClientConnections
+from gateway.smtp.line_discipline import guard_commands
 from gateway.smtp.session import GatewayEnvelope, GatewaySession
 from gateway.smtp.tls_handshakes import client_dropped, handshake_failed, implicit_tls
 
@@ -27,7 +28,7 @@ class GatewaySMTP(SMTP):
     """One SMTP session. Adds to aiosmtpd only what its constructor cannot express."""
 
     def __init__(self, handler: Any, config: SmtpConfig, tls_context: ssl.SSLContext,
-                 implicit_tls: bool) -> None:
+                 implicit_tls: bool, connections: ClientConnections | None = None) -> None:
         super().__init__(
             handler,
             hostname=config.hostname,
@@ -47,7 +48,10 @@ class GatewaySMTP(SMTP):
             proxy_protocol_timeout=config.proxy_timeout
             if config.proxy_protocol and not implicit_tls else None,
         )
-        self._smtp_methods = refuse_nul_in_commands(self._smtp_methods, self.push)
+        self._smtp_methods = guard_commands(self._smtp_methods, self.push,
+                                            config.max_commands, self._close)
+        self._connections = connections
+        self._counted_as: str | None = None  # this connection's place under the client cap
         self.implicit_tls = implicit_tls
         self.session_id = log_context.new_session_id()  # one per connection, across STARTTLS
         if implicit_tls:
@@ -63,6 +67,25 @@ class GatewaySMTP(SMTP):
         if isinstance(old, GatewaySession) and isinstance(self.session, GatewaySession):
             self.session.proxy_data = old.proxy_data
             self.session.counted_tenant = old.counted_tenant
+        elif self._proxy_timeout is None and not self.admit_client():
+            return  # over the cap; behind a balancer the PROXY hook asks instead
+
+    def admit_client(self) -> bool:
+        """Take a place under the per-client connection cap, or refuse the connection."""
+        if self._connections is None or self.session is None:
+            return True
+        assert isinstance(self.session, GatewaySession)
+        self._counted_as = self._connections.admit(self.session.client_ip)
+        if self._counted_as is not None:
+            return True
+        if self.transport is not None:
+            self.transport.write(f"{replies.TOO_MANY_CONNECTIONS}\r\n".encode())  # type: ignore[attr-defined]
+            self.transport.close()
+        return False
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     async def _handle_client(self) -> None:
         log_context.bind(session=self.session_id)  # this task's lines, and its children's
@@ -73,6 +96,9 @@ class GatewaySMTP(SMTP):
             self.event_handler.session_closed(self.session)
         if error is not None and self.session is not None:
             client_dropped(self.session.peer, error)
+        if self._counted_as is not None and self._connections is not None:
+            self._connections.release(self._counted_as)
+            self._counted_as = None
         super().connection_lost(error)
 
     def _create_session(self) -> GatewaySession:

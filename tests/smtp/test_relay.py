@@ -158,7 +158,7 @@ async def test_smarthost_certificate_not_trusted_is_temporary_failure(
                 'tls = "starttls"\n')  # system CAs only: the test CA is not trusted
     async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
         code, text = await h.data_reply(["alice@example.org"])
-        assert (code, text.split(" ")[0]) == (451, "4.4.1")
+        assert (code, text.split(" ")[0]) == (451, "4.7.5")
         assert sink.received == []
 
 

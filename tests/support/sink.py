@@ -47,6 +47,7 @@ class _Handler:
         except (ValueError, KeyError, binascii.Error):
             return AuthResult(success=False, handled=False)
         self.sink.logins.append((user, token))
+        self.sink.commands.append("AUTH")
         if self.sink.xoauth2(user, token):
             return AuthResult(success=True, auth_data=user)
         error = json.dumps({"status": "401", "schemes": "bearer",
@@ -54,6 +55,12 @@ class _Handler:
         await server.challenge_auth(base64.b64encode(error).decode(), encode_to_b64=False)
         return AuthResult(success=False, handled=False,
                           message="535 5.7.8 Username and Password not accepted")
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.sink.eightbitmime:
+            return responses
+        return [r for r in responses if "8BITMIME" not in r.upper()]
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.sink.commands.append("MAIL")
@@ -115,9 +122,10 @@ class _SinkSMTP(SMTP):
 
 class RecordingSink:
     def __init__(self, *, tls: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None,
-                 smtputf8: bool = True,
+                 smtputf8: bool = True, eightbitmime: bool = True,
                  xoauth2: Callable[[str, str], bool] | None = None) -> None:
         self.xoauth2 = xoauth2  # (user, token) -> accepted?
+        self.eightbitmime = eightbitmime  # offer 8BITMIME (RFC 6152) in the EHLO reply
         self.logins: list[tuple[str, str]] = []
         self.received: list[Received] = []
         self.commands: list[str] = []
@@ -131,6 +139,7 @@ class RecordingSink:
         self.port = 0
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        self.commands.append("AUTH")  # a password reached this server
         ok = (isinstance(auth_data, LoginPassword) and self.auth is not None
               and (auth_data.login.decode(), auth_data.password.decode()) == self.auth)
         return AuthResult(success=ok, handled=False)

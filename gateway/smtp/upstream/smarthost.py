@@ -17,18 +17,13 @@ import aiosmtplib
 from aiosmtplib import errors as smtp_errors
 
 from gateway.config import UpstreamConfig
+from gateway.net.tls import certificate_failure, client_tls_context
 from gateway.optout.verp import ReturnPaths
 from gateway.smtp import replies
 from gateway.smtp.upstream.base import Copy, DeliveryResult
 from gateway.smtp.upstream.logins import LoginSource, LoginUnavailable, UpstreamLogin
 
 log = logging.getLogger("gateway.upstream")
-
-
-def client_tls_context(ca_file: str = "") -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=ca_file or None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 class _Unreachable(Exception):
@@ -44,7 +39,11 @@ class SmarthostUpstream:
         self._verp = return_paths if config.return_path == "verp" else None
         self._config = config
         self._helo = helo_name
-        self._tls = client_tls_context(config.ca_file) if config.tls != "none" else None
+        self._tls = client_tls_context(config.ca_file, config.tls_verify) \
+            if config.tls != "none" else None
+        if config.tls != "none" and not config.tls_verify:
+            log.warning("upstream certificate not checked (tls_verify = false, loopback only)",
+                        extra={"upstream": name})
         self._logins = logins
         self._idle: dict[str, list[aiosmtplib.SMTP]] = {}
 
@@ -74,6 +73,10 @@ class SmarthostUpstream:
                 raise _Unreachable(replies.UPSTREAM_AUTH_FAILED) from None
             except (smtp_errors.SMTPException, OSError, ssl.SSLError) as exc:
                 client.close()
+                if certificate_failure(exc):  # nothing was sent: no login, no message
+                    log.error("upstream certificate not trusted", extra={
+                        "upstream": self.name, "error": type(exc).__name__, "alert": "ops"})
+                    raise _Unreachable(replies.UPSTREAM_TLS_UNTRUSTED) from None
                 log.warning("upstream unreachable", extra={"upstream": self.name,
                                                            "error": type(exc).__name__})
                 raise _Unreachable(replies.UPSTREAM_UNREACHABLE) from None
