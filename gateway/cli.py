@@ -29,6 +29,7 @@ from gateway.errors import (
     Conflict,
     GatewayError,
     InvalidValue,
+    NetworkError,
     NotFound,
     StoreError,
 )
@@ -65,6 +66,23 @@ def _run(coro: Awaitable[T]) -> T:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except GatewayError as exc:
         raise CliError(exc.message, exc.exit_code) from None
+    except Exception as exc:
+        if not _network_failure(exc):
+            raise
+        # a remote service, not a bug: one line, its own exit code
+        raise CliError(f"A network operation failed ({type(exc).__name__}): the server did "
+                       "not answer or refused the connection.", NetworkError.exit_code) from None
+
+
+def _network_failure(error: BaseException) -> bool:
+    """What talking to DNS, token endpoints and SMTP/IMAP servers raises when they fail us
+    (imported here: most commands never load these libraries)."""
+    import aiosmtplib
+    import httpx
+    from dns.exception import DNSException
+
+    return isinstance(error, OSError | TimeoutError | httpx.TransportError | DNSException
+                      | aiosmtplib.SMTPException)
 
 
 def _config(ctx: click.Context) -> Config:

@@ -6,7 +6,9 @@
     ├── Conflict             it exists already, or the change contradicts another row (exit 4)
     ├── InvalidValue         a value given by a person fails its rule (exit 5)
     ├── VaultError           the master key is missing or cannot open a secret (451 4.3.5, exit 6)
-    └── StoreError           the database is unreachable or at the wrong schema (451 4.3.0, exit 7)
+    ├── StoreError           the database is unreachable or at the wrong schema (451 4.3.0, exit 7)
+    └── NetworkError         a remote service (DNS, a token endpoint, an SMTP or IMAP server)
+                             did not answer in time or refused us (HTTP 504, exit 8)
 
 Messages never carry a secret, a message body or an exception text from a library.
 """
@@ -44,3 +46,7 @@ class VaultError(GatewayError):
 
 class StoreError(GatewayError):
     exit_code = 7
+
+
+class NetworkError(GatewayError):
+    exit_code = 8

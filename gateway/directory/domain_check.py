@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+import dns.exception
 import dns.resolver
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Config, DnsConfig
 from gateway.dkim.keys import KeyInfo
-from gateway.errors import NotFound
+from gateway.errors import NetworkError, NotFound
 from gateway.store.directory import DirectoryStore, audit_change
 from gateway.store.schema import domains
 
@@ -67,10 +68,21 @@ class Lookup:
         self._resolver.lifetime = config.timeout
 
     def _answer(self, name: str, rdtype: str) -> list[object]:
+        """The records, [] when the name or the type does not exist. A resolver that does not
+        answer (or only fails) is a NetworkError: "no record" would be a false finding."""
         try:
             return list(self._resolver.resolve(name, rdtype, raise_on_no_answer=False))
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers):
+        except dns.resolver.NXDOMAIN:
             return []
+        except dns.exception.Timeout:
+            raise NetworkError(f"The DNS lookup of {name} ({rdtype}) timed out after "
+                               f"{self._resolver.lifetime:g} s; check [dns] nameservers.") from None
+        except dns.resolver.NoNameservers:
+            raise NetworkError(f"No DNS server answered the lookup of {name} ({rdtype}): "
+                               "each failed or refused; check [dns] nameservers.") from None
+        except dns.exception.DNSException as exc:
+            raise NetworkError(f"The DNS lookup of {name} ({rdtype}) failed "
+                               f"({type(exc).__name__}).") from None
 
     def txt(self, name: str) -> list[str]:
         return [b"".join(r.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]

@@ -14,7 +14,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway.errors import Conflict, GatewayError, InvalidValue, NotFound, StoreError, VaultError
+from gateway.errors import (
+    Conflict,
+    GatewayError,
+    InvalidValue,
+    NetworkError,
+    NotFound,
+    StoreError,
+    VaultError,
+)
 from gateway.store.api_keys import Forbidden, Unauthorized
 
 log = logging.getLogger("gateway.web")
@@ -25,6 +33,7 @@ _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidValue, 422, "invalid_value"),
     (VaultError, 503, "vault_unavailable"),
     (StoreError, 503, "store_unavailable"),
+    (NetworkError, 504, "upstream_unavailable"),
 )
 
 
