@@ -148,7 +148,7 @@ class FeedbackApplier:
             applied.ignored = "not-ours"
             return applied
         for bounce in feedback.bounces:
-            copy, address = self._match(bounce.recipient, copies, arrival)
+            copy, address = self._match(bounce.recipient, copies, arrival, bounce.original)
             if copy is None:
                 applied.ignored = "recipient-not-ours"
                 continue
@@ -157,15 +157,22 @@ class FeedbackApplier:
             await self._complaint(feedback.complaint, copies, arrival, evidence, applied)
         return applied
 
-    def _match(self, recipient: str | None, copies: Sequence[SentCopy], arrival: Arrival
-               ) -> tuple[SentCopy | None, str | None]:
-        """The copy a report's recipient names, and the address if it is that copy's."""
-        digest = self._digest(recipient)
-        for copy in copies:
-            if digest is not None and copy.suppression_digest == digest:
-                return copy, recipient
-        if arrival.copy is not None:
-            # VERP names the copy; a DSN may name a forwarding target instead of it
+    def _match(self, recipient: str | None, copies: Sequence[SentCopy], arrival: Arrival,
+               original: str = "") -> tuple[SentCopy | None, str | None]:
+        """The copy a report's recipient names, and the address if it is that copy's.
+
+        A VERP return path names its copy, but the report's own words decide whom it is
+        about: a report that names another address (a forged one, or a forwarding target
+        with no Original-Recipient for the copy) suppresses nobody; only a report that
+        hides the address (redacted, or not an address) falls back to the copy, digest-only.
+        """
+        for named in (recipient, original):
+            digest = self._digest(named)
+            for copy in copies:
+                if digest is not None and copy.suppression_digest == digest:
+                    return copy, named
+        if arrival.copy is not None and self._digest(recipient) is None \
+                and self._digest(original) is None:
             return arrival.copy, None
         return None, None
 

@@ -36,6 +36,7 @@ class Bounce:
     status: str  # the enhanced status code, e.g. "5.1.1"
     kind: BounceKind
     source: str  # "dsn" or the plain-text format it was read from
+    original: str = ""  # a DSN's Original-Recipient, when it gives one (RFC 3464 s 2.3.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,15 +116,15 @@ def _dsn(msg: EmailMessage, feedback: Feedback) -> list[Bounce]:
             continue
         _add(feedback.message_ids, _angle(str(blocks[0].get("X-Original-Message-ID", ""))))
         for block in blocks[1:]:
-            recipient = _address(block.get("Final-Recipient") or block.get(
-                "Original-Recipient") or "")
+            original = _address(block.get("Original-Recipient") or "")
+            recipient = _address(block.get("Final-Recipient") or "") or original
             action = str(block.get("Action", "")).strip().lower()
             found = _STATUS.search(str(block.get("Status", "")))
             if not recipient or not found or action not in ("failed", "delayed"):
                 continue  # delivered, relayed, expanded: nothing to act on
             status = ".".join(found.groups())
             kind = BounceKind.SOFT if action == "delayed" else kind_of(status)
-            bounces.append(Bounce(recipient, status, kind, "dsn"))
+            bounces.append(Bounce(recipient, status, kind, "dsn", original))
     return bounces
 
 

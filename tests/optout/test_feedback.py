@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.optout.feedback import Bounce, BounceKind, Complaint, kind_of, parse
+from gateway.optout.feedback import BounceKind, Complaint, kind_of, parse
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feedback"
 
@@ -30,7 +30,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feedback"
 ])
 def test_bounces(name, recipient, status, kind, source, message_id):
     feedback = parse((FIXTURES / f"{name}.eml").read_bytes())
-    assert feedback.bounces == [Bounce(recipient, status, kind, source)]
+    assert [(b.recipient, b.status, b.kind, b.source) for b in feedback.bounces] == [
+        (recipient, status, kind, source)]
     assert feedback.complaint is None
     assert feedback.message_ids == [message_id]
 

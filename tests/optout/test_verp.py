@@ -93,3 +93,24 @@ async def test_a_report_the_gateway_sends_keeps_the_null_return_path(h: Harness)
     await h.gateway.worker.run_once(datetime.now(UTC) + timedelta(minutes=2))  # and sent
     reports = [r for r in h.sink.received if r.recipients == ["sales@acme.example"]]
     assert reports and all(r.envelope_from == "" for r in reports)
+
+
+async def test_a_dsn_to_a_real_return_path_naming_someone_else_suppresses_nobody(h: Harness):
+    """docs/feedback.md: forged feedback suppresses nobody. A stranger who learned a copy's
+    return path (it is in every copy's Return-Path) cannot use it to suppress the copy's
+    recipient by naming another address; a report that hides the address still counts."""
+    gone = "lukas.weber@nordlicht.example"
+    await h.send(without_message_id(messages.simple()), [gone])
+    path = h.sink.received[0].envelope_from
+    other = BOUNCE.replace(b"rfc822; lukas.weber@nordlicht.example",
+                           b"rfc822; someone.else@nordlicht.example").replace(
+        b"rfc822;lukas.weber@nordlicht.example", b"rfc822;someone.else@nordlicht.example")
+    assert b"lukas.weber@nordlicht.example\r\nOriginal" not in other
+    code, _ = await mail_bounce(h, path, other)
+    assert code == 250  # taken (an SMTP refusal would tell the forger what we know)
+    assert await entries(h) == []
+    forwarded = BOUNCE.replace(b"Final-Recipient: rfc822; lukas.weber@nordlicht.example",
+                               b"Final-Recipient: rfc822; lukas@forwarded.example")
+    code, _ = await mail_bounce(h, path, forwarded)  # Original-Recipient is the copy's
+    (entry,) = await entries(h)
+    assert (entry.target, entry.reason) == (gone, "bounce")
