@@ -21,11 +21,16 @@ from gateway.errors import Conflict
 from gateway.store import audit
 from gateway.store import schema as t
 from gateway.store.directory import DirectoryStore
+from gateway.store.scrub import scrub
 from gateway.vault.credentials import Credentials
 from gateway.vault.tenant_keys import TenantSealedSecrets
 from suppression.schema import suppressions
 
 DELETED = "deleted"
+_TABLES = ("webhook_outbox", "webhooks", "pending_copies", "events", "opens", "sent_messages",
+           "feedback_marks", "optout_reviews", "inbox_state", "api_keys", "oauth_flows",
+           "oauth_clients", "sealed_secrets", "mailbox_credentials", "dkim_keys", "mailboxes",
+           "logins", "domains", "held_messages", "tenants")
 
 
 async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: str,
@@ -86,6 +91,7 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
                                            deleted=deleted, kept=kept,
                                            tokens_revoked=revoked,
                                            tenant_key_shredded=shredded)])
+    await scrub(store.engine, [*_TABLES, "suppressions"])  # out of the WAL and free pages
     return {"tenant": name, "deleted_at": datetime.now(UTC).isoformat(), "deleted": deleted,
             "kept": kept, "tokens_revoked_at_provider": revoked,
             "tenant_key_shredded": shredded,

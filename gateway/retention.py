@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import Config
+from gateway.errors import StoreError
 from gateway.queue.store import OPEN_STATES, State
 from gateway.review.held import HeldStore
 from gateway.store import audit
@@ -37,6 +38,7 @@ from gateway.store.schema import (
     tenants,
     webhook_outbox,
 )
+from gateway.store.scrub import scrub
 from gateway.suppressions import Actor, Suppressions
 
 log = logging.getLogger("gateway.retention")
@@ -154,6 +156,12 @@ class Purged:
         return sum(self.counts.values())
 
 
+_TABLES = ("held_messages", "suppressions", "pending_copies", "events", "webhook_outbox",
+           "opens", "sent_messages", "feedback_marks", "optout_reviews", "oauth_flows",
+           "audit_events")
+_TABLE_OF = {"suppressions_expired": "suppressions"}
+
+
 class Retention:
     """One purge round over every store."""
 
@@ -216,6 +224,13 @@ class Retention:
             async with self._engine.begin() as conn:
                 await audit.write(conn, [audit.row("retention.purged", actor=PURGE_ACTOR.name,
                                                    counts=purged.counts)])
+            try:
+                await scrub(self._engine, [_TABLE_OF.get(name, name) for name, n
+                                           in purged.counts.items() if n
+                                           and _TABLE_OF.get(name, name) in _TABLES])
+            except StoreError as exc:  # the next round checkpoints again
+                log.warning("retention purge: files not scrubbed yet", extra={
+                    "error": exc.message})
             log.info("retention purge", extra={"counts": purged.counts})
         return purged
 

@@ -38,6 +38,7 @@ from gateway.store.schema import (
     sent_messages,
     tenants,
 )
+from gateway.store.scrub import scrub
 from gateway.suppressions import Suppressions
 from suppression.canonical import InvalidAddress, canonical
 from suppression.entries import GLOBAL, Entry, Kind, NewEntry, Reason, Target
@@ -252,6 +253,7 @@ class Subjects:
             await audit.write(conn, [audit.row(
                 "subject.erased", actor=actor, tenant_id=tenant_id, reason=evidence[:500],
                 recipient_digest=person.digest, deleted=deleted, kept=kept)])
+        await scrub(self._engine, ERASED_TABLES)  # out of the WAL and free pages too
         return {
             "erased_at": now.isoformat(), "subject_digest": person.digest,
             "scope": "all tenants" if tenant_id is None else f"tenant {tenant_id}",
@@ -280,6 +282,11 @@ class Subjects:
                     held_messages.c.id == row.id).values(recipients=others))
                 taken_off += 1
         return deleted, kept, taken_off
+
+
+# Where an erasure deletes or rewrites rows (the tables vacuumed after it on PostgreSQL).
+ERASED_TABLES = ("suppressions", "events", "opens", "sent_messages", "feedback_marks",
+                 "optout_reviews", "pending_copies", "held_messages")
 
 
 def _tenant(table: sa.Table, tenant_id: int | None) -> list[sa.ColumnElement[bool]]:

@@ -1,0 +1,97 @@
+"""Erasure as a DPO checks it: do the erasure, then search every file the gateway writes —
+the database, its write-ahead log and shared memory, `var/`, the configuration directory —
+right after the command returns (only the capture upstream's Maildir is left out: that is
+the recipient's delivered mail, not ours). On PostgreSQL the server's files are not ours to
+read: every row of every table in the gateway's schema is searched instead, and the touched
+tables must have been vacuumed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+
+from suppression.schema import suppressions
+from tests.cli.test_queue_cli import gw
+from tests.conftest import PG_DSN, Harness
+from tests.review.test_subjects import PERSON, _their_data
+
+
+def variants(address: str) -> list[bytes]:
+    local, _, domain = address.lower().partition("@")
+    return [f"{local}@{domain}".encode(), local.encode(),
+            f"{local}%40{domain}".encode()]
+
+
+def hits_in_files(root: Path, address: str) -> dict[str, int]:
+    """Every gateway-owned file under `root` that holds the address (any case)."""
+    found: dict[str, int] = {}
+    for path in root.rglob("*"):
+        if not path.is_file() or "outbox" in path.parts:
+            continue
+        data = path.read_bytes().lower()
+        count = sum(data.count(v) for v in variants(address))
+        if count:
+            found[str(path.relative_to(root))] = count
+    return found
+
+
+async def hits_in_postgres(schema: str, address: str) -> dict[str, int]:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        tables = [r["tablename"] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)]
+        found = {}
+        for table in tables:
+            text = " ".join(str(dict(r)) for r in await conn.fetch(
+                f'SELECT * FROM "{schema}"."{table}"')).lower()
+            count = sum(text.count(v.decode()) for v in variants(address)[:1])
+            if count:
+                found[table] = count
+        return found
+    finally:
+        await conn.close()
+
+
+async def test_right_after_subject_erase_no_file_holds_the_address(harness: Harness, database,
+                                                                   tmp_path: Path):
+    await _their_data(harness)
+    await asyncio.sleep(0.2)  # the group commit is in
+    if database.kind == "sqlite":
+        before = hits_in_files(tmp_path, PERSON)
+        assert before, "the test put the address nowhere"
+    result = await gw(harness, "subject", "erase", PERSON, "--evidence", "ticket 4711")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["deleted"]["events"] >= 1
+    if database.kind == "sqlite":
+        assert hits_in_files(tmp_path, PERSON) == {}, before
+    else:
+        assert await hits_in_postgres(database.schema, PERSON) == {}
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            vacuumed = {r["relname"] for r in await conn.fetch(
+                "SELECT relname FROM pg_stat_user_tables WHERE schemaname = $1 "
+                "AND last_vacuum IS NOT NULL", database.schema)}
+        finally:
+            await conn.close()
+        assert {"events", "suppressions", "sent_messages", "held_messages"} <= vacuumed
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_right_after_tenant_delete_no_file_holds_its_recipients(harness: Harness,
+                                                                      tmp_path: Path):
+    await _their_data(harness)
+    await asyncio.sleep(0.2)
+    result = await gw(harness, "tenant", "delete", "acme", "--confirm", "acme")
+    assert result.returncode == 0, result.stderr
+    # what is left is tenant `other`'s own suppression entry for the person (its list, which
+    # its ops read by address): in the database file, nowhere else
+    async with harness.gateway.engine.connect() as conn:
+        left = (await conn.execute(sa.select(suppressions.c.scope, suppressions.c.target)
+                                   .where(suppressions.c.target == PERSON.lower()))).all()
+    assert left == [(2, PERSON.lower())]
+    assert set(hits_in_files(tmp_path, PERSON)) == {"gateway.db"}
