@@ -4,12 +4,13 @@ the entry or whose list it is."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.verdict import Verdict
 from gateway.suppressions import refusal
-from suppression.entries import GLOBAL
+from suppression.entries import GLOBAL, Reason
 
 
 class RecipientSuppressed:
@@ -24,4 +25,7 @@ class RecipientSuppressed:
         if match is None:
             return Verdict.ok(self.name)
         why = "global list" if match.scope == GLOBAL else f"tenant list: {match.reason.value}"
-        return Verdict.reject(self.name, refusal(match), why)
+        verdict = Verdict.reject(self.name, refusal(match), why)
+        if match.reason is Reason.ERASURE:
+            return dataclasses.replace(verdict, erased=True)
+        return verdict

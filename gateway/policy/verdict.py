@@ -40,6 +40,9 @@ class Verdict:
     reason: str = ""  # for reviewers and the audit trail; never a value from the message
     reply: Reply | None = None  # REJECT only
     edits: tuple[Edit, ...] = ()  # FIX only
+    # the recipient is under an erasure entry: whatever records this names them by digest
+    # only, so a refused attempt never stores an erased address again
+    erased: bool = False
 
     @classmethod
     def ok(cls, check: str) -> Verdict:

@@ -283,12 +283,15 @@ class GatewayHandler:
         metrics.MESSAGES.labels("refused" if recipient_digest is None else "recipient-refused",
                                 last.check).inc()
         reply = str(outcome.reply) if outcome.reply else None
+        # an erased person is named by digest only, even in the tenant's own events
+        named = None if last.erased else (tx.recipient or None)
+        detail = {"recipient_digest": recipient_digest} if last.erased else {}
         await self._audit.record([audit.row(
             event, actor=f"login:{tx.principal.username}", tenant_id=tx.tenant_id,
             check_name=last.check, action=last.action.value, reason=last.reason,
             recipient_digest=recipient_digest, reply=reply,
-        )], [audit.event("refused", tenant_id=tx.tenant_id, recipient=tx.recipient or None,
-                         sender=tx.envelope_from, check=last.check, reply=reply)])
+        )], [audit.event("refused", tenant_id=tx.tenant_id, recipient=named,
+                         sender=tx.envelope_from, check=last.check, reply=reply, **detail)])
 
     # --- DATA ------------------------------------------------------------------------------
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
+from gateway.store.schema import events
 from suppression.schema import suppressions
 from tests.cli.test_queue_cli import gw
 from tests.conftest import PG_DSN, Harness
@@ -95,3 +96,26 @@ async def test_right_after_tenant_delete_no_file_holds_its_recipients(harness: H
                                    .where(suppressions.c.target == PERSON.lower()))).all()
     assert left == [(2, PERSON.lower())]
     assert set(hits_in_files(tmp_path, PERSON)) == {"gateway.db"}
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_refused_attempt_after_erasure_stores_the_address_nowhere(harness: Harness,
+                                                                         tmp_path: Path):
+    await _their_data(harness)
+    assert (await gw(harness, "subject", "erase", PERSON, "--evidence", "t")).returncode == 0
+
+    def attempt() -> int:
+        with harness.client() as smtp:
+            smtp.mail("sales@acme.example")
+            return smtp.rcpt(PERSON)[0]
+
+    for _ in range(2):  # the next campaign run tries again
+        assert await asyncio.to_thread(attempt) == 550
+    await asyncio.sleep(0.2)
+    async with harness.gateway.engine.connect() as conn:
+        refused = (await conn.execute(sa.select(events).where(
+            events.c.kind == "refused"))).all()
+    assert len(refused) == 2 and all(r.recipient is None for r in refused)
+    assert all(r.detail["recipient_digest"] == harness.gateway.handler.digest(PERSON)
+               for r in refused)  # the tool can still tell the attempts apart
+    assert hits_in_files(tmp_path, PERSON) == {}  # the WAL included: nothing was written
