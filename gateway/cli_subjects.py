@@ -11,6 +11,7 @@ import click
 from gateway.cli import _actor, _credentials, _suppressions, _vault, cli, tenant, with_store
 from gateway.config import Config
 from gateway.offboarding import delete_tenant
+from gateway.review.held import HeldStore
 from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_digest
 from gateway.store.directory import DirectoryStore
 from gateway.subjects import Subjects
@@ -23,7 +24,8 @@ async def _subjects(store: DirectoryStore, config: Config) -> Subjects:
     await purposes.ensure(DIGEST_PURPOSE, seed=vault.derived_key(LEGACY_DIGEST_INFO))
     key = purposes.current(DIGEST_PURPOSE)[1]
     return Subjects(store.engine, await _suppressions(store.engine, config, purposes),
-                    lambda address: recipient_digest(key, address))
+                    lambda address: recipient_digest(key, address),
+                    HeldStore(store.engine, vault))
 
 
 def _print(doc: dict[str, Any]) -> None:

@@ -250,7 +250,8 @@ class Gateway:
         self.forwarder = Forwarder(GuardedFetcher(config.fetch), config.pixels.forward_concurrency,
                                    config.pixels.forward_queue)
         self.web.pixels = PixelParts(self.pixel_sealer, self.opens, self.forwarder)
-        self.web.subjects = Subjects(self.engine, self.suppressions, self.handler.digest)
+        self.web.subjects = Subjects(self.engine, self.suppressions, self.handler.digest,
+                                    self.held)
         self.reviewers = Reviewers(self.engine, self.vault, config.review)
         self.optout_reviews = OptOutReviews(self.engine, self.vault, self.suppressions)
         self.web.review = ReviewParts(self.engine, self.held, self.reviewers, self.queue,

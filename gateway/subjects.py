@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import InvalidValue
 from gateway.retention import legal_holds
+from gateway.review.held import HeldStore
 from gateway.store import audit
 from gateway.store.engine import aware
 from gateway.store.schema import (
@@ -69,10 +70,11 @@ class Subject:
 
 class Subjects:
     def __init__(self, engine: AsyncEngine, suppressions: Suppressions,
-                 digest: Any) -> None:
+                 digest: Any, held: HeldStore | None = None) -> None:
         self._engine = engine
         self._suppressions = suppressions
         self._digest = digest  # recipient -> keyed digest (the audit trail's)
+        self._held_store = held  # opens and re-seals kept messages (an erasure rewrites them)
 
     def subject(self, address: str) -> Subject:
         try:
@@ -277,11 +279,22 @@ class Subjects:
             if role == "sender" or not others:
                 await conn.execute(held_messages.delete().where(held_messages.c.id == row.id))
                 deleted += 1
+            elif self._held_store is not None:  # re-sealed without them in any header
+                await self._held_store.reseal_without(
+                    conn, row.id, others, lambda a: _same_person(a, person))
+                taken_off += 1
             else:
                 await conn.execute(held_messages.update().where(
                     held_messages.c.id == row.id).values(recipients=others))
                 taken_off += 1
         return deleted, kept, taken_off
+
+
+def _same_person(address: str, person: Subject) -> bool:
+    try:
+        return canonical(address) == person.address
+    except InvalidAddress:
+        return False
 
 
 # Where an erasure deletes or rewrites rows (the tables vacuumed after it on PostgreSQL).

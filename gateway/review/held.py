@@ -12,15 +12,16 @@ Every read of a body and every decision is an audit row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.review.redact import without_address
 from gateway.store.directory import audit_change
 from gateway.store.schema import events
 from gateway.store.schema import held_messages as t
@@ -146,6 +147,18 @@ class HeldStore:
         if row is None:
             raise NotFound(f"Held message {held_id} does not exist.")
         return _held(row)
+
+    async def reseal_without(self, conn: AsyncConnection, held_id: int, recipients: list[str],
+                             is_person: Callable[[str], bool]) -> None:
+        """An erasure: keep the message for its other `recipients`, sealed again without
+        the person in any address field (review/redact.py)."""
+        row = (await conn.execute(sa.select(t).where(t.c.id == held_id))).one()
+        context = seal_context(row.tenant_id, row.queue_id)
+        message = without_address(self._vault.open(row.sealed_message, row.key_id, context),
+                                  is_person)
+        sealed, key_id = self._vault.seal(message, context)
+        await conn.execute(t.update().where(t.c.id == held_id).values(
+            recipients=recipients, sealed_message=sealed, key_id=key_id, size=len(message)))
 
     async def body(self, held_id: int, actor: str) -> bytes:
         """The message itself: personal data, so the read is audited."""

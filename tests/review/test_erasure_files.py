@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +20,7 @@ from gateway.store.schema import events
 from suppression.schema import suppressions
 from tests.cli.test_queue_cli import gw
 from tests.conftest import PG_DSN, Harness
+from tests.review.test_held import card_message, held_rows
 from tests.review.test_subjects import PERSON, _their_data
 
 
@@ -119,3 +121,32 @@ async def test_a_refused_attempt_after_erasure_stores_the_address_nowhere(harnes
     assert all(r.detail["recipient_digest"] == harness.gateway.handler.digest(PERSON)
                for r in refused)  # the tool can still tell the attempts apart
     assert hits_in_files(tmp_path, PERSON) == {}  # the WAL included: nothing was written
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_held_message_kept_for_others_is_released_without_the_erased_address(
+        harness: Harness):
+    other = "other@example.org"
+    body = card_message().replace(b"To: alice@example.org\r\n",
+                                  f"To: Person <{PERSON}>, {other}\r\nCc: {PERSON.upper()}\r\n"
+                                  f"Delivered-To: {PERSON}\r\n".encode())
+
+    def send() -> tuple[int, bytes]:
+        with harness.client() as smtp:
+            smtp.mail("sales@acme.example")
+            smtp.rcpt(PERSON)
+            smtp.rcpt(other)
+            return smtp.data(body)
+
+    code, _ = await asyncio.to_thread(send)
+    assert code == 250  # held (a card number)
+    assert (await gw(harness, "subject", "erase", PERSON, "--evidence", "t")).returncode == 0
+    (row,) = await held_rows(harness)
+    assert row.recipients == [other]
+    await harness.gateway.held.request_release(row.id, "reviewer", "a false positive")
+    assert await harness.gateway.review.run_once() == 1
+    await harness.gateway.worker.run_once(datetime.now(UTC) + timedelta(seconds=1))
+    (copy,) = harness.sink.received
+    assert copy.recipients == [other]
+    assert b"person@example.org" not in copy.content.lower()
+    assert f"To: {other}".encode() in copy.content and b"\r\nCc:" not in copy.content
