@@ -68,7 +68,18 @@ class AccessLineRedactor(logging.Filter):
         return True
 
 
+class _ToRoot(logging.Handler):
+    """Hands access lines straight to the root logger's handlers (the gateway's JSON ones),
+    whatever another uvicorn in this process did to the `uvicorn` parent logger."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for handler in logging.getLogger().handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
 _REDACTOR = AccessLineRedactor()
+_TO_ROOT = _ToRoot()
 
 
 def install(enabled: bool) -> None:
@@ -76,5 +87,6 @@ def install(enabled: bool) -> None:
     its lines reach the gateway's handlers only when the access log is on."""
     logger = logging.getLogger(ACCESS_LOGGER)
     logger.addFilter(_REDACTOR)
-    logger.handlers = []  # never uvicorn's own text handlers
-    logger.propagate = enabled
+    logger.handlers = [_TO_ROOT] if enabled else []  # never uvicorn's own text handlers
+    logger.propagate = False
+    logger.setLevel(logging.INFO if enabled else logging.WARNING)
