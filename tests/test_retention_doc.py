@@ -16,3 +16,17 @@ def test_every_store_the_issue_names_has_a_row():
     for store in ("held", "refused", "queued", "opens", "events", "webhook outbox",
                   "unsubscribe", "message-ids", "expired suppression", "audit", "logs"):
         assert store in names, store
+
+
+def test_the_erasure_matrix_names_every_table_of_the_schema():
+    import re
+
+    from gateway.store.schema import metadata
+
+    doc = (Path(__file__).parents[1] / "docs/retention.md").read_text()
+    matrix = doc.split("## Erasure matrix", 1)[1].split("\n## ", 1)[0]
+    named = {name for row in matrix.splitlines() if row.startswith("| `")
+             for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    missing = set(metadata.tables) - named
+    assert not missing, f"add these tables to the erasure matrix: {sorted(missing)}"
+    assert not named - set(metadata.tables), "the matrix names a table that does not exist"
