@@ -41,7 +41,7 @@ from gateway.store.schema import (
 )
 from gateway.store.scrub import scrub
 from gateway.suppressions import Suppressions
-from suppression.canonical import InvalidAddress, canonical
+from suppression.canonical import GMAIL_DOMAINS, InvalidAddress, canonical
 from suppression.entries import GLOBAL, Entry, Kind, NewEntry, Reason, Target
 from suppression.schema import suppressions
 from suppression.store import entry_from_row
@@ -66,6 +66,34 @@ class Subject:
     @property
     def lowered(self) -> str:
         return self.address.lower()
+
+    def domains(self) -> set[str]:
+        """Every spelling of the person's domain a stored address may use."""
+        domain = self.address.rpartition("@")[2]
+        found = {domain}
+        if domain in GMAIL_DOMAINS:
+            found |= GMAIL_DOMAINS
+        try:
+            found.add(domain.encode("ascii").decode("idna"))  # xn-- as it was written
+        except UnicodeError:
+            pass
+        return found
+
+    def is_them(self, address: str | None) -> bool:
+        """Is `address` one of the person's spellings (case, dots, +tags, as canonical())?"""
+        if not address:
+            return False
+        try:
+            return canonical(address) == self.address
+        except InvalidAddress:
+            return False
+
+    def candidates(self, column: Any) -> sa.ColumnElement[bool]:
+        """A cheap SQL pre-filter (same domain) for rows `is_them` then decides on."""
+        def like(domain: str) -> str:
+            return "%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return sa.or_(*[sa.func.lower(column).like(like(d), escape="\\")
+                        for d in sorted(self.domains())])
 
 
 class Subjects:
@@ -102,8 +130,9 @@ class Subjects:
                     "tenant": names.get(r.tenant_id), "at": _when(r.at), "kind": r.kind,
                     "queue_id": r.queue_id, "detail": r.detail,
                 } for r in await conn.execute(sa.select(events).where(
-                    sa.func.lower(events.c.recipient) == person.lowered,
-                    *_tenant(events, tenant_id)).order_by(events.c.id))],
+                    person.candidates(events.c.recipient),
+                    *_tenant(events, tenant_id)).order_by(events.c.id))
+                    if person.is_them(r.recipient)],
                 "opens": [{
                     "tenant": names.get(r.tenant_id), "at": _when(r.at), "campaign": r.campaign,
                     "network": r.network, "user_agent_family": r.ua_family,
@@ -138,8 +167,9 @@ class Subjects:
                     "updated_at": _when(r.updated_at),
                     "last_reply": f"{r.reply_code} {r.reply_status} {r.reply_text}".strip(),
                 } for r in await conn.execute(sa.select(pending_copies).where(
-                    sa.func.lower(pending_copies.c.recipient) == person.lowered,
-                    *_tenant(pending_copies, tenant_id)).order_by(pending_copies.c.id))],
+                    person.candidates(pending_copies.c.recipient),
+                    *_tenant(pending_copies, tenant_id)).order_by(pending_copies.c.id))
+                    if person.is_them(r.recipient)],
                 "held_messages": [{
                     "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
                     "role": role, "status": r.status, "sender": r.envelope_from,
@@ -184,16 +214,17 @@ class Subjects:
     async def _held(self, conn: AsyncConnection, person: Subject,
                     tenant_id: int | None) -> list[tuple[Any, str]]:
         """Held messages sent to the person (`recipient`) or by them (`sender`)."""
+        domains = person.domains()
         rows = await conn.execute(sa.select(held_messages).where(
-            sa.or_(sa.func.lower(held_messages.c.envelope_from) == person.lowered,
-                   sa.func.lower(sa.cast(held_messages.c.recipients, sa.String))
-                   .contains(person.lowered)),
+            sa.or_(person.candidates(held_messages.c.envelope_from),
+                   *[sa.func.lower(sa.cast(held_messages.c.recipients, sa.String))
+                     .contains("@" + d) for d in sorted(domains)]),
             *_tenant(held_messages, tenant_id)).order_by(held_messages.c.id))
         found = []
         for r in rows:
-            if r.envelope_from.lower() == person.lowered:
+            if person.is_them(r.envelope_from):
                 found.append((r, "sender"))
-            elif any(x.lower() == person.lowered for x in r.recipients):
+            elif any(person.is_them(x) for x in r.recipients):
                 found.append((r, "recipient"))
         return found
 
@@ -218,9 +249,8 @@ class Subjects:
                 await self._suppressions.store.delete(conn, entry.id)
             deleted["suppression_entries"] = len(removable)
             kept["suppression_entries_under_legal_hold"] = len(entries) - len(removable)
-            deleted["events"] = (await conn.execute(events.delete().where(
-                sa.func.lower(events.c.recipient) == person.lowered,
-                *_tenant(events, tenant_id)))).rowcount
+            deleted["events"] = await _delete_theirs(conn, events, events.c.recipient,
+                                                     person, tenant_id)
             deleted["opens"] = (await conn.execute(opens.delete().where(
                 opens.c.recipient_digest == person.digest,
                 *_tenant(opens, tenant_id)))).rowcount
@@ -233,9 +263,8 @@ class Subjects:
             deleted["possible_opt_outs"] = (await conn.execute(optout_reviews.delete().where(
                 optout_reviews.c.recipient_digest == person.digest,
                 *_tenant(optout_reviews, tenant_id)))).rowcount
-            deleted["queued_copies"] = (await conn.execute(pending_copies.delete().where(
-                sa.func.lower(pending_copies.c.recipient) == person.lowered,
-                *_tenant(pending_copies, tenant_id)))).rowcount
+            deleted["queued_copies"] = await _delete_theirs(
+                conn, pending_copies, pending_copies.c.recipient, person, tenant_id)
             deleted["held_messages"], kept["held_messages_under_legal_hold"], \
                 deleted["held_recipients"] = await self._erase_held(conn, person, tenant_id,
                                                                    hold)
@@ -275,13 +304,13 @@ class Subjects:
             if row.tenant_id in hold:
                 kept += 1
                 continue
-            others = [r for r in row.recipients if r.lower() != person.lowered]
+            others = [r for r in row.recipients if not person.is_them(r)]
             if role == "sender" or not others:
                 await conn.execute(held_messages.delete().where(held_messages.c.id == row.id))
                 deleted += 1
             elif self._held_store is not None:  # re-sealed without them in any header
                 await self._held_store.reseal_without(
-                    conn, row.id, others, lambda a: _same_person(a, person))
+                    conn, row.id, others, person.is_them)
                 taken_off += 1
             else:
                 await conn.execute(held_messages.update().where(
@@ -290,11 +319,14 @@ class Subjects:
         return deleted, kept, taken_off
 
 
-def _same_person(address: str, person: Subject) -> bool:
-    try:
-        return canonical(address) == person.address
-    except InvalidAddress:
-        return False
+async def _delete_theirs(conn: AsyncConnection, table: sa.Table, column: Any,
+                         person: Subject, tenant_id: int | None) -> int:
+    """Delete the rows whose `column` is one of the person's spellings."""
+    ids = [r.id for r in await conn.execute(sa.select(table.c.id, column).where(
+        person.candidates(column), *_tenant(table, tenant_id))) if person.is_them(r[1])]
+    for start in range(0, len(ids), 500):
+        await conn.execute(table.delete().where(table.c.id.in_(ids[start:start + 500])))
+    return len(ids)
 
 
 # Where an erasure deletes or rewrites rows (the tables vacuumed after it on PostgreSQL).

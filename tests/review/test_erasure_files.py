@@ -16,12 +16,14 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
+from gateway.queue.store import NewCopy, State
 from gateway.store.schema import events
 from suppression.schema import suppressions
 from tests.cli.test_queue_cli import gw
 from tests.conftest import PG_DSN, Harness
-from tests.review.test_held import card_message, held_rows
+from tests.review.test_held import card_message, held_rows, send_data
 from tests.review.test_subjects import PERSON, _their_data
+from tests.support import messages
 
 
 def variants(address: str) -> list[bytes]:
@@ -150,3 +152,41 @@ async def test_a_held_message_kept_for_others_is_released_without_the_erased_add
     assert copy.recipients == [other]
     assert b"person@example.org" not in copy.content.lower()
     assert f"To: {other}".encode() in copy.content and b"\r\nCc:" not in copy.content
+
+
+GMAIL_PERSON = "Bob.Smith@gmail.com"
+SPELLINGS = ["bob.smith@gmail.com", "BobSmith+news@googlemail.com", "b.o.b.smith+x@GMAIL.com"]
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
+async def test_export_and_erase_find_every_spelling_of_the_address(harness: Harness):
+    """case, dots and +tags (canonical()): events, queued copies and held messages written
+    with any of the person's spellings are exported, and erased."""
+    gateway = harness.gateway
+    (mailbox,) = [m for _, m in await harness.store().list_mailboxes("acme")
+                  if m.address == "sales@acme.example"]
+    now = datetime.now(UTC)
+    async with gateway.engine.begin() as conn:
+        for spelling in SPELLINGS:
+            await conn.execute(events.insert().values(tenant_id=1, at=now, kind="delivered",
+                                                      recipient=spelling, detail={}))
+        await conn.execute(events.insert().values(tenant_id=1, at=now, kind="delivered",
+                                                  recipient="bob.smith@example.org", detail={}))
+    await gateway.queue.add([NewCopy(f"Q{i}", 1, mailbox.id, "sales@acme.example", spelling,
+                                     State.DEFERRED, 451, "4.2.1", "busy")
+                             for i, spelling in enumerate(SPELLINGS)], messages.simple(),
+                            first_attempt=now)
+    await asyncio.to_thread(send_data, harness, [SPELLINGS[1], "other@example.org"])
+    exported = json.loads((await gw(harness, "subject", "export", GMAIL_PERSON)).stdout)
+    assert len(exported["events"]) == 4  # 3 + the held one's; not the example.org namesake
+    assert len(exported["queued_copies"]) == 3
+    assert [m["role"] for m in exported["held_messages"]] == ["recipient"]
+    receipt = json.loads((await gw(harness, "subject", "erase", GMAIL_PERSON,
+                                   "--evidence", "t")).stdout)
+    assert receipt["deleted"]["events"] == 4 and receipt["deleted"]["queued_copies"] == 3
+    assert receipt["deleted"]["held_recipients"] == 1
+    after = json.loads((await gw(harness, "subject", "export", GMAIL_PERSON)).stdout)
+    assert after["events"] == after["queued_copies"] == after["held_messages"] == []
+    async with gateway.engine.connect() as conn:
+        left = (await conn.execute(sa.select(events.c.recipient))).scalars().all()
+    assert "bob.smith@example.org" in left and not any("gmail" in (r or "") for r in left)
