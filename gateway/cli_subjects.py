@@ -11,6 +11,7 @@ import click
 from gateway.cli import _actor, _credentials, _suppressions, _vault, cli, tenant, with_store
 from gateway.config import Config
 from gateway.offboarding import delete_tenant
+from gateway.queue.store import QueueStore
 from gateway.review.held import HeldStore
 from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_digest
 from gateway.store.directory import DirectoryStore
@@ -25,7 +26,8 @@ async def _subjects(store: DirectoryStore, config: Config) -> Subjects:
     key = purposes.current(DIGEST_PURPOSE)[1]
     return Subjects(store.engine, await _suppressions(store.engine, config, purposes),
                     lambda address: recipient_digest(key, address),
-                    HeldStore(store.engine, vault))
+                    HeldStore(store.engine, vault),
+                    QueueStore(store.engine, vault, config.queue.lifetime), config.smtp.hostname)
 
 
 def _print(doc: dict[str, Any]) -> None:

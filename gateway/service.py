@@ -251,7 +251,7 @@ class Gateway:
                                    config.pixels.forward_queue)
         self.web.pixels = PixelParts(self.pixel_sealer, self.opens, self.forwarder)
         self.web.subjects = Subjects(self.engine, self.suppressions, self.handler.digest,
-                                    self.held)
+                                    self.held, self.queue, config.smtp.hostname)
         self.reviewers = Reviewers(self.engine, self.vault, config.review)
         self.optout_reviews = OptOutReviews(self.engine, self.vault, self.suppressions)
         self.web.review = ReviewParts(self.engine, self.held, self.reviewers, self.queue,

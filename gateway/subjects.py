@@ -24,8 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import InvalidValue
+from gateway.queue import dsn
+from gateway.queue.store import Kind as Kind_
+from gateway.queue.store import NewCopy, QueueStore, State
 from gateway.retention import legal_holds
-from gateway.review.held import HeldStore
+from gateway.review.held import HELD, HeldStore
 from gateway.store import audit
 from gateway.store.engine import aware
 from gateway.store.schema import (
@@ -98,8 +101,11 @@ class Subject:
 
 class Subjects:
     def __init__(self, engine: AsyncEngine, suppressions: Suppressions,
-                 digest: Any, held: HeldStore | None = None) -> None:
+                 digest: Any, held: HeldStore | None = None, queue: QueueStore | None = None,
+                 reporting_mta: str = "") -> None:
         self._engine = engine
+        self._queue = queue  # where reports to senders owed one after an erasure go
+        self._reporting_mta = reporting_mta
         self._suppressions = suppressions
         self._digest = digest  # recipient -> keyed digest (the audit trail's)
         self._held_store = held  # opens and re-seals kept messages (an erasure rewrites them)
@@ -263,11 +269,15 @@ class Subjects:
             deleted["possible_opt_outs"] = (await conn.execute(optout_reviews.delete().where(
                 optout_reviews.c.recipient_digest == person.digest,
                 *_tenant(optout_reviews, tenant_id)))).rowcount
-            deleted["queued_copies"] = await _delete_theirs(
-                conn, pending_copies, pending_copies.c.recipient, person, tenant_id)
+            owed: list[_Owed] = []  # accepted mail to them that now never leaves
+            deleted["queued_copies"] = await self._erase_queued(conn, person, tenant_id, owed)
             deleted["held_messages"], kept["held_messages_under_legal_hold"], \
                 deleted["held_recipients"] = await self._erase_held(conn, person, tenant_id,
-                                                                   hold)
+                                                                   hold, owed)
+            if owed:
+                await audit.write(conn, [audit.row(
+                    "copy.erased", actor=actor, tenant_id=o.tenant_id, queue_id=o.queue_id,
+                    recipient_digest=person.digest) for o in owed])
             kept["audit_rows"] = (await conn.execute(sa.select(sa.func.count()).where(
                 audit_events.c.recipient_digest == person.digest))).scalar_one()
             scope = GLOBAL if tenant_id is None else tenant_id
@@ -284,6 +294,7 @@ class Subjects:
             await audit.write(conn, [audit.row(
                 "subject.erased", actor=actor, tenant_id=tenant_id, reason=evidence[:500],
                 recipient_digest=person.digest, deleted=deleted, kept=kept)])
+        deleted["reports_to_senders"] = await self._report(owed, person)
         await scrub(self._engine, ERASED_TABLES)  # out of the WAL and free pages too
         return {
             "erased_at": now.isoformat(), "subject_digest": person.digest,
@@ -295,15 +306,62 @@ class Subjects:
                           "trail is append-only",
         }
 
+    async def _erase_queued(self, conn: AsyncConnection, person: Subject,
+                            tenant_id: int | None, owed: list[_Owed]) -> int:
+        """Queued copies to the person: deleted; a waiting one is owed a report."""
+        c = pending_copies.c
+        rows = [r for r in await conn.execute(sa.select(
+            c.id, c.recipient, c.queue_id, c.tenant_id, c.mailbox_id, c.envelope_from, c.kind,
+            c.state, c.created_at, c.message_id).where(
+            person.candidates(c.recipient), *_tenant(pending_copies, tenant_id)))
+            if person.is_them(r.recipient)]
+        for r in rows:
+            if r.kind == Kind_.COPY.value and r.envelope_from and r.state in _WAITING:
+                owed.append(_Owed(r.queue_id, r.tenant_id, r.mailbox_id, r.envelope_from,
+                                  aware(r.created_at) or datetime.now(UTC), r.message_id))
+        ids = [r.id for r in rows]
+        for start in range(0, len(ids), 500):
+            await conn.execute(pending_copies.delete().where(c.id.in_(ids[start:start + 500])))
+        return len(ids)
+
+    async def _report(self, owed: list[_Owed], person: Subject) -> int:
+        """One RFC 3464 report per message to its sender, naming the erased recipient by
+        `erased-<digest>@invalid`, with no part of the original (it names them)."""
+        if self._queue is None:
+            return 0
+        by_message = {o.queue_id: o for o in owed}
+        for o in by_message.values():
+            report = dsn.build(
+                reporting_mta=self._reporting_mta or "localhost", queue_id=o.queue_id,
+                sender=o.sender, arrival=o.arrival, original=None,
+                recipients=[dsn.RecipientStatus(
+                    dsn.erased_recipient(person.digest), "failed", "5.7.1",
+                    "550 5.7.1 Not sent: the recipient's data was erased at their request")])
+            await self._queue.add([NewCopy(
+                o.queue_id, o.tenant_id, o.mailbox_id, "", o.sender, State.DEFERRED, 0,
+                "2.0.0", "report queued", kind=Kind_.DSN, message_id=o.message_id)], report)
+        if by_message:
+            async with self._engine.begin() as conn:
+                await audit.write(conn, [audit.row(
+                    "dsn.queued", actor="erasure", tenant_id=o.tenant_id, queue_id=o.queue_id,
+                    recipients=[person.digest]) for o in by_message.values()])
+        return len(by_message)
+
     async def _erase_held(self, conn: AsyncConnection, person: Subject,
-                          tenant_id: int | None, hold: Collection[int]) -> tuple[int, int, int]:
+                          tenant_id: int | None, hold: Collection[int],
+                          owed: list[_Owed]) -> tuple[int, int, int]:
         """Messages to or from the person: deleted, or (sent to others too) the person taken
-        off the recipients. Under legal hold: kept. Returns (deleted, kept, taken off)."""
+        off the recipients. Under legal hold: kept. Returns (deleted, kept, taken off).
+        A message still held (accepted, undecided) owes its sender a report for them."""
         deleted = kept = taken_off = 0
         for row, role in await self._held(conn, person, tenant_id):
             if row.tenant_id in hold:
                 kept += 1
                 continue
+            if role == "recipient" and row.status == HELD and row.envelope_from:
+                owed.append(_Owed(row.queue_id, row.tenant_id, row.mailbox_id,
+                                  row.envelope_from,
+                                  aware(row.created_at) or datetime.now(UTC), None))
             others = [r for r in row.recipients if not person.is_them(r)]
             if role == "sender" or not others:
                 await conn.execute(held_messages.delete().where(held_messages.c.id == row.id))
@@ -317,6 +375,21 @@ class Subjects:
                     held_messages.c.id == row.id).values(recipients=others))
                 taken_off += 1
         return deleted, kept, taken_off
+
+
+@dataclass(frozen=True, slots=True)
+class _Owed:
+    """Accepted mail to an erased person that will never leave: its sender gets a report."""
+
+    queue_id: str
+    tenant_id: int
+    mailbox_id: int
+    sender: str
+    arrival: datetime
+    message_id: str | None
+
+
+_WAITING = (State.DEFERRED.value, State.REFUSED.value)
 
 
 async def _delete_theirs(conn: AsyncConnection, table: sa.Table, column: Any,

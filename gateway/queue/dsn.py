@@ -30,8 +30,10 @@ def original_headers(message: bytes) -> bytes:
 
 
 def build(*, reporting_mta: str, queue_id: str, sender: str, arrival: datetime,
-          recipients: Sequence[RecipientStatus], original: bytes,
+          recipients: Sequence[RecipientStatus], original: bytes | None,
           headers_only: bool = True, reason: str = "") -> bytes:
+    """`original=None`: no third part at all (RFC 3464 s 2 makes it optional), for a report
+    whose original would name someone it must not, e.g. an erased recipient."""
     """The report as bytes, CRLF line endings, ready to send with a null envelope sender."""
     boundary = f"=_dsn_{secrets.token_hex(12)}"
     now = datetime.now(UTC)
@@ -55,7 +57,9 @@ def build(*, reporting_mta: str, queue_id: str, sender: str, arrival: datetime,
         f"Last-Attempt-Date: {format_datetime(now)}\r\n"
         for r in recipients
     )
-    if headers_only:
+    if original is None:
+        third = b""
+    elif headers_only:
         third = (b"Content-Type: text/rfc822-headers\r\n\r\n" + original_headers(original))
     else:
         third = b"Content-Type: message/rfc822\r\n\r\n" + original
@@ -77,7 +81,13 @@ def build(*, reporting_mta: str, queue_id: str, sender: str, arrival: datetime,
         f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
         f"{per_message}{per_recipient}",
     ]
-    return (head.encode() + b"".join(p.encode("ascii", "replace") for p in parts)
-            + f"--{boundary}\r\n".encode() + third
-            + (b"" if third.endswith(b"\r\n") else b"\r\n")
-            + f"--{boundary}--\r\n".encode())
+    body = head.encode() + b"".join(p.encode("ascii", "replace") for p in parts)
+    if third:
+        body += (f"--{boundary}\r\n".encode() + third
+                 + (b"" if third.endswith(b"\r\n") else b"\r\n"))
+    return body + f"--{boundary}--\r\n".encode()
+
+
+def erased_recipient(digest: str) -> str:
+    """How a report names an erased recipient: never their address (issue 20)."""
+    return f"erased-{digest[:16]}@invalid"

@@ -148,8 +148,8 @@ async def test_a_held_message_kept_for_others_is_released_without_the_erased_add
     await harness.gateway.held.request_release(row.id, "reviewer", "a false positive")
     assert await harness.gateway.review.run_once() == 1
     await harness.gateway.worker.run_once(datetime.now(UTC) + timedelta(seconds=1))
-    (copy,) = harness.sink.received
-    assert copy.recipients == [other]
+    (copy,) = [r for r in harness.sink.received if r.recipients != ["sales@acme.example"]]
+    assert copy.recipients == [other]  # (the sender got a report about the erased one)
     assert b"person@example.org" not in copy.content.lower()
     assert f"To: {other}".encode() in copy.content and b"\r\nCc:" not in copy.content
 
@@ -190,3 +190,37 @@ async def test_export_and_erase_find_every_spelling_of_the_address(harness: Harn
     async with gateway.engine.connect() as conn:
         left = (await conn.execute(sa.select(events.c.recipient))).scalars().all()
     assert "bob.smith@example.org" in left and not any("gmail" in (r or "") for r in left)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
+async def test_held_and_queued_copies_to_an_erased_person_are_reported_without_naming_them(
+        harness: Harness):
+    """Accepted mail that now never leaves is owed a report (RFC 5321 s 6.1): one DSN per
+    message to its sender, naming `erased-<digest>@invalid`, status 5.7.1, no returned
+    headers (they name the person)."""
+    for spelling in (PERSON, "Person@example.org", PERSON.lower()):  # it stays queued
+        harness.sink.faults.rcpt[spelling] = "451 4.2.1 try later"
+
+    def send_mixed() -> tuple[int, bytes]:
+        with harness.client() as smtp:
+            smtp.mail("sales@acme.example")
+            smtp.rcpt(PERSON)
+            smtp.rcpt("lead@example.org")
+            return smtp.data(messages.simple(to=PERSON))
+
+    assert (await asyncio.to_thread(send_mixed))[0] == 250  # one delivered, one queued
+    assert (await asyncio.to_thread(send_data, harness, [PERSON]))[0] == 250  # held
+    receipt = json.loads((await gw(harness, "subject", "erase", PERSON,
+                                   "--evidence", "t")).stdout)
+    assert receipt["deleted"]["queued_copies"] == 1 and receipt["deleted"]["held_messages"] == 1
+    assert receipt["deleted"]["reports_to_senders"] == 2
+    await harness.gateway.worker.run_once(datetime.now(UTC) + timedelta(seconds=1))
+    reports = [r for r in harness.sink.received if r.recipients == ["sales@acme.example"]]
+    assert len(reports) == 2 and all(r.envelope_from == "" for r in reports)
+    name = f"erased-{harness.gateway.handler.digest(PERSON)[:16]}@invalid".encode()
+    for report in reports:
+        assert name in report.content and b"Status: 5.7.1" in report.content
+        assert b"person@example.org" not in report.content.lower()
+        assert b"rfc822-headers" not in report.content and b"message/rfc822" not in report.content
+    assert [r.recipients for r in harness.sink.received
+            if r.recipients != ["sales@acme.example"]] == [["lead@example.org"]]
