@@ -25,7 +25,7 @@ from gateway.store.directory import audit_change
 from gateway.store.schema import tenants
 from gateway.suppressions import Suppressions
 from suppression.canonical import InvalidAddress, canonical
-from suppression.entries import Kind, NewEntry, Reason, Target
+from suppression.entries import GLOBAL, Kind, NewEntry, Reason, Target
 
 log = logging.getLogger("gateway.optout")
 
@@ -61,6 +61,11 @@ class OptOuts:
             if before is not None and before.reason is Reason.UNSUBSCRIBE \
                     and before.active(now):
                 return Recorded(False, before.id)
+            for erased in (before, await store.find(conn, GLOBAL, target)):
+                if erased is not None and erased.reason is Reason.ERASURE:
+                    # An old link of an erased person: they stay suppressed, and recording it
+                    # would store their address again (issue 20). Nothing more is written.
+                    return Recorded(False, erased.id)
             await store.add(conn, [NewEntry(scope, target, Reason.UNSUBSCRIBE, source, now,
                                             created_by=f"recipient:{source}")], now)
             entry = await store.find(conn, scope, target)

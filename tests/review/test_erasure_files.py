@@ -24,6 +24,7 @@ from tests.conftest import PG_DSN, Harness
 from tests.review.test_held import card_message, held_rows, send_data
 from tests.review.test_subjects import PERSON, _their_data
 from tests.support import messages
+from tests.web.test_unsubscribe import public, token_for
 
 
 def variants(address: str) -> list[bytes]:
@@ -224,3 +225,18 @@ async def test_held_and_queued_copies_to_an_erased_person_are_reported_without_n
         assert b"rfc822-headers" not in report.content and b"message/rfc822" not in report.content
     assert [r.recipients for r in harness.sink.received
             if r.recipients != ["sales@acme.example"]] == [["lead@example.org"]]
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_an_old_unsubscribe_link_of_an_erased_person_stores_nothing(harness: Harness,
+                                                                         tmp_path: Path):
+    token = await token_for(harness, PERSON)
+    assert (await gw(harness, "subject", "erase", PERSON, "--evidence", "t")).returncode == 0
+    async with public(harness) as client:
+        answer = await client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert answer.status_code == 200  # they are unsubscribed: for good
+    async with harness.gateway.engine.connect() as conn:
+        targets = (await conn.execute(sa.select(suppressions.c.target))).scalars().all()
+        named = (await conn.execute(sa.select(events.c.recipient))).scalars().all()
+    assert PERSON.lower() not in [t for t in targets if t] and not [n for n in named if n]
+    assert hits_in_files(tmp_path, PERSON) == {}
