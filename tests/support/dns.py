@@ -52,11 +52,19 @@ class _Resolver(BaseResolver):  # type: ignore[misc]
 @contextmanager
 def dns_server(zone: Zone) -> Iterator[int]:
     """Serve `zone` on 127.0.0.1 (UDP and TCP, one port); yields the port."""
-    udp = DNSServer(_Resolver(zone), address="127.0.0.1", port=0,
-                    logger=DNSLogger(log="-request,-reply,-truncated,-error", prefix=False))
-    port = udp.server.server_address[1]
-    tcp = DNSServer(_Resolver(zone), address="127.0.0.1", port=port, tcp=True,
-                    logger=DNSLogger(log="-request,-reply,-truncated,-error", prefix=False))
+    quiet = "-request,-reply,-truncated,-error"
+    for _ in range(20):  # the free UDP port may be taken for TCP by another process: retry
+        udp = DNSServer(_Resolver(zone), address="127.0.0.1", port=0,
+                        logger=DNSLogger(log=quiet, prefix=False))
+        port = udp.server.server_address[1]
+        try:
+            tcp = DNSServer(_Resolver(zone), address="127.0.0.1", port=port, tcp=True,
+                            logger=DNSLogger(log=quiet, prefix=False))
+            break
+        except OSError:
+            udp.server.server_close()
+    else:
+        raise OSError("no port free for both UDP and TCP")
     udp.start_thread()
     tcp.start_thread()
     try:
