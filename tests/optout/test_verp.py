@@ -114,3 +114,22 @@ async def test_a_dsn_to_a_real_return_path_naming_someone_else_suppresses_nobody
     code, _ = await mail_bounce(h, path, forwarded)  # Original-Recipient is the copy's
     (entry,) = await entries(h)
     assert (entry.target, entry.reason) == (gone, "bounce")
+
+
+async def test_a_bounce_that_arrives_after_erasure_brings_nobody_back(h: Harness):
+    """The copy's index row went with the erasure: its return path names no copy now, so the
+    late bounce is refused at RCPT and nothing about the person is written again."""
+    from gateway.store.schema import events
+    from tests.cli.test_queue_cli import gw
+
+    gone = "lukas.weber@nordlicht.example"
+    await h.send(without_message_id(messages.simple()), [gone])
+    path = h.sink.received[0].envelope_from
+    assert (await gw(h, "subject", "erase", gone, "--evidence", "ticket")).returncode == 0
+    code, _ = await mail_bounce(h, path, BOUNCE)
+    assert code == 550
+    rows = await entries(h)
+    assert [(r.reason, r.target) for r in rows] == [("erasure", None)]
+    async with h.gateway.engine.connect() as conn:
+        named = (await conn.execute(sa.select(events.c.recipient))).scalars().all()
+    assert gone not in named
