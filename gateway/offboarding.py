@@ -27,10 +27,6 @@ from gateway.vault.tenant_keys import TenantSealedSecrets
 from suppression.schema import suppressions
 
 DELETED = "deleted"
-_TABLES = ("webhook_outbox", "webhooks", "pending_copies", "events", "opens", "sent_messages",
-           "feedback_marks", "optout_reviews", "inbox_state", "api_keys", "oauth_flows",
-           "oauth_clients", "sealed_secrets", "mailbox_credentials", "dkim_keys", "mailboxes",
-           "logins", "domains", "held_messages", "tenants")
 
 
 async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: str,
@@ -46,9 +42,11 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
     tid = tenant.id
     deleted: dict[str, int] = {}
     kept: dict[str, int] = {}
+    touched = {t.tenants.name}  # the tables this deletion changed (vacuumed after it)
     async with store.engine.begin() as conn:
         async def drop(label: str, table: sa.Table, *where: sa.ColumnElement[bool]) -> None:
             deleted[label] = (await conn.execute(table.delete().where(*where))).rowcount or 0
+            touched.add(table.name)
 
         hooks = sa.select(t.webhooks.c.id).where(t.webhooks.c.tenant_id == tid)
         await drop("webhook_outbox", t.webhook_outbox, t.webhook_outbox.c.webhook_id.in_(hooks))
@@ -91,7 +89,7 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
                                            deleted=deleted, kept=kept,
                                            tokens_revoked=revoked,
                                            tenant_key_shredded=shredded)])
-    await scrub(store.engine, [*_TABLES, "suppressions"])  # out of the WAL and free pages
+    await scrub(store.engine, touched)  # out of the WAL and free pages too
     return {"tenant": name, "deleted_at": datetime.now(UTC).isoformat(), "deleted": deleted,
             "kept": kept, "tokens_revoked_at_provider": revoked,
             "tenant_key_shredded": shredded,

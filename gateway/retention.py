@@ -156,10 +156,7 @@ class Purged:
         return sum(self.counts.values())
 
 
-_TABLES = ("held_messages", "suppressions", "pending_copies", "events", "webhook_outbox",
-           "opens", "sent_messages", "feedback_marks", "optout_reviews", "oauth_flows",
-           "audit_events")
-_TABLE_OF = {"suppressions_expired": "suppressions"}
+_TABLE_OF = {"suppressions_expired": "suppressions"}  # a count not named for its table
 
 
 class Retention:
@@ -225,9 +222,8 @@ class Retention:
                 await audit.write(conn, [audit.row("retention.purged", actor=PURGE_ACTOR.name,
                                                    counts=purged.counts)])
             try:
-                await scrub(self._engine, [_TABLE_OF.get(name, name) for name, n
-                                           in purged.counts.items() if n
-                                           and _TABLE_OF.get(name, name) in _TABLES])
+                await scrub(self._engine, [_TABLE_OF.get(name, name)
+                                           for name, n in purged.counts.items() if n])
             except StoreError as exc:  # the next round checkpoints again
                 log.warning("retention purge: files not scrubbed yet", extra={
                     "error": exc.message})

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import ssl
@@ -26,7 +27,7 @@ from gateway.directory.records import Tenant
 from gateway.dkim.keys import DkimKeys
 from gateway.errors import VaultError
 from gateway.events.webhooks import WebhookDispatcher
-from gateway.limits.counters import counters_for
+from gateway.limits.counters import Count, DatabaseCounters, counters_for
 from gateway.limits.sending import SendingLimits
 from gateway.net.fetch import GuardedFetcher
 from gateway.optout import mailto
@@ -171,7 +172,11 @@ class Gateway:
         self.directory = Directory(DirectoryStore(self.engine), config)
         self.purpose_keys = PurposeKeys(self.engine, self.vault)
         audit_chain.set_chain_name(config.audit.chain)
-        self.write_health = WriteHealth(self.engine, sqlite_directory(config.database.url),
+        # the heartbeat: a counter row in the database (even when the limits count in Redis),
+        # expiring at once so the retention purge takes it
+        heartbeat = functools.partial(DatabaseCounters(self.engine).hit,
+                                      [Count("store:heartbeat", 0, 0, 1, 0)])
+        self.write_health = WriteHealth(heartbeat, sqlite_directory(config.database.url),
                                         config.database.min_free_mb)
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
                                 config.audit.batch_max_delay, self.write_health)

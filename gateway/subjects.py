@@ -66,10 +66,6 @@ class Subject:
     address: str  # canonical (what suppression entries hold)
     digest: str  # the keyed digest of the audit trail and pixel opens
 
-    @property
-    def lowered(self) -> str:
-        return self.address.lower()
-
     def domains(self) -> set[str]:
         """Every spelling of the person's domain a stored address may use."""
         domain = self.address.rpartition("@")[2]
@@ -255,8 +251,8 @@ class Subjects:
                 await self._suppressions.store.delete(conn, entry.id)
             deleted["suppression_entries"] = len(removable)
             kept["suppression_entries_under_legal_hold"] = len(entries) - len(removable)
-            deleted["events"] = await _delete_theirs(conn, events, events.c.recipient,
-                                                     person, tenant_id)
+            deleted["events"] = await _delete(conn, events, [r.id for r in await _theirs(
+                conn, events, events.c.recipient, person, tenant_id)])
             deleted["opens"] = (await conn.execute(opens.delete().where(
                 opens.c.recipient_digest == person.digest,
                 *_tenant(opens, tenant_id)))).rowcount
@@ -310,19 +306,14 @@ class Subjects:
                             tenant_id: int | None, owed: list[_Owed]) -> int:
         """Queued copies to the person: deleted; a waiting one is owed a report."""
         c = pending_copies.c
-        rows = [r for r in await conn.execute(sa.select(
-            c.id, c.recipient, c.queue_id, c.tenant_id, c.mailbox_id, c.envelope_from, c.kind,
-            c.state, c.created_at, c.message_id).where(
-            person.candidates(c.recipient), *_tenant(pending_copies, tenant_id)))
-            if person.is_them(r.recipient)]
+        rows = await _theirs(conn, pending_copies, c.recipient, person, tenant_id,
+                             c.queue_id, c.tenant_id, c.mailbox_id, c.envelope_from, c.kind,
+                             c.state, c.created_at, c.message_id)
         for r in rows:
             if r.kind == Kind_.COPY.value and r.envelope_from and r.state in _WAITING:
                 owed.append(_Owed(r.queue_id, r.tenant_id, r.mailbox_id, r.envelope_from,
                                   aware(r.created_at) or datetime.now(UTC), r.message_id))
-        ids = [r.id for r in rows]
-        for start in range(0, len(ids), 500):
-            await conn.execute(pending_copies.delete().where(c.id.in_(ids[start:start + 500])))
-        return len(ids)
+        return await _delete(conn, pending_copies, [r.id for r in rows])
 
     async def _report(self, owed: list[_Owed], person: Subject) -> int:
         """One RFC 3464 report per message to its sender, naming the erased recipient by
@@ -392,11 +383,15 @@ class _Owed:
 _WAITING = (State.DEFERRED.value, State.REFUSED.value)
 
 
-async def _delete_theirs(conn: AsyncConnection, table: sa.Table, column: Any,
-                         person: Subject, tenant_id: int | None) -> int:
-    """Delete the rows whose `column` is one of the person's spellings."""
-    ids = [r.id for r in await conn.execute(sa.select(table.c.id, column).where(
-        person.candidates(column), *_tenant(table, tenant_id))) if person.is_them(r[1])]
+async def _theirs(conn: AsyncConnection, table: sa.Table, column: Any, person: Subject,
+                 tenant_id: int | None, *more: Any) -> list[Any]:
+    """The rows (id, `column`, `more`...) whose `column` is one of the person's spellings."""
+    rows = await conn.execute(sa.select(table.c.id, column, *more).where(
+        person.candidates(column), *_tenant(table, tenant_id)))
+    return [r for r in rows if person.is_them(r[1])]
+
+
+async def _delete(conn: AsyncConnection, table: sa.Table, ids: list[int]) -> int:
     for start in range(0, len(ids), 500):
         await conn.execute(table.delete().where(table.c.id.in_(ids[start:start + 500])))
     return len(ids)

@@ -47,7 +47,7 @@ SUPPRESSION_PURPOSE = "suppression-digest"
 MAX_NOTE = 500
 
 
-_LAST_EXPIRY = 253402300799  # 9999-12-31T23:59:59Z: every store and datetime holds it
+LAST_EXPIRY = 253402300799  # 9999-12-31T23:59:59Z: every store and datetime holds it
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ class Suppressions:
         now = int(time.time())
         if expires_at is not None and expires_at <= now:
             raise InvalidValue("The expiry is in the past.")
-        if expires_at is not None and expires_at > _LAST_EXPIRY:
+        if expires_at is not None and expires_at > LAST_EXPIRY:
             raise InvalidValue("The expiry is after the year 9999.")
         if len(note) > MAX_NOTE:
             raise InvalidValue(f"A note has at most {MAX_NOTE} characters.")

@@ -23,7 +23,7 @@ def certificate_failure(error: BaseException) -> bool:
     for _ in range(10):
         if seen is None:
             return False
-        if isinstance(seen, ssl.SSLCertVerificationError | ssl.CertificateError):
+        if isinstance(seen, ssl.SSLCertVerificationError):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -116,8 +116,8 @@ class MailtoSMTP(SMTP):
         super().__init__(handler, hostname=hostname, ident="ESMTP",
                          data_size_limit=config.mailto_max_message_size, decode_data=False,
                          tls_context=tls_context, require_starttls=False, timeout=60,
-                         auth_required=False, command_call_limit=50)
-        self._smtp_methods = guard_commands(self._smtp_methods, self.push, 50, self._close)
+                         auth_required=False)
+        self._smtp_methods = guard_commands(self, 50)
         self._mailto = handler
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -126,10 +126,6 @@ class MailtoSMTP(SMTP):
         if self._mailto.connections > self._mailto.config.mailto_max_connections:
             transport.write(f"{TOO_MANY}\r\n".encode())  # type: ignore[attr-defined]
             transport.close()
-
-    def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
         self._mailto.connections -= 1

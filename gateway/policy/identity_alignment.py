@@ -41,8 +41,6 @@ def organisational(domain: str) -> str:
 
 # Other fields that name who sent the message, as readers and receivers show them.
 _OTHER_IDENTITIES = ("reply-to", "sender", "resent-from", "resent-sender")
-_TITLES = {"reply-to": "Reply-To", "sender": "Sender", "resent-from": "Resent-From",
-           "resent-sender": "Resent-Sender"}
 _ADDRESS_LIST = HeaderRegistry()
 
 
@@ -100,7 +98,7 @@ class IdentityAlignment:
                 break
         for field in _OTHER_IDENTITIES:
             if any(not _aligned(value, org) for value in message.values(field)):
-                problems.append(f"{_TITLES[field]} is outside the From domain")
+                problems.append(f"{field.title()} is outside the From domain")
         if organisational(_domain_of(tx.envelope_from)) != org:
             problems.append("envelope sender is outside the From domain")
         subject = str(message.parsed().get("subject", ""))

@@ -12,10 +12,6 @@ from gateway.policy.message import Message
 # Every field that can carry a recipient's address on its way.
 ADDRESS_FIELDS = ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc", "delivered-to",
                   "x-original-to", "envelope-to", "apparently-to", "x-rcpt-to")
-_TITLES = {"to": "To", "cc": "Cc", "bcc": "Bcc", "resent-to": "Resent-To",
-           "resent-cc": "Resent-Cc", "resent-bcc": "Resent-Bcc", "delivered-to": "Delivered-To",
-           "x-original-to": "X-Original-To", "envelope-to": "Envelope-To",
-           "apparently-to": "Apparently-To", "x-rcpt-to": "X-Rcpt-To"}
 
 
 def without_address(raw: bytes, is_person: Callable[[str], bool]) -> bytes:
@@ -33,5 +29,5 @@ def without_address(raw: bytes, is_person: Callable[[str], bool]) -> bytes:
         message.remove(field)
         for pairs in kept:
             if pairs:
-                message.append(_TITLES[field], ", ".join(formataddr(p) for p in pairs))
+                message.append(field.title(), ", ".join(formataddr(p) for p in pairs))
     return message.as_bytes()

@@ -95,8 +95,10 @@ class AuthThrottle:
 
     async def admit(self, login: str, ip: str) -> Admission:
         """Before a password is checked. Raises if the counters cannot be read."""
-        pair, budget, known, known_before = self._counts(login, ip, time.time())
-        used = await self._counters.used([pair, budget, known, known_before])
+        return self._admission(await self._counters.used(self._counts(login, ip, time.time())))
+
+    def _admission(self, used: list[int]) -> Admission:
+        """From what the four counters of `_counts` hold."""
         if used[0] >= self._config.max_failures:
             return Admission.BACKED_OFF
         if used[1] >= self._config.login_failure_budget and not (used[2] or used[3]):
@@ -105,12 +107,12 @@ class AuthThrottle:
 
     async def failed(self, login: str, ip: str, login_id: int | None) -> Admission:
         """Count a wrong password; what the next attempt from here would meet."""
-        pair, budget, _, _ = self._counts(login, ip, time.time())
-        await self._counters.hit([pair, budget])
-        admission = await self.admit(login, ip)
+        counts = self._counts(login, ip, time.time())
+        await self._counters.hit(counts[:2])
+        used = await self._counters.used(counts)
+        admission = self._admission(used)
         if login_id is not None:
-            spent = (await self._counters.used([budget]))[0]
-            if spent == self._config.login_failure_budget:  # once, when it is spent
+            if used[1] == self._config.login_failure_budget:  # once, when it is spent
                 log.error("login failure budget spent: unknown networks are refused",
                           extra={"alert": "ops", "login_id": login_id,
                                  "budget": self._config.login_failure_budget,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiosmtpd.smtp import SMTP
+
 from gateway.smtp import replies
 from gateway.smtp.replies import Reply
 
@@ -25,11 +27,11 @@ def data_fault(raw: bytes) -> Reply | None:
     return None
 
 
-def guard_commands(methods: dict[str, Any], push: Callable[[str], Awaitable[None]],
-                   budget: int, close: Callable[[], None]) -> dict[str, Any]:
-    """aiosmtpd's command table with every command refusing an argument that holds NUL, and
-    one budget for all commands of a session: aiosmtpd's own limit counts each verb apart, so
-    a flood that alternates NOOP, RSET and HELP would get that many times the budget.
+def guard_commands(server: SMTP, budget: int) -> dict[str, Any]:
+    """`server`'s command table with every command refusing an argument that holds NUL, and
+    one budget for all commands of a session (instead of aiosmtpd's `command_call_limit`,
+    which counts each verb apart: a flood alternating NOOP, RSET and HELP would get that many
+    times the budget).
 
     (A NUL in the command word itself already finds no command and is refused as unknown.)
     """
@@ -40,13 +42,14 @@ def guard_commands(methods: dict[str, Any], push: Callable[[str], Awaitable[None
         async def run(arg: str | None) -> None:
             left[0] -= 1
             if left[0] < 0:
-                await push(str(replies.TOO_MANY_COMMANDS))
-                close()
+                await server.push(str(replies.TOO_MANY_COMMANDS))
+                if server.transport is not None:
+                    server.transport.close()
                 return
             if arg is not None and "\0" in arg:
-                await push(str(replies.NUL_IN_COMMAND))
+                await server.push(str(replies.NUL_IN_COMMAND))
                 return
             await method(arg)
         return run
 
-    return {name: guarded(method) for name, method in methods.items()}
+    return {name: guarded(method) for name, method in server._smtp_methods.items()}

@@ -42,14 +42,12 @@ class GatewaySMTP(SMTP):
             require_starttls=False,  # IP-credential clients may stay in clear; AUTH may not
             timeout=config.session_timeout,
             auth_required=True,
-            auth_require_tls=True,
-            command_call_limit=config.max_commands,
+            auth_require_tls=True,  # (the command budget: guard_commands, below)
             # behind HAProxy: the PROXY header first (the implicit-TLS port stays direct)
             proxy_protocol_timeout=config.proxy_timeout
             if config.proxy_protocol and not implicit_tls else None,
         )
-        self._smtp_methods = guard_commands(self._smtp_methods, self.push,
-                                            config.max_commands, self._close)
+        self._smtp_methods = guard_commands(self, config.max_commands)
         self._connections = connections
         self._counted_as: str | None = None  # this connection's place under the client cap
         self.implicit_tls = implicit_tls
@@ -67,8 +65,8 @@ class GatewaySMTP(SMTP):
         if isinstance(old, GatewaySession) and isinstance(self.session, GatewaySession):
             self.session.proxy_data = old.proxy_data
             self.session.counted_tenant = old.counted_tenant
-        elif self._proxy_timeout is None and not self.admit_client():
-            return  # over the cap; behind a balancer the PROXY hook asks instead
+        elif self._proxy_timeout is None:  # behind a balancer the PROXY hook asks instead
+            self.admit_client()
 
     def admit_client(self) -> bool:
         """Take a place under the per-client connection cap, or refuse the connection."""
@@ -82,10 +80,6 @@ class GatewaySMTP(SMTP):
             self.transport.write(f"{replies.TOO_MANY_CONNECTIONS}\r\n".encode())  # type: ignore[attr-defined]
             self.transport.close()
         return False
-
-    def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
     async def _handle_client(self) -> None:
         log_context.bind(session=self.session_id)  # this task's lines, and its children's

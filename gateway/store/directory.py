@@ -176,9 +176,10 @@ class DirectoryStore:
                         actor: str, min_length: int = 12) -> None:
         if not username or len(username) > 200 or any(c.isspace() for c in username):
             raise InvalidValue(f"Login name {username!r} must be 1-200 characters, no spaces.")
-        if len(password) < max(min_length, 12):
-            raise InvalidValue(f"A login password must have at least {max(min_length, 12)} "
-                               "characters (or use --generate).")
+        floor = max(min_length, 12)
+        if len(password) < floor:
+            raise InvalidValue(f"A login password must have at least {floor} characters (or "
+                               "use --generate).")
         hashed = hash_password(password)
         async with self.engine.begin() as conn:
             tenant = await self._tenant_by_name(conn, tenant_name)

@@ -20,18 +20,14 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from gateway.store.schema import rate_counters
 
 log = logging.getLogger("gateway.store")
 
 _STATVFS_EVERY = 1.0  # seconds
 _HEARTBEAT_EVERY = 1.0
-_HEARTBEAT_KEY = "store:heartbeat"
+
 
 
 def sqlite_directory(url: str) -> Path | None:
@@ -43,8 +39,9 @@ def sqlite_directory(url: str) -> Path | None:
 
 
 class WriteHealth:
-    def __init__(self, engine: AsyncEngine, directory: Path | None, min_free_mb: int) -> None:
-        self._engine = engine
+    def __init__(self, heartbeat_write: Callable[[], Awaitable[object]], directory: Path | None,
+                 min_free_mb: int) -> None:
+        self._heartbeat_write = heartbeat_write  # one small commit to the database
         self._directory = directory
         self._min_free = min_free_mb * 1024 * 1024
         self._failing = False
@@ -85,9 +82,6 @@ class WriteHealth:
                 self._beat_until_healthy(), name="store-heartbeat")
 
     def commit_succeeded(self) -> None:
-        self._recovered()
-
-    def _recovered(self) -> None:
         if self._failing:
             self._failing = False
             log.warning("the store takes writes again: new mail accepted")
@@ -98,21 +92,11 @@ class WriteHealth:
             if not self._failing:
                 return
             try:
-                await self._write_heartbeat()
+                await self._heartbeat_write()
             except Exception as exc:  # any failure means: still not writable
                 log.info("store heartbeat failed", extra={"error": type(exc).__name__})
                 continue
-            self._recovered()
-
-    async def _write_heartbeat(self) -> None:
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" \
-            else sqlite.insert
-        beat = insert(rate_counters).values(key=_HEARTBEAT_KEY, window_start=0, used=1,
-                                            expires_at=int(time.time()) + 60)
-        async with self._engine.begin() as conn:
-            await conn.execute(beat.on_conflict_do_update(
-                index_elements=["key", "window_start"],
-                set_={"used": rate_counters.c.used + 1, "expires_at": beat.excluded.expires_at}))
+            self.commit_succeeded()
 
     async def stop(self) -> None:
         task, self._heartbeat = self._heartbeat, None

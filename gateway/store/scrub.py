@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import StoreError
+from gateway.store.schema import metadata
 
 log = logging.getLogger("gateway.store")
 
@@ -30,11 +31,13 @@ _PAUSE = 0.1  # seconds between checkpoint attempts: at most ~5 s in all
 
 
 async def scrub(engine: AsyncEngine, tables: Iterable[str]) -> None:
-    """Raises StoreError when SQLite's checkpoint cannot finish (readers stay busy)."""
+    """`tables`: what was deleted from (names that are not tables of the schema, such as a
+    purge's Maildir count, are passed over). Raises StoreError when SQLite's checkpoint
+    cannot finish (readers stay busy)."""
     if engine.dialect.name == "sqlite":
         await _checkpoint(engine)
     elif engine.dialect.name == "postgresql":
-        await _vacuum(engine, sorted(set(tables)))
+        await _vacuum(engine, sorted(set(tables) & set(metadata.tables)))
 
 
 async def _checkpoint(engine: AsyncEngine) -> None:

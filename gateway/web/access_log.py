@@ -47,13 +47,9 @@ def safe_path(full_path: str) -> str:
 
 
 def _network(client: str) -> str:
-    """uvicorn's "host:port" (or "[v6]:port") as the host's network, without the port."""
-    host = client.rpartition(":")[0] if client.count(":") == 1 else client
-    if host.startswith("["):
-        host = host[1:].partition("]")[0]
-    elif client.count(":") > 1 and "]" not in client:
-        host = client.rpartition(":")[0]
-    return anonymize_ip(host)
+    """uvicorn's "host:port" (an IPv6 host unbracketed) as the host's network."""
+    host = client.rpartition(":")[0] if ":" in client else client
+    return anonymize_ip(host.strip("[]"))
 
 
 class AccessLineRedactor(logging.Filter):

@@ -13,8 +13,10 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import AfterValidator, Field
 
+from gateway.suppressions import LAST_EXPIRY
+
 ID_MAX = 2**63 - 1
-UNIX_MAX = 253402300799  # 9999-12-31T23:59:59Z
+UNIX_MAX = LAST_EXPIRY  # 9999-12-31T23:59:59Z
 
 
 def _moment(value: datetime) -> datetime:
