@@ -604,9 +604,43 @@ async def _queue_parts(engine: Any, config: Config) -> Any:
     store = QueueStore(engine, vault, config.queue.lifetime)
     directory_store = DirectoryStore(engine)
     worker = QueueWorker(config, store, {}, Directory(directory_store, config), directory_store,
-                         AuditTrail(engine), lambda r: recipient_digest(key, r),
+                         AuditTrail(engine, names=await _event_names(engine, config)),
+                         lambda r: recipient_digest(key, r),
                          await _suppressions(engine, config, purposes))
     return store, worker, key
+
+
+async def _digest(engine: Any, config: Config, purposes: Any = None) -> Callable[[str], str]:
+    """The audit trail's keyed digest (made on first use), as the running gateway has it."""
+    from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_digest
+    from gateway.vault.purpose import PurposeKeys
+
+    vault = _vault(config)
+    purposes = purposes or PurposeKeys(engine, vault)
+    await purposes.ensure(DIGEST_PURPOSE, seed=vault.derived_key(LEGACY_DIGEST_INFO))
+    key = purposes.current(DIGEST_PURPOSE)[1]
+    return lambda value: recipient_digest(key, value)
+
+
+async def _event_names(engine: Any, config: Config) -> Any:
+    """How events name recipients (sealed under tenant keys), as the gateway wires it."""
+    from gateway.events.names import EventNames
+    from gateway.vault.tenant_keys import TenantKeys, TenantSealer
+
+    return EventNames(TenantSealer(TenantKeys(engine, _vault(config))),
+                      await _digest(engine, config))
+
+
+async def _held_store(engine: Any, config: Config) -> Any:
+    """The held messages, their names opened as the gateway opens them."""
+    from gateway.events.names import EventNames
+    from gateway.review.held import HeldStore
+    from gateway.vault.tenant_keys import TenantKeys, TenantSealer
+
+    vault = _vault(config)
+    sealer = TenantSealer(TenantKeys(engine, vault))
+    digest = await _digest(engine, config)
+    return HeldStore(engine, vault, sealer, EventNames(sealer, digest), digest)
 
 
 async def _suppressions(engine: Any, config: Config, purposes: Any = None) -> Any:
@@ -813,13 +847,17 @@ async def events_list(store: DirectoryStore, config: Config, tenant_name: str, a
     from gateway.store.schema import events
 
     tenant_row = await store.tenant(tenant_name)
+    names = await _event_names(store.engine, config)
     async with store.engine.connect() as conn:
-        rows = await conn.execute(sa.select(events).where(
+        rows = (await conn.execute(sa.select(events).where(
             events.c.tenant_id == tenant_row.id, events.c.id > after)
-            .order_by(events.c.id).limit(limit))
-        for e in rows:
-            click.echo(f"{e.id}\t{e.at:%Y-%m-%d %H:%M:%S}\t{e.kind}\t{e.queue_id or '-'}\t"
-                       f"{e.recipient or '-'}\t{(e.detail or {}).get('reply') or ''}")
+            .order_by(events.c.id).limit(limit))).all()
+    for e in rows:
+        named = await names.view(e)
+        who = named["recipient"] or (f"digest:{named['recipient_digest'][:16]}"
+                                     if named["recipient_digest"] else "-")
+        click.echo(f"{e.id}\t{e.at:%Y-%m-%d %H:%M:%S}\t{e.kind}\t{e.queue_id or '-'}\t"
+                   f"{who}\t{(e.detail or {}).get('reply') or ''}")
 
 
 @cli.group()

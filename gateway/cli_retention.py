@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import _actor, _suppressions, _vault, cli, tenant, with_store
+from gateway.cli import _actor, _held_store, _suppressions, cli, tenant, with_store
 from gateway.cli_audit import anchor_key
 from gateway.config import Config, data_path
 from gateway.errors import VaultError
 from gateway.retention import Retention, schedule_markdown
-from gateway.review.held import HeldStore
 from gateway.store.directory import DirectoryStore
 
 
@@ -22,7 +21,7 @@ async def purge(store: DirectoryStore, config: Config) -> None:
     if key is None:
         raise VaultError("The audit-anchor key does not exist yet: start the gateway once "
                          "(or run 'gateway audit anchor').")
-    retention = Retention(config, store.engine, HeldStore(store.engine, _vault(config)),
+    retention = Retention(config, store.engine, await _held_store(store.engine, config),
                           await _suppressions(store.engine, config), lambda: key,
                           data_path(config, "postmaster"))
     purged = await retention.run_once()

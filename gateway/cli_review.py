@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from gateway.cli import _actor, _vault, cli, with_store
+from gateway.cli import _actor, _held_store, _vault, cli, with_store
 from gateway.config import Config
 from gateway.queue.store import QueueStore
 from gateway.review.held import HeldMessage, HeldStore
@@ -17,8 +17,9 @@ from gateway.store.directory import DirectoryStore
 STATUSES = click.Choice(["held", "refused", "release-requested", "released", "discarded"])
 
 
-def _store(store: DirectoryStore, config: Config) -> HeldStore:
-    return HeldStore(store.engine, _vault(config))
+async def _store(store: DirectoryStore, config: Config) -> HeldStore:
+    held: HeldStore = await _held_store(store.engine, config)
+    return held
 
 
 def _line(h: HeldMessage) -> str:
@@ -41,7 +42,7 @@ async def list_held(store: DirectoryStore, config: Config, tenant_name: str | No
                     status: str, check_name: str | None, limit: int) -> None:
     """One line each: id, queue id, status, check, time, sender, recipients, reason."""
     tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
-    for h in await _store(store, config).listing(tenant_id, status, check_name, limit):
+    for h in await (await _store(store, config)).listing(tenant_id, status, check_name, limit):
         click.echo(_line(h))
 
 
@@ -50,7 +51,7 @@ async def list_held(store: DirectoryStore, config: Config, tenant_name: str | No
 @with_store
 async def show(store: DirectoryStore, config: Config, held_id: int) -> None:
     """The metadata and every verdict (not the body)."""
-    h = await _store(store, config).get(held_id)
+    h = await (await _store(store, config)).get(held_id, viewer=_actor())
     click.echo(_line(h))
     click.echo(f"  login {h.login}  mailbox {h.mailbox_id}  size {h.size}  subject {h.subject}")
     click.echo(f"  recipients {', '.join(h.recipients)}")
@@ -65,7 +66,7 @@ async def show(store: DirectoryStore, config: Config, held_id: int) -> None:
 @with_store
 async def body(store: DirectoryStore, config: Config, held_id: int) -> None:
     """The message as received (audited: it holds personal data)."""
-    sys.stdout.buffer.write(await _store(store, config).body(held_id, _actor()))
+    sys.stdout.buffer.write(await (await _store(store, config)).body(held_id, _actor()))
 
 
 @held.command()
@@ -75,7 +76,7 @@ async def body(store: DirectoryStore, config: Config, held_id: int) -> None:
 async def release(store: DirectoryStore, config: Config, held_id: int, reason: str) -> None:
     """Send it after all: the running gateway queues each recipient's copy within seconds
     (suppression is checked again before sending)."""
-    h = await _store(store, config).request_release(held_id, _actor(), reason)
+    h = await (await _store(store, config)).request_release(held_id, _actor(), reason)
     click.echo(_line(h))
 
 
@@ -85,7 +86,7 @@ async def release(store: DirectoryStore, config: Config, held_id: int, reason: s
 @with_store
 async def discard(store: DirectoryStore, config: Config, held_id: int, reason: str) -> None:
     """Never send it; the sender gets a delivery report (no body) and the tenant an event."""
-    held_store = _store(store, config)
+    held_store = await _store(store, config)
     h = await held_store.discard(held_id, _actor(), reason)
     message = await held_store.body(held_id, "review:discard-report")
     await queue_discard_report(QueueStore(store.engine, _vault(config), config.queue.lifetime),
@@ -99,7 +100,7 @@ async def discard(store: DirectoryStore, config: Config, held_id: int, reason: s
 @with_store
 async def note(store: DirectoryStore, config: Config, held_id: int, text: str) -> None:
     """Add a reviewer's note."""
-    click.echo(_line(await _store(store, config).note(held_id, _actor(), text)))
+    click.echo(_line(await (await _store(store, config)).note(held_id, _actor(), text)))
 
 
 async def _selection(held_store: HeldStore, store: DirectoryStore, tenant_name: str,
@@ -122,7 +123,7 @@ async def _selection(held_store: HeldStore, store: DirectoryStore, tenant_name: 
 async def release_all(store: DirectoryStore, config: Config, tenant_name: str,
                       check_name: str | None, reason: str) -> None:
     """Release every held message of a tenant (of one check, with --check)."""
-    held_store = _store(store, config)
+    held_store = await _store(store, config)
     chosen = await _selection(held_store, store, tenant_name, check_name)
     for h in chosen:
         await held_store.request_release(h.id, _actor(), reason)
@@ -138,7 +139,7 @@ async def discard_all(store: DirectoryStore, config: Config, tenant_name: str,
                       check_name: str | None, reason: str) -> None:
     """Discard every held message of a tenant (of one check, with --check); each sender
     gets its report."""
-    held_store = _store(store, config)
+    held_store = await _store(store, config)
     queue = QueueStore(store.engine, _vault(config), config.queue.lifetime)
     chosen = await _selection(held_store, store, tenant_name, check_name)
     for h in chosen:

@@ -8,12 +8,20 @@ from typing import Any
 
 import click
 
-from gateway.cli import _actor, _credentials, _suppressions, _vault, cli, tenant, with_store
+from gateway.cli import (
+    _actor,
+    _credentials,
+    _digest,
+    _held_store,
+    _suppressions,
+    _vault,
+    cli,
+    tenant,
+    with_store,
+)
 from gateway.config import Config
 from gateway.offboarding import delete_tenant
 from gateway.queue.store import QueueStore
-from gateway.review.held import HeldStore
-from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_digest
 from gateway.store.directory import DirectoryStore
 from gateway.subjects import Subjects
 from gateway.vault.purpose import PurposeKeys
@@ -22,11 +30,9 @@ from gateway.vault.purpose import PurposeKeys
 async def _subjects(store: DirectoryStore, config: Config) -> Subjects:
     vault = _vault(config)
     purposes = PurposeKeys(store.engine, vault)
-    await purposes.ensure(DIGEST_PURPOSE, seed=vault.derived_key(LEGACY_DIGEST_INFO))
-    key = purposes.current(DIGEST_PURPOSE)[1]
+    held = await _held_store(store.engine, config)
     return Subjects(store.engine, await _suppressions(store.engine, config, purposes),
-                    lambda address: recipient_digest(key, address),
-                    HeldStore(store.engine, vault),
+                    await _digest(store.engine, config, purposes), held,
                     QueueStore(store.engine, vault, config.queue.lifetime), config.smtp.hostname)
 
 

@@ -68,8 +68,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup(level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup(level: str = "info", handler: logging.Handler | None = None) -> None:
+    """JSON lines on stderr (or `handler`), at `level` for our loggers only."""
+    handler = handler or logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -61,12 +61,14 @@ class Store:
 
 SCHEDULE: tuple[Store, ...] = (
     Store("Held messages", "held_messages (status held)",
-          "message body (sealed), envelope sender and recipients, subject",
+          "message body (sealed), envelope sender; recipients and subject sealed under the "
+          "tenant key (opened per page view, audited), their keyed digests",
           "review.held_days", lambda c: c.review.held_days,
           "Then expired with a report to the sender; the copy is deleted "
           "review.refused_keep_days after that. Legal hold keeps it."),
     Store("Refused and decided messages", "held_messages (other statuses)",
-          "message body (sealed), envelope sender and recipients, subject",
+          "message body (sealed), envelope sender; recipients and subject sealed under the "
+          "tenant key, their keyed digests",
           "review.refused_keep_days", lambda c: c.review.refused_keep_days,
           "Counted from refusal or decision. Legal hold keeps it."),
     Store("Queued copies", "pending_copies (waiting)",
@@ -78,9 +80,11 @@ SCHEDULE: tuple[Store, ...] = (
           "the upstream's reply", "retention.queue_days", lambda c: c.retention.queue_days,
           "Counted from the last attempt. This is the index of sent Message-IDs "
           "`gateway trace` reads."),
-    Store("Tenant events", "events", "recipient address, queue id, kind (opt-out, "
-          "delivered, bounced, refused, held...)", "retention.events_days",
-          lambda c: c.retention.events_days, "Also readable by the tenant through the API."),
+    Store("Tenant events", "events", "recipient address sealed under the tenant key, its "
+          "keyed digest and masked form (digest only for an erased person), queue id, kind "
+          "(opt-out, delivered, bounced, refused, held...)", "retention.events_days",
+          lambda c: c.retention.events_days, "Readable by the tenant through the API and "
+          "webhooks, which open the address."),
     Store("Webhook outbox", "webhook_outbox", "references to events (no address of its own)",
           "retention.webhook_outbox_days", lambda c: c.retention.webhook_outbox_days,
           "Delivered and failed rows; pending rows are kept until delivered or failed "

@@ -26,6 +26,7 @@ from gateway.directory.cache import Directory
 from gateway.directory.records import Tenant
 from gateway.dkim.keys import DkimKeys
 from gateway.errors import VaultError
+from gateway.events.names import EventNames
 from gateway.events.webhooks import WebhookDispatcher
 from gateway.limits.counters import Count, DatabaseCounters, counters_for
 from gateway.limits.sending import SendingLimits
@@ -82,7 +83,7 @@ from gateway.vault.keys import provider_for
 from gateway.vault.oauth import ProviderEndpoints
 from gateway.vault.purpose import PurposeKeys
 from gateway.vault.secrets import secret_store_for
-from gateway.vault.tenant_keys import TenantKeys, TenantSealedSecrets
+from gateway.vault.tenant_keys import TenantKeys, TenantSealedSecrets, TenantSealer
 from gateway.vault.tokens import TokenBroker
 from gateway.vault.upstream_passwords import UpstreamPasswords
 from gateway.web.admin import create_admin_app
@@ -149,12 +150,12 @@ def build_upstreams(config: Config, credentials: Credentials, broker: TokenBroke
     return upstreams
 
 
-def build_vault_parts(config: Config, engine: AsyncEngine, vault: Vault
-                      ) -> tuple[Credentials, TokenBroker]:
+def build_vault_parts(config: Config, engine: AsyncEngine, vault: Vault,
+                      keys: TenantKeys | None = None) -> tuple[Credentials, TokenBroker]:
     """Sealed secrets, mailbox credentials and the token broker, as configured."""
     secrets = TenantSealedSecrets(
         secret_store_for(config.vault.backend, config.vault.redis_url, engine, vault),
-        TenantKeys(engine, vault))
+        keys or TenantKeys(engine, vault))
     providers = {name: ProviderEndpoints(name, p) for name, p in config.oauth.items()}
     credentials = Credentials(engine, secrets, config, providers)
     return credentials, TokenBroker(engine, credentials, providers)
@@ -178,8 +179,12 @@ class Gateway:
                                       [Count("store:heartbeat", 0, 0, 1, 0)])
         self.write_health = WriteHealth(heartbeat, sqlite_directory(config.database.url),
                                         config.database.min_free_mb)
+        self.tenant_keys = TenantKeys(self.engine, self.vault)
+        self.tenant_sealer = TenantSealer(self.tenant_keys)
+        self.event_names = EventNames(self.tenant_sealer, self._digest)
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
-                                config.audit.batch_max_delay, self.write_health)
+                                config.audit.batch_max_delay, self.write_health,
+                                self.event_names)
         self.alerts = Alerts(config, self.engine, lambda: certificate_days_left(self.config))
         self._alert_checks = background.Poller(self._check_alerts, full=2,
                                                interval=config.alerts.check_interval, log=log,
@@ -188,7 +193,8 @@ class Gateway:
                                           interval=config.audit.anchor_interval, log=log,
                                           name="audit-anchor")
         self.queue = QueueStore(self.engine, self.vault, config.queue.lifetime)
-        self.credentials, self.tokens = build_vault_parts(config, self.engine, self.vault)
+        self.credentials, self.tokens = build_vault_parts(config, self.engine, self.vault,
+                                                          self.tenant_keys)
         self.upstream_passwords = UpstreamPasswords(self.engine, self.credentials.secrets,
                                                     config)
         self.return_paths = ReturnPaths(self.purpose_keys, self._digest,
@@ -210,10 +216,12 @@ class Gateway:
                                                log=log, name="key-refresh")
         self.pixel_sealer = PixelSealer(self.purpose_keys)
         self.composer = Composer(config, self.sealer, self.dkim, self.pixel_sealer)
-        self.optouts = OptOuts(self.engine, self.suppressions)
-        self.feedback = FeedbackApplier(self.engine, self.suppressions, SentIndex(self.engine),
-                                        self.vault, config.feedback)
-        self.held = HeldStore(self.engine, self.vault)
+        self.optouts = OptOuts(self.engine, self.suppressions, self.event_names)
+        self.sent_index = SentIndex(self.engine, self._digest)
+        self.feedback = FeedbackApplier(self.engine, self.suppressions, self.sent_index,
+                                        self.vault, config.feedback, self.event_names)
+        self.held = HeldStore(self.engine, self.vault, self.tenant_sealer, self.event_names,
+                              self._digest)
         self.retention = Retention(config, self.engine, self.held, self.suppressions,
                                    self._anchor_key, data_path(config, "postmaster"))
         self._purge = background.Poller(self._retention_round, full=1,
@@ -245,12 +253,13 @@ class Gateway:
                                   DirectoryStore(self.engine), self.audit, self.handler.digest,
                                   self.suppressions)
         self.webhooks = WebhookDispatcher(self.engine, WebhookStore(self.engine, self.vault),
-                                          config.events, config.fetch)
+                                          config.events, self.event_names, config.fetch)
         self.api_keys = ApiKeys(self.engine)
         self.flows = OAuthFlows(self.engine, self.vault, self.credentials)
         self.web = WebParts(config, DirectoryStore(self.engine), self.credentials, self.flows,
                             self.api_keys, self.suppressions, self.directory, self.sealer,
-                            self.optouts, InvalidAttempts(config.unsubscribe.invalid_rate))
+                            self.optouts, self.event_names,
+                            InvalidAttempts(config.unsubscribe.invalid_rate))
         self.opens = OpenRecorder(self.engine, config.pixels.flush_interval)
         self.forwarder = Forwarder(GuardedFetcher(config.fetch), config.pixels.forward_concurrency,
                                    config.pixels.forward_queue)
@@ -258,7 +267,8 @@ class Gateway:
         self.web.subjects = Subjects(self.engine, self.suppressions, self.handler.digest,
                                     self.held, self.queue, config.smtp.hostname)
         self.reviewers = Reviewers(self.engine, self.vault, config.review)
-        self.optout_reviews = OptOutReviews(self.engine, self.vault, self.suppressions)
+        self.optout_reviews = OptOutReviews(self.engine, self.vault, self.suppressions,
+                                            self.event_names)
         self.web.review = ReviewParts(self.engine, self.held, self.reviewers, self.queue,
                                       self.handler.digest, self.optout_reviews)
         cert, key = tls_files(config)
@@ -291,6 +301,7 @@ class Gateway:
         await self.purpose_keys.ensure(audit_chain.ANCHOR_PURPOSE)
         await self.dkim.load()
         await self._open_suppressions()
+        await self._seal_legacy_names()
         self._keys_refresh.start()  # every role: a public node opens tokens of new key versions
         await self.directory.start()
         await self.audit.start()
@@ -335,6 +346,14 @@ class Gateway:
                                            "mailto_port": mailto_port,
                                            "environment": self.config.environment})
         return self.ports
+
+    async def _seal_legacy_names(self) -> None:
+        """Rows written before migration 0020 name people in clear: seal them now."""
+        sealed = await self.event_names.seal_legacy(self.engine)
+        sealed_held = await self.held.seal_legacy()
+        if sealed or sealed_held:
+            log.info("sealed the names of older rows", extra={
+                "events": sealed, "held_messages": sealed_held})
 
     async def _open_suppressions(self) -> None:
         """The digest key is made once and never replaced. If it cannot be unsealed, the

@@ -97,7 +97,7 @@ class Subject:
 
 class Subjects:
     def __init__(self, engine: AsyncEngine, suppressions: Suppressions,
-                 digest: Any, held: HeldStore | None = None, queue: QueueStore | None = None,
+                 digest: Any, held: HeldStore, queue: QueueStore | None = None,
                  reporting_mta: str = "") -> None:
         self._engine = engine
         self._queue = queue  # where reports to senders owed one after an erasure go
@@ -131,10 +131,7 @@ class Subjects:
                 "events": [{
                     "tenant": names.get(r.tenant_id), "at": _when(r.at), "kind": r.kind,
                     "queue_id": r.queue_id, "detail": r.detail,
-                } for r in await conn.execute(sa.select(events).where(
-                    person.candidates(events.c.recipient),
-                    *_tenant(events, tenant_id)).order_by(events.c.id))
-                    if person.is_them(r.recipient)],
+                } for r in await _events(conn, person, tenant_id)],
                 "opens": [{
                     "tenant": names.get(r.tenant_id), "at": _when(r.at), "campaign": r.campaign,
                     "network": r.network, "user_agent_family": r.ua_family,
@@ -175,9 +172,9 @@ class Subjects:
                 "held_messages": [{
                     "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
                     "role": role, "status": r.status, "sender": r.envelope_from,
-                    "subject": r.subject, "check": r.check_name, "reason": r.reason,
+                    "subject": subject, "check": r.check_name, "reason": r.reason,
                     "created_at": _when(r.created_at), "decided_at": _when(r.decided_at),
-                } for r, role in await self._held(conn, person, tenant_id)],
+                } for r, role, _, subject in await self._held(conn, person, tenant_id)],
                 "audit": [{
                     "at": _when(r.at), "event": r.event, "actor": r.actor,
                     "check": r.check_name, "action": r.action, "reason": r.reason,
@@ -213,21 +210,25 @@ class Subjects:
             .order_by(suppressions.c.id))
         return [entry_from_row(r) for r in rows]
 
-    async def _held(self, conn: AsyncConnection, person: Subject,
-                    tenant_id: int | None) -> list[tuple[Any, str]]:
-        """Held messages sent to the person (`recipient`) or by them (`sender`)."""
-        domains = person.domains()
-        rows = await conn.execute(sa.select(held_messages).where(
-            sa.or_(person.candidates(held_messages.c.envelope_from),
-                   *[sa.func.lower(sa.cast(held_messages.c.recipients, sa.String))
-                     .contains("@" + d) for d in sorted(domains)]),
-            *_tenant(held_messages, tenant_id)).order_by(held_messages.c.id))
+    async def _held(self, conn: AsyncConnection, person: Subject, tenant_id: int | None
+                    ) -> list[tuple[Any, str, list[str], str]]:
+        """Held messages sent to the person (`recipient`) or by them (`sender`), each with
+        its opened recipients and subject. Recipients are found by their digests (legacy
+        rows, not sealed yet, by their plain list)."""
+        h = held_messages.c
+        rows = (await conn.execute(sa.select(held_messages).where(
+            sa.or_(person.candidates(h.envelope_from),
+                   sa.cast(h.recipient_digests, sa.String).contains(person.digest),
+                   *[sa.func.lower(sa.cast(h.recipients, sa.String)).contains("@" + d)
+                     for d in sorted(person.domains())]),
+            *_tenant(held_messages, tenant_id)).order_by(h.id))).all()
         found = []
         for r in rows:
+            recipients, subject = await self._held_store.names(r)
             if person.is_them(r.envelope_from):
-                found.append((r, "sender"))
-            elif any(person.is_them(x) for x in r.recipients):
-                found.append((r, "recipient"))
+                found.append((r, "sender", recipients, subject))
+            elif any(person.is_them(x) for x in recipients):
+                found.append((r, "recipient", recipients, subject))
         return found
 
     # --- erasure -----------------------------------------------------------------------
@@ -251,8 +252,8 @@ class Subjects:
                 await self._suppressions.store.delete(conn, entry.id)
             deleted["suppression_entries"] = len(removable)
             kept["suppression_entries_under_legal_hold"] = len(entries) - len(removable)
-            deleted["events"] = await _delete(conn, events, [r.id for r in await _theirs(
-                conn, events, events.c.recipient, person, tenant_id)])
+            deleted["events"] = await _delete(conn, events, [
+                r.id for r in await _events(conn, person, tenant_id)])
             deleted["opens"] = (await conn.execute(opens.delete().where(
                 opens.c.recipient_digest == person.digest,
                 *_tenant(opens, tenant_id)))).rowcount
@@ -345,7 +346,7 @@ class Subjects:
         off the recipients. Under legal hold: kept. Returns (deleted, kept, taken off).
         A message still held (accepted, undecided) owes its sender a report for them."""
         deleted = kept = taken_off = 0
-        for row, role in await self._held(conn, person, tenant_id):
+        for row, role, recipients, _ in await self._held(conn, person, tenant_id):
             if row.tenant_id in hold:
                 kept += 1
                 continue
@@ -353,17 +354,12 @@ class Subjects:
                 owed.append(_Owed(row.queue_id, row.tenant_id, row.mailbox_id,
                                   row.envelope_from,
                                   aware(row.created_at) or datetime.now(UTC), None))
-            others = [r for r in row.recipients if not person.is_them(r)]
+            others = [r for r in recipients if not person.is_them(r)]
             if role == "sender" or not others:
                 await conn.execute(held_messages.delete().where(held_messages.c.id == row.id))
                 deleted += 1
-            elif self._held_store is not None:  # re-sealed without them in any header
-                await self._held_store.reseal_without(
-                    conn, row.id, others, person.is_them)
-                taken_off += 1
-            else:
-                await conn.execute(held_messages.update().where(
-                    held_messages.c.id == row.id).values(recipients=others))
+            else:  # re-sealed without them in any header, and off the sealed list
+                await self._held_store.reseal_without(conn, row.id, others, person.is_them)
                 taken_off += 1
         return deleted, kept, taken_off
 
@@ -389,6 +385,20 @@ async def _theirs(conn: AsyncConnection, table: sa.Table, column: Any, person: S
     rows = await conn.execute(sa.select(table.c.id, column, *more).where(
         person.candidates(column), *_tenant(table, tenant_id)))
     return [r for r in rows if person.is_them(r[1])]
+
+
+async def _events(conn: AsyncConnection, person: Subject, tenant_id: int | None
+                  ) -> list[Any]:
+    """The person's events: by digest (events/names.py), and rows written before 0020
+    and not sealed yet by any spelling of their plain address."""
+    e = events.c
+    by_digest = (await conn.execute(sa.select(events).where(
+        e.recipient_digest == person.digest, *_tenant(events, tenant_id)))).all()
+    legacy = await conn.execute(sa.select(events).where(
+        e.recipient.is_not(None), person.candidates(e.recipient), *_tenant(events, tenant_id)))
+    found = {r.id: r for r in by_digest}
+    found.update({r.id: r for r in legacy if person.is_them(r.recipient)})
+    return [found[i] for i in sorted(found)]
 
 
 async def _delete(conn: AsyncConnection, table: sa.Table, ids: list[int]) -> int:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import background
 from gateway.config import EventsConfig, FetchConfig
+from gateway.events.names import EventNames
 from gateway.events.targets import webhook_fetcher
 from gateway.net.fetch import FetchRefused
 from gateway.store.schema import events, webhook_outbox, webhooks
@@ -42,8 +43,9 @@ def _aware(value: datetime) -> datetime:
 
 class WebhookDispatcher:
     def __init__(self, engine: AsyncEngine, store: WebhookStore, config: EventsConfig,
-                 fetch: FetchConfig | None = None) -> None:
+                 names: EventNames, fetch: FetchConfig | None = None) -> None:
         self._engine = engine
+        self._names = names  # opens each event's recipient (events/names.py)
         self._store = store
         self._config = config
         self._poller = background.Poller(self.run_once, full=1, interval=config.poll_interval,
@@ -123,11 +125,11 @@ class WebhookDispatcher:
             await self._finish(rows, "failed", "webhook removed", now)
             return
         async with self._engine.connect() as conn:
-            found = await conn.execute(sa.select(events).where(
-                events.c.id.in_([r.event_id for r in rows])).order_by(events.c.id))
-            payload = [{"id": e.id, "kind": e.kind, "at": _aware(e.at).isoformat(),
-                        "queue_id": e.queue_id, "recipient": e.recipient,
-                        "detail": e.detail} for e in found]
+            found = (await conn.execute(sa.select(events).where(
+                events.c.id.in_([r.event_id for r in rows])).order_by(events.c.id))).all()
+        payload = [{"id": e.id, "kind": e.kind, "at": _aware(e.at).isoformat(),
+                    "queue_id": e.queue_id, **await self._names.view(e),
+                    "detail": e.detail} for e in found]
         body = json.dumps({"events": payload}, separators=(",", ":")).encode()
         status = ""
         try:

@@ -45,6 +45,7 @@ from gateway.optout.feedback import Bounce, BounceKind, Complaint, Feedback, par
 from gateway.optout.replies import Classification, Verdict, classify
 from gateway.optout.sent import SentCopy, SentIndex, message_id_hash
 from gateway.store import audit
+from gateway.store.audit import EventSealer
 from gateway.store.directory import audit_change
 from gateway.store.schema import feedback_marks, optout_reviews, tenants
 from gateway.suppressions import Suppressions
@@ -103,8 +104,9 @@ class Applied:
 
 class FeedbackApplier:
     def __init__(self, engine: AsyncEngine, suppressions: Suppressions, sent: SentIndex,
-                 vault: Vault, config: FeedbackConfig) -> None:
+                 vault: Vault, config: FeedbackConfig, names: EventSealer) -> None:
         self._engine = engine
+        self._names = names  # seals the recipient of the events it writes
         self._suppressions = suppressions
         self._sent = sent
         self._vault = vault
@@ -319,15 +321,16 @@ class FeedbackApplier:
         return await suppress_copy(
             self._engine, self._suppressions, copy, address, reason, source,
             f"feedback:{source}", rule, evidence, event=event, expires_at=expires_at,
-            scope=scope)
+            scope=scope, names=self._names)
 
 
 async def suppress_copy(engine: AsyncEngine, suppressions: Suppressions, copy: SentCopy,
                         address: str | None, reason: Reason, source: str, actor: str,
                         rule: str, evidence: str = "", *, event: str = "",
-                        expires_at: int | None = None, scope: int | None = None) -> bool:
+                        expires_at: int | None = None, scope: int | None = None,
+                        names: EventSealer) -> bool:
     """Suppress the recipient of a sent copy (see FeedbackApplier._suppress); also used when
-    a reviewer confirms a possible opt-out."""
+    a reviewer confirms a possible opt-out. `names` seals the event's recipient."""
     store = suppressions.store  # VaultError when the digest key is not loaded
     target_scope = copy.tenant_id if scope is None else scope
     now = int(time.time())
@@ -370,9 +373,11 @@ async def suppress_copy(engine: AsyncEngine, suppressions: Suppressions, copy: S
                            feedback=evidence, digest_only=target is None,
                            expires_at=expires_at)
         if event and scope is None:
-            await audit.write(conn, (), [audit.event(
-                event, tenant_id=copy.tenant_id, queue_id=copy.queue_id, recipient=address,
-                source=source, rule=rule, mailbox_id=copy.mailbox_id)])
+            rows = [audit.event(event, tenant_id=copy.tenant_id, queue_id=copy.queue_id,
+                                recipient=address, source=source, rule=rule,
+                                mailbox_id=copy.mailbox_id)]
+            await names.seal(rows, conn)
+            await audit.write(conn, (), rows)
     metrics.OPT_OUTS.labels(source).inc()
     log.info("automatic suppression", extra={
         "tenant_id": copy.tenant_id, "scope": target_scope, "reason": reason.value,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import metrics
 from gateway.optout.token import Claims
 from gateway.store import audit
+from gateway.store.audit import EventSealer
 from gateway.store.directory import audit_change
 from gateway.store.schema import tenants
 from gateway.suppressions import Suppressions
@@ -37,9 +37,11 @@ class Recorded:
 
 
 class OptOuts:
-    def __init__(self, engine: AsyncEngine, suppressions: Suppressions) -> None:
+    def __init__(self, engine: AsyncEngine, suppressions: Suppressions,
+                 names: EventSealer) -> None:
         self._engine = engine
         self._suppressions = suppressions
+        self._names = names  # seals the recipient of the `unsubscribed` event
 
     async def record(self, claims: Claims, source: str) -> Recorded:
         store = self._suppressions.store  # VaultError when the digest key is not loaded
@@ -73,11 +75,11 @@ class OptOuts:
             await audit_change(conn, f"recipient:{source}", "optout.recorded", scope,
                                entry=entry.id, digest=entry.digest.hex(), source=source,
                                queue_id=claims.queue_id, mailbox_id=claims.mailbox_id)
-            await audit.write(conn, (), [{
-                "tenant_id": scope, "at": datetime.now(UTC), "kind": "unsubscribed",
-                "queue_id": claims.queue_id, "recipient": claims.recipient,
-                "detail": {"source": source, "mailbox_id": claims.mailbox_id},
-            }])
+            rows = [audit.event("unsubscribed", tenant_id=scope, queue_id=claims.queue_id,
+                                recipient=claims.recipient, source=source,
+                                mailbox_id=claims.mailbox_id)]
+            await self._names.seal(rows, conn)
+            await audit.write(conn, (), rows)
         metrics.OPT_OUTS.labels(source).inc()
         log.info("opt-out recorded", extra={"tenant_id": scope, "source": source,
                                             "queue_id": claims.queue_id})

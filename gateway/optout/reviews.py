@@ -28,6 +28,7 @@ from gateway.optout.apply import (
 )
 from gateway.optout.replies import body_text, own_words
 from gateway.optout.sent import SentCopy
+from gateway.store.audit import EventSealer
 from gateway.store.directory import audit_change
 from gateway.store.engine import aware
 from gateway.store.schema import optout_reviews as t
@@ -71,8 +72,10 @@ _META = [c for c in t.c if c.name != "sealed_reply"]
 
 
 class OptOutReviews:
-    def __init__(self, engine: AsyncEngine, vault: Vault, suppressions: Suppressions) -> None:
+    def __init__(self, engine: AsyncEngine, vault: Vault, suppressions: Suppressions,
+                 names: EventSealer) -> None:
         self._engine = engine
+        self._names = names  # seals the recipient of the events it writes
         self._vault = vault
         self._suppressions = suppressions
 
@@ -128,7 +131,8 @@ class OptOutReviews:
             self._suppressions.digest_of(sender) == row.suppression_digest else None
         made = await suppress_copy(self._engine, self._suppressions, copy, address,
                                    Reason.UNSUBSCRIBE, "reply", actor,
-                                   f"{row.rule}:confirmed", event="unsubscribed")
+                                   f"{row.rule}:confirmed", event="unsubscribed",
+                                   names=self._names)
         await self._decide(row, actor, why, CONFIRMED)
         return made
 

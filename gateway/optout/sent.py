@@ -7,8 +7,8 @@ written with the audit rows of the message (one group commit) and kept
 
 No address is kept. The recipient is named as the audit trail names it (keyed digest) and
 as a suppression entry would be (suppression digest), so a complaint whose report hides the
-address can still suppress its recipient, digest-only. The subject is kept hashed, for
-replies whose mail program dropped In-Reply-To and References.
+address can still suppress its recipient, digest-only. The subject is kept as a keyed
+digest, for replies whose mail program dropped In-Reply-To and References.
 """
 
 from __future__ import annotations
@@ -33,16 +33,17 @@ _PREFIXES = re.compile(r"^\s*((re|aw|antw|r|rif|ref|sv|vs|fw|fwd|wg|tr|rv|enc|do
                        r"\s?(\[\d+\])?\s?:\s*)+", re.IGNORECASE)
 
 
-def subject_hash(subject: str | None) -> str | None:
-    """How the index names a thread: the subject (RFC 2047 words decoded) without reply
-    prefixes, spaces collapsed, case folded, hashed. None for an empty subject."""
+def subject_hash(subject: str | None, digest: Callable[[str], str]) -> str | None:
+    """How a subject is named at rest (the sent index's threads, review search): the subject
+    (RFC 2047 words decoded) without reply prefixes, spaces collapsed, case folded, under
+    the keyed `digest` (the audit trail's: a plain hash of a guessable subject would hide
+    nothing). None for an empty subject."""
     try:
         decoded = str(make_header(decode_header(subject or "")))
     except (UnicodeError, LookupError, ValueError, HeaderParseError):
         decoded = subject or ""
     text = " ".join(_PREFIXES.sub("", decoded).split()).casefold()
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest() if text \
-        else None
+    return digest(f"subject|{text}") if text else None
 
 
 def message_id_hash(message_id: str) -> str:
@@ -66,13 +67,13 @@ class SentCopy:
 def sent_rows(message_id: str | None, tenant_id: int, mailbox_id: int, queue_id: str,
               recipients: Iterable[tuple[str, str]], at: datetime,
               suppression_digest: Callable[[str], bytes | None],
-              subject: str | None = None) -> list[dict[str, Any]]:
+              thread: str | None = None) -> list[dict[str, Any]]:
     """The rows one accepted message adds, a row per (recipient, its audit digest) — the
-    caller has that digest already for its audit rows. None without a Message-ID: then
-    nothing can refer to the message."""
+    caller has that digest already for its audit rows — with `thread`, the subject's
+    `subject_hash`. None without a Message-ID: then nothing can refer to the message."""
     if not message_id:
         return []
-    hashed, thread = message_id_hash(message_id), subject_hash(subject)
+    hashed = message_id_hash(message_id)
     return [{"message_id_hash": hashed, "tenant_id": tenant_id, "mailbox_id": mailbox_id,
              "queue_id": queue_id, "recipient_digest": digest,
              "suppression_digest": suppression_digest(r), "sent_at": at,
@@ -81,8 +82,9 @@ def sent_rows(message_id: str | None, tenant_id: int, mailbox_id: int, queue_id:
 
 
 class SentIndex:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, digest: Callable[[str], str]) -> None:
         self._engine = engine
+        self._digest = digest  # the audit trail's keyed digest, for subjects
 
     async def find(self, message_ids: Sequence[str]) -> list[SentCopy]:
         """Every copy sent with one of these Message-IDs, oldest first."""
@@ -99,7 +101,7 @@ class SentIndex:
         """Copies sent through `mailbox_id` to this person with this subject: how a reply
         that lost its In-Reply-To and References is matched (its writer and its subject
         must both be the copy's)."""
-        thread = subject_hash(subject)
+        thread = subject_hash(subject, self._digest)
         if thread is None:
             return []
         t = sent_messages

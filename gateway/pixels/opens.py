@@ -71,13 +71,15 @@ class OpenRecorder:
 
 OPEN_COLUMNS = ("tenant_id", "at", "queue_id", "campaign", "recipient_digest", "network",
                 "ua_family", "machine", "signals")
-EVENT_COLUMNS = ("tenant_id", "at", "kind", "queue_id", "recipient", "detail")
+EVENT_COLUMNS = ("tenant_id", "at", "kind", "queue_id", "recipient_digest", "detail")
 
 
 def _event(r: dict[str, Any]) -> tuple[Any, ...]:
+    """An open names its recipient by digest only (none in aggregate mode)."""
     detail = {"campaign": r["campaign"], "machine": r["machine"], "ua_family": r["ua_family"],
               "signals": r["signals"], "recipient_digest": r["recipient_digest"]}
-    return (r["tenant_id"], r["at"], "opened", r["queue_id"], None, json.dumps(detail))
+    return (r["tenant_id"], r["at"], "opened", r["queue_id"], r["recipient_digest"],
+            json.dumps(detail))
 
 
 async def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:

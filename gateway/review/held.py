@@ -7,10 +7,16 @@ reason category) and a tenant event. Releasing one is a request that the running
 carries out (`ReviewWorker`): it builds each recipient's compliant copy, as at DATA time, and
 hands them to the delivery queue, where suppression is checked again before each attempt.
 Every read of a body and every decision is an audit row.
+
+The review queue's metadata is in clear except what names people: the subject and the
+recipient list are sealed together under the tenant's key (`sealed_names`), opened for a
+reviewer with one audit row per page view. A keyed hash of the normalised subject serves
+the review search, and the recipients' digests serve export and erasure.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -21,11 +27,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.events.names import EventNames
+from gateway.optout.sent import subject_hash
 from gateway.review.redact import without_address
+from gateway.store import audit
 from gateway.store.directory import audit_change
-from gateway.store.schema import events
 from gateway.store.schema import held_messages as t
 from gateway.vault.envelope import Vault
+from gateway.vault.tenant_keys import TenantSealer
 
 log = logging.getLogger("gateway.review")
 
@@ -36,6 +45,10 @@ EXPIRED = "expired"
 
 def seal_context(tenant_id: int, queue_id: str) -> bytes:
     return f"held_messages|{tenant_id}|{queue_id}".encode()
+
+
+def _names_label(queue_id: str) -> str:
+    return f"held-names|{queue_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +77,11 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _held(row: Any) -> HeldMessage:
+def _held(row: Any, recipients: list[str], subject: str) -> HeldMessage:
     created = _aware(row.created_at)
     assert created is not None
     return HeldMessage(row.id, row.queue_id, row.tenant_id, row.login, row.mailbox_id,
-                       row.envelope_from, list(row.recipients), row.subject, row.size,
+                       row.envelope_from, recipients, subject, row.size,
                        row.smtputf8, row.check_name, row.reason, list(row.verdicts),
                        row.status, list(row.notes), created, _aware(row.decided_at),
                        row.decided_by)
@@ -92,27 +105,85 @@ def _filters(tenant_id: int | None, status: str | None, since: datetime | None,
 
 
 class HeldStore:
-    def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
+    def __init__(self, engine: AsyncEngine, vault: Vault, sealer: TenantSealer,
+                 names: EventNames, digest: Callable[[str], str]) -> None:
         self._engine = engine
         self._vault = vault
+        self._sealer = sealer  # the subject and recipients, under the tenant's key
+        self._names = names  # events name recipients as events/names.py says
+        self._digest = digest  # the audit trail's keyed digest (subjects)
+
+    def subject_hash(self, subject: str) -> str | None:
+        """What review search matches: the keyed hash of the normalised subject."""
+        return subject_hash(subject, self._digest)
+
+    async def sealed_names(self, tenant_id: int, queue_id: str, recipients: Sequence[str],
+                           subject: str, conn: AsyncConnection | None = None
+                           ) -> dict[str, Any]:
+        """The columns that name people, as stored (`conn`: the caller's transaction)."""
+        plain = json.dumps({"recipients": list(recipients), "subject": subject[:998]})
+        return {"sealed_names": await self._sealer.seal(tenant_id, plain.encode(),
+                                                        _names_label(queue_id), conn),
+                "subject_hash": self.subject_hash(subject),
+                "recipient_digests": [self._names.person_digest(r) for r in recipients],
+                "recipients": [], "subject": ""}
+
+    async def names(self, row: Any) -> tuple[list[str], str]:
+        """A stored row's recipients and subject: ([], "") once the tenant key is gone."""
+        if row.sealed_names is None:  # written before 0020 and not yet sealed
+            return list(row.recipients), row.subject
+        plain = await self._sealer.open(row.tenant_id, row.sealed_names,
+                                        _names_label(row.queue_id))
+        if plain is None:
+            return [], ""
+        opened = json.loads(plain)
+        return list(opened["recipients"]), str(opened["subject"])
+
+    async def _opened(self, row: Any) -> HeldMessage:
+        return _held(row, *await self.names(row))
+
+    async def _viewed(self, actor: str | None, rows: Sequence[HeldMessage]) -> None:
+        """One audit row per page view that showed subjects and recipients."""
+        if actor is None or not rows:
+            return
+        async with self._engine.begin() as conn:
+            await audit_change(conn, actor, "held.viewed",
+                               rows[0].tenant_id if len(rows) == 1 else None,
+                               held=[h.id for h in rows][:200])
 
     async def add(self, *, queue_id: str, tenant_id: int, login: str, mailbox_id: int,
                   envelope_from: str, recipients: Sequence[str], subject: str,
                   message: bytes, smtputf8: bool, check_name: str, reason: str,
                   verdicts: list[Any], status: str) -> None:
         sealed, key_id = self._vault.seal(message, seal_context(tenant_id, queue_id))
+        named = await self.sealed_names(tenant_id, queue_id, recipients, subject)
         async with self._engine.begin() as conn:
             await conn.execute(t.insert().values(
                 queue_id=queue_id, tenant_id=tenant_id, login=login, mailbox_id=mailbox_id,
-                envelope_from=envelope_from, recipients=list(recipients),
-                subject=subject[:998], size=len(message), smtputf8=smtputf8,
+                envelope_from=envelope_from, **named, size=len(message), smtputf8=smtputf8,
                 check_name=check_name, reason=reason[:1000], verdicts=verdicts,
                 status=status, notes=[], sealed_message=sealed, key_id=key_id,
                 created_at=datetime.now(UTC)))
 
+    async def seal_legacy(self) -> int:
+        """Seal the subject and recipients of rows written before 0020 (a starting gateway
+        runs this). Returns how many it sealed."""
+        done = 0
+        while True:
+            async with self._engine.begin() as conn:
+                rows = (await conn.execute(sa.select(*_META).where(
+                    t.c.sealed_names.is_(None)).limit(200))).all()
+                for r in rows:
+                    named = await self.sealed_names(r.tenant_id, r.queue_id,
+                                                    list(r.recipients), r.subject, conn)
+                    await conn.execute(t.update().where(t.c.id == r.id).values(**named))
+            done += len(rows)
+            if len(rows) < 200:
+                return done
+
     async def listing(self, tenant_id: int | None = None, status: str | None = None,
                       check_name: str | None = None, limit: int = 100,
-                      after: int = 0) -> list[HeldMessage]:
+                      after: int = 0, viewer: str | None = None) -> list[HeldMessage]:
         query = sa.select(*_META).where(t.c.id > after).order_by(t.c.id).limit(limit)
         if tenant_id is not None:
             query = query.where(t.c.tenant_id == tenant_id)
@@ -121,14 +192,22 @@ class HeldStore:
         if check_name:
             query = query.where(t.c.check_name == check_name)
         async with self._engine.connect() as conn:
-            return [_held(r) for r in await conn.execute(query)]
+            rows = (await conn.execute(query)).all()
+        found = [await self._opened(r) for r in rows]
+        await self._viewed(viewer, found)
+        return found
 
     async def page(self, *, tenant_id: int | None, status: str | None, check_name: str | None,
                    since: datetime | None, until: datetime | None, before: int | None,
-                   limit: int) -> tuple[list[HeldMessage], dict[str, int]]:
+                   limit: int, subject: str = "", viewer: str | None = None
+                   ) -> tuple[list[HeldMessage], dict[str, int]]:
         """The review queue's page: newest first, before id `before`, with the count of
-        every check under the same filters (a reviewer sees what is left by reason)."""
+        every check under the same filters (a reviewer sees what is left by reason).
+        `subject`: only messages with this subject (reply prefixes, case and spacing
+        aside) — an exact match on its keyed hash, since subjects are sealed."""
         where = _filters(tenant_id, status, since, until)
+        if subject.strip():
+            where.append(t.c.subject_hash == (self.subject_hash(subject) or "-"))
         query = sa.select(*_META).where(*where).order_by(t.c.id.desc()).limit(limit)
         if check_name:
             query = query.where(t.c.check_name == check_name)
@@ -137,16 +216,21 @@ class HeldStore:
         counts = sa.select(t.c.check_name, sa.func.count()).where(*where).group_by(
             t.c.check_name)
         async with self._engine.connect() as conn:
-            rows = [_held(r) for r in await conn.execute(query)]
+            rows = (await conn.execute(query)).all()
             by_check = {name: n for name, n in await conn.execute(counts)}
-        return rows, by_check
+        found = [await self._opened(r) for r in rows]
+        await self._viewed(viewer, found)
+        return found, by_check
 
-    async def get(self, held_id: int) -> HeldMessage:
+    async def get(self, held_id: int, viewer: str | None = None) -> HeldMessage:
+        """One message's metadata; `viewer` (a person's page view) is audited."""
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(*_META).where(t.c.id == held_id))).first()
         if row is None:
             raise NotFound(f"Held message {held_id} does not exist.")
-        return _held(row)
+        found = await self._opened(row)
+        await self._viewed(viewer, [found])
+        return found
 
     async def reseal_without(self, conn: AsyncConnection, held_id: int, recipients: list[str],
                              is_person: Callable[[str], bool]) -> None:
@@ -157,8 +241,11 @@ class HeldStore:
         message = without_address(self._vault.open(row.sealed_message, row.key_id, context),
                                   is_person)
         sealed, key_id = self._vault.seal(message, context)
+        _, subject = await self.names(row)
+        named = await self.sealed_names(row.tenant_id, row.queue_id, recipients, subject,
+                                        conn)
         await conn.execute(t.update().where(t.c.id == held_id).values(
-            recipients=recipients, sealed_message=sealed, key_id=key_id, size=len(message)))
+            **named, sealed_message=sealed, key_id=key_id, size=len(message)))
 
     async def body(self, held_id: int, actor: str) -> bytes:
         """The message itself: personal data, so the read is audited."""
@@ -197,11 +284,11 @@ class HeldStore:
         """Discarded: the sender gets a report (queued by the caller) and the tenant an
         event."""
         held = await self._decide(held_id, actor, reason, DISCARDED, "held.discarded")
+        rows = [audit.event("discarded", tenant_id=held.tenant_id, queue_id=held.queue_id,
+                            recipient=r, check=held.check_name) for r in held.recipients]
+        await self._names.seal(rows)
         async with self._engine.begin() as conn:
-            await conn.execute(events.insert(), [{
-                "tenant_id": held.tenant_id, "at": datetime.now(UTC), "kind": "discarded",
-                "queue_id": held.queue_id, "recipient": r,
-                "detail": {"check": held.check_name}} for r in held.recipients])
+            await audit.write(conn, (), rows)
         return held
 
     async def note(self, held_id: int, actor: str, text: str) -> HeldMessage:
@@ -233,15 +320,15 @@ class HeldStore:
                     taken.append(row)
                     await audit_change(conn, "retention", "held.expired", row.tenant_id,
                                        held=row.id, queue_id=row.queue_id)
-            if taken:
-                await conn.execute(events.insert(), [{
-                    "tenant_id": r.tenant_id, "at": datetime.now(UTC), "kind": "expired",
-                    "queue_id": r.queue_id, "recipient": rcpt,
-                    "detail": {"check": r.check_name, "held": True}}
-                    for r in taken for rcpt in r.recipients])
-        return [(_held(r), self._vault.open(r.sealed_message, r.key_id,
-                                            seal_context(r.tenant_id, r.queue_id)))
-                for r in taken]
+            opened = [await self._opened(r) for r in taken]
+            expired = [audit.event("expired", tenant_id=h.tenant_id, queue_id=h.queue_id,
+                                   recipient=rcpt, check=h.check_name, held=True)
+                       for h in opened for rcpt in h.recipients]
+            await self._names.seal(expired, conn)
+            await audit.write(conn, (), expired)
+        return [(h, self._vault.open(r.sealed_message, r.key_id,
+                                     seal_context(r.tenant_id, r.queue_id)))
+                for h, r in zip(opened, taken, strict=True)]
 
     async def purge(self, refused_before: datetime, decided_before: datetime,
                     limit: int = 1000, keep_tenants: Collection[int] = ()) -> int:
@@ -272,6 +359,6 @@ class HeldStore:
                     t.c.id == row.id, t.c.status == RELEASE_REQUESTED).values(status=RELEASED))
                 if done.rowcount == 1:
                     taken.append(row)
-        return [(_held(r), self._vault.open(r.sealed_message, r.key_id,
-                                            seal_context(r.tenant_id, r.queue_id)))
+        return [(await self._opened(r), self._vault.open(r.sealed_message, r.key_id,
+                                                         seal_context(r.tenant_id, r.queue_id)))
                 for r in taken]

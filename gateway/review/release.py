@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.config import Config
 from gateway.directory.cache import Directory
-from gateway.optout.sent import sent_rows
+from gateway.optout.sent import sent_rows, subject_hash
 from gateway.outbound.compose import Composer
 from gateway.policy.message import Message
 from gateway.queue import dsn
@@ -97,6 +97,7 @@ class ReviewWorker:
                 queue_id=held.queue_id, recipients=len(held.recipients))], (), sent_rows(
                 message_id, held.tenant_id, held.mailbox_id, held.queue_id,
                 [(r, self._audit_digest(r)) for r in held.recipients], now,
-                self._suppression_digest, message.value("subject")))
+                self._suppression_digest,
+                subject_hash(message.value("subject"), self._audit_digest)))
         return len(taken)
 

@@ -21,7 +21,7 @@ from gateway.errors import StoreError
 from gateway.limits.sending import SendingLimits
 from gateway.logs import anonymize_ip
 from gateway.optout.bounces import HardBounces
-from gateway.optout.sent import sent_rows
+from gateway.optout.sent import sent_rows, subject_hash
 from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
@@ -283,15 +283,15 @@ class GatewayHandler:
         metrics.MESSAGES.labels("refused" if recipient_digest is None else "recipient-refused",
                                 last.check).inc()
         reply = str(outcome.reply) if outcome.reply else None
-        # an erased person is named by digest only, even in the tenant's own events
-        named = None if last.erased else (tx.recipient or None)
-        detail = {"recipient_digest": recipient_digest} if last.erased else {}
         await self._audit.record([audit.row(
             event, actor=f"login:{tx.principal.username}", tenant_id=tx.tenant_id,
             check_name=last.check, action=last.action.value, reason=last.reason,
             recipient_digest=recipient_digest, reply=reply,
-        )], [audit.event("refused", tenant_id=tx.tenant_id, recipient=named,
-                         sender=tx.envelope_from, check=last.check, reply=reply, **detail)])
+        )], [audit.event("refused", tenant_id=tx.tenant_id, recipient=tx.recipient or None,
+                         # the suppression lookup at RCPT found an erasure entry: the
+                         # event names them by digest only (events/names.py)
+                         erased=last.erased, sender=tx.envelope_from, check=last.check,
+                         reply=reply)])
 
     # --- DATA ------------------------------------------------------------------------------
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -404,7 +404,8 @@ class GatewayHandler:
             [(r.recipient, digest) for r, digest in zip(result.copies, digests, strict=False)
              if r.outcome is CopyOutcome.DELIVERED
              or (kept and r.outcome is CopyOutcome.DEFERRED)],
-            datetime.now(UTC), self._suppression_digest, message.value("subject"))
+            datetime.now(UTC), self._suppression_digest,
+            subject_hash(message.value("subject"), self.digest))
         await self._audit.record(rows, events, sent)
         if self._bounces is not None:  # "no such mailbox" from our own upstream: a hard bounce
             for r in result.copies:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -21,6 +21,13 @@ from gateway.store import audit_chain
 from gateway.store.health import WriteHealth
 from gateway.store.schema import audit_events, events, sent_messages
 from gateway.vault.envelope import keyed_digest
+
+
+class EventSealer(Protocol):
+    """What seals event rows' recipients in place before they are written (EventNames)."""
+
+    async def seal(self, rows: Iterable[MutableMapping[str, Any]],
+                   conn: AsyncConnection | None = None) -> None: ...
 
 log = logging.getLogger("gateway.audit")
 
@@ -49,11 +56,13 @@ def row(event: str, *, actor: str, tenant_id: int | None = None, queue_id: str |
 
 
 def event(kind: str, *, tenant_id: int, queue_id: str | None = None,
-          recipient: str | None = None, **detail: Any) -> dict[str, Any]:
+          recipient: str | None = None, erased: bool = False, **detail: Any
+          ) -> dict[str, Any]:
     """One tenant event (delivered, deferred, bounced, refused...). It is the tenant's own
-    record of its mail, so it names the recipient; retention applies (issue 8)."""
+    record of its mail, so it names the recipient — sealed before it is written
+    (events/names.py; `erased`: by digest only); retention applies (issue 8)."""
     return {"tenant_id": tenant_id, "at": datetime.now(UTC), "kind": kind,
-            "queue_id": queue_id, "recipient": recipient, "detail": detail}
+            "queue_id": queue_id, "recipient": recipient, "erased": erased, "detail": detail}
 
 
 async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
@@ -64,8 +73,11 @@ async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
     written through here.
 
     Webhook outbox rows are not made here: the dispatcher fans new events out by cursor, so
-    the commit a message waits for holds no webhook lookup.
+    the commit a message waits for holds no webhook lookup. Event rows arrive sealed
+    (events/names.py): one naming its recipient in clear is our bug, and refused here.
     """
+    if any(e.get("recipient") or "erased" in e for e in event_rows):
+        raise ValueError("an event row names its recipient in clear: seal it first")
     if rows:
         await conn.execute(audit_events.insert(), await audit_chain.chain_rows(conn, rows))
     if event_rows:
@@ -76,8 +88,9 @@ async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
 
 class AuditTrail:
     def __init__(self, engine: AsyncEngine, max_rows: int = 1000, max_delay: float = 0.0,
-                 health: WriteHealth | None = None):
+                 health: WriteHealth | None = None, names: EventSealer | None = None):
         self._engine = engine
+        self._names = names  # seals the recipients of event rows (events/names.py)
         self._health = health  # told each group commit's outcome (store/health.py)
         self._max_rows = max_rows
         self._max_delay = max_delay
@@ -106,6 +119,9 @@ class AuditTrail:
                      sent_rows: Sequence[dict[str, Any]] = ()) -> None:
         if not rows and not event_rows and not sent_rows:
             return
+        if event_rows and self._names is not None:
+            event_rows = [dict(e) for e in event_rows]
+            await self._names.seal(event_rows)
         if self._task is None:  # not started (CLI use): write directly
             async with self._engine.begin() as conn:
                 await write(conn, rows, event_rows, sent_rows)

@@ -192,6 +192,7 @@ held_messages = sa.Table(
     sa.Column("login", sa.String(200), nullable=False),
     sa.Column("mailbox_id", sa.Integer, nullable=False),
     sa.Column("envelope_from", sa.String(320), nullable=False),
+    # before 0020 the recipients and subject in clear; emptied once sealed (HeldStore.seal_legacy)
     sa.Column("recipients", sa.JSON, nullable=False),
     sa.Column("subject", sa.String(998), nullable=False, server_default=""),
     sa.Column("size", sa.Integer, nullable=False),
@@ -206,6 +207,10 @@ held_messages = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("decided_at", Timestamp, nullable=True),
     sa.Column("decided_by", sa.String(200), nullable=True),
+    # {"recipients": [...], "subject": "..."} sealed under the tenant's key (review/held.py)
+    sa.Column("sealed_names", sa.LargeBinary, nullable=True),
+    sa.Column("subject_hash", sa.String(64), nullable=True),  # keyed, normalised: search
+    sa.Column("recipient_digests", sa.JSON, nullable=True),  # export and erasure match these
     sa.Index("ix_held_messages_tenant_status", "tenant_id", "status", "id"),
     # the review queue's counts by reason across tenants, from the index alone (0015)
     sa.Index("ix_held_messages_status_check", "status", "check_name"),
@@ -221,9 +226,14 @@ events = sa.Table(
     sa.Column("at", Timestamp, nullable=False),
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("queue_id", sa.String(40), nullable=True),
-    sa.Column("recipient", sa.String(320), nullable=True),
+    sa.Column("recipient", sa.String(320), nullable=True),  # before 0020 only; then NULL
     sa.Column("detail", sa.JSON, nullable=False, server_default="{}"),
+    # the recipient as events/names.py keeps it: digest, masked, sealed under the tenant key
+    sa.Column("recipient_digest", sa.String(64), nullable=True),
+    sa.Column("recipient_masked", sa.String(320), nullable=True),
+    sa.Column("sealed_recipient", sa.LargeBinary, nullable=True),
     sa.Index("ix_events_tenant_id", "tenant_id", "id"),
+    sa.Index("ix_events_recipient_digest", "recipient_digest"),
 )
 
 webhooks = sa.Table(
@@ -471,8 +481,8 @@ sent_messages = sa.Table(
     sa.Column("recipient_digest", sa.String(64), nullable=False),
     sa.Column("suppression_digest", sa.LargeBinary(16), nullable=True),
     sa.Column("sent_at", Timestamp, nullable=False),
-    # SHA-256 of the subject without reply prefixes: a reply whose mail program dropped
-    # In-Reply-To and References still finds its thread (optout/sent.py)
+    # keyed digest of the subject without reply prefixes: a reply whose mail program
+    # dropped In-Reply-To and References still finds its thread (optout/sent.py)
     sa.Column("subject_hash", sa.String(64), nullable=True),
     sa.Index("ix_sent_messages_message_id_hash", "message_id_hash"),
     sa.Index("ix_sent_messages_sent_at", "sent_at"),

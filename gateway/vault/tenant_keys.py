@@ -41,11 +41,17 @@ class TenantKeys:
         self._vault = vault
         self._cache: dict[int, bytes] = {}
 
-    async def key(self, tenant_id: int, create: bool = True) -> bytes | None:
+    async def key(self, tenant_id: int, create: bool = True,
+                  conn: AsyncConnection | None = None) -> bytes | None:
+        """The tenant's key, made on first use. `conn`: the caller's open transaction, read
+        and (if need be) written in, so a caller holding SQLite's write lock does not wait
+        on itself; a key made there is cached only once it is read again after commit."""
         if tenant_id in self._cache:
             return self._cache[tenant_id]
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(tenant_keys).where(
+        if conn is not None:
+            return await self._key_in(conn, tenant_id, create)
+        async with self._engine.connect() as own:
+            row = (await own.execute(sa.select(tenant_keys).where(
                 tenant_keys.c.tenant_id == tenant_id))).first()
         if row is None:
             if not create:
@@ -54,6 +60,22 @@ class TenantKeys:
             return await self.key(tenant_id, create=False)
         key = self._vault.open(row.sealed_key, row.key_id, seal_context(tenant_id))
         self._cache[tenant_id] = key
+        return key
+
+    async def _key_in(self, conn: AsyncConnection, tenant_id: int, create: bool
+                      ) -> bytes | None:
+        row = (await conn.execute(sa.select(tenant_keys).where(
+            tenant_keys.c.tenant_id == tenant_id))).first()
+        if row is not None:
+            key: bytes = self._vault.open(row.sealed_key, row.key_id, seal_context(tenant_id))
+            self._cache[tenant_id] = key
+            return key
+        if not create:
+            return None
+        key = AESGCM.generate_key(256)
+        sealed, key_id = self._vault.seal(key, seal_context(tenant_id))
+        await conn.execute(tenant_keys.insert().values(
+            tenant_id=tenant_id, sealed_key=sealed, key_id=key_id, created_at=datetime.now(UTC)))
         return key
 
     async def _create(self, tenant_id: int) -> None:
@@ -72,6 +94,32 @@ class TenantKeys:
         result = await conn.execute(tenant_keys.delete().where(
             tenant_keys.c.tenant_id == tenant_id))
         return bool(result.rowcount)
+
+
+class TenantSealer:
+    """Personal data a tenant keeps (event recipients, held messages' subjects and
+    recipients) sealed under the tenant's own key: shredded with the tenant, never in clear
+    beside the sealed bodies. `label` names the field and row and is bound in (AAD)."""
+
+    def __init__(self, keys: TenantKeys) -> None:
+        self.keys = keys
+
+    async def seal(self, tenant_id: int, value: bytes, label: str,
+                   conn: AsyncConnection | None = None) -> bytes:
+        key = await self.keys.key(tenant_id, conn=conn)
+        assert key is not None
+        nonce = os.urandom(_NONCE)
+        return nonce + AESGCM(key).encrypt(nonce, value, _aad(tenant_id, label))
+
+    async def open(self, tenant_id: int, blob: bytes, label: str) -> bytes | None:
+        """The value, or None once the tenant's key is shredded."""
+        key = await self.keys.key(tenant_id, create=False)
+        if key is None:
+            return None
+        try:
+            return AESGCM(key).decrypt(blob[:_NONCE], blob[_NONCE:], _aad(tenant_id, label))
+        except InvalidTag:
+            raise VaultError("Sealed value cannot be opened (wrong key or context).") from None
 
 
 class TenantSealedSecrets:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Config
 from gateway.directory.cache import Directory
+from gateway.events.names import EventNames
 from gateway.optout.record import OptOuts
 from gateway.optout.reviews import OptOutReviews
 from gateway.optout.token import TokenSealer
@@ -57,6 +58,7 @@ class WebParts:
     tenants: Directory
     sealer: TokenSealer
     optouts: OptOuts
+    event_names: EventNames  # opens the recipient of the events the API lists
     invalid_attempts: InvalidAttempts = field(default_factory=lambda: InvalidAttempts(30))
     pixels: PixelParts | None = None
     subjects: Subjects | None = None  # data subjects' export and erasure

@@ -91,6 +91,8 @@ async def test_events_reach_the_webhook_signed_and_after_an_outage(
     payload = json.loads(request.body)["events"]
     kinds = {(e["kind"], e["recipient"]) for e in payload}
     assert kinds == {("delivered", "ok@example.org"), ("refused", "gone@example.org")}
+    assert {e["recipient_masked"] for e in payload} == {"o***@example.org", "g***@example.org"}
+    assert all(len(e["recipient_digest"]) == 64 for e in payload)
     assert payload[0]["id"] < payload[1]["id"]  # the cursor order
 
 

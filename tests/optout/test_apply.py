@@ -12,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.optout.apply import Arrival
-from gateway.optout.sent import SentIndex
 from gateway.store.schema import audit_events, events, feedback_marks, optout_reviews
 from suppression.schema import suppressions
 from tests.conftest import OTHER_PASSWORD, Harness
@@ -45,7 +44,7 @@ async def send_with_id(h: Harness, message_id: str, recipients: list[str],
             b"<m1@acme.example>", message_id.encode())
         await h.send(raw, recipients, sender="ceo@other.example", user="other-tool",
                      password=OTHER_PASSWORD)
-    copy = (await SentIndex(h.gateway.engine).find([message_id]))[-1]  # the newest
+    copy = (await h.gateway.sent_index.find([message_id]))[-1]  # the newest
     return Arrival.inbox(copy.tenant_id, copy.mailbox_id)
 
 
@@ -76,7 +75,8 @@ async def test_a_hard_bounce_in_the_mailbox_suppresses_its_recipient(harness: Ha
     assert row.detail["rule"] == "dsn:5.1.1" and row.queue_id and row.recipient_digest
     assert len(row.detail["feedback"]) == 64  # the report's Message-ID, hashed
     assert "sophie" not in json.dumps(row.detail)  # evidence, never the address or body
-    assert event.recipient == "sophie.dubois@gmail.example"
+    assert await harness.gateway.event_names.recipient(event) == "sophie.dubois@gmail.example"
+    assert event.recipient is None and event.recipient_masked == "s***@gmail.example"
     assert await refused_at_rcpt(harness, "sophie.dubois@gmail.example") == 550
     await harness.send(messages.simple(), ["lead@example.org"])  # the other copy: unaffected
 
@@ -207,7 +207,7 @@ async def test_a_reply_without_thread_headers_is_matched_by_writer_and_subject(
         harness: Harness):
     raw = messages.simple(subject="=?utf-8?q?Gr=C3=BC=C3=9Fe_aus_Acme?=")
     await harness.send(raw, ["pat@example.net", "lead@example.org"])
-    (copy, *_) = await SentIndex(harness.gateway.engine).find(["<m1@acme.example>"])
+    (copy, *_) = await harness.gateway.sent_index.find(["<m1@acme.example>"])
     arrival = Arrival.inbox(copy.tenant_id, copy.mailbox_id)
     apply = harness.gateway.feedback.apply
     # another subject, or a writer the message was not sent to: not this thread

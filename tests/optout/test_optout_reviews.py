@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.optout.apply import Arrival
-from gateway.optout.sent import SentIndex
 from gateway.store.schema import audit_events, optout_reviews
 from suppression.schema import suppressions
 from tests.cli.test_queue_cli import gw
@@ -31,7 +30,7 @@ def question(message_id: str, sender: str = "wendy@example.net") -> bytes:
 async def possible_opt_out(h: Harness, recipient: str, sender: str) -> int:
     await h.send(messages.simple().replace(b"<m1@acme.example>", b"<q1@acme.example>"),
                  [recipient])
-    copy = (await SentIndex(h.gateway.engine).find(["<q1@acme.example>"]))[-1]
+    copy = (await h.gateway.sent_index.find(["<q1@acme.example>"]))[-1]
     applied = await h.gateway.feedback.apply(question("<q1@acme.example>", sender),
                                              Arrival.inbox(copy.tenant_id, copy.mailbox_id))
     assert applied.review_id is not None and not applied.suppressed

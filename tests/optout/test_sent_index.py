@@ -3,11 +3,12 @@ digests only, for its tenant; a refused copy is not; the index is purged on its 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from gateway.optout.sent import SentIndex, message_id_hash
+from gateway.optout.sent import message_id_hash
 from gateway.store.schema import mailboxes, sent_messages, tenants
 from tests.conftest import Harness
 from tests.support import messages
@@ -21,7 +22,7 @@ async def test_sent_and_queued_copies_are_indexed_refused_ones_not(harness: Harn
         ["lead@example.org", "gone@example.org", "busy@example.org"])
     assert code == 250, text
 
-    copies = await SentIndex(gateway.engine).find(["<m1@acme.example>"])
+    copies = await gateway.sent_index.find(["<m1@acme.example>"])
     async with gateway.engine.connect() as conn:
         acme = (await conn.execute(sa.select(tenants.c.id).where(
             tenants.c.name == "acme"))).scalar_one()
@@ -36,19 +37,22 @@ async def test_sent_and_queued_copies_are_indexed_refused_ones_not(harness: Harn
         assert (copy.tenant_id, copy.mailbox_id) == (acme, sales)
         assert copy.queue_id in text  # the id the client was given
         assert copy.suppression_digest == gateway.suppressions.digest_of(address) is not None
+    # the subject is a keyed digest: its plain SHA-256 (a dictionary away) is not stored
+    assert {r.subject_hash for r in stored} == {gateway.handler.digest("subject|hello")}
+    assert hashlib.sha256(b"hello").hexdigest() not in {r.subject_hash for r in stored}
     # no address and no Message-ID in clear: only their digests
     # (bytes are skipped: a digest byte may be 0x40, "@")
     assert all("@" not in value for row in stored for value in row if isinstance(value, str))
     assert stored[0].message_id_hash == message_id_hash("<m1@acme.example>")
-    assert await SentIndex(gateway.engine).find(["<forged@elsewhere.example>"]) == []
+    assert await gateway.sent_index.find(["<forged@elsewhere.example>"]) == []
     # a Message-ID written without its brackets finds the same copies
-    assert len(await SentIndex(gateway.engine).find(["m1@acme.example"])) == 2
+    assert len(await gateway.sent_index.find(["m1@acme.example"])) == 2
 
 
 async def test_the_index_is_purged_after_its_retention(harness: Harness):
     gateway = harness.gateway
     await harness.send(messages.simple(), ["lead@example.org"])
-    index = SentIndex(gateway.engine)
+    index = gateway.sent_index
     assert len(await index.find(["<m1@acme.example>"])) == 1
     days = gateway.config.retention.sent_index_days
     kept = await gateway.retention.run_once(datetime.now(UTC) + timedelta(days=days - 1))

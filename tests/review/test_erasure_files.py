@@ -120,8 +120,10 @@ async def test_a_refused_attempt_after_erasure_stores_the_address_nowhere(harnes
     async with harness.gateway.engine.connect() as conn:
         refused = (await conn.execute(sa.select(events).where(
             events.c.kind == "refused"))).all()
-    assert len(refused) == 2 and all(r.recipient is None for r in refused)
-    assert all(r.detail["recipient_digest"] == harness.gateway.handler.digest(PERSON)
+    assert len(refused) == 2 and all(
+        r.recipient is None and r.sealed_recipient is None and r.recipient_masked is None
+        for r in refused)  # named by digest only: not even sealed under the tenant key
+    assert all(r.recipient_digest == harness.gateway.handler.digest(PERSON)
                for r in refused)  # the tool can still tell the attempts apart
     assert hits_in_files(tmp_path, PERSON) == {}  # the WAL included: nothing was written
 
@@ -145,7 +147,8 @@ async def test_a_held_message_kept_for_others_is_released_without_the_erased_add
     assert code == 250  # held (a card number)
     assert (await gw(harness, "subject", "erase", PERSON, "--evidence", "t")).returncode == 0
     (row,) = await held_rows(harness)
-    assert row.recipients == [other]
+    assert (await harness.gateway.held.get(row.id)).recipients == [other]
+    assert row.recipient_digests == [harness.gateway.handler.digest(other)]
     await harness.gateway.held.request_release(row.id, "reviewer", "a false positive")
     assert await harness.gateway.review.run_once() == 1
     await harness.gateway.worker.run_once(datetime.now(UTC) + timedelta(seconds=1))

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 
 from gateway.errors import VaultError
 from gateway.optout.apply import Arrival
-from gateway.optout.sent import SentIndex
 from gateway.service import build_vault_parts
 from gateway.store.schema import (
     domains,
@@ -61,7 +60,7 @@ async def _their_data(h) -> None:
                 tenant_id=1, at=now, campaign="c", recipient_digest=h.gateway.handler.digest(who),
                 network="192.0.2.0/24", ua_family="gmail", machine=False))
     # feedback about their copies: a soft bounce counted, a reply waiting for a person
-    (copy, *_) = await SentIndex(h.gateway.engine).find(["<m1@acme.example>"])
+    (copy, *_) = await h.gateway.sent_index.find(["<m1@acme.example>"])
     arrival = Arrival.inbox(copy.tenant_id, copy.mailbox_id)
     for who in (PERSON, OTHER):
         soft = (FEEDBACK / "postfix-delayed.eml").read_bytes().replace(
@@ -112,9 +111,10 @@ async def test_erase_deletes_it_all_keeps_a_digest_only_entry_and_prints_a_recei
     async with harness.gateway.engine.connect() as conn:
         rows = (await conn.execute(sa.select(suppressions))).all()
         (held,) = (await conn.execute(sa.select(held_messages))).all()
-        left = (await conn.execute(sa.select(events.c.recipient))).scalars().all()
-    assert held.recipients == [OTHER]
-    assert set(left) == {OTHER}
+        left = (await conn.execute(sa.select(events))).all()
+    assert (await harness.gateway.held.get(held.id)).recipients == [OTHER]
+    names = harness.gateway.event_names
+    assert {await names.recipient(e) for e in left} == {OTHER}
     erasures = [r for r in rows if r.reason == "erasure"]
     assert [(r.scope, r.target) for r in erasures] == [(GLOBAL, None)]
     assert all("person" not in (r.target or "") for r in rows)

@@ -26,7 +26,12 @@ class EventOut(BaseModel):
     kind: str
     at: datetime
     queue_id: str | None
-    recipient: str | None
+    recipient: str | None = Field(description="the address; none for an erased person "
+                                  "(named by digest only) or an event naming no one")
+    recipient_digest: str | None = Field(
+        default=None, description="keyed digest of the canonical address: the same for "
+        "every spelling, and the only name of an erased person")
+    recipient_masked: str | None = Field(default=None, description="`j***@example.com`")
     detail: dict[str, Any]
 
 
@@ -48,7 +53,7 @@ async def list_events(tenant_name: str, caller: AnyCaller, web: Web,
         query = query.where(events.c.kind == kind)
     async with web.directory.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-    out = [EventOut(id=r.id, kind=r.kind, queue_id=r.queue_id, recipient=r.recipient,
+    out = [EventOut(id=r.id, kind=r.kind, queue_id=r.queue_id, **await web.event_names.view(r),
                     detail=r.detail or {},
                     at=r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC)) for r in rows]
     return EventPage(events=out, next_after=out[-1].id if len(out) == limit else None)

@@ -148,6 +148,16 @@ async def _message(review: ReviewParts, session: Session, held_id: int) -> HeldM
     return message
 
 
+async def _viewed(review: ReviewParts, session: Session, held_id: int) -> HeldMessage:
+    """The message shown to this reviewer: its subject and recipients are opened, and the
+    view is an audit row (another tenant's message is as absent, and not opened)."""
+    await _message(review, session, held_id)
+    message = await review.held.get(held_id, viewer=session.reviewer.actor)
+    if not _visible(session, message.tenant_id):
+        raise NotFound(f"Held message {held_id} does not exist.")
+    return message
+
+
 def _not_found(session: Session) -> HTMLResponse:
     return _render("base.html", 404, title="Not found", session=session,
                    error="There is no such message.")
@@ -217,7 +227,7 @@ async def queue(request: Request) -> Response:
     names = await _tenant_names(web)
     f = {"tenant": q.get("tenant", ""), "check": q.get("check", ""),
          "status": q.get("status", "held"), "since": q.get("since", ""),
-         "until": q.get("until", "")}
+         "until": q.get("until", ""), "subject": q.get("subject", "")[:998]}
     error = ""
     tenant_id = session.reviewer.tenant_id
     if tenant_id is None and f["tenant"]:
@@ -234,7 +244,8 @@ async def queue(request: Request) -> Response:
     size = web.config.review.page_size
     messages, counts = await review.held.page(
         tenant_id=tenant_id, status=status or None, check_name=f["check"] or None,
-        since=since, until=until, before=before, limit=size)
+        since=since, until=until, before=before, limit=size, subject=f["subject"],
+        viewer=session.reviewer.actor)
 
     def link(**change: Any) -> str:
         params = {k: v for k, v in {**f, **change}.items() if v}
@@ -298,7 +309,7 @@ async def message_page(request: Request, held_id: int) -> Response:
     session = await _session(request)
     web, review = _parts(request)
     try:
-        message = await _message(review, session, held_id)
+        message = await _viewed(review, session, held_id)
     except NotFound:
         return _not_found(session)
     headers = ""
