@@ -587,7 +587,6 @@ async def login_remove(store: DirectoryStore, config: Config, username: str) -> 
 async def _queue_parts(engine: Any, config: Config) -> Any:
     """The queue with what an operator action needs (the vault opens the sealed copies)."""
     from gateway.directory.cache import Directory
-    from gateway.queue.store import QueueStore
     from gateway.queue.worker import QueueWorker
     from gateway.store.audit import (
         DIGEST_PURPOSE,
@@ -601,7 +600,7 @@ async def _queue_parts(engine: Any, config: Config) -> Any:
     purposes = PurposeKeys(engine, vault)
     await purposes.ensure(DIGEST_PURPOSE, seed=vault.derived_key(LEGACY_DIGEST_INFO))
     key = purposes.current(DIGEST_PURPOSE)[1]
-    store = QueueStore(engine, vault, config.queue.lifetime)
+    store = _queue_store(engine, config)
     directory_store = DirectoryStore(engine)
     worker = QueueWorker(config, store, {}, Directory(directory_store, config), directory_store,
                          AuditTrail(engine, names=await _event_names(engine, config)),
@@ -622,12 +621,30 @@ async def _digest(engine: Any, config: Config, purposes: Any = None) -> Callable
     return lambda value: recipient_digest(key, value)
 
 
+def _tenant_keys(engine: Any, config: Config) -> Any:
+    """The tenant keys, in the configured key store."""
+    from gateway.config import tenant_key_location
+    from gateway.vault.key_store import key_store_for
+    from gateway.vault.tenant_keys import TenantKeys
+
+    return TenantKeys(engine, _vault(config), key_store_for(tenant_key_location(config)))
+
+
+def _queue_store(engine: Any, config: Config) -> Any:
+    """The delivery queue, its copies opened with their tenants' keys."""
+    from gateway.queue.store import QueueStore
+    from gateway.vault.tenant_keys import TenantSealer
+
+    return QueueStore(engine, _vault(config), config.queue.lifetime,
+                      TenantSealer(_tenant_keys(engine, config)))
+
+
 async def _event_names(engine: Any, config: Config) -> Any:
     """How events name recipients (sealed under tenant keys), as the gateway wires it."""
     from gateway.events.names import EventNames
-    from gateway.vault.tenant_keys import TenantKeys, TenantSealer
+    from gateway.vault.tenant_keys import TenantSealer
 
-    return EventNames(TenantSealer(TenantKeys(engine, _vault(config))),
+    return EventNames(TenantSealer(_tenant_keys(engine, config)),
                       await _digest(engine, config))
 
 
@@ -635,10 +652,10 @@ async def _held_store(engine: Any, config: Config) -> Any:
     """The held messages, their names opened as the gateway opens them."""
     from gateway.events.names import EventNames
     from gateway.review.held import HeldStore
-    from gateway.vault.tenant_keys import TenantKeys, TenantSealer
+    from gateway.vault.tenant_keys import TenantSealer
 
     vault = _vault(config)
-    sealer = TenantSealer(TenantKeys(engine, vault))
+    sealer = TenantSealer(_tenant_keys(engine, config))
     digest = await _digest(engine, config)
     return HeldStore(engine, vault, sealer, EventNames(sealer, digest), digest)
 

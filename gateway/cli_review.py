@@ -7,9 +7,8 @@ import sys
 
 import click
 
-from gateway.cli import _actor, _held_store, _vault, cli, with_store
+from gateway.cli import _actor, _held_store, _queue_store, cli, with_store
 from gateway.config import Config
-from gateway.queue.store import QueueStore
 from gateway.review.held import HeldMessage, HeldStore
 from gateway.review.release import queue_discard_report
 from gateway.store.directory import DirectoryStore
@@ -89,7 +88,7 @@ async def discard(store: DirectoryStore, config: Config, held_id: int, reason: s
     held_store = await _store(store, config)
     h = await held_store.discard(held_id, _actor(), reason)
     message = await held_store.body(held_id, "review:discard-report")
-    await queue_discard_report(QueueStore(store.engine, _vault(config), config.queue.lifetime),
+    await queue_discard_report(_queue_store(store.engine, config),
                                h, message, config)
     click.echo(_line(h))
 
@@ -140,7 +139,7 @@ async def discard_all(store: DirectoryStore, config: Config, tenant_name: str,
     """Discard every held message of a tenant (of one check, with --check); each sender
     gets its report."""
     held_store = await _store(store, config)
-    queue = QueueStore(store.engine, _vault(config), config.queue.lifetime)
+    queue = _queue_store(store.engine, config)
     chosen = await _selection(held_store, store, tenant_name, check_name)
     for h in chosen:
         done = await held_store.discard(h.id, _actor(), reason)

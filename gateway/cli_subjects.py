@@ -13,6 +13,7 @@ from gateway.cli import (
     _credentials,
     _digest,
     _held_store,
+    _queue_store,
     _suppressions,
     _vault,
     cli,
@@ -21,7 +22,6 @@ from gateway.cli import (
 )
 from gateway.config import Config
 from gateway.offboarding import delete_tenant
-from gateway.queue.store import QueueStore
 from gateway.store.directory import DirectoryStore
 from gateway.subjects import Subjects
 from gateway.vault.purpose import PurposeKeys
@@ -33,7 +33,7 @@ async def _subjects(store: DirectoryStore, config: Config) -> Subjects:
     held = await _held_store(store.engine, config)
     return Subjects(store.engine, await _suppressions(store.engine, config, purposes),
                     await _digest(store.engine, config, purposes), held,
-                    QueueStore(store.engine, vault, config.queue.lifetime), config.smtp.hostname)
+                    _queue_store(store.engine, config), config.smtp.hostname)
 
 
 def _print(doc: dict[str, Any]) -> None:

@@ -163,6 +163,13 @@ class VaultConfig:
     # (which must run with appendonly yes and appendfsync always; checked at start-up).
     backend: Literal["database", "redis"] = "database"
     redis_url: str = ""
+    # Where tenant keys live, apart from the data (gateway/vault/key_store.py): a directory
+    # (`dir:/path` or a path; default `<data_dir>-tenant-keys`, beside the data, not in it),
+    # `redis://...` or a separate `postgresql://...` database.
+    tenant_key_store: str = ""
+    # A directory store is one node's: `serve` refuses it with a PostgreSQL database (shared
+    # by several nodes) unless this says there is only one node.
+    tenant_key_store_single_node: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,6 +734,18 @@ def _validate(config: Config) -> None:
         _require(config.vault.redis_url.startswith(("redis://", "rediss://", "unix://")),
                  "vault.redis_url", config.vault.redis_url,
                  "vault.backend = 'redis' needs a redis://, rediss:// or unix:// URL.")
+    store = config.vault.tenant_key_store
+    if store.startswith(("redis", "unix:", "postgresql")):
+        _require(store.startswith(("redis://", "rediss://", "unix://", "postgresql://",
+                                   "postgresql+asyncpg://")), "vault.tenant_key_store", store,
+                 "A directory (dir:/path), redis://, rediss://, unix:// or postgresql:// URL.")
+        _require(store.rstrip("/") != config.database.url.rstrip("/"), "vault.tenant_key_store",
+                 store, "Must not be the main database: its backups would keep the keys.")
+    elif store:
+        where = Path(store.removeprefix("dir:")).resolve()
+        _require(not where.is_relative_to(Path(config.data_dir).resolve()),
+                 "vault.tenant_key_store", store,
+                 "Must be outside data_dir: a backup of the data must not carry the keys.")
     for name, check in config.policy.items():
         _require(0 < check.timeout <= 60, f"policy.{name}.timeout", check.timeout,
                  "Must be between 0 and 60 seconds.")
@@ -889,3 +908,9 @@ def _is_loopback(host: str) -> bool:
 
 def data_path(config: Config, *parts: str) -> Path:
     return Path(config.data_dir).joinpath(*parts)
+
+
+def tenant_key_location(config: Config) -> str:
+    """Where the tenant keys are: as configured, or a directory beside data_dir."""
+    return config.vault.tenant_key_store or \
+        f"dir:{Path(config.data_dir).resolve()}-tenant-keys"

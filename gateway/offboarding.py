@@ -40,6 +40,10 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
     for mailbox in (m for m in mailboxes if m.tenant_id == tenant.id):
         revoked += await credentials.disconnect(mailbox, actor, "tenant deleted")
     tid = tenant.id
+    # the key first: should anything below fail, what is left no longer opens (issue 21)
+    shredded = False
+    if isinstance(credentials.secrets, TenantSealedSecrets):
+        shredded = await credentials.secrets.keys.shred(tid)
     deleted: dict[str, int] = {}
     kept: dict[str, int] = {}
     touched = {t.tenants.name}  # the tables this deletion changed (vacuumed after it)
@@ -79,9 +83,6 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
                 kept[f"{label}_under_legal_hold"] = (await conn.execute(
                     sa.select(sa.func.count()).select_from(table).where(column == tid))
                 ).scalar_one()
-        shredded = False
-        if isinstance(credentials.secrets, TenantSealedSecrets):
-            shredded = await credentials.secrets.keys.shred(conn, tid)
         await conn.execute(t.tenants.update().where(t.tenants.c.id == tid).values(
             status=DELETED, status_reason=f"deleted by {actor}", settings={},
             updated_at=datetime.now(UTC)))

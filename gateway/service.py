@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import background
 from gateway import config as config_module
 from gateway.alerts import Alerts
-from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path
+from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path, tenant_key_location
 from gateway.directory.cache import Directory
 from gateway.directory.records import Tenant
 from gateway.dkim.keys import DkimKeys
-from gateway.errors import VaultError
+from gateway.errors import ConfigError, VaultError
 from gateway.events.names import EventNames
 from gateway.events.webhooks import WebhookDispatcher
 from gateway.limits.counters import Count, DatabaseCounters, counters_for
@@ -79,6 +79,7 @@ from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
 from gateway.vault.flows import OAuthFlows
+from gateway.vault.key_store import key_store_for
 from gateway.vault.keys import provider_for
 from gateway.vault.oauth import ProviderEndpoints
 from gateway.vault.purpose import PurposeKeys
@@ -155,7 +156,7 @@ def build_vault_parts(config: Config, engine: AsyncEngine, vault: Vault,
     """Sealed secrets, mailbox credentials and the token broker, as configured."""
     secrets = TenantSealedSecrets(
         secret_store_for(config.vault.backend, config.vault.redis_url, engine, vault),
-        keys or TenantKeys(engine, vault))
+        keys or TenantKeys(engine, vault, key_store_for(tenant_key_location(config))))
     providers = {name: ProviderEndpoints(name, p) for name, p in config.oauth.items()}
     credentials = Credentials(engine, secrets, config, providers)
     return credentials, TokenBroker(engine, credentials, providers)
@@ -179,7 +180,8 @@ class Gateway:
                                       [Count("store:heartbeat", 0, 0, 1, 0)])
         self.write_health = WriteHealth(heartbeat, sqlite_directory(config.database.url),
                                         config.database.min_free_mb)
-        self.tenant_keys = TenantKeys(self.engine, self.vault)
+        self.tenant_keys = TenantKeys(self.engine, self.vault,
+                                      key_store_for(tenant_key_location(config)))
         self.tenant_sealer = TenantSealer(self.tenant_keys)
         self.event_names = EventNames(self.tenant_sealer, self._digest)
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
@@ -192,7 +194,8 @@ class Gateway:
         self._anchors = background.Poller(self._anchor, full=2,
                                           interval=config.audit.anchor_interval, log=log,
                                           name="audit-anchor")
-        self.queue = QueueStore(self.engine, self.vault, config.queue.lifetime)
+        self.queue = QueueStore(self.engine, self.vault, config.queue.lifetime,
+                                self.tenant_sealer)
         self.credentials, self.tokens = build_vault_parts(config, self.engine, self.vault,
                                                           self.tenant_keys)
         self.upstream_passwords = UpstreamPasswords(self.engine, self.credentials.secrets,
@@ -264,6 +267,7 @@ class Gateway:
         self.forwarder = Forwarder(GuardedFetcher(config.fetch), config.pixels.forward_concurrency,
                                    config.pixels.forward_queue)
         self.web.pixels = PixelParts(self.pixel_sealer, self.opens, self.forwarder)
+        self.web.tenant_keys = self.tenant_keys
         self.web.subjects = Subjects(self.engine, self.suppressions, self.handler.digest,
                                     self.held, self.queue, config.smtp.hostname)
         self.reviewers = Reviewers(self.engine, self.vault, config.review)
@@ -278,6 +282,7 @@ class Gateway:
         self._listeners: list[Listener] = []
         self._http: list[HttpListener] = []
         self.ports = Ports(0, 0)
+        self.keyless_tenants: list[int] = []  # live tenants whose key the store lacks
 
     def _factory(self, implicit_tls: bool) -> GatewaySMTP:
         return GatewaySMTP(self.handler, self.config.smtp, self._tls, implicit_tls,
@@ -288,6 +293,7 @@ class Gateway:
         `admin` (the two HTTP listeners)."""
         await self.alerts.start()  # first: a failing start-up alerts too
         await require_head(self.engine)
+        await self._open_tenant_keys()
         await self.credentials.secrets.check()
         await self.upstream_passwords.adopt_configured()
         await self.purpose_keys.ensure(DIGEST_PURPOSE,
@@ -346,6 +352,24 @@ class Gateway:
                                            "mailto_port": mailto_port,
                                            "environment": self.config.environment})
         return self.ports
+
+    async def _open_tenant_keys(self) -> None:
+        """The tenant key store: one node's directory only with a one-node database; keys
+        moved out of the database; live tenants whose key is missing reported."""
+        store = self.tenant_keys.store
+        if not store.shared and self.engine.dialect.name == "postgresql" \
+                and not self.config.vault.tenant_key_store_single_node:
+            raise ConfigError(
+                "Config 'vault.tenant_key_store' is a directory, which only this node can "
+                "read, but the database is PostgreSQL (shared by nodes). Use a redis:// or a "
+                "separate postgresql:// key store, or set vault.tenant_key_store_single_node "
+                "= true if this is the only node.")
+        missing = await self.tenant_keys.start()
+        if missing:
+            log.error("tenants without their key: their sealed data cannot be opened and "
+                      "their mail is deferred until the key store is restored", extra={
+                          "tenants": missing, "alert": "ops"})
+        self.keyless_tenants = missing
 
     async def _seal_legacy_names(self) -> None:
         """Rows written before migration 0020 name people in clear: seal them now."""

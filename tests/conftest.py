@@ -140,6 +140,9 @@ def write_config(tmp_path: Path, pki: Pki, database: Database, sink_port: int,
         f'[upstreams.sink]\nkind = "smtp"\nhost = "127.0.0.1"\nport = {sink_port}\n'
         'tls = "none"\ntimeout = 5\n'
     )
+    # a PostgreSQL test runs one node: its tenant keys may stay in a directory
+    single_node = ("tenant_key_store_single_node = true\n"
+                   if database.kind == "postgres" else "")
     text = f"""
 data_dir = "{tmp_path}/var"
 
@@ -159,7 +162,7 @@ max_failures = 3
 
 [vault]
 master_key_file = "{key}"
-
+{single_node}
 [tenants]
 max_recipients = 10
 max_message_size = 100000

@@ -1,6 +1,7 @@
 """The durable delivery queue: copies not yet delivered, and the DSNs owed to senders.
 
-Rows live in `pending_copies`; the message of each row is sealed by the vault. Claiming is
+Rows live in `pending_copies`; the message of each row is sealed under its tenant's key, then
+by the vault (so deleting the tenant shreds every copy, backups included). Claiming is
 `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (several nodes share the queue) and a
 conditional UPDATE everywhere, so a row is only ever claimed by one worker.
 """
@@ -8,6 +9,7 @@ conditional UPDATE everywhere, so a row is only ever claimed by one worker.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,9 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import NotFound
+from gateway.errors import NotFound, VaultError
 from gateway.store.schema import pending_copies as t
 from gateway.vault.envelope import Vault
+from gateway.vault.tenant_keys import TenantSealer, unwrap_unavailable
+
+log = logging.getLogger("gateway.queue")
 
 
 class State(enum.StrEnum):
@@ -108,6 +113,10 @@ def _copy(row: Any) -> QueuedCopy:
     )
 
 
+def _label(queue_id: str, recipient: str) -> str:
+    return f"pending-copy|{queue_id}|{recipient}"
+
+
 def seal_context(tenant_id: int, queue_id: str, recipient: str) -> bytes:
     return f"pending_copies|{tenant_id}|{queue_id}|{recipient}".encode()
 
@@ -116,10 +125,25 @@ _COLUMNS = [c for c in t.c if c.name != "sealed_message"]
 
 
 class QueueStore:
-    def __init__(self, engine: AsyncEngine, vault: Vault, lifetime: float) -> None:
+    def __init__(self, engine: AsyncEngine, vault: Vault, lifetime: float,
+                 sealer: TenantSealer | None = None) -> None:
         self._engine = engine
         self._vault = vault
         self._lifetime = timedelta(seconds=lifetime)
+        self._sealer = sealer  # each copy is sealed under its tenant's key first (issue 21)
+
+    async def _wrap(self, c: NewCopy, message: bytes) -> bytes:
+        if self._sealer is None:
+            return message
+        return await self._sealer.wrap(c.tenant_id, message, _label(c.queue_id, c.recipient))
+
+    async def _open(self, row: Any) -> bytes:
+        inner = self._vault.open(row.sealed_message, row.key_id,
+                                 seal_context(row.tenant_id, row.queue_id, row.recipient))
+        if self._sealer is None:
+            return unwrap_unavailable(inner)
+        return await self._sealer.unwrap(row.tenant_id, inner,
+                                         _label(row.queue_id, row.recipient))
 
     async def add(self, copies: Sequence[NewCopy], message: bytes | Sequence[bytes], *,
                   first_attempt: datetime | None = None) -> None:
@@ -130,7 +154,7 @@ class QueueStore:
         assert len(own) == len(copies)
         for c, message in zip(copies, own, strict=True):
             sealed, key_id = self._vault.seal(
-                message, seal_context(c.tenant_id, c.queue_id, c.recipient))
+                await self._wrap(c, message), seal_context(c.tenant_id, c.queue_id, c.recipient))
             rows.append({
                 "queue_id": c.queue_id, "tenant_id": c.tenant_id, "mailbox_id": c.mailbox_id,
                 "kind": c.kind.value, "envelope_from": c.envelope_from,
@@ -168,8 +192,16 @@ class QueueStore:
                     claimed.append(row)
         out = []
         for row in claimed:
-            message = self._vault.open(row.sealed_message, row.key_id,
-                                       seal_context(row.tenant_id, row.queue_id, row.recipient))
+            try:
+                message = await self._open(row)
+            except VaultError as exc:  # its tenant's key is missing: retried later
+                log.error("a queued copy cannot be opened; retried later", extra={
+                    "queue_id": row.queue_id, "tenant_id": row.tenant_id,
+                    "error": exc.message, "alert": "ops"})
+                await self.finish(row.id, State(row.state) if row.state != State.SENDING.value
+                                  else State.DEFERRED, attempted=False,
+                                  next_attempt_at=now + timedelta(minutes=5))
+                continue
             out.append((_copy(row), message))
         return out
 
@@ -184,9 +216,7 @@ class QueueStore:
             await conn.execute(t.update().where(t.c.id == copy_id).values(
                 state=State.SENDING.value, lease_until=now + timedelta(seconds=lease),
                 updated_at=now))
-        message = self._vault.open(row.sealed_message, row.key_id,
-                                   seal_context(row.tenant_id, row.queue_id, row.recipient))
-        return _copy(row), message
+        return _copy(row), await self._open(row)
 
     async def finish(self, copy_id: int, state: State, *, reply: tuple[int, str, str] | None =
                      None, next_attempt_at: datetime | None = None,

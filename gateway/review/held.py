@@ -51,6 +51,10 @@ def _names_label(queue_id: str) -> str:
     return f"held-names|{queue_id}"
 
 
+def _body_label(queue_id: str) -> str:
+    return f"held-message|{queue_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class HeldMessage:
     id: int
@@ -155,7 +159,9 @@ class HeldStore:
                   envelope_from: str, recipients: Sequence[str], subject: str,
                   message: bytes, smtputf8: bool, check_name: str, reason: str,
                   verdicts: list[Any], status: str) -> None:
-        sealed, key_id = self._vault.seal(message, seal_context(tenant_id, queue_id))
+        sealed, key_id = self._vault.seal(
+            await self._sealer.wrap(tenant_id, message, _body_label(queue_id)),
+            seal_context(tenant_id, queue_id))
         named = await self.sealed_names(tenant_id, queue_id, recipients, subject)
         async with self._engine.begin() as conn:
             await conn.execute(t.insert().values(
@@ -237,10 +243,10 @@ class HeldStore:
         """An erasure: keep the message for its other `recipients`, sealed again without
         the person in any address field (review/redact.py)."""
         row = (await conn.execute(sa.select(t).where(t.c.id == held_id))).one()
-        context = seal_context(row.tenant_id, row.queue_id)
-        message = without_address(self._vault.open(row.sealed_message, row.key_id, context),
-                                  is_person)
-        sealed, key_id = self._vault.seal(message, context)
+        message = without_address(await self._body(row), is_person)
+        sealed, key_id = self._vault.seal(
+            await self._sealer.wrap(row.tenant_id, message, _body_label(row.queue_id), conn),
+            seal_context(row.tenant_id, row.queue_id))
         _, subject = await self.names(row)
         named = await self.sealed_names(row.tenant_id, row.queue_id, recipients, subject,
                                         conn)
@@ -255,8 +261,13 @@ class HeldStore:
                 raise NotFound(f"Held message {held_id} does not exist.")
             await audit_change(conn, actor, "held.read", row.tenant_id, held=held_id,
                                queue_id=row.queue_id)
-        return self._vault.open(row.sealed_message, row.key_id,
-                                seal_context(row.tenant_id, row.queue_id))
+        return await self._body(row)
+
+    async def _body(self, row: Any) -> bytes:
+        """A stored row's message: the vault's seal, then (since issue 21) the tenant's."""
+        inner = self._vault.open(row.sealed_message, row.key_id,
+                                 seal_context(row.tenant_id, row.queue_id))
+        return await self._sealer.unwrap(row.tenant_id, inner, _body_label(row.queue_id))
 
     async def _decide(self, held_id: int, actor: str, reason: str, new: str,
                       event: str) -> HeldMessage:
@@ -326,9 +337,7 @@ class HeldStore:
                        for h in opened for rcpt in h.recipients]
             await self._names.seal(expired, conn)
             await audit.write(conn, (), expired)
-        return [(h, self._vault.open(r.sealed_message, r.key_id,
-                                     seal_context(r.tenant_id, r.queue_id)))
-                for h, r in zip(opened, taken, strict=True)]
+        return [(h, await self._body(r)) for h, r in zip(opened, taken, strict=True)]
 
     async def purge(self, refused_before: datetime, decided_before: datetime,
                     limit: int = 1000, keep_tenants: Collection[int] = ()) -> int:
@@ -359,6 +368,4 @@ class HeldStore:
                     t.c.id == row.id, t.c.status == RELEASE_REQUESTED).values(status=RELEASED))
                 if done.rowcount == 1:
                     taken.append(row)
-        return [(await self._opened(r), self._vault.open(r.sealed_message, r.key_id,
-                                                         seal_context(r.tenant_id, r.queue_id)))
-                for r in taken]
+        return [(await self._opened(r), await self._body(r)) for r in taken]

@@ -17,7 +17,7 @@ from gateway import log_context, metrics
 from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory.cache import Directory
-from gateway.errors import StoreError
+from gateway.errors import StoreError, VaultError
 from gateway.limits.sending import SendingLimits
 from gateway.logs import anonymize_ip
 from gateway.optout.bounces import HardBounces
@@ -145,6 +145,10 @@ class GatewayHandler:
         if isinstance(error, StoreError):  # the store's trouble, not a bug: one line
             log.error("session error: the store failed", extra={
                 "incident": incident, "error": type(error.__cause__ or error).__name__})
+        elif isinstance(error, VaultError):  # e.g. a tenant's key missing from its store
+            log.error("session error: a key is unavailable", extra={
+                "incident": incident, "error": type(error).__name__, "alert": "ops"})
+            return str(replies.VAULT_UNAVAILABLE)
         else:
             log.error("session error", exc_info=error, extra={"incident": incident})
         return str(replies.TEMPORARY_FAILURE)  # the default would leak "500 (ExcName) text"

@@ -441,8 +441,8 @@ review_sessions = sa.Table(
     sa.Column("expires_at", Timestamp, nullable=False),
 )
 
-# Each tenant's own key (sealed by the vault): its mailbox secrets are sealed under it first,
-# so deleting the key (gateway tenant delete) crypto-shreds them, backups included.
+# Before issue 21 each tenant's key (sealed by the vault) was kept here; a starting gateway
+# moves them to the tenant key store (vault/key_store.py) and deletes the rows.
 tenant_keys = sa.Table(
     "tenant_keys",
     metadata,
@@ -544,4 +544,14 @@ inbox_state = sa.Table(
     sa.Column("lease_owner", sa.String(80), nullable=True),
     sa.Column("lease_until", sa.BigInteger, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Which tenants have a key in the tenant key store, with a fingerprint of it (not the key):
+# a live tenant listed here whose key the store lacks is reported, never silently re-keyed.
+tenant_key_refs = sa.Table(
+    "tenant_key_refs",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )

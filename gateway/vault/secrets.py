@@ -113,19 +113,9 @@ class RedisSecrets:
         self._where = _safe_location(url)
 
     async def check(self) -> None:
-        try:
-            config = await self._redis.config_get("append*")
-        except Exception as exc:
-            raise VaultError(f"Cannot reach the vault's Redis at {self._where}: "
-                             f"{type(exc).__name__}.") from None
-        appendonly = _text(config.get(b"appendonly", config.get("appendonly")))
-        fsync = _text(config.get(b"appendfsync", config.get("appendfsync")))
-        if appendonly != "yes" or fsync != "always":
-            raise ConfigError(
-                f"Config 'vault.backend' has value 'redis'. The Redis at {self._where} runs "
-                f"with appendonly {appendonly or '?'} and appendfsync {fsync or '?'}; the vault "
-                "needs appendonly yes and appendfsync always, or a rotated refresh token can "
-                "be lost.")
+        await require_durable_redis(
+            self._redis, self._where, "the vault's Redis",
+            "Config 'vault.backend' has value 'redis'.", "a rotated refresh token can be lost")
 
     async def put(self, tenant_id: int, name: str, value: bytes) -> None:
         blob, key_id = self._vault.seal(value, seal_context(tenant_id, name))
@@ -184,6 +174,23 @@ class RedisSecrets:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+async def require_durable_redis(client: Any, where: str, what: str, setting: str,
+                                loss: str) -> None:
+    """Refuse a Redis that can lose an acknowledged write: without `appendonly yes` and
+    `appendfsync always`, a power cut forgets the last second of writes."""
+    try:
+        config = await client.config_get("append*")
+    except Exception as exc:
+        raise VaultError(f"Cannot reach {what} at {where}: {type(exc).__name__}.") from None
+    appendonly = _text(config.get(b"appendonly", config.get("appendonly")))
+    fsync = _text(config.get(b"appendfsync", config.get("appendfsync")))
+    if appendonly != "yes" or fsync != "always":
+        raise ConfigError(
+            f"{setting} The Redis at {where} runs with appendonly {appendonly or '?'} and "
+            f"appendfsync {fsync or '?'}; it needs appendonly yes and appendfsync always, or "
+            f"{loss}.")
 
 
 def _text(value: Any) -> str:

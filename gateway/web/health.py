@@ -1,7 +1,8 @@
 """`/metrics` (Prometheus), `/healthz` and `/readyz` on the admin listener.
 
 `/readyz` answers 503 while the process shuts down, when the database does not answer, or
-when the vault's keys are not loaded (every suppression check would fail closed). Upstream
+when the vault's keys are not loaded (every suppression check would fail closed). Tenants
+whose key is missing from the tenant key store are named in its body. Upstream
 reachability is reported in its body but does not fail it: every node shares the upstreams,
 and a node that stops accepting because the provider is down only moves the queue onto the
 clients.
@@ -53,9 +54,22 @@ async def readyz(request: Request) -> JSONResponse:
         checks["database"] = f"unavailable ({type(exc).__name__})"
     checks["vault"] = "ok" if web.suppressions.ready else "keys not loaded"
     checks["upstreams"] = await _upstreams(web)
+    checks["tenant_keys"] = await _tenant_keys(web)
     ready = web.ready and checks["database"] == "ok" and checks["vault"] == "ok"
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                         status_code=200 if ready else 503)
+
+
+async def _tenant_keys(web: WebParts) -> str:
+    """Live tenants whose key the key store lacks (reported; their mail is deferred, the
+    others' goes on, so it does not fail readiness). Looked up at most once a minute."""
+    if web.tenant_keys is None:
+        return "ok"
+    try:
+        missing = await web.tenant_keys.missing(max_age=60.0)
+    except Exception as exc:
+        return f"unavailable ({type(exc).__name__})"
+    return "ok" if not missing else f"missing for tenant ids {', '.join(map(str, missing))}"
 
 
 async def _upstreams(web: WebParts) -> dict[str, str]:

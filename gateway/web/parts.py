@@ -25,6 +25,7 @@ from gateway.subjects import Subjects
 from gateway.suppressions import Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows
+from gateway.vault.tenant_keys import TenantKeys
 from gateway.web.limits import InvalidAttempts
 
 
@@ -62,6 +63,7 @@ class WebParts:
     invalid_attempts: InvalidAttempts = field(default_factory=lambda: InvalidAttempts(30))
     pixels: PixelParts | None = None
     subjects: Subjects | None = None  # data subjects' export and erasure
+    tenant_keys: TenantKeys | None = None  # /readyz names tenants whose key is missing
     review: ReviewParts | None = None  # the review pages
     public_base_url: str = ""  # known once the public listener is bound
     ready: bool = field(default=True)  # False while shutting down: /readyz answers 503

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import smtplib
@@ -23,15 +24,16 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
-from tests.conftest import PASSWORD, Database, Pki, seed, write_config
+from tests.conftest import PASSWORD, PG_DSN, Database, Pki, seed, write_config
 from tests.smtp.test_proxy_protocol import BALANCER, Proxied, v2
 from tests.support import messages
 from tests.support.sink import RecordingSink
@@ -114,10 +116,32 @@ listen smtp
 
 
 @contextlib.asynccontextmanager
+async def key_database() -> AsyncIterator[str]:
+    """A database of its own for the tenant keys, as a cluster runs them (docs/keys.md)."""
+    name = f"ocg_keys_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield PG_DSN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
 async def cluster(tmp_path: Path, pki: Pki, database: Database):
+    async with key_database() as keys:
+        async with _cluster(tmp_path, pki, database, keys) as running:
+            yield running
+
+
+@contextlib.asynccontextmanager
+async def _cluster(tmp_path: Path, pki: Pki, database: Database, keys: str):
     sink = await RecordingSink().start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
-    env.update({"GATEWAY__SMTP__PROXY_PROTOCOL": "true",
+    env.update({"GATEWAY__VAULT__TENANT_KEY_STORE": keys,  # shared by the two nodes
+                "GATEWAY__VAULT__TENANT_KEY_STORE_SINGLE_NODE": "false",
+                "GATEWAY__SMTP__PROXY_PROTOCOL": "true",
                 "GATEWAY__SMTP__LOAD_BALANCERS": f'["{BALANCER}/32"]',
                 "GATEWAY__SMTP__IMPLICIT_TLS": "false",
                 "GATEWAY__QUEUE__POLL_INTERVAL": "0.2"})

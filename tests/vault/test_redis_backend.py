@@ -116,10 +116,15 @@ async def test_tokens_live_in_the_separate_redis_and_rewrap_moves_them(
             assert await store.remaining() == 3
             assert await store.rewrap(100, lambda n: None) == 3
             assert await store.remaining() == 0
-            await rewrap_database(h.gateway.engine, vault)  # the tenant keys move too
+            await rewrap_database(h.gateway.engine, vault)
+            key_store = h.gateway.tenant_keys.store
+            rotated = TenantKeys(h.gateway.engine, vault, key_store)
+            old = await rotated.remaining()  # the tenant key store is re-wrapped too
+            assert old == len(await key_store.tenants()) >= 1
+            assert await rotated.rewrap() == old and await rotated.remaining() == 0
             new_only = Vault(FileKeyProvider(new_key))  # the old key retired
             alone = TenantSealedSecrets(RedisSecrets(url, new_only),
-                                        TenantKeys(h.gateway.engine, new_only))
+                                        TenantKeys(h.gateway.engine, new_only, key_store))
             mailbox_id = (await h.store().mailbox_by_address(SENDER)).id
             tenant_id = (await h.store().tenant("acme")).id
             assert await alone.get(tenant_id, f"mailbox/{mailbox_id}/refresh_token") in (
