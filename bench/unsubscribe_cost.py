@@ -41,6 +41,7 @@ from bench.relay_throughput import (  # noqa: E402
     wait_port,
     write_config,
 )
+from gateway.config import tenant_key_location  # noqa: E402
 from gateway.directory.records import Mailbox, Tenant  # noqa: E402
 from gateway.dkim.keys import DkimKeys  # noqa: E402
 from gateway.optout.token import PURPOSE, TokenSealer  # noqa: E402
@@ -49,8 +50,10 @@ from gateway.policy.message import Message  # noqa: E402
 from gateway.store.directory import DirectoryStore  # noqa: E402
 from gateway.store.engine import create_engine, upgrade  # noqa: E402
 from gateway.vault.envelope import Vault  # noqa: E402
+from gateway.vault.key_store import key_store_for  # noqa: E402
 from gateway.vault.keys import provider_for  # noqa: E402
 from gateway.vault.purpose import PurposeKeys  # noqa: E402
+from gateway.vault.tenant_keys import TenantKeys, TenantSealer  # noqa: E402
 
 FOUNDATION = "b71308a"  # main before issue 6: the plain relay
 
@@ -83,7 +86,8 @@ async def composer_for(config_path: Path) -> tuple[Composer, Tenant, Mailbox]:
     vault = Vault(provider_for(config))
     keys = PurposeKeys(engine, vault)
     await keys.ensure(PURPOSE)
-    dkim = DkimKeys(engine, vault)
+    dkim = DkimKeys(engine, vault, TenantSealer(TenantKeys(
+        engine, vault, key_store_for(tenant_key_location(config)))))
     await dkim.generate("bench.example", "rsa", actor="bench")
     await dkim.load()
     tenant = await store.tenant("bench")

@@ -380,7 +380,7 @@ async def _demo_dkim(store: DirectoryStore, config: Config) -> None:
     """RSA and Ed25519 keys for the demo domain: var/outbox shows both signatures."""
     from gateway.dkim.keys import DkimKeys
 
-    keys = DkimKeys(store.engine, _vault(config))
+    keys = DkimKeys(store.engine, _vault(config), _tenant_sealer(store.engine, config))
     for algorithm in ("rsa", "ed25519"):
         await keys.generate(DEMO_DOMAIN, algorithm, actor=_actor())
 
@@ -514,7 +514,8 @@ async def domain_check(store: DirectoryStore, config: Config, name: str) -> None
     name = name.strip().lower().rstrip(".")
     checks = DomainChecks(store.engine, config)
     _, verified_at = await checks.token(name, _actor())
-    keys = await DkimKeys(store.engine, _vault(config)).listing(domain=name)
+    keys = await DkimKeys(store.engine, _vault(config),
+                          _tenant_sealer(store.engine, config)).listing(domain=name)
     owner = next((t for t, d in await store.list_domains() if d == name), "")
     tenant = await store.tenant(owner)
     link_domain = str(tenant.settings.get("link_domain") or "")
@@ -628,6 +629,13 @@ def _tenant_keys(engine: Any, config: Config) -> Any:
     from gateway.vault.tenant_keys import TenantKeys
 
     return TenantKeys(engine, _vault(config), key_store_for(tenant_key_location(config)))
+
+
+def _tenant_sealer(engine: Any, config: Config) -> Any:
+    """Seals a tenant's values under its key, as the gateway does."""
+    from gateway.vault.tenant_keys import TenantSealer
+
+    return TenantSealer(_tenant_keys(engine, config))
 
 
 def _queue_store(engine: Any, config: Config) -> Any:
@@ -779,10 +787,16 @@ def vault() -> None:
     """The master key and the secrets sealed under it."""
 
 
+def _batches(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--batch and --pause: how an online pass over every sealed row is paced."""
+    func = click.option("--pause", type=click.FloatRange(min=0), default=0.0,
+                        show_default=True, help="Seconds to wait between batches, to spare "
+                        "a busy database.")(func)
+    return click.option("--batch", type=int, default=500, show_default=True)(func)
+
+
 @vault.command("rewrap")
-@click.option("--batch", type=int, default=500, show_default=True)
-@click.option("--pause", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Seconds to wait between batches, to spare a busy database.")
+@_batches
 @with_store
 async def vault_rewrap(store: DirectoryStore, config: Config, batch: int, pause: float) -> None:
     """Re-wrap every sealed value under the primary master key (resumable).
@@ -806,6 +820,19 @@ async def vault_rewrap(store: DirectoryStore, config: Config, batch: int, pause:
         await credentials.close()
     click.echo(f"re-wrapped {done}; none remain under an older key" if left == 0
                else f"re-wrapped {done}; run again to finish")
+
+
+@vault.command("reseal")
+@_batches
+@with_store
+async def vault_reseal(store: DirectoryStore, config: Config, batch: int, pause: float) -> None:
+    """Seal values written before tenant keys (queued and held copies, replies kept for
+    review, DKIM keys, webhook secrets) under their tenant's key (resumable, online)."""
+    from gateway.store import rewrap as rewrapping
+
+    done = await rewrapping.reseal(store.engine, _vault(config),
+                                   _tenant_sealer(store.engine, config), batch, pause=pause)
+    click.echo(f"re-sealed {done} values under their tenant's key")
 
 
 @cli.group()
@@ -893,7 +920,8 @@ async def webhook_set(store: DirectoryStore, config: Config, tenant_name: str, u
 
     await check_target(url, config.events.allow_private_targets, config.fetch)
     tenant_row = await store.tenant(tenant_name)
-    secret = await WebhookStore(store.engine, _vault(config)).set(
+    secret = await WebhookStore(store.engine, _vault(config),
+                                _tenant_sealer(store.engine, config)).set(
         tenant_row.id, url, _actor())
     click.echo(f"webhook for {tenant_name}: {url}")
     click.echo(f"signing secret (shown once): {secret}")
@@ -906,7 +934,8 @@ async def webhook_remove(store: DirectoryStore, config: Config, tenant_name: str
     from gateway.store.webhooks import WebhookStore
 
     tenant_row = await store.tenant(tenant_name)
-    await WebhookStore(store.engine, _vault(config)).remove(tenant_row.id, _actor())
+    await WebhookStore(store.engine, _vault(config),
+                       _tenant_sealer(store.engine, config)).remove(tenant_row.id, _actor())
     click.echo(f"webhook for {tenant_name} removed")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import _actor, _vault, cli, with_store
+from gateway.cli import _actor, _tenant_sealer, _vault, cli, with_store
 from gateway.config import Config
 from gateway.dkim.keys import DkimKeys, KeyInfo
 from gateway.store.directory import DirectoryStore
@@ -17,7 +17,7 @@ def dkim() -> None:
 
 
 def _keys(store: DirectoryStore, config: Config) -> DkimKeys:
-    return DkimKeys(store.engine, _vault(config))
+    return DkimKeys(store.engine, _vault(config), _tenant_sealer(store.engine, config))
 
 
 def _line(k: KeyInfo) -> str:

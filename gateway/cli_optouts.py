@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from gateway.cli import _actor, _event_names, _suppressions, _vault, cli, with_store
+from gateway.cli import (
+    _actor,
+    _event_names,
+    _suppressions,
+    _tenant_sealer,
+    _vault,
+    cli,
+    with_store,
+)
 from gateway.config import Config
 from gateway.store.directory import DirectoryStore
 
@@ -20,7 +28,8 @@ async def _reviews(store: DirectoryStore, config: Config) -> Any:
 
     return OptOutReviews(store.engine, _vault(config),
                          await _suppressions(store.engine, config),
-                         await _event_names(store.engine, config))
+                         await _event_names(store.engine, config),
+                         _tenant_sealer(store.engine, config))
 
 
 def _line(item: Any) -> str:

@@ -214,7 +214,7 @@ class Gateway:
                                          config.database.schema)
         self.pipeline = Pipeline(PolicyContext(config, self.directory, self.suppressions))
         self.sealer = TokenSealer(self.purpose_keys)
-        self.dkim = DkimKeys(self.engine, self.vault)
+        self.dkim = DkimKeys(self.engine, self.vault, self.tenant_sealer)
         self._keys_refresh = background.Poller(self._reload_keys, full=1, interval=10.0,
                                                log=log, name="key-refresh")
         self.pixel_sealer = PixelSealer(self.purpose_keys)
@@ -222,7 +222,8 @@ class Gateway:
         self.optouts = OptOuts(self.engine, self.suppressions, self.event_names)
         self.sent_index = SentIndex(self.engine, self._digest)
         self.feedback = FeedbackApplier(self.engine, self.suppressions, self.sent_index,
-                                        self.vault, config.feedback, self.event_names)
+                                        self.vault, config.feedback, self.event_names,
+                                        self.tenant_sealer)
         self.held = HeldStore(self.engine, self.vault, self.tenant_sealer, self.event_names,
                               self._digest)
         self.retention = Retention(config, self.engine, self.held, self.suppressions,
@@ -255,7 +256,9 @@ class Gateway:
         self.worker = QueueWorker(config, self.queue, upstreams, self.directory,
                                   DirectoryStore(self.engine), self.audit, self.handler.digest,
                                   self.suppressions)
-        self.webhooks = WebhookDispatcher(self.engine, WebhookStore(self.engine, self.vault),
+        self.webhooks = WebhookDispatcher(self.engine,
+                                          WebhookStore(self.engine, self.vault,
+                                                       self.tenant_sealer),
                                           config.events, self.event_names, config.fetch)
         self.api_keys = ApiKeys(self.engine)
         self.flows = OAuthFlows(self.engine, self.vault, self.credentials)
@@ -272,7 +275,7 @@ class Gateway:
                                     self.held, self.queue, config.smtp.hostname)
         self.reviewers = Reviewers(self.engine, self.vault, config.review)
         self.optout_reviews = OptOutReviews(self.engine, self.vault, self.suppressions,
-                                            self.event_names)
+                                            self.event_names, self.tenant_sealer)
         self.web.review = ReviewParts(self.engine, self.held, self.reviewers, self.queue,
                                       self.handler.digest, self.optout_reviews)
         cert, key = tls_files(config)

@@ -24,11 +24,16 @@ from gateway.store.directory import audit_change
 from gateway.store.schema import dkim_keys as t
 from gateway.store.schema import domains, tenants
 from gateway.vault.envelope import Vault
+from gateway.vault.tenant_keys import TenantSealer
 
 log = logging.getLogger("gateway.dkim")
 
 ALGORITHMS = {"rsa": RSA, "ed25519": ED25519}
 _SELECTOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def key_label(domain: str, selector: str) -> str:
+    return f"dkim-key|{domain}|{selector}"
 
 
 def seal_context(domain: str, selector: str) -> bytes:
@@ -88,9 +93,10 @@ def new_private_key(algorithm: str) -> tuple[bytes, str]:
 
 
 class DkimKeys:
-    def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
+    def __init__(self, engine: AsyncEngine, vault: Vault, tenant: TenantSealer) -> None:
         self._engine = engine
         self._vault = vault
+        self._tenant = tenant  # a private key goes with its tenant's key (issue 21)
         self._signing: dict[str, tuple[SigningKey, ...]] = {}
 
     # --- operators -----------------------------------------------------------------------
@@ -116,7 +122,9 @@ class DkimKeys:
                 raise InvalidValue(f"Selector {selector} exists for {domain}; choose another "
                                    "with --selector.")
             der, public = new_private_key(alg)
-            sealed, key_id = self._vault.seal(der, seal_context(domain, selector))
+            sealed, key_id = self._vault.seal(
+                await self._tenant.wrap(tenant_id, der, key_label(domain, selector), conn),
+                seal_context(domain, selector))
             result = await conn.execute(t.insert().values(
                 tenant_id=tenant_id, domain=domain, selector=selector, algorithm=alg,
                 public_key=public, sealed_key=sealed, key_id=key_id, created_at=now))
@@ -165,8 +173,9 @@ class DkimKeys:
             if row.algorithm in per_domain:
                 continue  # an older key of the same algorithm
             try:
-                der = self._vault.open(row.sealed_key, row.key_id,
-                                       seal_context(row.domain, row.selector))
+                der = await self._tenant.unwrap(row.tenant_id, self._vault.open(
+                    row.sealed_key, row.key_id, seal_context(row.domain, row.selector)),
+                    key_label(row.domain, row.selector))
             except VaultError:
                 log.error("DKIM key cannot be unsealed", extra={
                     "domain": row.domain, "selector": row.selector, "alert": "ops"})

@@ -50,6 +50,7 @@ from gateway.store.directory import audit_change
 from gateway.store.schema import feedback_marks, optout_reviews, tenants
 from gateway.suppressions import Suppressions
 from gateway.vault.envelope import Vault
+from gateway.vault.tenant_keys import TenantSealer
 from suppression.canonical import InvalidAddress, canonical
 from suppression.entries import GLOBAL, STRENGTH, Kind, NewEntry, Reason, Target
 from suppression.schema import suppressions as suppression_rows
@@ -57,6 +58,10 @@ from suppression.schema import suppressions as suppression_rows
 log = logging.getLogger("gateway.optout")
 
 PENDING, CONFIRMED, DISMISSED = "pending", "confirmed", "dismissed"
+
+
+def reply_label(queue_id: str) -> str:
+    return f"optout-reply|{queue_id}"
 
 
 def review_context(tenant_id: int, queue_id: str) -> bytes:
@@ -104,9 +109,11 @@ class Applied:
 
 class FeedbackApplier:
     def __init__(self, engine: AsyncEngine, suppressions: Suppressions, sent: SentIndex,
-                 vault: Vault, config: FeedbackConfig, names: EventSealer) -> None:
+                 vault: Vault, config: FeedbackConfig, names: EventSealer,
+                 tenant: TenantSealer) -> None:
         self._engine = engine
         self._names = names  # seals the recipient of the events it writes
+        self._tenant = tenant  # a reply kept for review goes with its tenant's key
         self._suppressions = suppressions
         self._sent = sent
         self._vault = vault
@@ -296,7 +303,9 @@ class FeedbackApplier:
         return Applied(review_id=await self._open_review(copy, raw, rule))
 
     async def _open_review(self, copy: SentCopy, raw: bytes, rule: str) -> int:
-        sealed, key_id = self._vault.seal(raw, review_context(copy.tenant_id, copy.queue_id))
+        sealed, key_id = self._vault.seal(
+            await self._tenant.wrap(copy.tenant_id, raw, reply_label(copy.queue_id)),
+            review_context(copy.tenant_id, copy.queue_id))
         async with self._engine.begin() as conn:
             review_id = (await conn.execute(optout_reviews.insert().values(
                 tenant_id=copy.tenant_id, mailbox_id=copy.mailbox_id, queue_id=copy.queue_id,

@@ -22,6 +22,7 @@ from gateway.optout.apply import (
     CONFIRMED,
     DISMISSED,
     PENDING,
+    reply_label,
     review_context,
     sender_of,
     suppress_copy,
@@ -34,6 +35,7 @@ from gateway.store.engine import aware
 from gateway.store.schema import optout_reviews as t
 from gateway.suppressions import Suppressions
 from gateway.vault.envelope import Vault
+from gateway.vault.tenant_keys import TenantSealer
 from suppression.entries import Reason
 
 STATUSES = (PENDING, CONFIRMED, DISMISSED)
@@ -73,9 +75,10 @@ _META = [c for c in t.c if c.name != "sealed_reply"]
 
 class OptOutReviews:
     def __init__(self, engine: AsyncEngine, vault: Vault, suppressions: Suppressions,
-                 names: EventSealer) -> None:
+                 names: EventSealer, tenant: TenantSealer) -> None:
         self._engine = engine
         self._names = names  # seals the recipient of the events it writes
+        self._tenant = tenant  # opens the replies sealed under their tenant's key
         self._vault = vault
         self._suppressions = suppressions
 
@@ -101,8 +104,9 @@ class OptOutReviews:
             row = (await conn.execute(sa.select(t).where(t.c.id == review_id))).first()
         if row is None:
             raise NotFound(f"Possible opt-out {review_id} does not exist.")
-        return row, self._vault.open(row.sealed_reply, row.key_id,
-                                     review_context(row.tenant_id, row.queue_id))
+        return row, await self._tenant.unwrap(row.tenant_id, self._vault.open(
+            row.sealed_reply, row.key_id, review_context(row.tenant_id, row.queue_id)),
+            reply_label(row.queue_id))
 
     async def reply(self, review_id: int, actor: str) -> ReplyText:
         """The reply, for a person to judge. The read is an audit row."""

@@ -113,7 +113,7 @@ def _copy(row: Any) -> QueuedCopy:
     )
 
 
-def _label(queue_id: str, recipient: str) -> str:
+def copy_label(queue_id: str, recipient: str) -> str:
     return f"pending-copy|{queue_id}|{recipient}"
 
 
@@ -135,7 +135,7 @@ class QueueStore:
     async def _wrap(self, c: NewCopy, message: bytes) -> bytes:
         if self._sealer is None:
             return message
-        return await self._sealer.wrap(c.tenant_id, message, _label(c.queue_id, c.recipient))
+        return await self._sealer.wrap(c.tenant_id, message, copy_label(c.queue_id, c.recipient))
 
     async def _open(self, row: Any) -> bytes:
         inner = self._vault.open(row.sealed_message, row.key_id,
@@ -143,7 +143,7 @@ class QueueStore:
         if self._sealer is None:
             return unwrap_unavailable(inner)
         return await self._sealer.unwrap(row.tenant_id, inner,
-                                         _label(row.queue_id, row.recipient))
+                                         copy_label(row.queue_id, row.recipient))
 
     async def add(self, copies: Sequence[NewCopy], message: bytes | Sequence[bytes], *,
                   first_attempt: datetime | None = None) -> None:

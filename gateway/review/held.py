@@ -51,7 +51,7 @@ def _names_label(queue_id: str) -> str:
     return f"held-names|{queue_id}"
 
 
-def _body_label(queue_id: str) -> str:
+def body_label(queue_id: str) -> str:
     return f"held-message|{queue_id}"
 
 
@@ -160,7 +160,7 @@ class HeldStore:
                   message: bytes, smtputf8: bool, check_name: str, reason: str,
                   verdicts: list[Any], status: str) -> None:
         sealed, key_id = self._vault.seal(
-            await self._sealer.wrap(tenant_id, message, _body_label(queue_id)),
+            await self._sealer.wrap(tenant_id, message, body_label(queue_id)),
             seal_context(tenant_id, queue_id))
         named = await self.sealed_names(tenant_id, queue_id, recipients, subject)
         async with self._engine.begin() as conn:
@@ -245,7 +245,7 @@ class HeldStore:
         row = (await conn.execute(sa.select(t).where(t.c.id == held_id))).one()
         message = without_address(await self._body(row), is_person)
         sealed, key_id = self._vault.seal(
-            await self._sealer.wrap(row.tenant_id, message, _body_label(row.queue_id), conn),
+            await self._sealer.wrap(row.tenant_id, message, body_label(row.queue_id), conn),
             seal_context(row.tenant_id, row.queue_id))
         _, subject = await self.names(row)
         named = await self.sealed_names(row.tenant_id, row.queue_id, recipients, subject,
@@ -267,7 +267,7 @@ class HeldStore:
         """A stored row's message: the vault's seal, then (since issue 21) the tenant's."""
         inner = self._vault.open(row.sealed_message, row.key_id,
                                  seal_context(row.tenant_id, row.queue_id))
-        return await self._sealer.unwrap(row.tenant_id, inner, _body_label(row.queue_id))
+        return await self._sealer.unwrap(row.tenant_id, inner, body_label(row.queue_id))
 
     async def _decide(self, held_id: int, actor: str, reason: str, new: str,
                       event: str) -> HeldMessage:

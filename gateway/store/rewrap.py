@@ -1,8 +1,10 @@
-"""`gateway vault rewrap`: move every sealed value to the primary master key.
+"""`gateway vault rewrap`: move every sealed value to the primary master key; and `gateway
+vault reseal`: seal a tenant's values written before tenant keys under its key.
 
 Only the wrapped data keys change (format 2), batch by batch, each batch its own
-transaction; an update applies only if the row still names the old key, so a run killed
-half-way (or racing a node that rewrote the row) is simply run again.
+transaction; an update applies only if the row still names the old key (reseal: still holds
+the value it read), so a run killed half-way (or racing a node that rewrote the row) is
+simply run again.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.dkim.keys import key_label
 from gateway.dkim.keys import seal_context as dkim_context
-from gateway.optout.apply import review_context
+from gateway.errors import VaultError
+from gateway.optout.apply import reply_label, review_context
+from gateway.queue.store import copy_label
 from gateway.queue.store import seal_context as queue_context
 from gateway.review.accounts import seal_context as reviewer_context
+from gateway.review.held import body_label
 from gateway.review.held import seal_context as held_context
 from gateway.store.schema import (
     dkim_keys,
@@ -32,11 +38,13 @@ from gateway.store.schema import (
     tenant_keys,
     webhooks,
 )
+from gateway.store.webhooks import SECRET_LABEL
 from gateway.store.webhooks import seal_context as webhook_context
 from gateway.vault.envelope import Vault
 from gateway.vault.flows import seal_context as flow_context
 from gateway.vault.purpose import seal_context as purpose_context
 from gateway.vault.secrets import seal_context as secret_context
+from gateway.vault.tenant_keys import MARKER, TenantSealer
 from gateway.vault.tenant_keys import seal_context as tenant_key_context
 
 
@@ -108,6 +116,65 @@ async def rewrap(engine: AsyncEngine, vault: Vault, batch: int = 500,
             after = rows[-1].id
             done += len(rows)
             progress(len(rows))
+            if pause:
+                await asyncio.sleep(pause)
+    return done
+
+
+# What is sealed under its tenant's key (then by the vault), with the label bound in.
+def _sealed(table: sa.Table) -> SealedColumn:
+    (col,) = [c for c in SEALED if c.table is table]
+    return col
+
+
+TENANT_SEALED: tuple[tuple[SealedColumn, Callable[[Any], str]], ...] = (
+    (_sealed(pending_copies), lambda r: copy_label(r.queue_id, r.recipient)),
+    (_sealed(held_messages), lambda r: body_label(r.queue_id)),
+    (_sealed(optout_reviews), lambda r: reply_label(r.queue_id)),
+    (_sealed(dkim_keys), lambda r: key_label(r.domain, r.selector)),
+    (_sealed(webhooks), lambda r: SECRET_LABEL),
+    # mailbox secrets sealed before tenant keys (TenantSealedSecrets: the same format)
+    (_sealed(sealed_secrets), lambda r: str(r.name)),
+)
+
+
+async def reseal(engine: AsyncEngine, vault: Vault, sealer: TenantSealer, batch: int = 500,
+                 progress: Callable[[int], None] = lambda n: None, pause: float = 0.0) -> int:
+    """Seal values written before tenant keys under their tenant's key (issue 21), online:
+    each row is rewritten only if it still holds what was read. Rows of a deleted or keyless
+    tenant are left. Returns how many were re-sealed; a second run finds none."""
+    done = 0
+    for col, label in TENANT_SEALED:
+        t, blob = col.table, col.table.c[col.blob]
+        after = 0
+        while True:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(sa.select(t).where(t.c.id > after)
+                                           .order_by(t.c.id).limit(batch))).all()
+            if not rows:
+                break
+            after = rows[-1].id
+            params = []
+            for row in rows:
+                old = getattr(row, col.blob)
+                inner = vault.open(old, row.key_id, col.context(row))
+                if inner.startswith(MARKER):
+                    continue
+                try:
+                    wrapped = await sealer.wrap(row.tenant_id, inner, label(row))
+                except VaultError:  # the tenant was deleted, or its key is missing
+                    continue
+                sealed, key_id = vault.seal(wrapped, col.context(row))
+                params.append({"b_id": row.id, "b_old": old, "b_blob": sealed,
+                               "b_key": key_id})
+            if params:
+                statement = t.update().where(
+                    t.c.id == sa.bindparam("b_id"), blob == sa.bindparam("b_old")
+                ).values({col.blob: sa.bindparam("b_blob"), "key_id": sa.bindparam("b_key")})
+                async with engine.begin() as conn:
+                    await conn.execute(statement, params)
+                done += len(params)
+                progress(len(params))
             if pause:
                 await asyncio.sleep(pause)
     return done

@@ -6,6 +6,7 @@ import base64
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,15 +29,28 @@ def seal_context(tenant_id: int) -> bytes:
     return f"webhooks|{tenant_id}|secret".encode()
 
 
+class TenantWrapper(Protocol):
+    """Seals a value under its tenant's key first (vault/tenant_keys.py, TenantSealer)."""
+
+    async def wrap(self, tenant_id: int, value: bytes, label: str) -> bytes: ...
+
+    async def unwrap(self, tenant_id: int, blob: bytes, label: str) -> bytes: ...
+
+
+SECRET_LABEL = "webhook-secret"
+
+
 class WebhookStore:
-    def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
+    def __init__(self, engine: AsyncEngine, vault: Vault, tenant: TenantWrapper) -> None:
         self._engine = engine
         self._vault = vault
+        self._tenant = tenant  # the secret goes with the tenant's key (issue 21)
 
     async def set(self, tenant_id: int, url: str, actor: str) -> str:
         """Create or replace the tenant's webhook; returns the new secret (shown once)."""
         secret = secrets.token_bytes(32)
-        sealed, key_id = self._vault.seal(secret, seal_context(tenant_id))
+        sealed, key_id = self._vault.seal(await self._tenant.wrap(tenant_id, secret, SECRET_LABEL),
+                                          seal_context(tenant_id))
         now = datetime.now(UTC)
         async with self._engine.begin() as conn:
             existing = (await conn.execute(sa.select(webhooks.c.id).where(
@@ -69,5 +83,6 @@ class WebhookStore:
                 webhooks.c.id == webhook_id))).first()
         if row is None:
             return None
-        secret = self._vault.open(row.sealed_secret, row.key_id, seal_context(row.tenant_id))
+        secret = await self._tenant.unwrap(row.tenant_id, self._vault.open(
+            row.sealed_secret, row.key_id, seal_context(row.tenant_id)), SECRET_LABEL)
         return Webhook(row.id, row.tenant_id, row.url, secret)

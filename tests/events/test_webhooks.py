@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gateway import config as config_module
+from gateway.config import tenant_key_location
 from gateway.errors import InvalidValue
 from gateway.events.targets import check_target
 from gateway.events.webhooks import sign
@@ -25,7 +26,9 @@ from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
 from gateway.store.webhooks import WebhookStore
 from gateway.vault.envelope import Vault
+from gateway.vault.key_store import key_store_for
 from gateway.vault.keys import provider_for
+from gateway.vault.tenant_keys import TenantKeys, TenantSealer
 from tests.conftest import PASSWORD, Pki, running_harness, seed, write_config
 from tests.support import messages
 from tests.support.receiver import Receiver
@@ -72,7 +75,7 @@ async def test_events_reach_the_webhook_signed_and_after_an_outage(
     receiver = await Receiver(status=503).start()  # the tenant's endpoint is failing
     async with running_harness(tmp_path, pki, database) as h:
         tenant = await DirectoryStore(h.gateway.engine).tenant("acme")
-        secret = await WebhookStore(h.gateway.engine, h.gateway.vault).set(
+        secret = await WebhookStore(h.gateway.engine, h.gateway.vault, h.gateway.tenant_sealer).set(
             tenant.id, receiver.url, "test")
         h.sink.faults.rcpt["gone@example.org"] = "550 5.1.1 No such user"
         await h.send(messages.simple(), ["ok@example.org"])
@@ -111,7 +114,9 @@ async def test_event_survives_a_killed_gateway_while_the_receiver_is_down(
     await upgrade(engine)
     await seed(DirectoryStore(engine))
     tenant = await DirectoryStore(engine).tenant("acme")
-    await WebhookStore(engine, Vault(provider_for(config))).set(
+    vault = Vault(provider_for(config))
+    tenant_keys = TenantKeys(engine, vault, key_store_for(tenant_key_location(config)))
+    await WebhookStore(engine, vault, TenantSealer(tenant_keys)).set(
         tenant.id, f"http://127.0.0.1:{port}/hook", "test")
     await engine.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}

@@ -21,7 +21,7 @@ async def test_raw_sqlite_file_holds_no_secret_and_no_queued_body(tmp_path: Path
     database = Database("sqlite", f"sqlite+aiosqlite:///{tmp_path}/gateway.db")
     async with running_harness(tmp_path, pki, database) as h:
         tenant = await DirectoryStore(h.gateway.engine).tenant("acme")
-        secret = await WebhookStore(h.gateway.engine, h.gateway.vault).set(
+        secret = await WebhookStore(h.gateway.engine, h.gateway.vault, h.gateway.tenant_sealer).set(
             tenant.id, "http://127.0.0.1:9/hook", "test")
         h.sink.faults.rcpt["busy@example.org"] = "451 4.2.1 busy"
         await h.send(messages.simple(body=BODY + "\r\n"), ["ok@example.org",

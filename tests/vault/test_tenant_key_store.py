@@ -10,6 +10,7 @@ import base64
 import secrets
 import smtplib
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -18,13 +19,25 @@ import pytest
 import sqlalchemy as sa
 
 from gateway import config as config_module
+from gateway.dkim.keys import DkimKeys
 from gateway.errors import ConfigError, VaultError
 from gateway.events.names import EventNames
-from gateway.queue.store import QueueStore
+from gateway.optout.reviews import OptOutReviews
+from gateway.queue.store import NewCopy, QueueStore, State
+from gateway.queue.store import seal_context as queue_context
 from gateway.review.held import HeldStore
 from gateway.service import Gateway
 from gateway.store.engine import create_engine
-from gateway.store.schema import events, held_messages
+from gateway.store.schema import (
+    events,
+    held_messages,
+    pending_copies,
+    sealed_secrets,
+    webhooks,
+)
+from gateway.store.webhooks import WebhookStore
+from gateway.store.webhooks import seal_context as webhook_context
+from gateway.vault.credentials import access_name
 from gateway.vault.key_store import (
     DirectoryKeyStore,
     PostgresKeyStore,
@@ -32,9 +45,11 @@ from gateway.vault.key_store import (
     TenantKeyStore,
 )
 from gateway.vault.secrets import DatabaseSecrets
-from gateway.vault.tenant_keys import TenantKeys, TenantSealedSecrets, TenantSealer
+from gateway.vault.secrets import seal_context as secret_context
+from gateway.vault.tenant_keys import MARKER, TenantKeys, TenantSealedSecrets, TenantSealer
 from tests.cli.test_queue_cli import gw
 from tests.conftest import PASSWORD, PG_DSN, Database, Harness, running_harness, write_config
+from tests.optout.test_optout_reviews import possible_opt_out
 from tests.review.test_held import send_data
 from tests.support import messages
 from tests.vault.test_redis_backend import durable_redis
@@ -95,12 +110,22 @@ async def test_a_separate_postgresql_database_holds_the_keys():
 async def test_a_backup_from_before_tenant_delete_opens_nothing_of_the_tenant(
         harness: Harness, tmp_path: Path):
     gateway = harness.gateway
+    review_id = await possible_opt_out(harness, "wendy@example.net", "wendy@example.net")
     harness.sink.faults.rcpt["later@example.org"] = "451 4.2.1 try later"  # a queued copy
     assert await harness.send(messages.simple(), ["lead@example.org", "later@example.org"]) \
         == {}
     await asyncio.to_thread(send_data, harness, ["held@example.org"])  # held: sealed too
     mailbox = await harness.store().mailbox_by_address("sales@acme.example")
     await gateway.credentials.set_password(mailbox, "sales", "smarthost-secret", "test")
+    # an access token, stored sealed so one refresh serves every node (docs/mailboxes.md)
+    await gateway.credentials.secrets.put(1, access_name(mailbox.id), b"ya29.access-token")
+    assert await gateway.credentials.secrets.get(1, access_name(mailbox.id)) == \
+        b"ya29.access-token"
+    await gateway.dkim.generate("acme.example", "rsa", actor="test")  # a DKIM private key
+    await gateway.dkim.load()
+    assert gateway.dkim.for_domain("acme.example")  # it signs on the live gateway
+    await WebhookStore(gateway.engine, gateway.vault, gateway.tenant_sealer).set(
+        1, "https://hooks.acme.example/ocg", "test")  # a webhook secret
     await asyncio.sleep(0.2)
     backup = tmp_path / "backup.db"  # the database backup, taken while it runs
     with sqlite3.connect(tmp_path / "gateway.db") as live, \
@@ -114,8 +139,9 @@ async def test_a_backup_from_before_tenant_delete_opens_nothing_of_the_tenant(
     try:
         assert await keys.missing() == [1]  # reported: acme is live in the backup
         secrets_ = TenantSealedSecrets(DatabaseSecrets(engine, gateway.vault), keys)
-        with pytest.raises(VaultError):
-            await secrets_.get(1, f"mailbox/{mailbox.id}/password")
+        for name in (f"mailbox/{mailbox.id}/password", access_name(mailbox.id)):
+            with pytest.raises(VaultError):
+                await secrets_.get(1, name)
         sealer = TenantSealer(keys)
         names = EventNames(sealer, gateway.handler.digest)
         async with engine.connect() as conn:
@@ -127,6 +153,16 @@ async def test_a_backup_from_before_tenant_delete_opens_nothing_of_the_tenant(
         assert await store.names(held) == ([], "")
         with pytest.raises(VaultError):  # the held message's body
             await store.body(held.id, "restore-drill")
+        reviews = OptOutReviews(engine, gateway.vault, gateway.suppressions, names, sealer)
+        with pytest.raises(VaultError):  # the reply kept for review
+            await reviews.reply(review_id, "restore-drill")
+        dkim = DkimKeys(engine, gateway.vault, sealer)
+        await dkim.load()  # the key does not open: nothing signs as acme.example
+        assert dkim.for_domain("acme.example") == ()
+        async with engine.connect() as conn:
+            (hook_id,) = (await conn.execute(sa.select(webhooks.c.id))).scalars().all()
+        with pytest.raises(VaultError):  # the webhook secret
+            await WebhookStore(engine, gateway.vault, sealer).get(hook_id)
         queue = QueueStore(engine, gateway.vault, 3600, sealer)
         (queued,) = await queue.listing()
         with pytest.raises(VaultError):  # the queued copy
@@ -178,3 +214,44 @@ async def test_serve_refuses_a_directory_store_with_a_shared_database(tmp_path: 
         await gateway._open_tenant_keys()
     assert "only this node" in info.value.message
     await gateway.engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_vault_reseal_moves_older_values_under_the_tenant_key(harness: Harness):
+    gateway = harness.gateway
+    mailbox = await harness.store().mailbox_by_address("sales@acme.example")
+    # written as before tenant keys: sealed by the vault only
+    body = b"Subject: old\r\n\r\nqueued before the upgrade\r\n"
+    await QueueStore(gateway.engine, gateway.vault, 3600).add([NewCopy(
+        "OLDQ1", 1, mailbox.id, "sales@acme.example", "r@example.org", State.DEFERRED, 451,
+        "4.2.1", "busy")], body)
+    secret = secrets.token_bytes(32)
+    sealed, key_id = gateway.vault.seal(secret, webhook_context(1))
+    async with gateway.engine.begin() as conn:
+        await conn.execute(webhooks.insert().values(
+            tenant_id=1, url="https://hooks.acme.example/ocg", sealed_secret=sealed,
+            key_id=key_id, created_at=datetime.now(UTC), event_cursor=0))
+    password = gateway.vault.seal(b"old-smarthost-password",
+                                  secret_context(1, f"mailbox/{mailbox.id}/password"))
+    async with gateway.engine.begin() as conn:
+        await conn.execute(sealed_secrets.insert().values(
+            tenant_id=1, name=f"mailbox/{mailbox.id}/password", sealed=password[0],
+            key_id=password[1], updated_at=datetime.now(UTC)))
+    result = await gw(harness, "vault", "reseal")
+    assert result.returncode == 0 and "re-sealed 3 " in result.stdout, result.stderr
+    assert await gateway.credentials.secrets.get(1, f"mailbox/{mailbox.id}/password") == \
+        b"old-smarthost-password"
+    async with gateway.engine.connect() as conn:
+        stored = (await conn.execute(sa.select(sealed_secrets))).one()
+    assert gateway.vault.open(stored.sealed, stored.key_id, secret_context(
+        1, stored.name)).startswith(MARKER)
+    async with gateway.engine.connect() as conn:
+        (copy,) = (await conn.execute(sa.select(pending_copies))).all()
+        (hook,) = (await conn.execute(sa.select(webhooks))).all()
+    assert gateway.vault.open(copy.sealed_message, copy.key_id, queue_context(
+        1, "OLDQ1", "r@example.org")).startswith(MARKER)  # now under the tenant key
+    assert (await gateway.queue.claim_one(copy.id, 60))[1] == body  # and it still opens
+    assert (await WebhookStore(gateway.engine, gateway.vault, gateway.tenant_sealer)
+            .get(hook.id)).secret == secret
+    again = await gw(harness, "vault", "reseal")  # resumable: nothing left to do
+    assert "re-sealed 0 " in again.stdout

@@ -42,7 +42,7 @@ async def test_the_webhook_gets_the_opt_out_signed_and_a_down_receiver_blocks_no
     receiver = await Receiver(status=503).start()
     async with running_harness(tmp_path, pki, database) as h:
         tenant = await DirectoryStore(h.gateway.engine).tenant("acme")
-        secret = await WebhookStore(h.gateway.engine, h.gateway.vault).set(
+        secret = await WebhookStore(h.gateway.engine, h.gateway.vault, h.gateway.tenant_sealer).set(
             tenant.id, receiver.url, "test")
         token = await token_for(h)
         async with public(h) as client:
