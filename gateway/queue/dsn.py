@@ -32,9 +32,10 @@ def original_headers(message: bytes) -> bytes:
 def build(*, reporting_mta: str, queue_id: str, sender: str, arrival: datetime,
           recipients: Sequence[RecipientStatus], original: bytes | None,
           headers_only: bool = True, reason: str = "") -> bytes:
-    """`original=None`: no third part at all (RFC 3464 s 2 makes it optional), for a report
-    whose original would name someone it must not, e.g. an erased recipient."""
-    """The report as bytes, CRLF line endings, ready to send with a null envelope sender."""
+    """The report as bytes, CRLF line endings, ready to send with a null envelope sender.
+    `original=None`: no third part at all (RFC 3464 s 2 makes it optional), for a report
+    whose original would name someone it must not (an erased recipient) or is gone (a
+    shredded tenant's message)."""
     boundary = f"=_dsn_{secrets.token_hex(12)}"
     now = datetime.now(UTC)
     failed = ", ".join(r.recipient for r in recipients)

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.errors import Conflict, InvalidValue, NotFound, VaultError
 from gateway.events.names import EventNames
 from gateway.optout.sent import subject_hash
 from gateway.review.redact import without_address
@@ -316,7 +316,7 @@ class HeldStore:
         return await self.get(held_id)
 
     async def expire(self, before: datetime, limit: int = 100
-                     ) -> list[tuple[HeldMessage, bytes]]:
+                     ) -> list[tuple[HeldMessage, bytes | None]]:
         """Held messages older than `before`, marked expired (the caller reports them)."""
         async with self._engine.begin() as conn:
             rows = (await conn.execute(sa.select(t).where(
@@ -337,7 +337,16 @@ class HeldStore:
                        for h in opened for rcpt in h.recipients]
             await self._names.seal(expired, conn)
             await audit.write(conn, (), expired)
-        return [(h, await self._body(r)) for h, r in zip(opened, taken, strict=True)]
+        return [(h, await self._body_unless_shredded(r))
+                for h, r in zip(opened, taken, strict=True)]
+
+    async def _body_unless_shredded(self, row: Any) -> bytes | None:
+        """The body, or None once its tenant's key is gone (a deleted tenant's message kept
+        under legal hold): shredded, which is not an error."""
+        try:
+            return await self._body(row)
+        except VaultError:
+            return None
 
     async def purge(self, refused_before: datetime, decided_before: datetime,
                     limit: int = 1000, keep_tenants: Collection[int] = ()) -> int:

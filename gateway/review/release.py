@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.config import Config
 from gateway.directory.cache import Directory
+from gateway.errors import VaultError
 from gateway.optout.sent import sent_rows, subject_hash
 from gateway.outbound.compose import Composer
 from gateway.policy.message import Message
@@ -25,7 +26,7 @@ from gateway.store.audit import AuditTrail
 log = logging.getLogger("gateway.review")
 
 
-def discard_report(held: HeldMessage, message: bytes, config: Config,
+def discard_report(held: HeldMessage, message: bytes | None, config: Config,
                    why: str = "discarded after review") -> bytes:
     """The report a discarded (or expired) message's sender gets: which recipients, the
     category of the reason (the check), never the body."""
@@ -38,7 +39,7 @@ def discard_report(held: HeldMessage, message: bytes, config: Config,
         original=message, headers_only=True, reason=why)
 
 
-async def queue_discard_report(queue: QueueStore, held: HeldMessage, message: bytes,
+async def queue_discard_report(queue: QueueStore, held: HeldMessage, message: bytes | None,
                                config: Config, why: str = "discarded after review") -> None:
     if not held.envelope_from:
         return
@@ -67,8 +68,12 @@ class ReviewWorker:
         now = now or datetime.now(UTC)
         review = self._config.review
         for held, raw in await self._held.expire(now - timedelta(days=review.held_days)):
-            await queue_discard_report(self._queue, held, raw, self._config,
-                                       "expired without review")
+            try:
+                await queue_discard_report(self._queue, held, raw, self._config,
+                                           "expired without review")
+            except VaultError:  # its tenant was deleted: no one is owed a report any more
+                log.info("expired held message not reported: its tenant is gone",
+                         extra={"queue_id": held.queue_id, "tenant_id": held.tenant_id})
             done += 1
         return done  # purging old copies is the retention round's (gateway/retention.py)
 

@@ -73,7 +73,10 @@ class TenantKeys:
         self._engine = engine
         self._vault = vault
         self.store = store
-        self._cache: dict[int, bytes] = {}
+        # tenant -> (key, when read): a key destroyed by another process (`gateway tenant
+        # delete`, another node) stops opening here within `cache_seconds`
+        self._cache: dict[int, tuple[bytes, float]] = {}
+        self.cache_seconds = 60.0
         self._making: dict[int, asyncio.Lock] = {}
         self._missing: list[int] = []
         self._missing_at = float("-inf")
@@ -84,13 +87,15 @@ class TenantKeys:
         None: no key and `create` off, or the tenant was deleted (its data is shredded).
         `conn`: the caller's open transaction, which the key's reference is read and written
         in (a caller holding SQLite's write lock must not wait on itself)."""
-        if tenant_id in self._cache:
-            return self._cache[tenant_id]
+        cached = self._cached(tenant_id)
+        if cached is not None:
+            return cached
         # one lookup (and one key made) per tenant at a time in this process; across nodes
         # the store's first writer wins
         async with self._making.setdefault(tenant_id, asyncio.Lock()):
-            if tenant_id in self._cache:
-                return self._cache[tenant_id]
+            cached = self._cached(tenant_id)
+            if cached is not None:
+                return cached
             key = await self._stored(tenant_id)
             if key is not None:
                 return key
@@ -119,8 +124,14 @@ class TenantKeys:
         if entry is None:
             return None
         key: bytes = self._vault.open(entry[0], entry[1], seal_context(tenant_id))
-        self._cache[tenant_id] = key
+        self._cache[tenant_id] = (key, time.monotonic())
         return key
+
+    def _cached(self, tenant_id: int) -> bytes | None:
+        hit = self._cache.get(tenant_id)
+        if hit is None or time.monotonic() - hit[1] > self.cache_seconds:
+            return None
+        return hit[0]
 
     async def _make(self, tenant_id: int, conn: AsyncConnection | None) -> bytes | None:
         key = AESGCM.generate_key(256)
@@ -139,7 +150,7 @@ class TenantKeys:
         except IntegrityError:
             pass
         if conn is None:  # in a caller's transaction: cached once read after its commit
-            self._cache[tenant_id] = key
+            self._cache[tenant_id] = (key, time.monotonic())
         return key
 
     async def shred(self, tenant_id: int) -> bool:

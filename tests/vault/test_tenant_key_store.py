@@ -10,7 +10,7 @@ import base64
 import secrets
 import smtplib
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -255,3 +255,20 @@ async def test_vault_reseal_moves_older_values_under_the_tenant_key(harness: Har
             .get(hook.id)).secret == secret
     again = await gw(harness, "vault", "reseal")  # resumable: nothing left to do
     assert "re-sealed 0 " in again.stdout
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_deleted_tenants_held_message_under_legal_hold_expires_as_shredded(
+        harness: Harness):
+    gateway = harness.gateway
+    await asyncio.to_thread(send_data, harness, ["held@example.org"])
+    assert (await gw(harness, "tenant", "legal-hold", "acme", "--reason", "case 7")
+            ).returncode == 0
+    assert (await gw(harness, "tenant", "delete", "acme", "--confirm", "acme")).returncode == 0
+    gateway.tenant_keys.cache_seconds = 0  # the running gateway re-reads the store (60 s)
+    (kept,) = await gateway.held.listing(status="held")  # kept by the hold, names shredded
+    assert (kept.recipients, kept.subject) == ([], "")
+    later = datetime.now(UTC) + timedelta(days=gateway.config.review.held_days + 1)
+    assert await gateway.review.run_once(later) == 1  # expired: no error, no report
+    assert (await gateway.held.get(kept.id)).status == "expired"
+    assert await gateway.queue.listing() == []
