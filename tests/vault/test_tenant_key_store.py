@@ -26,7 +26,8 @@ from gateway.optout.reviews import OptOutReviews
 from gateway.queue.store import NewCopy, QueueStore, State
 from gateway.queue.store import seal_context as queue_context
 from gateway.review.held import HeldStore
-from gateway.service import Gateway
+from gateway.service import Gateway, build_vault_parts
+from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine
 from gateway.store.schema import (
     events,
@@ -51,6 +52,8 @@ from tests.cli.test_queue_cli import gw
 from tests.conftest import PASSWORD, PG_DSN, Database, Harness, running_harness, write_config
 from tests.optout.test_optout_reviews import possible_opt_out
 from tests.review.test_held import send_data
+from tests.smtp.test_xoauth2 import SENDER as OAUTH_SENDER
+from tests.smtp.test_xoauth2 import connect, oauth_gateway
 from tests.support import messages
 from tests.vault.test_redis_backend import durable_redis
 
@@ -272,3 +275,27 @@ async def test_a_deleted_tenants_held_message_under_legal_hold_expires_as_shredd
     assert await gateway.review.run_once(later) == 1  # expired: no error, no report
     assert (await gateway.held.get(kept.id)).status == "expired"
     assert await gateway.queue.listing() == []
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_disconnect_on_a_restored_backup_sends_no_token_anywhere(
+        tmp_path: Path, pki, database):
+    async with oauth_gateway(tmp_path, pki, database) as (h, server):
+        refresh = await connect(h, server)
+        backup = tmp_path / "backup.db"
+        with sqlite3.connect(tmp_path / "gateway.db") as live, \
+                sqlite3.connect(backup) as copy:
+            live.backup(copy)
+        deleted = await gw(h, "tenant", "delete", "acme", "--confirm", "acme")
+        assert deleted.returncode == 0, deleted.stderr
+        assert server.revoked == [refresh]  # revoked once, by the deletion itself
+        engine = create_engine(f"sqlite+aiosqlite:///{backup}")
+        keys = TenantKeys(engine, h.gateway.vault, h.gateway.tenant_keys.store)
+        credentials, _ = build_vault_parts(h.gateway.config, engine, h.gateway.vault, keys)
+        try:
+            mailbox = await DirectoryStore(engine).mailbox_by_address(OAUTH_SENDER)
+            revoked = await credentials.disconnect(mailbox, "restore-drill", "drill")
+            assert not revoked and server.revoked == [refresh]  # nothing more was sent
+        finally:
+            await credentials.close()
+            await engine.dispose()
