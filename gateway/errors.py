@@ -15,6 +15,8 @@ Messages never carry a secret, a message body or an exception text from a librar
 
 from __future__ import annotations
 
+import errno
+
 
 class GatewayError(Exception):
     exit_code = 1
@@ -50,3 +52,31 @@ class StoreError(GatewayError):
 
 class NetworkError(GatewayError):
     exit_code = 8
+
+
+class PortUnavailable(GatewayError):
+    """A listener's address cannot be bound: in use, or a privileged port for this user."""
+
+    exit_code = 9
+
+
+# The setting that moves each listener, named in the error.
+_PORT_SETTINGS = {"submission": "smtp.submission_port", "implicit TLS": "smtp.implicit_tls_port",
+                  "mailto": "unsubscribe.mailto_port", "public HTTP": "http.public_port",
+                  "admin HTTP": "http.admin_port"}
+
+
+def port_unavailable(listener: str, host: str, port: int, error: OSError) -> PortUnavailable:
+    """One line an operator can act on, instead of an OSError from deep in asyncio."""
+    if error.errno == errno.EADDRINUSE:
+        why = "the address is already in use (another process listens there)"
+    elif error.errno in (errno.EACCES, errno.EPERM):
+        why = "this user may not bind it (ports below 1024 need CAP_NET_BIND_SERVICE)"
+    elif error.errno == errno.EADDRNOTAVAIL:
+        why = "no interface of this machine has that address"
+    else:
+        why = error.strerror or type(error).__name__
+    setting = _PORT_SETTINGS.get(listener)
+    hint = f"; choose another with {setting}" if setting else ""
+    return PortUnavailable(f"The {listener} listener cannot listen on {host}:{port}: "
+                           f"{why}{hint}.")

@@ -10,7 +10,7 @@ import functools
 import logging
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path, tenant_key_l
 from gateway.directory.cache import Directory
 from gateway.directory.records import Tenant
 from gateway.dkim.keys import DkimKeys
-from gateway.errors import ConfigError, VaultError
+from gateway.errors import ConfigError, VaultError, port_unavailable
 from gateway.events.names import EventNames
 from gateway.events.webhooks import WebhookDispatcher
 from gateway.limits.counters import Count, DatabaseCounters, counters_for
@@ -97,6 +97,15 @@ log = logging.getLogger("gateway")
 
 
 ROLES = ("smtp", "public", "admin")
+
+
+async def _listen(name: str, host: str, port: int, start: Callable[[], Awaitable[int]]
+                  ) -> int:
+    """Start a listener; a port that cannot be bound is one line naming it (exit code 9)."""
+    try:
+        return await start()
+    except OSError as exc:
+        raise port_unavailable(name, host, port, exc) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +332,8 @@ class Gateway:
             listener_http = HttpListener(create_public_app(self.web), http.public_listen,
                                          http.public_port, http.access_log,
                                          self._sockets.get("public"), self._http_tls)
-            public = await listener_http.start()
+            public = await _listen("public HTTP", http.public_listen, http.public_port,
+                                   listener_http.start)
             self._http.append(listener_http)
         self.web.public_base_url = http.public_base_url or (
             f"{http.scheme}://{http.public_listen}:{public or http.public_port}")
@@ -332,7 +342,8 @@ class Gateway:
             listener_http = HttpListener(create_admin_app(self.web), http.admin_listen,
                                          http.admin_port, http.access_log,
                                          self._sockets.get("admin"), self._http_tls)
-            admin = await listener_http.start()
+            admin = await _listen("admin HTTP", http.admin_listen, http.admin_port,
+                                  listener_http.start)
             self._http.append(listener_http)
         submission = implicit = mailto_port = 0
         if "smtp" in roles:
@@ -446,7 +457,7 @@ class Gateway:
         listener = Listener(mailto.factory(handler, self.config.smtp.hostname, self._tls),
                             unsub.mailto_listen, unsub.mailto_port, None,
                             self._sockets.get("mailto"))
-        port = await listener.start()
+        port = await _listen("mailto", unsub.mailto_listen, unsub.mailto_port, listener.start)
         self._listeners.append(listener)
         return port
 
@@ -455,12 +466,14 @@ class Gateway:
         implicit = 0
         listener = Listener(lambda: self._factory(False), smtp.listen, smtp.submission_port, None,
                             self._sockets.get("submission"))
-        submission = await listener.start()
+        submission = await _listen("submission", smtp.listen, smtp.submission_port,
+                                   listener.start)
         self._listeners.append(listener)
         if smtp.implicit_tls:
             listener = Listener(lambda: self._factory(True), smtp.listen, smtp.implicit_tls_port,
                                 self._tls, self._sockets.get("implicit"))
-            implicit = await listener.start()
+            implicit = await _listen("implicit TLS", smtp.listen, smtp.implicit_tls_port,
+                                     listener.start)
             self._listeners.append(listener)
         return submission, implicit
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from prometheus_client import multiprocess
 
 from gateway.config import Config
+from gateway.errors import port_unavailable
 from gateway.web.server import bind_tcp
 
 log = logging.getLogger("gateway.workers")
@@ -61,11 +62,16 @@ def bind_listeners(config: Config, roles: tuple[str, ...]) -> dict[str, socket.s
             # bound, not listening: it holds the port (port 0 becomes one port for all);
             # each worker listens on a socket of its own on it (SO_REUSEPORT)
             sockets[name] = bind_tcp(host, port, reuse_port=True, listen=False)
-    except OSError:
+    except OSError as exc:
         for sock in sockets.values():
             sock.close()
-        raise
+        raise port_unavailable(_LISTENER_NAMES[name], host, port, exc) from None
     return sockets
+
+
+# How an operator knows each socket (the names of errors and settings)
+_LISTENER_NAMES = {"submission": "submission", "implicit": "implicit TLS", "mailto": "mailto",
+                   "public": "public HTTP", "admin": "admin HTTP"}
 
 
 def inherited(spec: str) -> dict[str, socket.socket]:
