@@ -670,18 +670,14 @@ async def _held_store(engine: Any, config: Config) -> Any:
 
 async def _suppressions(engine: Any, config: Config, purposes: Any = None) -> Any:
     """The suppression lists, opened with the digest key (made on first use)."""
-    from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_digest
     from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
     from gateway.vault.purpose import PurposeKeys
 
-    vault = _vault(config)
-    purposes = purposes or PurposeKeys(engine, vault)
+    purposes = purposes or PurposeKeys(engine, _vault(config))
     await purposes.ensure(SUPPRESSION_PURPOSE)
     suppressions = Suppressions(engine, config.database.url, config.database.schema)
     suppressions.open(*reversed(purposes.current(SUPPRESSION_PURPOSE)))
-    await purposes.ensure(DIGEST_PURPOSE, seed=vault.derived_key(LEGACY_DIGEST_INFO))
-    key = purposes.current(DIGEST_PURPOSE)[1]
-    suppressions.audit_digest = lambda address: recipient_digest(key, address)
+    suppressions.audit_digest = await _digest(engine, config, purposes)
     return suppressions
 
 

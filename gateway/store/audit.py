@@ -120,8 +120,7 @@ class AuditTrail:
         if not rows and not event_rows and not sent_rows:
             return
         if event_rows and self._names is not None:
-            event_rows = [dict(e) for e in event_rows]
-            await self._names.seal(event_rows)
+            await self._names.seal(event_rows)  # in place: rows are made per call
         if self._task is None:  # not started (CLI use): write directly
             async with self._engine.begin() as conn:
                 await write(conn, rows, event_rows, sent_rows)

@@ -255,13 +255,7 @@ class TenantSealer:
             key = await self.keys.key(tenant_id, create=False)
         except TenantKeyMissing:
             return None
-        if key is None:
-            return None
-        try:
-            return AESGCM(key).decrypt(blob[:_NONCE], blob[_NONCE:], _aad(tenant_id, label))
-        except InvalidTag:
-            raise VaultError("Sealed value cannot be opened (wrong key or context).") from None
-
+        return None if key is None else _decrypt(key, blob, tenant_id, label)
 
     async def wrap(self, tenant_id: int, value: bytes, label: str,
                    conn: AsyncConnection | None = None) -> bytes:
@@ -278,11 +272,14 @@ class TenantSealer:
         key = await self.keys.key(tenant_id, create=False)
         if key is None:
             raise VaultError("This tenant's key was shredded: its data is gone.")
-        body = blob[len(MARKER):]
-        try:
-            return AESGCM(key).decrypt(body[:_NONCE], body[_NONCE:], _aad(tenant_id, label))
-        except InvalidTag:
-            raise VaultError("Sealed value cannot be opened (wrong key or context).") from None
+        return _decrypt(key, blob[len(MARKER):], tenant_id, label)
+
+
+def _decrypt(key: bytes, blob: bytes, tenant_id: int, label: str) -> bytes:
+    try:
+        return AESGCM(key).decrypt(blob[:_NONCE], blob[_NONCE:], _aad(tenant_id, label))
+    except InvalidTag:
+        raise VaultError("Sealed value cannot be opened (wrong key or context).") from None
 
 
 def unwrap_unavailable(blob: bytes) -> bytes:
@@ -299,31 +296,17 @@ class TenantSealedSecrets:
     def __init__(self, inner: SecretStore, keys: TenantKeys) -> None:
         self.inner = inner
         self.keys = keys
+        self._sealer = TenantSealer(keys)  # the secret's name is its label
 
     async def check(self) -> None:
-        await self.inner.check()
-        await self.keys.store.check()
+        await self.inner.check()  # the key store is checked by whoever starts the gateway
 
     async def put(self, tenant_id: int, name: str, value: bytes) -> None:
-        key = await self.keys.key(tenant_id)
-        if key is None:
-            raise VaultError("This tenant was deleted: nothing more is sealed for it.")
-        nonce = os.urandom(_NONCE)
-        sealed = AESGCM(key).encrypt(nonce, value, _aad(tenant_id, name))
-        await self.inner.put(tenant_id, name, MARKER + nonce + sealed)
+        await self.inner.put(tenant_id, name, await self._sealer.wrap(tenant_id, value, name))
 
     async def get(self, tenant_id: int, name: str) -> bytes | None:
         value = await self.inner.get(tenant_id, name)
-        if value is None or not value.startswith(MARKER):
-            return value
-        key = await self.keys.key(tenant_id, create=False)
-        if key is None:
-            raise VaultError("This tenant's key was shredded: its secrets are gone.")
-        body = value[len(MARKER):]
-        try:
-            return AESGCM(key).decrypt(body[:_NONCE], body[_NONCE:], _aad(tenant_id, name))
-        except InvalidTag:
-            raise VaultError("Sealed value cannot be opened (wrong key or context).") from None
+        return None if value is None else await self._sealer.unwrap(tenant_id, value, name)
 
     async def delete(self, tenant_id: int, names: Sequence[str]) -> None:
         await self.inner.delete(tenant_id, names)
