@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 ## Start the gateway on the embedded default (SQLite, maildir capture, dev key and certificate).
 run: $(VENV)/.installed
+	@mkdir -p var && touch var/.make-run  # the CLI may then default to the development file
 	$(DEV) $(GATEWAY) db upgrade
 	$(DEV) $(GATEWAY) demo
 	$(DEV) exec $(GATEWAY) serve

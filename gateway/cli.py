@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -23,6 +24,7 @@ import click
 from gateway import config as config_module
 from gateway import logs
 from gateway.config import Config
+from gateway.config_location import NO_FILE_HINT, locate
 from gateway.directory import settings as tenant_settings
 from gateway.errors import (
     ConfigError,
@@ -88,12 +90,23 @@ def _network_failure(error: BaseException) -> bool:
 def _config(ctx: click.Context) -> Config:
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
+        located = locate(obj.get("config_path"), Path.cwd())
+        if located.development_fallback:
+            click.echo(f"using {located.path} (development)", err=True)
+        obj["config_path"] = located.path
         try:
-            obj["config"] = config_module.load(obj.get("config_path"))
+            obj["config"] = config_module.load(located.path or None, _without_path_env())
         except ConfigError as exc:
-            raise CliError(exc.message, exc.exit_code) from None
+            hint = f" ({NO_FILE_HINT})" if located.path is None else ""
+            raise CliError(exc.message + hint, exc.exit_code) from None
     config: Config = obj["config"]
     return config
+
+
+def _without_path_env() -> dict[str, str]:
+    """The environment's overrides; the file was chosen already (an empty GATEWAY_CONFIG
+    means none)."""
+    return {k: v for k, v in os.environ.items() if k != config_module.CONFIG_PATH_ENV}
 
 
 def _vault(config: Config) -> Any:
@@ -138,7 +151,9 @@ async def _revision(engine: Any) -> str | None:
 @click.group()
 @click.version_option(package_name="outreach-compliance-gateway")
 @click.option("--config", "config_path", envvar="GATEWAY_CONFIG", type=click.Path(),
-              help="Operator configuration (TOML). Default: $GATEWAY_CONFIG.")
+              help="Operator configuration (TOML). Default: $GATEWAY_CONFIG, else "
+                   "/etc/ocg/gateway.toml, else (in a checkout after 'make run') "
+                   "deploy/development.toml.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Outreach Compliance Gateway."""
@@ -174,7 +189,8 @@ def main() -> None:
 def serve(ctx: click.Context, role: str, workers: int | None, worker_sockets: str) -> None:
     """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads TLS, keys and limits."""
     config = _config(ctx)
-    logs.setup(config.log_level)
+    logs.setup(config.log_level,
+               human=logs.wants_human(config.log_format, config.is_development))
     roles = ("smtp", "public", "admin") if role == "all" else (role,)
     if worker_sockets:  # one worker of a supervisor: it bound the sockets and prints
         from gateway.workers import inherited
@@ -1242,6 +1258,7 @@ from gateway import (  # noqa: E402, F401
     cli_optouts,
     cli_retention,
     cli_review,
+    cli_send_test,
     cli_subjects,
     cli_suppress,
     cli_users,

@@ -439,6 +439,8 @@ class Config:
     environment: Literal["production", "development"] = "production"
     data_dir: str = "var"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # auto: readable lines in development or at a terminal, JSON lines otherwise
+    log_format: Literal["auto", "json", "human"] = "auto"
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     vault: VaultConfig = field(default_factory=VaultConfig)

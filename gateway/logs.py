@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, with the `extra` fields a call passes.
+"""Structured logs: one JSON object per line, with the `extra` fields a call passes; or, for
+a person at a terminal or in development, one readable line with the same fields.
 
 Callers pass ids (queue id, tenant id, check name), counts and digests, never a recipient
 address, a message body, a secret or a full client IP.
@@ -49,29 +50,65 @@ def redact(value: object) -> object:
     return value
 
 
+def _entry(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, object]:
+    """The record's fields, every value through `redact` (both formats print this)."""
+    entry: dict[str, object] = {
+        "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "event": redact(record.getMessage()),
+    }
+    entry.update(log_context.fields())  # session and queue ids; a caller's own win below
+    for key, value in vars(record).items():
+        if key not in _STANDARD and not key.startswith("_"):
+            entry[key] = redact(value if isinstance(value, str | int | float | bool | list
+                                               | tuple | dict) or value is None
+                                else str(value))
+    if record.exc_info:
+        entry["traceback"] = redact(formatter.formatException(record.exc_info))
+    return entry
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": redact(record.getMessage()),
-        }
-        entry.update(log_context.fields())  # session and queue ids; a caller's own win below
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = redact(value if isinstance(value, str | int | float | bool | list
-                                                   | tuple | dict) or value is None
-                                    else str(value))
-        if record.exc_info:
-            entry["traceback"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, default=str)
+        return json.dumps(_entry(self, record), default=str)
 
 
-def setup(level: str = "info", handler: logging.Handler | None = None) -> None:
-    """JSON lines on stderr (or `handler`), at `level` for our loggers only."""
+class HumanFormatter(logging.Formatter):
+    """`09:24:01 info  gateway.smtp  message relayed  queue_id=B5XX tenant_id=1`: the same
+    redacted fields as the JSON line, for a person reading a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = _entry(self, record)
+        at = str(entry.pop("at"))[11:19]
+        level, logger, event = entry.pop("level"), entry.pop("logger"), entry.pop("event")
+        traceback = entry.pop("traceback", None)
+        fields = " ".join(f"{k}={_plain(v)}" for k, v in entry.items())
+        line = f"{at} {level:<7} {logger}  {event}" + (f"  {fields}" if fields else "")
+        return line + (f"\n{traceback}" if traceback else "")
+
+
+def _plain(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return json.dumps(text) if not text or any(c in text for c in ' ="\n') else text
+
+
+def wants_human(log_format: str, development: bool, stream: object = None) -> bool:
+    """`auto`: readable lines in development or when stderr is a terminal; JSON otherwise
+    (the production default a log shipper reads)."""
+    if log_format != "auto":
+        return log_format == "human"
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return development or bool(isatty and isatty())
+
+
+def setup(level: str = "info", handler: logging.Handler | None = None,
+          human: bool = False) -> None:
+    """JSON lines (or readable ones) on stderr (or `handler`), at `level` for our loggers
+    only."""
     handler = handler or logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(HumanFormatter() if human else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -3,6 +3,8 @@ address, no full client IP (IPv4 or IPv6) and no API key, and times and networks
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -10,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.logs import JsonFormatter
+from gateway.logs import HumanFormatter, JsonFormatter, wants_human
 from tests.conftest import Harness
 
 
@@ -36,6 +38,30 @@ def test_addresses_ips_and_keys_never_reach_a_line():
     assert entry["when"] == "17:03:23" and entry["recipients"] == ["<address>"]
     assert entry["detail"]["key"] == "ocg_0123456789ab_<redacted>"
     assert "2001:db8::/48" in entry["traceback"]
+
+
+def test_the_human_format_carries_the_same_redacted_fields():
+    record = logging.LogRecord("gateway.smtp", logging.INFO, __file__, 1,
+                               "refused bob@example.org", None, None)
+    record.client, record.code, record.note = "198.51.100.23", 550, "two words"
+    text = HumanFormatter().format(record)
+    assert "bob@" not in text and "198.51.100.23" not in text
+    assert "info    gateway.smtp  refused <address>" in text
+    assert "client=198.51.100.0/24 code=550 note=\"two words\"" in text
+    assert text[2] == ":" and "{" not in text  # a time of day, not a JSON object
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_json_stays_the_default_away_from_a_terminal_and_development():
+    assert not wants_human("auto", development=False, stream=io.StringIO())
+    assert wants_human("auto", development=False, stream=Terminal())
+    assert wants_human("auto", development=True, stream=io.StringIO())
+    assert not wants_human("json", development=True, stream=Terminal())
+    assert wants_human("human", development=False, stream=io.StringIO())
 
 
 class Lines(logging.Handler):
@@ -93,3 +119,32 @@ async def test_one_message_is_followed_across_smtp_upstream_and_queue(harness: H
     assert retried and retried[0]["queue_id"] == queue_id and "session" not in retried[0]
     ours = [e for e in lines.entries if e["logger"].startswith("gateway")]
     assert not any("@" in json.dumps(e) for e in ours)  # no address on any line
+
+
+async def test_every_refusal_is_one_info_line_with_code_and_digest(harness: Harness,
+                                                                   lines: Lines):
+    def refusals() -> list[dict]:
+        return [e for e in lines.entries if e["event"].startswith("refused at")]
+
+    def session() -> tuple[int, int]:
+        with harness.client() as smtp:
+            smtp.mail("sales@acme.example")
+            rcpt = smtp.rcpt("a%b@example.org")[0]  # relay syntax: 553 at RCPT
+            mail = smtp.docmd("MAIL", "FROM:<ceo@other.example>")[0]  # nested MAIL: 503
+            return rcpt, mail
+
+    rcpt, _ = await asyncio.to_thread(session)
+    assert rcpt == 553
+    (line,) = refusals()
+    assert line["level"] == "info" and line["stage"] == "RCPT" and line["code"] == 553
+    assert line["status"] == "5.1.3"
+    assert line["recipient_digest"] == harness.gateway.handler.digest("a%b@example.org")
+    assert line["tenant_id"] is not None and "@" not in json.dumps(line)
+
+    harness.sink.faults.rcpt["gone@example.org"] = "550 5.1.1 no such user"
+    code, _ = await harness.data_reply(["gone@example.org"])
+    assert code == 550
+    data = [e for e in refusals() if e["stage"] == "DATA"]
+    assert len(data) == 1 and data[0]["code"] == 550 and data[0]["status"] == "5.1.1"
+    assert data[0]["recipient_digests"] == [harness.gateway.handler.digest("gone@example.org")]
+    assert not [e for e in lines.entries if e["event"] == "message relayed"]

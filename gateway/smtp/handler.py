@@ -217,6 +217,13 @@ class GatewayHandler:
     # --- envelope --------------------------------------------------------------------------
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
+        reply = await self._mail(server, session, envelope, address, mail_options)
+        principal = getattr(session, "principal", None)
+        _log_refusal("MAIL", reply, principal.tenant_id if principal else None)
+        return reply
+
+    async def _mail(self, server: SMTP, session: Session, envelope: Envelope,
+                    address: str, mail_options: list[str]) -> str:
         if self.closing:
             return self._shutting_down(server)
         assert isinstance(session, GatewaySession) and isinstance(envelope, GatewayEnvelope)
@@ -261,6 +268,15 @@ class GatewayHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
+        reply = await self._rcpt(server, session, envelope, address, rcpt_options)
+        if reply[:1] in "45":
+            tenant = getattr(envelope, "tenant", None)
+            _log_refusal("RCPT", reply, tenant.id if tenant else None,
+                         recipient_digest=self.digest(address))
+        return reply
+
+    async def _rcpt(self, server: SMTP, session: Session, envelope: Envelope,
+                    address: str, rcpt_options: list[str]) -> str:
         if self.closing:
             return self._shutting_down(server)
         assert isinstance(session, GatewaySession) and isinstance(envelope, GatewayEnvelope)
@@ -308,7 +324,10 @@ class GatewayHandler:
         queue_id = new_queue_id()
         try:
             with log_context.bound(queue_id=queue_id):
-                return str(await self._data(server, session, envelope, queue_id))
+                reply = await self._data(server, session, envelope, queue_id)
+                _log_refusal("DATA", str(reply), envelope.tenant.id, recipient_digests=[
+                    self.digest(r) for r in envelope.recipients] if reply.code >= 400 else [])
+                return str(reply)
         finally:
             self.in_flight -= 1
 
@@ -357,9 +376,12 @@ class GatewayHandler:
                              queue_id=queue_id, recipient=r, check=deciding.check,
                              reply=str(reply))
                  for r in envelope.recipients])
-            log.info("message held" if held else "message refused", extra={
-                "queue_id": queue_id, "tenant_id": tenant.id, "check": deciding.check,
-                "code": reply.code, "status": reply.status})
+            if held:  # a refusal is logged once, by handle_DATA
+                log.info("message held", extra={
+                    "queue_id": queue_id, "tenant_id": tenant.id, "check": deciding.check,
+                    "code": reply.code, "status": reply.status})
+            else:
+                log_context.bind(check=deciding.check)  # for the refusal line
             return reply
         if self._limits is not None:
             refused = await self._limits.count(tenant, mailbox, len(envelope.recipients))
@@ -418,10 +440,11 @@ class GatewayHandler:
                                                          r.reply.status, queue_id)
         metrics.MESSAGES.labels("relayed" if result.reply.code < 400 else "upstream-refused",
                                 "").inc()
-        log.info("message relayed", extra={
-            "queue_id": queue_id, "tenant_id": tenant.id, "mailbox_id": mailbox.id,
-            "recipients": len(digests), "size": len(raw), "code": result.reply.code,
-            "status": result.reply.status, "kept": result.kept})
+        if result.reply.code < 400:  # a refusal is logged once, by handle_DATA
+            log.info("message relayed", extra={
+                "queue_id": queue_id, "tenant_id": tenant.id, "mailbox_id": mailbox.id,
+                "recipients": len(digests), "size": len(raw), "code": result.reply.code,
+                "status": result.reply.status, "kept": result.kept})
         return result.reply
 
     async def _keep(self, session: GatewaySession, envelope: GatewayEnvelope,
@@ -464,3 +487,22 @@ class GatewayHandler:
     def set_config(self, config: Config, pipeline: Pipeline) -> None:
         self.config = config
         self._pipeline = pipeline
+
+
+def _log_refusal(stage: str, reply: str, tenant_id: int | None, *,
+                 recipient_digest: str | None = None,
+                 recipient_digests: list[str] | None = None) -> None:
+    """One info line per refused command (any 4xx or 5xx answer), with the reply code and
+    the recipients' digests: how an operator answers "why was this refused?" from the logs
+    alone, without an address in them."""
+    if reply[:1] not in "45":
+        return
+    code, _, rest = reply.partition(" ")
+    status = rest.split(" ", 1)[0] if rest[:1].isdigit() else ""
+    extra: dict[str, object] = {"stage": stage, "code": int(code) if code.isdigit() else code,
+                                "status": status, "tenant_id": tenant_id}
+    if recipient_digest is not None:
+        extra["recipient_digest"] = recipient_digest
+    if recipient_digests:
+        extra["recipient_digests"] = recipient_digests
+    log.info(f"refused at {stage}", extra=extra)

@@ -41,5 +41,13 @@ def _routes(web: WebParts) -> FastAPI:
     app.include_router(subjects.router)
     pages.install(app)  # the review pages: /review/
 
+    @app.get("/api/v1/", tags=["index"])
+    async def index() -> dict[str, str]:
+        """Where to start: what the banner of `gateway serve` links to (no key needed)."""
+        return {"name": "Outreach Compliance Gateway admin API",
+                "openapi": "/api/v1/openapi.json",
+                "authentication": "Authorization: Bearer <key from 'gateway apikey add'>",
+                "review_pages": "/review/", "metrics": "/metrics", "health": "/healthz"}
+
     app.include_router(health.router)  # /healthz, /readyz, /metrics
     return app

@@ -57,6 +57,14 @@ def _routes(web: WebParts) -> FastAPI:
     errors.install(app)
     app.include_router(unsubscribe.router)
 
+    @app.get("/")
+    async def home() -> HTMLResponse:
+        # what a curious recipient finds at the host of an unsubscribe link
+        return _page("Mail preferences",
+                     "This address serves the unsubscribe links and images of messages sent "
+                     "through an Outreach Compliance Gateway. Use the link in a message to "
+                     "unsubscribe from its sender.")
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
