@@ -71,7 +71,8 @@ class SmtpConfig:
     load_balancers: tuple[str, ...] = ()
     # PROXY protocol (v1 or v2) on the submission port: every connection must start with a
     # PROXY header, from one of `load_balancers`; the client it names is the client (logs,
-    # AUTH back-off, IP credentials). The implicit-TLS port stays direct.
+    # AUTH back-off, IP credentials). On the implicit-TLS port
+    # the header comes before TLS (smtp/proxy_tls.py).
     proxy_protocol: bool = False
     proxy_timeout: float = 5.0
     auth: AuthConfig = field(default_factory=AuthConfig)

@@ -470,8 +470,11 @@ class Gateway:
                                    listener.start)
         self._listeners.append(listener)
         if smtp.implicit_tls:
+            # behind a balancer its PROXY header comes first here too, before TLS
+            proxy = ((self.authenticator.is_balancer, smtp.proxy_timeout)
+                     if smtp.proxy_protocol else None)
             listener = Listener(lambda: self._factory(True), smtp.listen, smtp.implicit_tls_port,
-                                self._tls, self._sockets.get("implicit"))
+                                self._tls, self._sockets.get("implicit"), proxy)
             implicit = await _listen("implicit TLS", smtp.listen, smtp.implicit_tls_port,
                                      listener.start)
             self._listeners.append(listener)

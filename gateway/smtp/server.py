@@ -9,6 +9,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any, AnyStr
 
+from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, TLSSetupException
 
 from gateway import log_context, metrics
@@ -16,8 +17,14 @@ from gateway.config import SmtpConfig
 from gateway.smtp import replies
 from gateway.smtp.connections import ClientConnections
 from gateway.smtp.line_discipline import guard_commands
+from gateway.smtp.proxy_tls import proxy_then_tls
 from gateway.smtp.session import GatewayEnvelope, GatewaySession
-from gateway.smtp.tls_handshakes import client_dropped, handshake_failed, implicit_tls
+from gateway.smtp.tls_handshakes import (
+    client_dropped,
+    handshake_failed,
+    implicit_tls,
+    tls_server_protocol,
+)
 
 _HANDSHAKE_TIMEOUT = 30  # seconds a client has to finish the TLS handshake
 
@@ -43,7 +50,8 @@ class GatewaySMTP(SMTP):
             timeout=config.session_timeout,
             auth_required=True,
             auth_require_tls=True,  # (the command budget: guard_commands, below)
-            # behind HAProxy: the PROXY header first (the implicit-TLS port stays direct)
+            # behind HAProxy: the PROXY header first (on the implicit-TLS
+            # port it was read before TLS: proxy_tls.py)
             proxy_protocol_timeout=config.proxy_timeout
             if config.proxy_protocol and not implicit_tls else None,
         )
@@ -51,6 +59,7 @@ class GatewaySMTP(SMTP):
         self._connections = connections
         self._counted_as: str | None = None  # this connection's place under the client cap
         self.implicit_tls = implicit_tls
+        self.proxy_header: ProxyData | None = None  # implicit TLS: the header before TLS
         self.session_id = log_context.new_session_id()  # one per connection, across STARTTLS
         if implicit_tls:
             self._auth_require_tls = False  # the transport itself is TLS (RFC 8314)
@@ -65,7 +74,10 @@ class GatewaySMTP(SMTP):
         if isinstance(old, GatewaySession) and isinstance(self.session, GatewaySession):
             self.session.proxy_data = old.proxy_data
             self.session.counted_tenant = old.counted_tenant
-        elif self._proxy_timeout is None:  # behind a balancer the PROXY hook asks instead
+            return
+        if self.proxy_header is not None and self.session is not None:
+            self.session.proxy_data = self.proxy_header  # read before TLS (proxy_tls.py)
+        if self._proxy_timeout is None:  # behind a balancer the PROXY hook asks instead
             self.admit_client()
 
     def admit_client(self) -> bool:
@@ -190,8 +202,11 @@ class Listener:
     """One listening socket (submission with STARTTLS, or implicit TLS)."""
 
     def __init__(self, factory: Callable[[], GatewaySMTP], host: str, port: int,
-                 ssl_context: ssl.SSLContext | None, sock: socket.socket | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None, sock: socket.socket | None = None,
+                 proxy: tuple[Callable[[str], bool], float] | None = None) -> None:
         self._factory = factory
+        # implicit TLS behind a balancer: (is it a balancer?, seconds to wait for the header)
+        self._proxy = proxy
         self._host = host
         self._port = port
         self._ssl = ssl_context
@@ -201,7 +216,9 @@ class Listener:
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
         factory: Callable[[], asyncio.BaseProtocol] = self._factory
-        if self._ssl is not None:  # TLS from the first byte, failed handshakes counted
+        if self._ssl is not None and self._proxy is not None:  # PROXY header, then TLS
+            factory = proxy_then_tls(self._tls_after_proxy, *self._proxy)
+        elif self._ssl is not None:  # TLS from the first byte, failed handshakes counted
             factory = implicit_tls(self._factory, self._ssl, _HANDSHAKE_TIMEOUT)
         if self._sock is not None:
             self._server = await loop.create_server(factory, sock=self._sock)
@@ -210,6 +227,12 @@ class Listener:
                 factory, host=self._host, port=self._port, reuse_address=True)
         port: int = self._server.sockets[0].getsockname()[1]
         return port
+
+    def _tls_after_proxy(self, proxy_data: ProxyData) -> asyncio.BufferedProtocol:
+        assert self._ssl is not None
+        app = self._factory()
+        app.proxy_header = proxy_data  # the client the balancer named, for the whole session
+        return tls_server_protocol(app, self._ssl, _HANDSHAKE_TIMEOUT)
 
     def close(self) -> None:
         if self._server is not None:

@@ -45,15 +45,16 @@ class _CountedTLS(sslproto.SSLProtocol):
         super()._on_handshake_complete(handshake_exc)
 
 
+def tls_server_protocol(app: asyncio.Protocol, context: ssl.SSLContext,
+                        timeout: int) -> asyncio.BufferedProtocol:
+    """asyncio's TLS protocol around `app`, with failed handshakes counted."""
+    # no waiter: nobody awaits the handshake (a future that failed unawaited would log)
+    return _CountedTLS(asyncio.get_running_loop(), app, context, None,  # type: ignore[arg-type]
+                       server_side=True, ssl_handshake_timeout=timeout)
+
+
 def implicit_tls(factory: Callable[[], asyncio.Protocol], context: ssl.SSLContext,
                  timeout: int) -> Callable[[], asyncio.BaseProtocol]:
     """A protocol factory for a plain listening socket that speaks TLS from the first byte,
     as `create_server(ssl=context)` would, with failed handshakes counted."""
-    loop = asyncio.get_running_loop()
-
-    def make() -> asyncio.BaseProtocol:
-        # no waiter: nobody awaits the handshake (a future that failed unawaited would log)
-        return _CountedTLS(loop, factory(), context, None,  # type: ignore[arg-type]
-                           server_side=True, ssl_handshake_timeout=timeout)
-
-    return make
+    return lambda: tls_server_protocol(factory(), context, timeout)
