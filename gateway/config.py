@@ -347,6 +347,9 @@ class UnsubscribeConfig:
     # The mailto listener (unauthenticated, no path to any upstream). Empty: not started.
     mailto_listen: str = ""
     mailto_port: int = 25
+    # Behind a TCP balancer (port 25 -> mailto_port): every connection starts with a PROXY
+    # header, believed only from smtp.load_balancers (the rate limit keys on the client).
+    mailto_proxy_protocol: bool = False
     mailto_max_message_size: int = 64 * 1024
     mailto_max_connections: int = 100
     mailto_rate: int = 120  # messages per minute from one /24 (IPv4) or /48 (IPv6)
@@ -695,6 +698,9 @@ def _validate(config: Config) -> None:
         _check_provider(name, provider)
     _check_http(config.http)
     _check_unsubscribe(config.unsubscribe, dev)
+    if config.unsubscribe.mailto_proxy_protocol:
+        _require(bool(config.smtp.load_balancers), "unsubscribe.mailto_proxy_protocol", True,
+                 "PROXY headers are believed only from smtp.load_balancers; list them.")
     for key in ("held_days", "refused_keep_days", "idle_minutes", "session_hours",
                 "lockout_failures", "lockout_minutes", "page_size"):
         _require(getattr(config.review, key) > 0, f"review.{key}", getattr(config.review, key),
@@ -833,6 +839,7 @@ def _check_unsubscribe(unsub: UnsubscribeConfig, dev: bool) -> None:
                  "Required: the https:// URL unsubscribe links point at.")
     _require(0 <= unsub.mailto_port <= 65535, "unsubscribe.mailto_port", unsub.mailto_port,
              "Must be a port between 0 and 65535.")
+
     for key in ("mailto_max_message_size", "mailto_max_connections", "mailto_rate",
                 "invalid_rate"):
         value = getattr(unsub, key)
@@ -843,9 +850,11 @@ def _is_private(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_private
+        ip = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # 0.0.0.0 and :: count as private to ipaddress, but listen on every interface
+    return ip.is_private and not ip.is_unspecified
 
 
 def _check_upstream(name: str, up: UpstreamConfig, dev: bool) -> None:

@@ -454,6 +454,7 @@ class Gateway:
                                 data_path(self.config, "postmaster"),
                                 Bounces(self.return_paths, self.engine, self.feedback,
                                         self.verp_domain))
+        handler.is_balancer = self.authenticator.is_balancer
         listener = Listener(mailto.factory(handler, self.config.smtp.hostname, self._tls),
                             unsub.mailto_listen, unsub.mailto_port, None,
                             self._sockets.get("mailto"))

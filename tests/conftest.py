@@ -190,19 +190,19 @@ path = "{tmp_path}/outbox"
     return path
 
 
-async def seed(store: DirectoryStore) -> None:
+async def seed(store: DirectoryStore, upstream: str = "sink") -> None:
     await store.add_tenant("acme", "test")
     await store.add_domain("acme", "acme.example", "test")
     await store.add_login("acme", "campaign", PASSWORD, "test")
-    await store.add_mailbox("acme", "sales@acme.example", "sink", "test")
-    await store.add_mailbox("acme", "paused@acme.example", "sink", "test")
+    await store.add_mailbox("acme", "sales@acme.example", upstream, "test")
+    await store.add_mailbox("acme", "paused@acme.example", upstream, "test")
     await store.set_mailbox_status("paused@acme.example", "paused", "warming up", "test")
     await store.set_tenant_setting("acme", "postal_address",
                                    "Acme Corp, 1 Main Street, Springfield", "test")
     await store.add_tenant("other", "test")
     await store.add_domain("other", "other.example", "test")
     await store.add_login("other", "other-tool", OTHER_PASSWORD, "test")
-    await store.add_mailbox("other", "ceo@other.example", "sink", "test")
+    await store.add_mailbox("other", "ceo@other.example", upstream, "test")
     await store.set_tenant_setting("other", "postal_address", "Other BV, Damrak 1, Amsterdam",
                                    "test")
     for domain in ("acme.example", "other.example"):  # as `gateway domain verify` would

@@ -77,9 +77,11 @@ def test_docker_compose_accepts_the_compose_file(tmp_path: Path):
     work = tmp_path / "compose"
     shutil.copytree(DEPLOY / "compose", work)
     (work / "secrets").mkdir()
-    for name in ("secrets/master.key", "secrets/db_password", "gateway.toml"):
+    (work / "tls").mkdir()
+    for name in ("secrets/master.key", "secrets/db_password", "secrets/pgpass"):
         (work / name).write_text("")
-    (tmp_path / "haproxy.cfg").write_text("")  # ../haproxy.cfg, as in deploy/
+    for name in ("haproxy.cfg", "multi-node.example.toml"):  # ../, as in deploy/
+        shutil.copy(DEPLOY / name, tmp_path / name)
     result = subprocess.run([compose, "-f", str(work / "compose.yaml"), "config", "-q"],
                             capture_output=True, text=True, timeout=120, cwd=work)
     assert result.returncode == 0, result.stderr

@@ -29,6 +29,7 @@ from email.policy import compat32
 from pathlib import Path
 from typing import Any
 
+from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -116,7 +117,9 @@ class MailtoSMTP(SMTP):
         super().__init__(handler, hostname=hostname, ident="ESMTP",
                          data_size_limit=config.mailto_max_message_size, decode_data=False,
                          tls_context=tls_context, require_starttls=False, timeout=60,
-                         auth_required=False)
+                         auth_required=False,
+                         # behind a balancer (port 25 -> this listener): the PROXY header first
+                         proxy_protocol_timeout=5 if config.mailto_proxy_protocol else None)
         self._smtp_methods = guard_commands(self, 50)
         self._mailto = handler
 
@@ -157,10 +160,23 @@ class MailtoHandler:
         self._postmaster_dir = postmaster_dir
         self._rate = InvalidAttempts(config.mailto_rate)
         self.connections = 0
+        self.is_balancer: Callable[[str], bool] = lambda peer: False
+
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
+                           proxy_data: ProxyData) -> bool:
+        """A PROXY header is believed only from one of `smtp.load_balancers`."""
+        peer = session.peer[0] if isinstance(session.peer, tuple) else ""
+        if not self.is_balancer(peer) or not proxy_data.valid:
+            log.warning("PROXY header refused", extra={"client": anonymize_ip(peer),
+                                                       "listener": "mailto"})
+            return False
+        return True
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
-        network = anonymize_ip(session.peer[0] if session.peer else "")
+        proxied = session.proxy_data.src_addr if session.proxy_data else None
+        network = anonymize_ip(str(proxied) if proxied else
+                               session.peer[0] if session.peer else "")
         if self._rate.over(network, time.monotonic()):
             return TOO_FAST
         envelope.mail_from = address

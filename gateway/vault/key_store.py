@@ -273,10 +273,48 @@ class PostgresKeyStore:
         await self._engine.dispose()
 
 
+class CheckedOnce:
+    """A store checked before its first use, by whoever uses it first: `serve` at start, or
+    a CLI command that seals a tenant's secret (a new PostgreSQL store gets its table then;
+    a Redis one without durable writes is refused before a key is put in it)."""
+
+    def __init__(self, inner: TenantKeyStore) -> None:
+        self.inner = inner
+        self.kind, self.shared = inner.kind, inner.shared
+        self._checked = False
+        self._lock = asyncio.Lock()
+
+    async def check(self) -> None:
+        async with self._lock:
+            if not self._checked:
+                await self.inner.check()
+                self._checked = True
+
+    async def put(self, tenant_id: int, sealed: bytes, key_id: str,
+                  replace: bool = False) -> bool:
+        await self.check()
+        return await self.inner.put(tenant_id, sealed, key_id, replace)
+
+    async def get(self, tenant_id: int) -> tuple[bytes, str] | None:
+        await self.check()
+        return await self.inner.get(tenant_id)
+
+    async def destroy(self, tenant_id: int) -> bool:
+        await self.check()
+        return await self.inner.destroy(tenant_id)
+
+    async def tenants(self) -> list[int]:
+        await self.check()
+        return await self.inner.tenants()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 def key_store_for(location: str) -> TenantKeyStore:
-    """The store `vault.tenant_key_store` names; call `check()` before use."""
+    """The store `vault.tenant_key_store` names, checked before its first use."""
     if location.startswith(("redis://", "rediss://", "unix://")):
-        return RedisKeyStore(location)
+        return CheckedOnce(RedisKeyStore(location))
     if location.startswith(("postgresql://", "postgresql+asyncpg://")):
-        return PostgresKeyStore(location)
-    return DirectoryKeyStore(location.removeprefix("dir:"))
+        return CheckedOnce(PostgresKeyStore(location))
+    return CheckedOnce(DirectoryKeyStore(location.removeprefix("dir:")))

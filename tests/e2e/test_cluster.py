@@ -1,6 +1,10 @@
-"""Two gateway nodes (separate processes and ports) on one PostgreSQL, behind Debian's
-HAProxy with PROXY protocol, driven by real SMTP clients:
+"""Two gateway nodes (separate processes) on one PostgreSQL, behind Debian's HAProxy,
+started from the shipped files as shipped: `deploy/multi-node.example.toml` for the nodes and
+`deploy/haproxy.cfg` for the balancer, with only addresses, paths and secrets from the
+environment, the way an operator (or the compose file) sets them. A port or a PROXY setting
+that does not meet fails here. Driven by real SMTP clients:
 
+- a message through each of HAProxy's frontends (587, 465, the public HTTP side, 25);
 - an unsubscribe answered by node A is refused at RCPT by node B on the very next message;
 - a node killed with SIGKILL mid-load: every message a client saw 250 for is at the
   upstream, every other one got a 4xx or an error (none lost silently);
@@ -21,6 +25,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -31,16 +36,24 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from gateway import config as config_module
 from gateway.store.directory import DirectoryStore
-from gateway.store.engine import create_engine, upgrade
-from tests.conftest import PASSWORD, PG_DSN, Database, Pki, seed, write_config
-from tests.smtp.test_proxy_protocol import BALANCER, Proxied, v2
+from gateway.store.engine import create_engine
+from tests.conftest import PASSWORD, PG_DSN, Database, Pki, master_key_file, seed
+from tests.smtp.test_proxy_protocol import v2
 from tests.support import messages
 from tests.support.sink import RecordingSink
 
 pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-LINK = re.compile(rb"List-Unsubscribe: <(https://links\.gw\.test/u/[a-z2-7]+)>")
+DEPLOY = Path(__file__).parents[2] / "deploy"
+SHIPPED = DEPLOY / "multi-node.example.toml"
+LINK = re.compile(rb"List-Unsubscribe: <(https://links\.mail\.example\.net/u/[a-z2-7]+)>")
+# Each node on an address of its own, on the shipped ports; HAProxy reaches them from
+# 127.0.0.1 (the balancer the nodes believe).
+ADDRESSES = {"node-a": "127.0.0.11", "node-b": "127.0.0.12"}
+BALANCER = "127.0.0.1"
+SHIPPED_PORTS = config_module.load(SHIPPED, {})
 
 
 def free_port() -> int:
@@ -50,26 +63,35 @@ def free_port() -> int:
 
 
 class Node:
-    """One `gateway serve` process with fixed ports (a restart keeps them)."""
+    """One `gateway serve` process on the shipped configuration (a restart keeps it)."""
 
-    def __init__(self, name: str, config: Path, env: dict[str, str], log: Path) -> None:
-        self.name, self.config, self.log = name, config, log
-        self.smtp, self.public = free_port(), free_port()
-        self.env = {**env, "GATEWAY__SMTP__SUBMISSION_PORT": str(self.smtp),
-                    "GATEWAY__HTTP__PUBLIC_PORT": str(self.public),
-                    "GATEWAY__AUDIT__CHAIN": name}
+    def __init__(self, name: str, env: dict[str, str], work: Path) -> None:
+        self.name, self.address, self.log = name, ADDRESSES[name], work / "stderr.log"
+        self.smtp = SHIPPED_PORTS.smtp.submission_port
+        self.public = SHIPPED_PORTS.http.public_port
+        self.admin = SHIPPED_PORTS.http.admin_port
+        self.env = {**env,
+                    # where this node listens (one host here: an address per node)
+                    "GATEWAY__SMTP__LISTEN": self.address,
+                    "GATEWAY__HTTP__PUBLIC_LISTEN": self.address,
+                    "GATEWAY__HTTP__ADMIN_LISTEN": self.address,
+                    "GATEWAY__UNSUBSCRIBE__MAILTO_LISTEN": self.address,
+                    "GATEWAY__DATA_DIR": str(work / "var"),
+                    "GATEWAY__AUDIT__CHAIN": name}  # as compose.yaml sets it
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(self.config), "serve",
+                [sys.executable, "-m", "gateway", "serve",
                  "--workers", "1"],  # a node is one process here: SIGKILL kills all of it
                 env=self.env, stdout=subprocess.DEVNULL, stderr=log)
         for _ in range(300):
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.public), 0.2):
-                return
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                    f"http://{self.address}:{self.admin}/readyz", timeout=0.5) as ready:
+                if ready.status == 200:
+                    return
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
             time.sleep(0.05)
         raise AssertionError(f"node {self.name} did not start")
 
@@ -79,40 +101,42 @@ class Node:
         return self.proc.wait(timeout=90)
 
 
+class Balancer:
+    """`deploy/haproxy.cfg` as shipped; where it listens comes from its variables."""
+
+    def __init__(self) -> None:
+        self.submission, self.submissions = free_port(), free_port()
+        self.mailto, self.public = free_port(), free_port()
+
+
 @contextlib.contextmanager
-def haproxy(tmp_path: Path, nodes: list[Node]) -> Iterator[int]:
+def haproxy() -> Iterator[Balancer]:
     if not os.path.exists(HAPROXY):
         pytest.fail("haproxy is required (scripts/install-system-packages.sh)")
-    port = free_port()
-    servers = "\n".join(
-        f"    server {n.name} 127.0.0.1:{n.smtp} send-proxy-v2 source {BALANCER} "
-        "check inter 300 fall 1 rise 1" for n in nodes)
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(f"""
-defaults
-    mode tcp
-    retries 3
-    option redispatch
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-listen smtp
-    bind 127.0.0.1:{port}
-    balance roundrobin
-{servers}
-""")
-    proc = subprocess.Popen([HAPROXY, "-f", str(config), "-db"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    ports = Balancer()
+    env = {**os.environ, "OCG_NODE1": ADDRESSES["node-a"], "OCG_NODE2": ADDRESSES["node-b"],
+           "OCG_SUBMISSION": f"127.0.0.1:{ports.submission}",
+           "OCG_SUBMISSIONS": f"127.0.0.1:{ports.submissions}",
+           "OCG_MAILTO": f"127.0.0.1:{ports.mailto}",
+           "OCG_PUBLIC": f"127.0.0.1:{ports.public}"}
+    output = tempfile.TemporaryFile()
+    proc = subprocess.Popen([HAPROXY, "-f", str(DEPLOY / "haproxy.cfg"), "-db"], env=env,
+                            stdout=output, stderr=subprocess.STDOUT)
     try:
         for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
-                                                                         0.2):
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", ports.submission), 0.2):
                 break
+            if proc.poll() is not None:  # the shipped file did not start as shipped
+                output.seek(0)
+                pytest.fail("haproxy exited: " + output.read().decode()[-2000:])
             time.sleep(0.05)
-        yield port
+        time.sleep(2.5)  # its health checks (inter 1s, rise 2) find the nodes up
+        yield ports
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        output.close()
 
 
 @contextlib.asynccontextmanager
@@ -135,31 +159,45 @@ async def cluster(tmp_path: Path, pki: Pki, database: Database):
             yield running
 
 
+def gateway(env: dict[str, str], *args: str, stdin: str = "") -> None:
+    done = subprocess.run([sys.executable, "-m", "gateway", *args], env=env, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 @contextlib.asynccontextmanager
 async def _cluster(tmp_path: Path, pki: Pki, database: Database, keys: str):
-    sink = await RecordingSink().start()
+    upstream_password = secrets.token_urlsafe(12)
+    sink = await RecordingSink(tls=pki.server_context(),
+                               auth=("gateway", upstream_password)).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
-    env.update({"GATEWAY__VAULT__TENANT_KEY_STORE": keys,  # shared by the two nodes
-                "GATEWAY__VAULT__TENANT_KEY_STORE_SINGLE_NODE": "false",
-                "GATEWAY__SMTP__PROXY_PROTOCOL": "true",
-                "GATEWAY__SMTP__LOAD_BALANCERS": f'["{BALANCER}/32"]',
-                "GATEWAY__SMTP__IMPLICIT_TLS": "false",
-                "GATEWAY__QUEUE__POLL_INTERVAL": "0.2"})
-    nodes = []
-    for name in ("node-a", "node-b"):
-        work = tmp_path / name
-        work.mkdir()
-        nodes.append(Node(name, write_config(work, pki, database, sink.port), env,
-                          work / "stderr.log"))
-    # one master key for the whole installation
-    shutil.copy(tmp_path / "node-a" / "master.key", tmp_path / "node-b" / "master.key")
+    env.update({
+        "GATEWAY_CONFIG": str(SHIPPED),  # as shipped; the rest is this installation's own
+        # paths and secrets
+        "GATEWAY__SMTP__TLS_CERT": pki.cert_file, "GATEWAY__SMTP__TLS_KEY": pki.key_file,
+        "GATEWAY__VAULT__MASTER_KEY_FILE": str(master_key_file(tmp_path)),
+        "GATEWAY__DATABASE__URL": database.url, "GATEWAY__DATABASE__SCHEMA": database.schema,
+        "GATEWAY__VAULT__TENANT_KEY_STORE": keys,
+        # addresses: the balancer as the nodes see it, and the smarthost
+        "GATEWAY__SMTP__LOAD_BALANCERS": f'["{BALANCER}/32"]',
+        "GATEWAY__HTTP__TRUSTED_PROXIES": f'["{BALANCER}/32"]',
+        "GATEWAY__UPSTREAMS__RELAY__HOST": "localhost",
+        "GATEWAY__UPSTREAMS__RELAY__PORT": str(sink.port),
+        "GATEWAY__UPSTREAMS__RELAY__CA_FILE": str(Path(pki.cert_file).with_name("ca.pem"))})
+    # the operator's first steps, with the CLI
+    await asyncio.to_thread(gateway, env, "db", "upgrade")
+    await asyncio.to_thread(gateway, env, "upstream", "password", "relay", "--password-stdin",
+                            stdin=upstream_password + "\n")
     engine = create_engine(database.url, schema=database.schema)
-    await upgrade(engine)
-    await seed(DirectoryStore(engine))
+    await seed(DirectoryStore(engine), upstream="relay")
     await engine.dispose()
+    nodes = []
+    for name in ADDRESSES:
+        (tmp_path / name).mkdir()
+        nodes.append(Node(name, env, tmp_path / name))
     try:
         for node in nodes:
-            node.start()
+            await asyncio.to_thread(node.start)
         yield nodes, sink
     finally:
         for node in nodes:
@@ -167,6 +205,21 @@ async def _cluster(tmp_path: Path, pki: Pki, database: Database, keys: str):
                 node.proc.kill()
                 node.proc.wait()
         await sink.stop()
+
+
+class ToNode(smtplib.SMTP):
+    """smtplib straight to one node, as HAProxy would connect: from the balancer's address,
+    with its PROXY header first."""
+
+    def __init__(self, node: Node, client: str) -> None:
+        self._header = v2(client, node.smtp)
+        super().__init__(node.address, node.smtp, timeout=10, source_address=(BALANCER, 0))
+        self._host = "localhost"  # the name its certificate is checked against
+
+    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
+        sock = socket.create_connection((host, port), timeout, self.source_address)
+        sock.sendall(self._header)
+        return sock
 
 
 def submit(port: int, pki: Pki, tag: str) -> str:
@@ -189,12 +242,61 @@ def delivered(sink: RecordingSink) -> Counter[str]:
     return Counter(r.recipients[0].split("@")[0] for r in sink.received)
 
 
+async def test_every_frontend_of_the_shipped_balancer_reaches_a_node(tmp_path, pki, database):
+    async with cluster(tmp_path, pki, database) as (nodes, sink):
+        with haproxy() as balancer:
+            def send_587(to: str) -> dict:
+                with smtplib.SMTP("localhost", balancer.submission, timeout=30) as smtp:
+                    smtp.starttls(context=pki.client_context())
+                    smtp.login("campaign", PASSWORD)
+                    return smtp.sendmail("sales@acme.example", [to], messages.simple(to=to))
+
+            def send_465(to: str) -> dict:
+                with smtplib.SMTP_SSL("localhost", balancer.submissions, timeout=30,
+                                      context=pki.client_context()) as smtp:
+                    smtp.login("campaign", PASSWORD)
+                    return smtp.sendmail("sales@acme.example", [to], messages.simple(to=to))
+
+            def rcpt_587(to: str) -> int:
+                with smtplib.SMTP("localhost", balancer.submission, timeout=30) as smtp:
+                    smtp.starttls(context=pki.client_context())
+                    smtp.login("campaign", PASSWORD)
+                    smtp.mail("sales@acme.example")
+                    return smtp.rcpt(to)[0]
+
+            def mail_25(token: str) -> tuple[int, bytes]:
+                with smtplib.SMTP("127.0.0.1", balancer.mailto, timeout=30) as smtp:
+                    smtp.ehlo("mx.example.org")
+                    smtp.mail("dora@example.org")
+                    smtp.rcpt("unsubscribe@links.mail.example.net")
+                    return smtp.data(b"From: dora@example.org\r\nSubject: unsubscribe "
+                                     + token.encode() + b"\r\n\r\nPlease remove me.\r\n")
+
+            assert await asyncio.to_thread(send_587, "dora@example.org") == {}
+            assert await asyncio.to_thread(send_465, "erin@example.org") == {}
+            tokens = {r.recipients[0]: LINK.findall(r.content)[0].decode().rsplit("/", 1)[1]
+                      for r in sink.received}
+            # public HTTP through the balancer: the one-click POST Gmail would send
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{balancer.public}/u/{tokens['erin@example.org']}",
+                data=b"List-Unsubscribe=One-Click")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+            # a mail to the unsubscribe address through the balancer's port 25
+            code, _ = await asyncio.to_thread(mail_25, tokens["dora@example.org"])
+            assert code == 250
+            assert await asyncio.to_thread(rcpt_587, "erin@example.org") == 550
+            assert await asyncio.to_thread(rcpt_587, "dora@example.org") == 550
+        for node in nodes:  # the nodes believed the balancer's PROXY headers
+            assert "PROXY header refused" not in node.log.read_text()
+
+
 async def test_an_unsubscribe_on_one_node_is_refused_by_the_other(tmp_path, pki, database):
     async with cluster(tmp_path, pki, database) as (nodes, sink):
         a, b = nodes
 
-        def via(node: Node) -> Proxied:
-            return Proxied(node.smtp, v2("127.0.0.2", node.smtp))
+        def via(node: Node) -> ToNode:
+            return ToNode(node, "192.0.2.2")
 
         def send_through_a() -> None:
             with via(a) as smtp:
@@ -206,7 +308,7 @@ async def test_an_unsubscribe_on_one_node_is_refused_by_the_other(tmp_path, pki,
         await asyncio.to_thread(send_through_a)
         (link,) = LINK.findall(sink.received[-1].content)
         token = link.decode().rsplit("/", 1)[1]
-        request = urllib.request.Request(f"http://127.0.0.1:{a.public}/u/{token}",
+        request = urllib.request.Request(f"http://{a.address}:{a.public}/u/{token}",
                                          data=b"List-Unsubscribe=One-Click")
         with urllib.request.urlopen(request, timeout=10) as response:  # node A answers
             assert response.status == 200
@@ -223,7 +325,8 @@ async def test_an_unsubscribe_on_one_node_is_refused_by_the_other(tmp_path, pki,
 
 async def test_a_node_killed_mid_load_loses_nothing_it_acknowledged(tmp_path, pki, database):
     async with cluster(tmp_path, pki, database) as (nodes, sink):
-        with haproxy(tmp_path, nodes) as port:
+        with haproxy() as balancer:
+            port = balancer.submission
             outcomes: dict[str, str] = {}
 
             def client(c: int) -> None:
@@ -248,7 +351,8 @@ async def test_a_node_killed_mid_load_loses_nothing_it_acknowledged(tmp_path, pk
 
 async def test_a_rolling_restart_gives_no_5xx_and_loses_nothing(tmp_path, pki, database):
     async with cluster(tmp_path, pki, database) as (nodes, sink):
-        with haproxy(tmp_path, nodes) as port:
+        with haproxy() as balancer:
+            port = balancer.submission
             retried: Counter[str] = Counter()
             done = asyncio.Event()
             tags = [f"r{i}" for i in range(80)]

@@ -158,3 +158,35 @@ async def test_messages_per_network_and_open_connections_are_capped(tmp_path, pk
         codes, second = await asyncio.to_thread(run)
         assert codes == [250, 250, 421]
         assert second.startswith(b"4.7.0")
+
+
+async def test_behind_a_balancer_the_rate_keys_on_the_client_it_names(tmp_path, pki, database,
+                                                                     monkeypatch):
+    from tests.smtp.test_proxy_protocol import BALANCER, Proxied, v1, v2
+
+    monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_LISTEN", "127.0.0.1")
+    monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_PORT", "0")
+    monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_RATE", "2")
+    monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_PROXY_PROTOCOL", "true")
+    monkeypatch.setenv("GATEWAY__SMTP__LOAD_BALANCERS", f'["{BALANCER}/32"]')
+    async with running_harness(tmp_path, pki, database) as h:
+        port = h.gateway.ports.mailto
+
+        def mails(header: bytes, source: str = BALANCER) -> list[int] | str:
+            try:
+                with Proxied(port, header, source=source) as smtp:
+                    smtp.ehlo("mx.example")
+                    codes = []
+                    for _ in range(3):
+                        codes.append(smtp.mail("x@example.org")[0])
+                        smtp.rset()
+                    return codes
+            except smtplib.SMTPServerDisconnected:
+                return "disconnected"
+
+        assert await asyncio.to_thread(mails, v2("192.0.2.10", port)) == [250, 250, 421]
+        # another sender behind the same balancer has its own allowance
+        assert await asyncio.to_thread(mails, v1("198.51.100.7", port)) == [250, 250, 421]
+        # a PROXY header from anyone but the balancer is not believed
+        assert await asyncio.to_thread(mails, v2("192.0.2.99", port), "127.0.0.1") == \
+            "disconnected"

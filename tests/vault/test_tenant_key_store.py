@@ -181,7 +181,7 @@ async def test_a_key_store_older_than_a_tenant_reports_it_and_defers_its_mail(
         tmp_path: Path, pki, database):
     async with running_harness(tmp_path, pki, database) as h:
         assert await h.send(messages.simple(), ["lead@example.org"]) == {}
-        store = h.gateway.tenant_keys.store
+        store = h.gateway.tenant_keys.store.inner  # checked once, then used as is
         assert isinstance(store, DirectoryKeyStore)
         assert 1 in await store.tenants()
     (Path(store.path) / "tenant-1.key").unlink()  # an older key store, restored
