@@ -191,6 +191,10 @@ def serve(ctx: click.Context, role: str, workers: int | None, worker_sockets: st
     config = _config(ctx)
     logs.setup(config.log_level,
                human=logs.wants_human(config.log_format, config.is_development))
+    from gateway.config_advice import advice
+
+    for setting, text in advice(config):
+        logging.getLogger("gateway").warning(f"{setting} {text}", extra={"setting": setting})
     roles = ("smtp", "public", "admin") if role == "all" else (role,)
     if worker_sockets:  # one worker of a supervisor: it bound the sockets and prints
         from gateway.workers import inherited
@@ -300,11 +304,15 @@ def _banner(config: Config, roles: tuple[str, ...], ports: Any, mailto_domains: 
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
     """Validate the configuration (and the master key) without starting anything."""
+    from gateway.config_advice import advice
+
     config = _config(ctx)
     try:
         _vault(config)
     except GatewayError as exc:
         raise CliError(exc.message, exc.exit_code) from None
+    for setting, text in advice(config):
+        click.echo(f"gateway: warning: {setting} {text}", err=True)
     click.echo(f"configuration ok (environment: {config.environment})")
 
 
@@ -314,7 +322,8 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True,
+              help="Migrate to this revision (e.g. one before head during a rolling upgrade).")
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply migrations (expand/contract; safe while other nodes run)."""
@@ -425,6 +434,7 @@ def tenant() -> None:
 @click.argument("name")
 @with_store
 async def tenant_add(store: DirectoryStore, config: Config, name: str) -> None:
+    """Add a tenant (a customer: its logins, mailboxes, domains and lists)."""
     created = await store.add_tenant(name, _actor())
     click.echo(f"tenant {created.name} added")
 
@@ -432,6 +442,7 @@ async def tenant_add(store: DirectoryStore, config: Config, name: str) -> None:
 @tenant.command("list")
 @with_store
 async def tenant_list(store: DirectoryStore, config: Config) -> None:
+    """List the tenants and their status."""
     for t in await store.list_tenants():
         reason = f"  ({t.status_reason})" if t.status_reason else ""
         click.echo(f"{t.name}\t{t.status}{reason}")
@@ -442,6 +453,7 @@ async def tenant_list(store: DirectoryStore, config: Config) -> None:
 @click.option("--reason", required=True, help="Shown to the sending client in the 451 reply.")
 @with_store
 async def tenant_suspend(store: DirectoryStore, config: Config, name: str, reason: str) -> None:
+    """Suspend a tenant: its senders get 451 4.7.1 with the reason."""
     await store.set_tenant_status(name, "suspended", reason, _actor())
     click.echo(f"tenant {name} suspended")
 
@@ -450,6 +462,7 @@ async def tenant_suspend(store: DirectoryStore, config: Config, name: str, reaso
 @click.argument("name")
 @with_store
 async def tenant_resume(store: DirectoryStore, config: Config, name: str) -> None:
+    """Let a suspended tenant send again."""
     await store.set_tenant_status(name, "active", "", _actor())
     click.echo(f"tenant {name} resumed")
 
@@ -471,6 +484,7 @@ async def tenant_set(store: DirectoryStore, config: Config, name: str, key: str,
 @click.argument("name")
 @with_store
 async def tenant_show(store: DirectoryStore, config: Config, name: str) -> None:
+    """Show a tenant's status and its effective settings (its own, else the defaults)."""
     t = await store.tenant(name)
     click.echo(f"name\t{t.name}\nstatus\t{t.status}")
     for key, value in sorted(tenant_settings.effective(t.settings, config).items()):
@@ -490,14 +504,16 @@ def domain() -> None:
 @click.argument("name")
 @with_store
 async def domain_add(store: DirectoryStore, config: Config, tenant_name: str, name: str) -> None:
+    """Add a sending domain to a tenant (then 'gateway domain verify')."""
     added = await store.add_domain(tenant_name, name, _actor())
     click.echo(f"domain {added} added to {tenant_name}")
 
 
 @domain.command("list")
-@click.option("--tenant", "tenant_name")
+@click.option("--tenant", "tenant_name", help="Only this tenant's domains.")
 @with_store
 async def domain_list(store: DirectoryStore, config: Config, tenant_name: str | None) -> None:
+    """List domains, their tenant and whether they are verified."""
     for owner, name in await store.list_domains(tenant_name):
         click.echo(f"{owner}\t{name}")
 
@@ -583,9 +599,10 @@ async def login_add(store: DirectoryStore, config: Config, tenant_name: str, use
 
 
 @login.command("list")
-@click.option("--tenant", "tenant_name")
+@click.option("--tenant", "tenant_name", help="Only this tenant's logins.")
 @with_store
 async def login_list(store: DirectoryStore, config: Config, tenant_name: str | None) -> None:
+    """List SMTP logins and their tenants."""
     for owner, username in await store.list_logins(tenant_name):
         click.echo(f"{owner}\t{username}")
 
@@ -594,6 +611,7 @@ async def login_list(store: DirectoryStore, config: Config, tenant_name: str | N
 @click.argument("username")
 @with_store
 async def login_remove(store: DirectoryStore, config: Config, username: str) -> None:
+    """Remove an SMTP login (its sessions are refused from then on)."""
     await store.remove_login(username, _actor())
     click.echo(f"login {username} removed")
 
@@ -711,10 +729,11 @@ def queue() -> None:
 
 @queue.command("list")
 @click.option("--all", "everything", is_flag=True, help="Include finished copies.")
-@click.option("--tenant", "tenant_name")
+@click.option("--tenant", "tenant_name", help="Only this tenant's copies.")
 @with_store
 async def queue_list(store: DirectoryStore, config: Config, everything: bool,
                      tenant_name: str | None) -> None:
+    """List the copies waiting for a retry, and the delivery reports owed."""
     from gateway.queue.store import OPEN_STATES, State
 
     queue_store, _, _ = await _queue_parts(store.engine, config)
@@ -729,6 +748,7 @@ async def queue_list(store: DirectoryStore, config: Config, everything: bool,
 @click.argument("copy_id", type=int)
 @with_store
 async def queue_show(store: DirectoryStore, config: Config, copy_id: int) -> None:
+    """Show one queued copy: its attempts and the replies they got."""
     queue_store, _, _ = await _queue_parts(store.engine, config)
     c = await queue_store.get(copy_id)
     for label, value in (("id", c.id), ("queue id", c.queue_id), ("kind", c.kind.value),
@@ -804,7 +824,8 @@ def _batches(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--pause", type=click.FloatRange(min=0), default=0.0,
                         show_default=True, help="Seconds to wait between batches, to spare "
                         "a busy database.")(func)
-    return click.option("--batch", type=int, default=500, show_default=True)(func)
+    return click.option("--batch", type=int, default=500, show_default=True,
+                        help="Rows per transaction.")(func)
 
 
 @vault.command("rewrap")
@@ -861,6 +882,7 @@ def _purpose_keys(engine: Any, config: Config) -> Any:
 @key.command("list")
 @with_store
 async def key_list(store: DirectoryStore, config: Config) -> None:
+    """List the purpose keys (digests, tokens) and their versions."""
     click.echo("purpose\tversion\tmaster key\tcreated\tretired")
     for k in await _purpose_keys(store.engine, config).listing():
         retired = f"{k.retired_at:%Y-%m-%d %H:%M}" if k.retired_at else "-"
@@ -893,7 +915,7 @@ async def key_retire(store: DirectoryStore, config: Config, purpose: str, versio
 @cli.command("events")
 @click.argument("tenant_name")
 @click.option("--after", type=int, default=0, help="Cursor: the last event id already seen.")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many events.")
 @with_store
 async def events_list(store: DirectoryStore, config: Config, tenant_name: str, after: int,
                       limit: int) -> None:
@@ -943,6 +965,7 @@ async def webhook_set(store: DirectoryStore, config: Config, tenant_name: str, u
 @click.argument("tenant_name")
 @with_store
 async def webhook_remove(store: DirectoryStore, config: Config, tenant_name: str) -> None:
+    """Remove a tenant's webhook (its events stay readable with 'gateway events')."""
     from gateway.store.webhooks import WebhookStore
 
     tenant_row = await store.tenant(tenant_name)
@@ -966,6 +989,7 @@ def mailbox() -> None:
 @with_store
 async def mailbox_add(store: DirectoryStore, config: Config, tenant_name: str, address: str,
                       upstream: str) -> None:
+    """Add a sending mailbox to a tenant, sent through the named upstream."""
     from gateway.vault.credentials import provider_for_upstream
 
     if upstream not in config.upstreams:
@@ -1042,7 +1066,8 @@ async def mailbox_connect(store: DirectoryStore, config: Config, address: str,
 
 @mailbox.command("disconnect")
 @click.argument("address")
-@click.option("--reason", default="disconnected by an operator", show_default=True)
+@click.option("--reason", default="disconnected by an operator", show_default=True,
+              help="Why, for the audit trail and the mailbox's status.")
 @click.option("--no-revoke", is_flag=True, help="Delete the tokens without telling the provider.")
 @with_store
 async def mailbox_disconnect(store: DirectoryStore, config: Config, address: str, reason: str,
@@ -1059,9 +1084,10 @@ async def mailbox_disconnect(store: DirectoryStore, config: Config, address: str
 
 
 @mailbox.command("list")
-@click.option("--tenant", "tenant_name")
+@click.option("--tenant", "tenant_name", help="Only this tenant's mailboxes.")
 @with_store
 async def mailbox_list(store: DirectoryStore, config: Config, tenant_name: str | None) -> None:
+    """List mailboxes, their upstream and status."""
     for owner, m in await store.list_mailboxes(tenant_name):
         reason = f"  ({m.status_reason})" if m.status_reason else ""
         click.echo(f"{owner}\t{m.address}\t{m.upstream}\t{m.status}{reason}")
@@ -1071,6 +1097,7 @@ async def mailbox_list(store: DirectoryStore, config: Config, tenant_name: str |
 @click.argument("address")
 @with_store
 async def mailbox_remove(store: DirectoryStore, config: Config, address: str) -> None:
+    """Remove a mailbox (its sealed tokens or password go with it)."""
     mailbox_row = await store.mailbox_by_address(address)
     credentials = await _credentials(store.engine, config)
     try:
@@ -1087,6 +1114,7 @@ async def mailbox_remove(store: DirectoryStore, config: Config, address: str) ->
 @click.option("--reason", required=True, help="Shown to the sending client in the 451 reply.")
 @with_store
 async def mailbox_pause(store: DirectoryStore, config: Config, address: str, reason: str) -> None:
+    """Pause a mailbox: its senders get 451 4.7.1 with the reason."""
     await store.set_mailbox_status(address, "paused", reason, _actor())
     click.echo(f"mailbox {address} paused")
 
@@ -1095,6 +1123,7 @@ async def mailbox_pause(store: DirectoryStore, config: Config, address: str, rea
 @click.argument("address")
 @with_store
 async def mailbox_resume(store: DirectoryStore, config: Config, address: str) -> None:
+    """Let a paused mailbox send again."""
     await store.set_mailbox_status(address, "active", "", _actor())
     click.echo(f"mailbox {address} resumed")
 
@@ -1172,6 +1201,7 @@ def oauth_client() -> None:
 @with_store
 async def oauth_client_add(store: DirectoryStore, config: Config, provider: str, client_id: str,
                            tenant_name: str | None, secret_stdin: bool) -> None:
+    """Register an OAuth client (id and sealed secret) for Google or Microsoft."""
     if secret_stdin:
         secret = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -1190,6 +1220,7 @@ async def oauth_client_add(store: DirectoryStore, config: Config, provider: str,
 @oauth_client.command("list")
 @with_store
 async def oauth_client_list(store: DirectoryStore, config: Config) -> None:
+    """List the OAuth clients (never their secrets)."""
     names = await store.tenant_names()
     credentials = await _credentials(store.engine, config)
     try:
@@ -1208,12 +1239,15 @@ def apikey() -> None:
 
 @apikey.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["ops", "compliance", "admin"]), required=True)
+@click.option("--role", type=click.Choice(["ops", "compliance", "admin"]), required=True,
+              help="ops: read the queue, manage suppressions; compliance: also read bodies and "
+              "decide; admin: everything.")
 @click.option("--tenant", "tenant_name", help="Bind the key to one tenant.")
 @click.option("--expires-days", type=int, help="Expire after this many days.")
 @with_store
 async def apikey_add(store: DirectoryStore, config: Config, name: str, role: str,
                      tenant_name: str | None, expires_days: int | None) -> None:
+    """Make an admin API key; it is shown once, stored as a hash."""
     from datetime import UTC, datetime, timedelta
 
     from gateway.store.api_keys import ApiKeys
@@ -1228,6 +1262,7 @@ async def apikey_add(store: DirectoryStore, config: Config, name: str, role: str
 @apikey.command("list")
 @with_store
 async def apikey_list(store: DirectoryStore, config: Config) -> None:
+    """List the admin API keys (never the keys themselves)."""
     from gateway.store.api_keys import ApiKeys
 
     names = await store.tenant_names()
@@ -1245,6 +1280,7 @@ async def apikey_list(store: DirectoryStore, config: Config) -> None:
 @click.argument("key_id")
 @with_store
 async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> None:
+    """Revoke an admin API key at once."""
     from gateway.store.api_keys import ApiKeys
 
     await ApiKeys(store.engine).revoke(key_id, _actor())

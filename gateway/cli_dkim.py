@@ -43,8 +43,8 @@ async def generate(store: DirectoryStore, config: Config, domain: str, algorithm
 
 
 @dkim.command(name="list")
-@click.option("--tenant", "tenant_name", default=None)
-@click.option("--domain", default=None)
+@click.option("--tenant", "tenant_name", default=None, help="Only this tenant's keys.")
+@click.option("--domain", default=None, help="Only this domain's keys.")
 @with_store
 async def list_keys(store: DirectoryStore, config: Config, tenant_name: str | None,
                     domain: str | None) -> None:

@@ -43,9 +43,10 @@ def optouts() -> None:
 
 
 @optouts.command(name="list")
-@click.option("--tenant", "tenant_name", default=None)
-@click.option("--status", type=STATUSES, default="pending", show_default=True)
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--tenant", "tenant_name", default=None, help="Only this tenant's replies.")
+@click.option("--status", type=STATUSES, default="pending", show_default=True,
+              help="Which replies: waiting for a person, or already decided.")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many rows.")
 @with_store
 async def list_optouts(store: DirectoryStore, config: Config, tenant_name: str | None,
                        status: str, limit: int) -> None:

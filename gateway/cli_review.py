@@ -32,10 +32,11 @@ def held() -> None:
 
 
 @held.command(name="list")
-@click.option("--tenant", "tenant_name", default=None)
-@click.option("--status", type=STATUSES, default="held", show_default=True)
+@click.option("--tenant", "tenant_name", default=None, help="Only this tenant's messages.")
+@click.option("--status", type=STATUSES, default="held", show_default=True,
+              help="Held (waiting for a decision), refused, released or discarded.")
 @click.option("--check", "check_name", default=None, help="e.g. sensitive-data")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many rows.")
 @with_store
 async def list_held(store: DirectoryStore, config: Config, tenant_name: str | None,
                     status: str, check_name: str | None, limit: int) -> None:
@@ -70,7 +71,7 @@ async def body(store: DirectoryStore, config: Config, held_id: int) -> None:
 
 @held.command()
 @click.argument("held_id", type=int)
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why it may go out (kept in the audit trail).")
 @with_store
 async def release(store: DirectoryStore, config: Config, held_id: int, reason: str) -> None:
     """Send it after all: the running gateway queues each recipient's copy within seconds
@@ -81,7 +82,7 @@ async def release(store: DirectoryStore, config: Config, held_id: int, reason: s
 
 @held.command()
 @click.argument("held_id", type=int)
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why it is discarded (kept in the audit trail).")
 @with_store
 async def discard(store: DirectoryStore, config: Config, held_id: int, reason: str) -> None:
     """Never send it; the sender gets a delivery report (no body) and the tenant an event."""
@@ -115,9 +116,10 @@ async def _selection(held_store: HeldStore, store: DirectoryStore, tenant_name: 
 
 
 @held.command(name="release-all")
-@click.option("--tenant", "tenant_name", required=True)
-@click.option("--check", "check_name", default=None)
-@click.option("--reason", required=True)
+@click.option("--tenant", "tenant_name", required=True,
+              help="The tenant whose held messages are released.")
+@click.option("--check", "check_name", default=None, help="Only the messages this check held.")
+@click.option("--reason", required=True, help="Why they may go out (kept in the audit trail).")
 @with_store
 async def release_all(store: DirectoryStore, config: Config, tenant_name: str,
                       check_name: str | None, reason: str) -> None:
@@ -130,9 +132,10 @@ async def release_all(store: DirectoryStore, config: Config, tenant_name: str,
 
 
 @held.command(name="discard-all")
-@click.option("--tenant", "tenant_name", required=True)
-@click.option("--check", "check_name", default=None)
-@click.option("--reason", required=True)
+@click.option("--tenant", "tenant_name", required=True,
+              help="The tenant whose held messages are discarded.")
+@click.option("--check", "check_name", default=None, help="Only the messages this check held.")
+@click.option("--reason", required=True, help="Why they are discarded (kept in the audit trail).")
 @with_store
 async def discard_all(store: DirectoryStore, config: Config, tenant_name: str,
                       check_name: str | None, reason: str) -> None:

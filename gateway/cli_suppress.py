@@ -55,9 +55,10 @@ def _when(seconds: int | None) -> str:
 @suppress.command("add")
 @click.argument("target")
 @scope_options
-@click.option("--reason", type=REASONS, default="manual", show_default=True)
+@click.option("--reason", type=REASONS, default="manual", show_default=True,
+              help="Why the address is suppressed.")
 @click.option("--expires-days", type=click.IntRange(1, 3650), help="Default: never expires.")
-@click.option("--note", default="")
+@click.option("--note", default="", help="A note for reviewers (no personal data).")
 @with_store
 async def suppress_add(store: DirectoryStore, config: Config, target: str,
                        tenant_name: str | None, is_global: bool, reason: str,
@@ -82,6 +83,7 @@ async def suppress_add(store: DirectoryStore, config: Config, target: str,
 async def suppress_remove(store: DirectoryStore, config: Config, target: str,
                           tenant_name: str | None, is_global: bool, why: str,
                           evidence: str) -> None:
+    """Remove an entry from a suppression list (audited; erasure entries stay)."""
     scope = await _scope(store, tenant_name, is_global)
     suppressions = await _suppressions(store.engine, config)
     entry = await suppressions.remove(_operator(), scope, target, why, evidence)
@@ -110,15 +112,18 @@ async def suppress_check(store: DirectoryStore, config: Config, address: str,
 
 @suppress.command("list")
 @scope_options
-@click.option("--reason", type=REASONS)
-@click.option("--kind", type=click.Choice([k.value for k in Kind]))
+@click.option("--reason", type=REASONS, help="Only entries with this reason.")
+@click.option("--kind", type=click.Choice([k.value for k in Kind]),
+              help="Only entries of this kind (address, domain or *.domain).")
 @click.option("--contains", help="Part of the address or domain.")
 @click.option("--after", type=int, default=0, help="Entries after this id (paging).")
-@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="At most this many entries.")
 @with_store
 async def suppress_list(store: DirectoryStore, config: Config, tenant_name: str | None,
                         is_global: bool, reason: str | None, kind: str | None,
                         contains: str | None, after: int, limit: int) -> None:
+    """List a suppression list's entries (searching a list is audited)."""
     scope = await _scope(store, tenant_name, is_global)
     suppressions = await _suppressions(store.engine, config)
     filters = Filters(Reason(reason) if reason else None, Kind(kind) if kind else None,
@@ -174,7 +179,8 @@ async def suppress_import(store: DirectoryStore, config: Config, path: str,
 
 @suppress.command("export")
 @scope_options
-@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              help="Write the CSV here ('-': stdout).")
 @with_store
 async def suppress_export(store: DirectoryStore, config: Config, tenant_name: str | None,
                           is_global: bool, output: str) -> None:

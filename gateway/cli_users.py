@@ -51,6 +51,7 @@ async def user_add(store: DirectoryStore, config: Config, username: str, role: s
 @user.command("list")
 @with_store
 async def user_list(store: DirectoryStore, config: Config) -> None:
+    """List the reviewers of the review pages and their roles."""
     names = {t.id: t.name for t in await store.list_tenants()}
     for r in await _reviewers(store, config).listing():
         locked = f"locked until {r.locked_until:%Y-%m-%d %H:%M}" if r.locked_until else ""

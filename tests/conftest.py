@@ -177,6 +177,8 @@ drain_seconds = 0
 
 [unsubscribe]
 base_url = "https://links.gw.test"
+mailto_listen = "127.0.0.1"  # its own port: List-Unsubscribe advertises mailto: only then
+mailto_port = 0
 
 {database.toml()}
 {upstream}

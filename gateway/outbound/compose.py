@@ -37,6 +37,8 @@ class Links:
 
     base_url: str  # https://host[:port][/prefix], no trailing slash
     mailto_domain: str
+    # a mailto: link is advertised only where a listener takes it (unsubscribe.mailto_listen)
+    mailto_listener: bool = True
 
     def url(self, token: str) -> str:
         return f"{self.base_url}/u/{token}"
@@ -50,11 +52,12 @@ class Links:
 
 def links_for(config: Config, tenant: Tenant, public_base_url: str) -> Links:
     link_domain = str(tenant.settings.get("link_domain") or "")
+    listener = bool(config.unsubscribe.mailto_listen)
     if link_domain:
-        return Links(f"https://{link_domain}", link_domain)
+        return Links(f"https://{link_domain}", link_domain, listener)
     base = (config.unsubscribe.base_url or public_base_url).rstrip("/")
     mailto = config.unsubscribe.mailto_domain or urlsplit(base).hostname or "localhost"
-    return Links(base, mailto)
+    return Links(base, mailto, listener)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,7 @@ class Prepared:
             if self._plan is not None else self._raw
         head, body = whole[:self._head_end], whole[self._head_end + 2:]
         unsubscribe = (f"List-Unsubscribe: <{url}>,\r\n <{self._links.mailto(token)}>\r\n"
+                       if self._links.mailto_listener else f"List-Unsubscribe: <{url}>\r\n"
                        ).encode("ascii")
         added = unsubscribe + ONE_CLICK
         if not self._keys:

@@ -107,3 +107,44 @@ def test_check_config_reports_a_missing_master_key(gw, tmp_path: Path):
     (tmp_path / "master.key").unlink()
     result = gw("check-config")
     assert result.returncode == 6 and "does not exist" in result.stderr
+
+
+def test_check_config_warns_of_a_mailto_address_nothing_receives(tmp_path: Path, pki: Pki,
+                                                                 database: Database):
+    path = write_config(tmp_path, pki, database, sink_port=2525)
+    text = path.read_text().replace('mailto_listen = "127.0.0.1"',
+                                    'mailto_domain = "links.gw.test"')
+    path.write_text(text)
+    result = subprocess.run([sys.executable, "-m", "gateway", "--config", str(path),
+                             "check-config"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("gateway: warning: unsubscribe.mailto_domain is ")
+    assert "unsubscribe.mailto_listen is empty" in result.stderr
+    (tmp_path / "fine").mkdir()
+    fine = write_config(tmp_path / "fine", pki, database, sink_port=2525)
+    ok = subprocess.run([sys.executable, "-m", "gateway", "--config", str(fine),
+                         "check-config"], capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0 and ok.stderr == ""
+
+
+def test_every_command_and_option_has_help_text():
+    """`gateway COMMAND --help` explains every command and each of its options; the CLI
+    reference (docs/cli.md) is generated from the same text."""
+    import click
+
+    from gateway.cli import cli
+
+    missing = []
+
+    def walk(command: click.Command, path: str) -> None:
+        if not (command.help or command.short_help):
+            missing.append(path)
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden and not param.help:
+                missing.append(f"{path} {param.opts[0]}")
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+
+    walk(cli, "gateway")
+    assert missing == []

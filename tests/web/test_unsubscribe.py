@@ -156,6 +156,19 @@ async def test_only_invalid_tokens_are_rate_limited(tmp_path, pki, database):
         assert len(await entries(h)) == 1
 
 
+async def test_no_mailto_link_is_advertised_without_a_listener_to_take_it(
+        tmp_path, pki, database, monkeypatch):
+    from tests.conftest import running_harness
+
+    monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_LISTEN", "")
+    async with running_harness(tmp_path, pki, database) as h:
+        assert h.gateway.ports.mailto == 0
+        assert await h.send(messages.simple(), ["a@example.org"]) == {}
+        head = h.sink.received[0].content.split(b"\r\n\r\n", 1)[0]
+        (field,) = re.findall(rb"List-Unsubscribe: [^\r]*", head)
+        assert re.fullmatch(rb"List-Unsubscribe: <https://links\.gw\.test/u/[a-z2-7]+>", field)
+
+
 async def test_a_tenants_link_domain_carries_its_links_and_mailto(harness):
     await harness.store().set_tenant_setting("acme", "link_domain", "links.acme.example", "t")
     await harness.refresh()
