@@ -16,6 +16,8 @@ command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 perl -MMail::DKIM::Verifier -MNet::DNS -MCrypt::PK::Ed25519 -e1 >/dev/null 2>&1 || missing="$missing libmail-dkim-perl libnet-dns-perl libcryptx-perl"
 # OpenDKIM's test mode: a third verifier, the one of the three that knows Ed25519 (RFC 8463)
 command -v opendkim >/dev/null 2>&1 || missing="$missing opendkim"
+# node: runs the webhook verifier docs/webhooks.md gives for Node.js
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 # wrk: the HTTP load generator of the pixel benchmark
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 # haproxy: the load balancer in front of the gateway (PROXY protocol, several nodes)
