@@ -175,6 +175,9 @@ async def suppress_import(store: DirectoryStore, config: Config, path: str,
     rate = report.rows / report.seconds if report.seconds else 0
     click.echo(f"imported {report.rows} rows ({total} bytes): {report.written} entries written, "
                f"{report.bad_count} bad, {report.skipped} skipped, {rate:,.0f} rows/s")
+    if report.bad_count and not report.written:  # nothing usable: likely the wrong file
+        raise InvalidValue(f"No entry written: all {report.bad_count} rows with an entry were "
+                           "bad (is it the right file, or does it need --format?).")
 
 
 @suppress.command("export")

@@ -59,3 +59,26 @@ def test_a_large_file_is_parsed_by_a_second_process_with_the_same_outcome(
                                 ("person.7@d7.example.com", False)):
         checked = gw("suppress", "check", address, "--tenant", "acme")
         assert checked.returncode == (1 if suppressed else 0), checked.stdout
+
+
+def test_vendor_files_import_and_a_file_of_only_bad_rows_fails(gw, tmp_path: Path):  # noqa: F811
+    from tests.suppression.test_formats import AWS_CLI_JSON
+
+    assert gw("db", "upgrade").returncode == 0
+    assert gw("tenant", "add", "acme").returncode == 0
+    aws = tmp_path / "suppressed.json"  # aws sesv2 list-suppressed-destinations > ...
+    aws.write_bytes(AWS_CLI_JSON)
+    done = gw("suppress", "import", str(aws), "--tenant", "acme")
+    assert done.returncode == 0, done.stderr
+    assert "2 entries written, 1 bad" in done.stdout and "line 14:" in done.stderr
+    assert gw("suppress", "check", "complained@example.com", "--tenant", "acme").returncode == 1
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(b'"john doe"@example.com\n')
+    assert gw("suppress", "import", str(plain), "--tenant", "acme").returncode == 0
+    assert gw("suppress", "check", '"john doe"@example.com', "--tenant", "acme").returncode == 1
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_bytes(b"email,created\nnobody,1\nstill nobody,2\n")
+    failed = gw("suppress", "import", str(wrong), "--tenant", "acme")
+    assert failed.returncode == InvalidValue.exit_code
+    assert "0 entries written, 2 bad" in failed.stdout
+    assert failed.stderr.splitlines()[-1].startswith("gateway: error: No entry written")

@@ -122,3 +122,66 @@ def test_an_unknown_header_names_the_formats():
         assert "--format" in str(exc)
     else:
         raise AssertionError("an unknown layout was read")
+
+
+AWS_CLI_JSON = b"""{
+    "SuppressedDestinationSummaries": [
+        {
+            "EmailAddress": "bounced@example.com",
+            "Reason": "BOUNCE",
+            "LastUpdateTime": "2024-03-01T10:00:00+00:00"
+        },
+        {
+            "EmailAddress": "complained@example.com",
+            "Reason": "COMPLAINT",
+            "LastUpdateTime": 1709287200.577
+        },
+        {
+            "EmailAddress": "not-an-address",
+            "Reason": "BOUNCE",
+            "LastUpdateTime": "2024-03-01T10:00:00+00:00"
+        }
+    ],
+    "NextToken": "AQICAHj"
+}
+"""
+
+
+def test_the_aws_cli_json_of_list_suppressed_destinations():
+    found = items(AWS_CLI_JSON)
+    assert good(found) == [("bounced@example.com", Reason.BOUNCE),
+                           ("complained@example.com", Reason.COMPLAINT)]
+    assert [i.entry.created_at for i in found if isinstance(i, Good)] == [1709287200] * 2
+    (bad,) = [i for i in found if isinstance(i, Bad)]
+    assert bad.line == 14  # the line of its address in the file
+    single = (b'{"SuppressedDestination": {"EmailAddress": "one@example.com", '
+              b'"Reason": "BOUNCE", "LastUpdateTime": "2024-03-01T10:00:00Z"}}')
+    assert good(items(single)) == [("one@example.com", Reason.BOUNCE)]
+    assert isinstance(items(b"{not json\n")[0], Bad)
+
+
+def test_the_ses_console_download_names_its_columns_in_words():
+    data = (b"Email address,Suppression reason,Last update time\n"
+            b"b@example.com,Bounce,2024-03-01T10:00:00Z\n")
+    assert good(items(data)) == [("b@example.com", Reason.BOUNCE)]
+
+
+def test_a_plain_list_takes_what_suppress_add_takes():
+    data = (b'"john doe"@example.com\n"alice@example.com"\nbob@example.com\n'
+            b'"very.unusual.@.unusual.com"@example.com\n"doe, john"@example.com\n')
+    assert good(items(data)) == [('"john doe"@example.com', Reason.MANUAL),
+                                 ("alice@example.com", Reason.MANUAL),
+                                 ("bob@example.com", Reason.MANUAL),
+                                 ('"very.unusual.@.unusual.com"@example.com', Reason.MANUAL),
+                                 ('"doe, john"@example.com', Reason.MANUAL)]
+    assert good(items(b'"doe, john"@example.com\n')) == [('"doe, john"@example.com',
+                                                           Reason.MANUAL)]
+
+
+def test_a_bad_byte_in_a_column_that_is_not_read_keeps_the_row():
+    data = (b"uuid,email,name,attributes,status,created_at,updated_at\n"
+            b"1,a@example.com,M\xfcller,{},blocklisted,,\n"   # Latin-1 in the name: not read
+            b"2,b\xfc@example.com,Bob,{},blocklisted,,\n")    # in the address: bad
+    found = items(data)
+    assert good(found) == [("a@example.com", Reason.UNSUBSCRIBE)]
+    assert [(i.line, i.message) for i in found if isinstance(i, Bad)] == [(3, "not UTF-8")]
