@@ -3,6 +3,13 @@ recipients failed and why. Headers of the original only, never its body, by defa
 
 from __future__ import annotations
 
+import base64
+import email
+import email.generator
+import email.policy
+import io
+import quopri
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +34,64 @@ def _field(text: str) -> str:
 def original_headers(message: bytes) -> bytes:
     end = message.find(b"\r\n\r\n")
     return message if end < 0 else message[: end + 2]
+
+
+# The fields that carry one recipient's working unsubscribe link, and the signature over them.
+_LINK_FIELDS = (b"list-unsubscribe:", b"list-unsubscribe-post:", b"dkim-signature:")
+_TOKEN = re.compile(rb"/[up]/([a-z2-7]{16,})")
+
+
+def without_links(message: bytes) -> bytes:
+    """The copy as a report may show it to its sender: without the recipient's unsubscribe
+    fields (a working link: whoever holds the report could opt that person out) and the
+    signature over them; in the body, the link and pixel tokens taken out of every text
+    part, whatever its transfer encoding."""
+    end = message.find(b"\r\n\r\n")
+    head, body = (message, b"") if end < 0 else (message[: end + 2], message[end + 2:])
+    kept, tokens, dropping = [], set(), False
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if dropping:
+                tokens.update(_TOKEN.findall(line))
+                continue
+        else:
+            dropping = line.lower().startswith(_LINK_FIELDS)
+            if dropping:
+                tokens.update(_TOKEN.findall(line))
+                continue
+        kept.append(line)
+    head = b"".join(kept)
+    if not body or not tokens:
+        return head + body
+    return head + _scrub_body(head, body, tokens)
+
+
+def _scrub_body(head: bytes, body: bytes, tokens: set[bytes]) -> bytes:
+    """The body with every token replaced, each text part decoded, edited, re-encoded."""
+    parsed = email.message_from_bytes(head + body, policy=email.policy.compat32)
+    for part in parsed.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        raw = part.get_payload(decode=True)
+        if not isinstance(raw, bytes) or not any(t in raw for t in tokens):
+            continue
+        for token in tokens:
+            raw = raw.replace(token, b"removed")
+        encoding = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+        del part["Content-Transfer-Encoding"]
+        if encoding == "base64":
+            part.set_payload(base64.encodebytes(raw).decode("ascii"))
+        elif encoding == "quoted-printable":
+            part.set_payload(quopri.encodestring(raw).decode("ascii"))
+        else:
+            part.set_payload(raw.decode("utf-8", "surrogateescape"))
+        part["Content-Transfer-Encoding"] = encoding
+    out = io.BytesIO()
+    email.generator.BytesGenerator(out, policy=email.policy.compat32.clone(
+        linesep="\r\n")).flatten(parsed)
+    whole = out.getvalue()
+    end = whole.find(b"\r\n\r\n")
+    return whole[end + 2:] if end >= 0 else b""
 
 
 def build(*, reporting_mta: str, queue_id: str, sender: str, arrival: datetime,
@@ -61,9 +126,10 @@ def build(*, reporting_mta: str, queue_id: str, sender: str, arrival: datetime,
     if original is None:
         third = b""
     elif headers_only:
-        third = (b"Content-Type: text/rfc822-headers\r\n\r\n" + original_headers(original))
+        third = (b"Content-Type: text/rfc822-headers\r\n\r\n"
+                 + without_links(original_headers(original)))
     else:
-        third = b"Content-Type: message/rfc822\r\n\r\n" + original
+        third = b"Content-Type: message/rfc822\r\n\r\n" + without_links(original)
     head = (
         f"From: Mail Delivery System <MAILER-DAEMON@{reporting_mta}>\r\n"
         f"To: <{_field(sender)}>\r\n"

@@ -148,6 +148,23 @@ class QueueStore:
     async def add(self, copies: Sequence[NewCopy], message: bytes | Sequence[bytes], *,
                   first_attempt: datetime | None = None) -> None:
         """Queue copies: with one message for all, or (a sequence) each copy's own bytes."""
+        rows = await self._rows(copies, message, first_attempt)
+        async with self._engine.begin() as conn:
+            await conn.execute(t.insert(), rows)
+
+    async def report(self, dsn: NewCopy, report: bytes, closing: Sequence[Finish]) -> None:
+        """Queue a delivery report and close the copies it reports on, in one transaction:
+        a copy is reported once, however many workers or nodes look at it (a report
+        queued apart from the close left the copy due again for another worker, which
+        reported it a second time)."""
+        rows = await self._rows([dsn], report, None)
+        async with self._engine.begin() as conn:
+            await conn.execute(t.insert(), rows)
+            if closing:
+                await conn.execute(_FINISH, _finish_params(closing))
+
+    async def _rows(self, copies: Sequence[NewCopy], message: bytes | Sequence[bytes],
+                    first_attempt: datetime | None) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         rows = []
         own = [message] * len(copies) if isinstance(message, bytes) else list(message)
@@ -166,8 +183,7 @@ class QueueStore:
                 "next_attempt_at": now if c.state is State.REFUSED else (first_attempt or now),
                 "expires_at": now + self._lifetime,
             })
-        async with self._engine.begin() as conn:
-            await conn.execute(t.insert(), rows)
+        return rows
 
     async def claim(self, limit: int, lease: float, now: datetime | None = None
                     ) -> list[tuple[QueuedCopy, bytes]]:
@@ -236,26 +252,8 @@ class QueueStore:
         """A round's outcomes in one transaction (one executemany)."""
         if not updates:
             return
-        now = datetime.now(UTC)
-        statement = t.update().where(t.c.id == sa.bindparam("b_id")).values(
-            state=sa.bindparam("b_state"), lease_until=None, updated_at=now,
-            attempts=t.c.attempts + sa.bindparam("b_inc"),
-            reply_code=sa.func.coalesce(sa.bindparam("b_code", type_=sa.Integer), t.c.reply_code),
-            reply_status=sa.func.coalesce(sa.bindparam("b_status", type_=sa.String),
-                                          t.c.reply_status),
-            reply_text=sa.func.coalesce(sa.bindparam("b_text", type_=sa.String), t.c.reply_text),
-            next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=t.c.next_attempt_at.type),
-                                             t.c.next_attempt_at),
-        )
-        params = [{
-            "b_id": u.copy_id, "b_state": u.state.value, "b_inc": 1 if u.attempted else 0,
-            "b_code": u.reply[0] if u.reply else None,
-            "b_status": u.reply[1] if u.reply else None,
-            "b_text": u.reply[2][:500] if u.reply else None,
-            "b_next": u.next_attempt_at,
-        } for u in updates]
         async with self._engine.begin() as conn:
-            await conn.execute(statement, params)
+            await conn.execute(_FINISH, _finish_params(updates))
 
     # --- operators -------------------------------------------------------------------------
     async def listing(self, states: Sequence[State] = OPEN_STATES, tenant_id: int | None = None,
@@ -295,3 +293,26 @@ class QueueStore:
             rows = await conn.execute(sa.select(t.c.sealed_message).where(
                 t.c.queue_id == queue_id))
             return [bytes(r[0]) for r in rows]
+
+
+# One attempt's end (`Finish`), as one executemany statement.
+_FINISH = t.update().where(t.c.id == sa.bindparam("b_id")).values(
+    state=sa.bindparam("b_state"), lease_until=None, updated_at=sa.bindparam("b_now"),
+    attempts=t.c.attempts + sa.bindparam("b_inc"),
+    reply_code=sa.func.coalesce(sa.bindparam("b_code", type_=sa.Integer), t.c.reply_code),
+    reply_status=sa.func.coalesce(sa.bindparam("b_status", type_=sa.String), t.c.reply_status),
+    reply_text=sa.func.coalesce(sa.bindparam("b_text", type_=sa.String), t.c.reply_text),
+    next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=t.c.next_attempt_at.type),
+                                     t.c.next_attempt_at),
+)
+
+
+def _finish_params(updates: Sequence[Finish]) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return [{
+        "b_id": u.copy_id, "b_state": u.state.value, "b_inc": 1 if u.attempted else 0,
+        "b_code": u.reply[0] if u.reply else None,
+        "b_status": u.reply[1] if u.reply else None,
+        "b_text": u.reply[2][:500] if u.reply else None,
+        "b_next": u.next_attempt_at, "b_now": now,
+    } for u in updates]

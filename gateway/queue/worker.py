@@ -7,6 +7,7 @@ DSN to the envelope sender. A DSN is sent with a null sender and is never report
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -90,15 +91,15 @@ class QueueWorker:
         refused = [(c, m) for c, m in claimed if c.kind is Kind.COPY and c.state is State.REFUSED]
         others = [(c, m) for c, m in claimed if not (c.kind is Kind.COPY
                                                      and c.state is State.REFUSED)]
-        await self._report(refused, State.BOUNCED)
+        await self._report([(c, m, None) for c, m in refused], State.BOUNCED)
         outcomes = await asyncio.gather(*(self._attempt(c, m, now) for c, m in others))
         finished = [o for o in outcomes if o is not None]
         if finished:
-            await self._store.finish_many([o.update for o in finished])
+            # a refused copy stays claimed here: it is closed with its report, together
+            await self._store.finish_many([o.update for o in finished if not o.bounce])
             await self._audit.record([r for o in finished for r in o.rows],
                                      [e for o in finished for e in o.events])
-        # re-read: the report must carry the refusal just written, not the earlier deferral
-        bounced = [(await self._store.get(o.copy.id), o.message) for o in finished if o.bounce]
+        bounced = [(o.copy, o.message, o.update) for o in finished if o.bounce]
         if bounced:
             await self._report(bounced, State.BOUNCED)
         return len(claimed)
@@ -207,26 +208,38 @@ class QueueWorker:
             await self._store.finish(copy.id, State.FAILED, attempted=False)
             await self._event(copy, "failed", None)
             return
-        await self._report([(copy, message)], State.EXPIRED,
+        await self._report([(copy, message, None)], State.EXPIRED,
                            reason="It was retried until its lifetime in the queue ran out.")
 
     # --- reports ---------------------------------------------------------------------------
-    async def _report(self, copies: Sequence[tuple[QueuedCopy, bytes]], final: State,
-                      reason: str = "") -> None:
-        """Queue one DSN per original message for these failed copies, then close them."""
-        by_message: dict[str, list[tuple[QueuedCopy, bytes]]] = {}
-        for copy, message in copies:
-            by_message.setdefault(copy.queue_id, []).append((copy, message))
+    async def _report(self, copies: Sequence[tuple[QueuedCopy, bytes, Finish | None]],
+                      final: State, reason: str = "") -> None:
+        """One DSN per original message for these failed copies (a batch, as Postfix
+        sends one per batch of failures), queued in the same transaction that closes them.
+        A copy's `Finish` carries the reply of the attempt that just failed."""
+        by_message: dict[str, list[tuple[QueuedCopy, bytes, bool]]] = {}
+        for copy, message, update in copies:
+            attempted = False
+            if update is not None and update.reply is not None:  # the refusal just made
+                code, status, text = update.reply
+                copy = dataclasses.replace(copy, reply_code=code, reply_status=status,
+                                           reply_text=text[:500])
+                attempted = update.attempted
+            by_message.setdefault(copy.queue_id, []).append((copy, message, attempted))
         for group in by_message.values():
-            first, message = group[0]
-            await self.queue_dsn(first, message, [c for c, _ in group], reason)
-            for copy, _ in group:
-                await self._store.finish(copy.id, final, attempted=False)
+            failed = [c for c, _, _ in group]
+            closing = [Finish(c.id, final, (c.reply_code, c.reply_status, c.reply_text),
+                              attempted=attempted) for c, _, attempted in group]
+            await self.queue_dsn(failed[0], group[0][1], failed, reason, closing)
+            for copy in failed:
                 await self._event(copy, final.value, None)
 
     async def queue_dsn(self, first: QueuedCopy, message: bytes,
-                        failed: Sequence[QueuedCopy], reason: str = "") -> None:
+                        failed: Sequence[QueuedCopy], reason: str = "",
+                        closing: Sequence[Finish] = ()) -> None:
+        """Queue the report on `failed` (copies of one message) and close them with it."""
         if not first.envelope_from:  # never report on a report (RFC 3464 s 2)
+            await self._store.finish_many(closing)
             return
         report = dsn.build(
             reporting_mta=self._config.smtp.hostname, queue_id=first.queue_id,
@@ -235,10 +248,10 @@ class QueueWorker:
                                             c.reply) for c in failed],
             original=message, headers_only=self._config.queue.dsn_headers_only, reason=reason,
         )
-        await self._store.add([NewCopy(
+        await self._store.report(NewCopy(
             first.queue_id, first.tenant_id, first.mailbox_id, "", first.envelope_from,
             State.DEFERRED, 0, "2.0.0", "report queued", kind=Kind.DSN,
-            message_id=first.message_id)], report)
+            message_id=first.message_id), report, closing)
         await self._audit.record([audit.row(
             "dsn.queued", actor="queue", tenant_id=first.tenant_id, queue_id=first.queue_id,
             recipients=[self._digest(c.recipient) for c in failed])])
@@ -259,7 +272,7 @@ class QueueWorker:
         if copy.kind is Kind.DSN:
             await self._store.finish(copy.id, State.DELETED, attempted=False)
             return
-        await self._report([(copy, message)], State.DELETED,
+        await self._report([(copy, message, None)], State.DELETED,
                            reason=f"An operator removed it from the queue: {reason}")
 
     def _event_rows(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None

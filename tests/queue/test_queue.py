@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -192,3 +193,60 @@ async def test_background_worker_delivers_without_being_asked(
                 break
             await asyncio.sleep(0.1)
         assert len(h.sink.to("b@example.org")) == 1
+
+
+async def test_two_workers_never_report_the_same_copy_twice(harness: Harness):
+    """A retry refused for good, while other workers (here: the same worker's other rounds,
+    as a second process would) keep claiming: the copy is reported once."""
+    for i in range(4):
+        harness.sink.faults.rcpt[f"b{i}@example.org"] = "451 4.2.1 busy"
+    for i in range(4):
+        await harness.data_reply(["a@example.org", f"b{i}@example.org"])
+    for i in range(4):
+        harness.sink.faults.rcpt[f"b{i}@example.org"] = "550 5.1.1 Gone now"
+    worker, when = harness.gateway.worker, later(minutes=2)
+    main = asyncio.ensure_future(worker.run_once(when))
+    while not main.done():  # another worker claiming all along
+        await worker.run_once(when)
+        await asyncio.sleep(0)
+    await main
+    for _ in range(3):
+        await worker.run_once(later(minutes=3))  # the reports go out
+    failed = [r.content for r in reports(harness)]
+    for i in range(4):
+        assert sum(f"Final-Recipient: rfc822; b{i}@example.org".encode() in c
+                   for c in failed) == 1, i
+
+
+async def test_a_report_carries_no_working_unsubscribe_link(harness: Harness):
+    harness.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
+    harness.sink.faults.rcpt["c@example.org"] = "451 4.2.1 busy"
+    await harness.data_reply(["a@example.org", "b@example.org", "c@example.org"])
+    harness.sink.faults.rcpt["b@example.org"] = "550 5.1.1 Gone now"
+    harness.sink.faults.rcpt["c@example.org"] = "550 5.1.1 Gone too"
+    await harness.gateway.worker.run_once(later(minutes=2))
+    await harness.gateway.worker.run_once(later(minutes=3))
+    (report,) = reports(harness)  # one report for the batch: both recipients in it
+    assert b"rfc822; b@example.org" in report.content
+    assert b"rfc822; c@example.org" in report.content
+    head = report.content.lower()
+    assert b"list-unsubscribe" not in head and b"/u/" not in head
+    assert b"dkim-signature" not in head  # it signed the fields taken out
+    (delivered,) = harness.sink.to("a@example.org")
+    assert b"List-Unsubscribe" in delivered.content  # the copies themselves keep theirs
+
+
+async def test_a_full_report_carries_the_body_without_the_link(tmp_path: Path, pki: Pki,
+                                                               database, monkeypatch):
+    monkeypatch.setenv("GATEWAY__QUEUE__DSN_HEADERS_ONLY", "false")
+    async with running_harness(tmp_path, pki, database) as h:
+        h.sink.faults.rcpt["b@example.org"] = "451 4.2.1 busy"
+        await h.data_reply(["a@example.org", "b@example.org"])
+        h.sink.faults.rcpt["b@example.org"] = "550 5.1.1 Gone now"
+        await h.gateway.worker.run_once(later(minutes=2))
+        await h.gateway.worker.run_once(later(minutes=3))
+        (report,) = reports(h)
+        assert b"message/rfc822" in report.content
+        assert b"A short note" in report.content  # the body is there ...
+        assert re.search(rb"/u/[a-z2-7]{16,}", report.content) is None  # ... without a link
+        assert b"/u/removed" in report.content
