@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 GATEWAY := $(VENV)/bin/gateway
 DEV     := GATEWAY_CONFIG=deploy/development.toml
 
-.PHONY: run test lint bench system-packages clean
+.PHONY: run test lint bench docs system-packages clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,8 +29,12 @@ test: $(VENV)/.installed system-packages
 system-packages:
 	scripts/install-system-packages.sh
 
+## Regenerate the reference generated from the code (docs/cli.md).
+docs: $(VENV)/.installed
+	$(PY) -m gateway.cli_reference > docs/cli.md
+
 bench: $(VENV)/.installed system-packages
 	$(PY) bench/relay_throughput.py
 
 clean:
-	rm -rf var/ .pytest_cache
+	rm -rf var/ var-tenant-keys/ .pytest_cache

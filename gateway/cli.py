@@ -297,6 +297,8 @@ def _banner(config: Config, roles: tuple[str, ...], ports: Any, mailto_domains: 
         creds = demo_credentials_path(config)
         if creds.exists():
             click.echo(creds.read_text().rstrip())
+            click.echo("try it, in another terminal: source .venv/bin/activate && "
+                       "gateway send-test   (then: ls var/outbox/new/)")
     sys.stdout.flush()
 
 

@@ -752,7 +752,9 @@ def _validate(config: Config) -> None:
                  store, "Must not be the main database: its backups would keep the keys.")
     elif store:
         where = Path(store.removeprefix("dir:")).resolve()
-        _require(not where.is_relative_to(Path(config.data_dir).resolve()),
+        # development may keep them in var/, so that one 'make clean' resets everything
+        _require(config.is_development
+                 or not where.is_relative_to(Path(config.data_dir).resolve()),
                  "vault.tenant_key_store", store,
                  "Must be outside data_dir: a backup of the data must not carry the keys.")
     for name, check in config.policy.items():

@@ -27,35 +27,49 @@ class GatewayError(Exception):
 
 
 class ConfigError(GatewayError):
+    """A configuration key or value is wrong (the message names it)."""
+
     exit_code = 2
 
 
 class NotFound(GatewayError):
+    """Not found: the named tenant, login, mailbox, entry or copy does not exist."""
+
     exit_code = 3
 
 
 class Conflict(GatewayError):
+    """Conflict: it exists already, or its state does not allow this now."""
+
     exit_code = 4
 
 
 class InvalidValue(GatewayError):
+    """Invalid value: an argument or a file's content was refused (the message says why)."""
+
     exit_code = 5
 
 
 class VaultError(GatewayError):
+    """Vault: a master, purpose or tenant key is missing or does not open."""
+
     exit_code = 6
 
 
 class StoreError(GatewayError):
+    """Database: it did not answer, has no schema yet, or refused the write."""
+
     exit_code = 7
 
 
 class NetworkError(GatewayError):
+    """Network: a DNS server, token endpoint or mail server did not answer or refused."""
+
     exit_code = 8
 
 
 class PortUnavailable(GatewayError):
-    """A listener's address cannot be bound: in use, or a privileged port for this user."""
+    """Port: a listener's address cannot be bound (in use, or privileged for this user)."""
 
     exit_code = 9
 
