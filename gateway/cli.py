@@ -1296,7 +1296,7 @@ from gateway import (  # noqa: E402, F401
     cli_optouts,
     cli_retention,
     cli_review,
-    cli_send_test,
+    cli_send,
     cli_subjects,
     cli_suppress,
     cli_users,
