@@ -62,6 +62,7 @@ from gateway.smtp.connections import ClientConnections
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.relay import Relay
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
+from gateway.smtp.suppressed import SuppressedReports
 from gateway.smtp.tls import ensure_self_signed
 from gateway.smtp.upstream.base import Upstream
 from gateway.smtp.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
@@ -249,6 +250,8 @@ class Gateway:
             composer=self.composer, held=self.held, limits=self.limits,
             suppression_digest=self.suppressions.digest_of,
             bounces=HardBounces(self.suppressions), write_health=self.write_health,
+            suppressed=SuppressedReports(config, self.queue, self.audit,
+                                         lambda r: self.handler.digest(r)),
         )
         self.inbox = InboxReader(config, self.engine, self.directory, self.tokens,
                                  self.feedback)

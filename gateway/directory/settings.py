@@ -68,6 +68,13 @@ def _alignment_action(value: str) -> None:
                            "alignment off ([policy.identity-alignment]).")
 
 
+def _suppressed_mode(value: str) -> None:
+    if value not in ("refuse", "accept-and-report"):
+        raise InvalidValue("Must be refuse (550 5.7.1 at RCPT) or accept-and-report (250 at "
+                           "RCPT, not sent, reported to the sender by a delivery report and a "
+                           "'suppressed' event).")
+
+
 def _yes_no(value: str) -> None:
     if value not in ("yes", "no"):
         raise InvalidValue("Must be yes or no.")
@@ -115,6 +122,8 @@ SCHEMA: Mapping[str, Setting] = {
                             default=lambda c: "yes", check=_yes_no),
     "identity_alignment": Setting(str, "action on a misaligned sender identity",
                                   check=_alignment_action),
+    "suppressed_recipients": Setting(str, "what a suppressed recipient gets at RCPT",
+                                     default=lambda c: "refuse", check=_suppressed_mode),
     "inbox_labelling": Setting(str, "flag the bounces and replies the gateway acted on in the "
                                "mailbox (otherwise it only reads)", default=lambda c: "no",
                                check=_yes_no),

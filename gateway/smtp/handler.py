@@ -34,7 +34,13 @@ from gateway.smtp.line_discipline import data_fault
 from gateway.smtp.relay import Relay
 from gateway.smtp.replies import Reply
 from gateway.smtp.server import GatewaySMTP
-from gateway.smtp.session import GatewayEnvelope, GatewaySession
+from gateway.smtp.session import GatewayEnvelope, GatewaySession, Suppressed
+from gateway.smtp.suppressed import (
+    ACCEPT_AND_REPORT,
+    MODE_SETTING,
+    REPORTABLE,
+    SuppressedReports,
+)
 from gateway.smtp.upstream.base import Outcome as CopyOutcome
 from gateway.store import audit
 from gateway.store.audit import AuditTrail
@@ -56,7 +62,8 @@ class GatewayHandler:
                  limits: SendingLimits | None = None,
                  suppression_digest: Callable[[str], bytes | None] = lambda r: None,
                  bounces: HardBounces | None = None,
-                 write_health: WriteHealth | None = None) -> None:
+                 write_health: WriteHealth | None = None,
+                 suppressed: SuppressedReports | None = None) -> None:
         self.config = config
         self._directory = directory
         self._pipeline = pipeline
@@ -70,6 +77,7 @@ class GatewayHandler:
         self._suppression_digest = suppression_digest
         self._bounces = bounces
         self._write_health = write_health
+        self._suppressed = suppressed  # accept-and-report (smtp/suppressed.py)
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
 
@@ -282,12 +290,23 @@ class GatewayHandler:
         assert isinstance(session, GatewaySession) and isinstance(envelope, GatewayEnvelope)
         assert session.principal is not None and envelope.tenant is not None
         limit = self._directory.setting(envelope.tenant.id, "max_recipients")
-        if len(envelope.recipients) >= limit:
+        if len(envelope.recipients) + len(envelope.suppressed) >= limit:
             return str(replies.TOO_MANY_RECIPIENTS)
         tx = Transaction(session.principal, envelope.tenant, envelope.sender,
                          mailbox=envelope.mailbox, recipient=address,
                          smtputf8=envelope.smtp_utf8)
         outcome = await self._pipeline.run(Stage.RCPT, tx)
+        if outcome.reply is not None and self._reports(envelope, outcome):
+            # accept-and-report: 250 now, never relayed, reported once the message is in
+            last = outcome.verdicts[-1]
+            envelope.rcpt_tos.append(address)  # aiosmtpd wants one before DATA
+            envelope.suppressed.append(Suppressed(
+                addr.normalize(address, smtputf8=envelope.smtp_utf8), str(outcome.reply),
+                last.check, last.erased))
+            log.info("suppressed recipient accepted to be reported", extra={
+                "tenant_id": envelope.tenant.id, "check": last.check,
+                "recipient_digest": self.digest(address)})
+            return str(replies.RECIPIENT_OK)
         if outcome.reply is not None:
             await self._record_refusal("recipient.refused", tx, outcome,
                                        recipient_digest=self.digest(address))
@@ -296,6 +315,14 @@ class GatewayHandler:
         envelope.rcpt_options.extend(rcpt_options)
         envelope.recipients.append(addr.normalize(address, smtputf8=envelope.smtp_utf8))
         return str(replies.RECIPIENT_OK)
+
+    def _reports(self, envelope: GatewayEnvelope, outcome: Outcome) -> bool:
+        """Whether this refusal becomes a report: the tenant asked for it, and the check is
+        one whose refusal may (a suppression, never syntax, identity or limits)."""
+        assert envelope.tenant is not None
+        return (self._suppressed is not None and outcome.verdicts[-1].check in REPORTABLE
+                and self._directory.setting(envelope.tenant.id, MODE_SETTING)
+                == ACCEPT_AND_REPORT)
 
     async def _record_refusal(self, event: str, tx: Transaction, outcome: Outcome,
                               recipient_digest: str | None = None) -> None:
@@ -327,6 +354,8 @@ class GatewayHandler:
                 reply = await self._data(server, session, envelope, queue_id)
                 _log_refusal("DATA", str(reply), envelope.tenant.id, recipient_digests=[
                     self.digest(r) for r in envelope.recipients] if reply.code >= 400 else [])
+                if reply.code < 400 and envelope.suppressed:  # the message is in: report
+                    await self._report_suppressed(session, envelope, queue_id)
                 return str(reply)
         finally:
             self.in_flight -= 1
@@ -346,6 +375,8 @@ class GatewayHandler:
             return fault
         if len(raw) > self._directory.setting(tenant.id, "max_message_size"):
             return replies.MESSAGE_TOO_BIG
+        if not envelope.recipients:  # every recipient suppressed: nothing to check or send
+            return replies.accepted(queue_id)
         message = Message(raw)
         tx = Transaction(principal, tenant, envelope.sender, mailbox=mailbox,
                          recipients=tuple(envelope.recipients), message=message,
@@ -446,6 +477,17 @@ class GatewayHandler:
                 "recipients": len(digests), "size": len(raw), "code": result.reply.code,
                 "status": result.reply.status, "kept": result.kept})
         return result.reply
+
+    async def _report_suppressed(self, session: GatewaySession, envelope: GatewayEnvelope,
+                                 queue_id: str) -> None:
+        assert self._suppressed is not None and envelope.tenant is not None
+        assert envelope.mailbox is not None and session.principal is not None
+        raw = envelope.original_content or b""
+        await self._suppressed.report(
+            queue_id=queue_id, tenant_id=envelope.tenant.id, mailbox_id=envelope.mailbox.id,
+            sender=envelope.sender, actor=f"login:{session.principal.username}",
+            suppressed=envelope.suppressed, message=raw,
+            message_id=Message(raw).value("message-id") or None)
 
     async def _keep(self, session: GatewaySession, envelope: GatewayEnvelope,
                     message: Message, queue_id: str, check: str, reason: str,

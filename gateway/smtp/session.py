@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from aiosmtpd.smtp import Envelope, Session
 
@@ -39,6 +40,17 @@ class GatewaySession(Session):
         return data if isinstance(data, Principal) else None
 
 
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A recipient accepted at RCPT only to be reported (the tenant's accept-and-report):
+    never relayed, listed in one delivery report and a `suppressed` event."""
+
+    recipient: str  # the validated bare form
+    reply: str  # what `refuse` would have answered, e.g. 550 5.7.1 ...
+    check: str  # the check that refused it
+    erased: bool  # an erasure entry: named by digest only, in the report and the event
+
+
 class GatewayEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
@@ -46,4 +58,5 @@ class GatewayEnvelope(Envelope):
         self.mailbox: Mailbox | None = None
         self.sender: str = ""  # validated bare form of MAIL FROM
         self.recipients: list[str] = []  # validated bare forms, in RCPT order
+        self.suppressed: list[Suppressed] = []  # accepted to be reported, never relayed
         self.eightbit_declared = False  # BODY=8BITMIME
