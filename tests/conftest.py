@@ -61,9 +61,14 @@ class Pki:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def make_pki(directory: Path) -> Pki:
+    """A test CA and a certificate for localhost, 127.0.0.1 and gw.test, in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1", "gw.test")
-    directory = tmp_path_factory.mktemp("pki")
     cert_file, key_file = directory / "cert.pem", directory / "key.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
