@@ -31,7 +31,7 @@ system-packages:
 
 ## Regenerate the reference generated from the code (docs/cli.md).
 docs: $(VENV)/.installed
-	$(PY) -m gateway.cli_reference > docs/cli.md
+	$(PY) -m gateway.cli.reference > docs/cli.md
 
 bench: $(VENV)/.installed system-packages
 	$(PY) bench/relay_throughput.py

@@ -132,7 +132,7 @@ def test_every_command_and_option_has_help_text():
     reference (docs/cli.md) is generated from the same text."""
     import click
 
-    from gateway.cli import cli
+    from gateway.cli.main import cli
 
     missing = []
 
@@ -152,7 +152,7 @@ def test_every_command_and_option_has_help_text():
 
 def test_the_cli_reference_is_generated_from_the_help_text():
     """docs/cli.md is `make docs`'s output for the commands as they are now."""
-    from gateway.cli_reference import markdown
+    from gateway.cli.reference import markdown
 
     reference = Path(__file__).parents[2] / "docs/cli.md"
     assert reference.read_text() == markdown(), "docs/cli.md is stale: run 'make docs'"

@@ -18,7 +18,7 @@ import click
 
 
 def cli_surface() -> dict[str, Any]:
-    from gateway.cli import cli
+    from gateway.cli.main import cli
 
     found: dict[str, Any] = {}
 

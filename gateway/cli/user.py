@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from gateway.cli import _actor, _vault, cli, with_store
+from gateway.cli import shared
 from gateway.config import Config
 from gateway.errors import ConfigError
 from gateway.review.accounts import MIN_PASSWORD, ROLES, Reviewers
@@ -15,10 +15,10 @@ from gateway.store.directory import DirectoryStore
 
 
 def _reviewers(store: DirectoryStore, config: Config) -> Reviewers:
-    return Reviewers(store.engine, _vault(config), config.review)
+    return Reviewers(store.engine, shared.open_vault(config), config.review)
 
 
-@cli.group()
+@click.group()
 def user() -> None:
     """Reviewers of the review pages: add, list, remove, unlock."""
 
@@ -33,7 +33,7 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True,
               help=f"Read the password (at least {MIN_PASSWORD} characters) from stdin; "
               "otherwise one is generated and shown once.")
-@with_store
+@shared.with_store
 async def user_add(store: DirectoryStore, config: Config, username: str, role: str,
                    tenant_name: str | None, password_stdin: bool) -> None:
     """Create a reviewer. Prints the TOTP secret as an otpauth:// URI (add it to an
@@ -41,7 +41,7 @@ async def user_add(store: DirectoryStore, config: Config, username: str, role: s
     tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
     password = sys.stdin.readline().rstrip("\n") if password_stdin else \
         secrets.token_urlsafe(18)
-    uri = await _reviewers(store, config).add(username, password, role, tenant_id, _actor())
+    uri = await _reviewers(store, config).add(username, password, role, tenant_id, shared.actor())
     click.echo(f"reviewer {username} added ({role}{', ' + tenant_name if tenant_name else ''})")
     if not password_stdin:
         click.echo(f"password: {password}")
@@ -49,7 +49,7 @@ async def user_add(store: DirectoryStore, config: Config, username: str, role: s
 
 
 @user.command("list")
-@with_store
+@shared.with_store
 async def user_list(store: DirectoryStore, config: Config) -> None:
     """List the reviewers of the review pages and their roles."""
     names = {t.id: t.name for t in await store.list_tenants()}
@@ -62,25 +62,25 @@ async def user_list(store: DirectoryStore, config: Config) -> None:
 
 @user.command("remove")
 @click.argument("username")
-@with_store
+@shared.with_store
 async def user_remove(store: DirectoryStore, config: Config, username: str) -> None:
     """Delete the account and end its sessions."""
-    await _reviewers(store, config).remove(username, _actor())
+    await _reviewers(store, config).remove(username, shared.actor())
     click.echo(f"reviewer {username} removed")
 
 
 @user.command("unlock")
 @click.argument("username")
-@with_store
+@shared.with_store
 async def user_unlock(store: DirectoryStore, config: Config, username: str) -> None:
     """Lift a lockout after repeated failed sign-ins."""
-    await _reviewers(store, config).unlock(username, _actor())
+    await _reviewers(store, config).unlock(username, shared.actor())
     click.echo(f"reviewer {username} unlocked")
 
 
 @user.command("code")
 @click.argument("username")
-@with_store
+@shared.with_store
 async def user_code(store: DirectoryStore, config: Config, username: str) -> None:
     """Development only: the reviewer's current TOTP code (the demo's stand-in for an
     authenticator app)."""

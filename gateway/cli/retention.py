@@ -5,24 +5,24 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import _actor, _held_store, _suppressions, cli, tenant, with_store
-from gateway.cli_audit import anchor_key
+from gateway.cli import parts, shared
+from gateway.cli.audit import anchor_key
 from gateway.config import Config, data_path
 from gateway.errors import VaultError
 from gateway.retention import Retention, schedule_markdown
 from gateway.store.directory import DirectoryStore
 
 
-@cli.command()
-@with_store
+@click.command()
+@shared.with_store
 async def purge(store: DirectoryStore, config: Config) -> None:
     """Delete what is past its retention in every store now; print the counts."""
     key = await anchor_key(store, config)
     if key is None:
         raise VaultError("The audit-anchor key does not exist yet: start the gateway once "
                          "(or run 'gateway audit anchor').")
-    retention = Retention(config, store.engine, await _held_store(store.engine, config),
-                          await _suppressions(store.engine, config), lambda: key,
+    retention = Retention(config, store.engine, await parts.held_store(store.engine, config),
+                          await parts.suppression_lists(store.engine, config), lambda: key,
                           data_path(config, "postmaster"))
     purged = await retention.run_once()
     for name, count in purged.counts.items():
@@ -30,21 +30,19 @@ async def purge(store: DirectoryStore, config: Config) -> None:
     click.echo(f"purged {purged.total}")
 
 
-@cli.command()
+@click.command()
 @click.pass_context
 def retention(ctx: click.Context) -> None:
     """The retention schedule of every store of personal data, with this configuration's
     values (a Markdown table for the record of processing)."""
-    from gateway.cli import _config
-
-    click.echo(schedule_markdown(_config(ctx)), nl=False)
+    click.echo(schedule_markdown(shared.load_config(ctx)), nl=False)
 
 
-@tenant.command("legal-hold")
+@click.command("legal-hold")
 @click.argument("name")
 @click.option("--reason", default=None, help="Place the hold, with why (a case reference).")
 @click.option("--lift", is_flag=True, help="Lift the hold.")
-@with_store
+@shared.with_store
 async def tenant_legal_hold(store: DirectoryStore, config: Config, name: str,
                             reason: str | None, lift: bool) -> None:
     """Suspend (or, with --lift, resume) purge and erasure of the tenant's held messages and
@@ -54,9 +52,9 @@ async def tenant_legal_hold(store: DirectoryStore, config: Config, name: str,
     if reason is not None:
         if not reason.strip():
             raise click.UsageError("--reason must say why (e.g. a case reference).")
-        await store.set_legal_hold(name, reason.strip(), _actor())
+        await store.set_legal_hold(name, reason.strip(), shared.actor())
     elif lift:
-        await store.set_legal_hold(name, None, _actor())
+        await store.set_legal_hold(name, None, shared.actor())
     hold = await store.legal_hold(name)
     click.echo(f"tenant {name}: no legal hold" if hold is None else
                f"tenant {name}: legal hold since {hold[0]:%Y-%m-%d %H:%M}Z ({hold[1]})")

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import _actor, _tenant_sealer, _vault, cli, with_store
+from gateway.cli import parts, shared
 from gateway.config import Config
 from gateway.dkim.keys import DkimKeys, KeyInfo
 from gateway.store.directory import DirectoryStore
 
 
-@cli.group()
+@click.group()
 def dkim() -> None:
     """DKIM signing keys: generate, list, show-dns, retire."""
 
 
 def _keys(store: DirectoryStore, config: Config) -> DkimKeys:
-    return DkimKeys(store.engine, _vault(config), _tenant_sealer(store.engine, config))
+    return DkimKeys(store.engine, shared.open_vault(config),
+                    parts.tenant_sealer(store.engine, config))
 
 
 def _line(k: KeyInfo) -> str:
@@ -31,21 +32,21 @@ def _line(k: KeyInfo) -> str:
               show_default=True, help="RSA-2048 (every receiver) or Ed25519 (a second "
               "signature beside an RSA one).")
 @click.option("--selector", default="", help="DNS selector (default ocg<yyyymm><r|e>).")
-@with_store
+@shared.with_store
 async def generate(store: DirectoryStore, config: Config, domain: str, algorithm: str,
                    selector: str) -> None:
     """Make a key for a tenant's sending domain and print its DNS record.
 
     The newest key of each algorithm signs (within seconds on running gateways): publish
     the record before mail goes out, or receivers see failing signatures."""
-    info = await _keys(store, config).generate(domain, algorithm, selector, _actor())
+    info = await _keys(store, config).generate(domain, algorithm, selector, shared.actor())
     click.echo(info.dns_record())
 
 
 @dkim.command(name="list")
 @click.option("--tenant", "tenant_name", default=None, help="Only this tenant's keys.")
 @click.option("--domain", default=None, help="Only this domain's keys.")
-@with_store
+@shared.with_store
 async def list_keys(store: DirectoryStore, config: Config, tenant_name: str | None,
                     domain: str | None) -> None:
     """Every key: domain, selector, algorithm, active or retired, created."""
@@ -55,7 +56,7 @@ async def list_keys(store: DirectoryStore, config: Config, tenant_name: str | No
 
 @dkim.command(name="show-dns")
 @click.argument("domain")
-@with_store
+@shared.with_store
 async def show_dns(store: DirectoryStore, config: Config, domain: str) -> None:
     """The TXT records to publish for a domain's active keys."""
     keys = [k for k in await _keys(store, config).listing(domain=domain) if not k.retired_at]
@@ -68,8 +69,8 @@ async def show_dns(store: DirectoryStore, config: Config, domain: str) -> None:
 @dkim.command()
 @click.argument("domain")
 @click.argument("selector")
-@with_store
+@shared.with_store
 async def retire(store: DirectoryStore, config: Config, domain: str, selector: str) -> None:
     """Stop signing with a key (its DNS record may go once mail signed with it is read)."""
-    info = await _keys(store, config).retire(domain, selector, _actor())
+    info = await _keys(store, config).retire(domain, selector, shared.actor())
     click.echo(_line(info))

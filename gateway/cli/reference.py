@@ -1,12 +1,12 @@
 """docs/cli.md, generated from the commands' own help text: `make docs` (or
-`python -m gateway.cli_reference > docs/cli.md`) writes it, and a test keeps the file equal
+`python -m gateway.cli.reference > docs/cli.md`) writes it, and a test keeps the file equal
 to what this prints, so the reference never drifts from `gateway COMMAND --help`."""
 
 from __future__ import annotations
 
 import click
 
-from gateway.cli import cli
+from gateway.cli.main import cli
 from gateway.errors import GatewayError
 
 INTRO = """\

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import click
 
-from gateway.cli import DEMO_LOGIN, DEMO_MAILBOX, CliError, _config, cli
+from gateway.cli import shared
+from gateway.cli.demo import DEMO_LOGIN, DEMO_MAILBOX
 from gateway.config import Config
 from gateway.errors import InvalidValue, NetworkError
 
@@ -27,7 +28,7 @@ TRACKER = '<img src="https://t.example/o.gif" width="1" height="1" alt="">'
 REFUSED_EXIT = 1
 
 
-@cli.command("send-test")
+@click.command("send-test")
 @click.option("--to", "recipient", default="alice@example.org", show_default=True,
               help="The recipient.")
 @click.option("--from", "sender", default=None,
@@ -47,7 +48,7 @@ REFUSED_EXIT = 1
 def send_test(ctx: click.Context, recipient: str, sender: str | None, login: str | None,
               password_stdin: bool, html: bool, subject: str, server: str | None) -> None:
     """Send one message through this gateway and print its reply (exit 1 if refused)."""
-    config = _config(ctx)
+    config = shared.load_config(ctx)
     login, sender, password = _identity(config, login, sender, password_stdin)
     host, port = _server(config, server)
     message = _message(sender, recipient, subject, html)
@@ -62,7 +63,7 @@ def send_test(ctx: click.Context, recipient: str, sender: str | None, login: str
         click.echo(f"gateway: refused: {exc.smtp_code} {text}", err=True)
         sys.exit(REFUSED_EXIT)
     except (OSError, smtplib.SMTPException) as exc:
-        raise CliError(f"Cannot submit to {host}:{port} ({type(exc).__name__}).",
+        raise shared.CliError(f"Cannot submit to {host}:{port} ({type(exc).__name__}).",
                        NetworkError.exit_code) from None
     if code >= 400:
         click.echo(f"gateway: refused: {code} {reply}", err=True)
@@ -90,21 +91,21 @@ def _identity(config: Config, login: str | None, sender: str | None,
     if login is None and config.is_development:
         creds = demo_credentials_path(config)
         if not creds.exists():
-            raise CliError("No demo credentials yet: run 'make run' (or 'gateway demo') first.",
-                           InvalidValue.exit_code)
+            raise shared.CliError("No demo credentials yet: run 'make run' (or 'gateway "
+                                  "demo') first.", InvalidValue.exit_code)
         # "demo login: demo  password: <p>  sender: <s>"
         words = creds.read_text().split("\n", 1)[0].split()
         return DEMO_LOGIN, sender or words[words.index("sender:") + 1], \
             words[words.index("password:") + 1]
     if login is None or sender is None:
-        raise CliError("Name the login and the sender: --login USER --from ADDRESS.",
+        raise shared.CliError("Name the login and the sender: --login USER --from ADDRESS.",
                        InvalidValue.exit_code)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True)
     if not password:
-        raise CliError("No password given.", InvalidValue.exit_code)
+        raise shared.CliError("No password given.", InvalidValue.exit_code)
     return login, sender, password
 
 
@@ -112,7 +113,7 @@ def _server(config: Config, server: str | None) -> tuple[str, int]:
     if server:
         host, _, port = server.rpartition(":")
         if not host or not port.isdigit():
-            raise CliError(f"--server '{server}' is not HOST:PORT.", InvalidValue.exit_code)
+            raise shared.CliError(f"--server '{server}' is not HOST:PORT.", InvalidValue.exit_code)
         return host.strip("[]"), int(port)
     host = "127.0.0.1" if config.is_development else config.smtp.hostname
     return host, config.smtp.submission_port

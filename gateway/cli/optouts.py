@@ -8,15 +8,7 @@ from typing import Any
 
 import click
 
-from gateway.cli import (
-    _actor,
-    _event_names,
-    _suppressions,
-    _tenant_sealer,
-    _vault,
-    cli,
-    with_store,
-)
+from gateway.cli import parts, shared
 from gateway.config import Config
 from gateway.store.directory import DirectoryStore
 
@@ -26,10 +18,10 @@ STATUSES = click.Choice(["pending", "confirmed", "dismissed"])
 async def _reviews(store: DirectoryStore, config: Config) -> Any:
     from gateway.optout.reviews import OptOutReviews
 
-    return OptOutReviews(store.engine, _vault(config),
-                         await _suppressions(store.engine, config),
-                         await _event_names(store.engine, config),
-                         _tenant_sealer(store.engine, config))
+    return OptOutReviews(store.engine, shared.open_vault(config),
+                         await parts.suppression_lists(store.engine, config),
+                         await parts.event_names(store.engine, config),
+                         parts.tenant_sealer(store.engine, config))
 
 
 def _line(item: Any) -> str:
@@ -37,7 +29,7 @@ def _line(item: Any) -> str:
             f"tenant {item.tenant_id}\tqueue {item.queue_id}\t{item.rule}")
 
 
-@cli.group()
+@click.group()
 def optouts() -> None:
     """Possible opt-outs from replies: list, show, confirm, dismiss."""
 
@@ -47,7 +39,7 @@ def optouts() -> None:
 @click.option("--status", type=STATUSES, default="pending", show_default=True,
               help="Which replies: waiting for a person, or already decided.")
 @click.option("--limit", type=int, default=100, show_default=True, help="At most this many rows.")
-@with_store
+@shared.with_store
 async def list_optouts(store: DirectoryStore, config: Config, tenant_name: str | None,
                        status: str, limit: int) -> None:
     """One line each: id, status, time, tenant, the queue id it answers, the rule."""
@@ -58,22 +50,22 @@ async def list_optouts(store: DirectoryStore, config: Config, tenant_name: str |
 
 @optouts.command()
 @click.argument("review_id", type=int)
-@with_store
+@shared.with_store
 async def show(store: DirectoryStore, config: Config, review_id: int) -> None:
     """The reply's sender, subject and own words (audited: personal data)."""
     reviews = await _reviews(store, config)
     click.echo(_line(await reviews.get(review_id)))
-    reply = await reviews.reply(review_id, _actor())
+    reply = await reviews.reply(review_id, shared.actor())
     click.echo(f"From: {reply.sender}\nSubject: {reply.subject}\n\n{reply.words}")
 
 
 @optouts.command()
 @click.argument("review_id", type=int)
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
-@with_store
+@shared.with_store
 async def confirm(store: DirectoryStore, config: Config, review_id: int, reason: str) -> None:
     """It is an opt-out: suppress the recipient for the tenant (reason unsubscribe)."""
-    made = await (await _reviews(store, config)).confirm(review_id, _actor(), reason)
+    made = await (await _reviews(store, config)).confirm(review_id, shared.actor(), reason)
     click.echo(f"possible opt-out {review_id} confirmed"
                + ("" if made else " (the recipient was suppressed already)"))
 
@@ -81,8 +73,8 @@ async def confirm(store: DirectoryStore, config: Config, review_id: int, reason:
 @optouts.command()
 @click.argument("review_id", type=int)
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
-@with_store
+@shared.with_store
 async def dismiss(store: DirectoryStore, config: Config, review_id: int, reason: str) -> None:
     """Not an opt-out: nobody is suppressed."""
-    await (await _reviews(store, config)).dismiss(review_id, _actor(), reason)
+    await (await _reviews(store, config)).dismiss(review_id, shared.actor(), reason)
     click.echo(f"possible opt-out {review_id} dismissed")

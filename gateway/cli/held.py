@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from gateway.cli import _actor, _held_store, _queue_store, cli, with_store
+from gateway.cli import parts, shared
 from gateway.config import Config
 from gateway.review.held import HeldMessage, HeldStore
 from gateway.review.release import queue_discard_report
@@ -17,7 +17,7 @@ STATUSES = click.Choice(["held", "refused", "release-requested", "released", "di
 
 
 async def _store(store: DirectoryStore, config: Config) -> HeldStore:
-    held: HeldStore = await _held_store(store.engine, config)
+    held: HeldStore = await parts.held_store(store.engine, config)
     return held
 
 
@@ -26,7 +26,7 @@ def _line(h: HeldMessage) -> str:
             f"\t{h.envelope_from}\t{len(h.recipients)} rcpt\t{h.reason}")
 
 
-@cli.group()
+@click.group()
 def held() -> None:
     """Held and refused messages: list, show, body, release, discard, note."""
 
@@ -37,7 +37,7 @@ def held() -> None:
               help="Held (waiting for a decision), refused, released or discarded.")
 @click.option("--check", "check_name", default=None, help="e.g. sensitive-data")
 @click.option("--limit", type=int, default=100, show_default=True, help="At most this many rows.")
-@with_store
+@shared.with_store
 async def list_held(store: DirectoryStore, config: Config, tenant_name: str | None,
                     status: str, check_name: str | None, limit: int) -> None:
     """One line each: id, queue id, status, check, time, sender, recipients, reason."""
@@ -48,10 +48,10 @@ async def list_held(store: DirectoryStore, config: Config, tenant_name: str | No
 
 @held.command()
 @click.argument("held_id", type=int)
-@with_store
+@shared.with_store
 async def show(store: DirectoryStore, config: Config, held_id: int) -> None:
     """The metadata and every verdict (not the body)."""
-    h = await (await _store(store, config)).get(held_id, viewer=_actor())
+    h = await (await _store(store, config)).get(held_id, viewer=shared.actor())
     click.echo(_line(h))
     click.echo(f"  login {h.login}  mailbox {h.mailbox_id}  size {h.size}  subject {h.subject}")
     click.echo(f"  recipients {', '.join(h.recipients)}")
@@ -63,33 +63,33 @@ async def show(store: DirectoryStore, config: Config, held_id: int) -> None:
 
 @held.command()
 @click.argument("held_id", type=int)
-@with_store
+@shared.with_store
 async def body(store: DirectoryStore, config: Config, held_id: int) -> None:
     """The message as received (audited: it holds personal data)."""
-    sys.stdout.buffer.write(await (await _store(store, config)).body(held_id, _actor()))
+    sys.stdout.buffer.write(await (await _store(store, config)).body(held_id, shared.actor()))
 
 
 @held.command()
 @click.argument("held_id", type=int)
 @click.option("--reason", required=True, help="Why it may go out (kept in the audit trail).")
-@with_store
+@shared.with_store
 async def release(store: DirectoryStore, config: Config, held_id: int, reason: str) -> None:
     """Send it after all: the running gateway queues each recipient's copy within seconds
     (suppression is checked again before sending)."""
-    h = await (await _store(store, config)).request_release(held_id, _actor(), reason)
+    h = await (await _store(store, config)).request_release(held_id, shared.actor(), reason)
     click.echo(_line(h))
 
 
 @held.command()
 @click.argument("held_id", type=int)
 @click.option("--reason", required=True, help="Why it is discarded (kept in the audit trail).")
-@with_store
+@shared.with_store
 async def discard(store: DirectoryStore, config: Config, held_id: int, reason: str) -> None:
     """Never send it; the sender gets a delivery report (no body) and the tenant an event."""
     held_store = await _store(store, config)
-    h = await held_store.discard(held_id, _actor(), reason)
+    h = await held_store.discard(held_id, shared.actor(), reason)
     message = await held_store.body(held_id, "review:discard-report")
-    await queue_discard_report(_queue_store(store.engine, config),
+    await queue_discard_report(parts.queue_store(store.engine, config),
                                h, message, config)
     click.echo(_line(h))
 
@@ -97,10 +97,10 @@ async def discard(store: DirectoryStore, config: Config, held_id: int, reason: s
 @held.command()
 @click.argument("held_id", type=int)
 @click.argument("text")
-@with_store
+@shared.with_store
 async def note(store: DirectoryStore, config: Config, held_id: int, text: str) -> None:
     """Add a reviewer's note."""
-    click.echo(_line(await (await _store(store, config)).note(held_id, _actor(), text)))
+    click.echo(_line(await (await _store(store, config)).note(held_id, shared.actor(), text)))
 
 
 async def _selection(held_store: HeldStore, store: DirectoryStore, tenant_name: str,
@@ -120,14 +120,14 @@ async def _selection(held_store: HeldStore, store: DirectoryStore, tenant_name: 
               help="The tenant whose held messages are released.")
 @click.option("--check", "check_name", default=None, help="Only the messages this check held.")
 @click.option("--reason", required=True, help="Why they may go out (kept in the audit trail).")
-@with_store
+@shared.with_store
 async def release_all(store: DirectoryStore, config: Config, tenant_name: str,
                       check_name: str | None, reason: str) -> None:
     """Release every held message of a tenant (of one check, with --check)."""
     held_store = await _store(store, config)
     chosen = await _selection(held_store, store, tenant_name, check_name)
     for h in chosen:
-        await held_store.request_release(h.id, _actor(), reason)
+        await held_store.request_release(h.id, shared.actor(), reason)
     click.echo(f"{len(chosen)} released")
 
 
@@ -136,16 +136,16 @@ async def release_all(store: DirectoryStore, config: Config, tenant_name: str,
               help="The tenant whose held messages are discarded.")
 @click.option("--check", "check_name", default=None, help="Only the messages this check held.")
 @click.option("--reason", required=True, help="Why they are discarded (kept in the audit trail).")
-@with_store
+@shared.with_store
 async def discard_all(store: DirectoryStore, config: Config, tenant_name: str,
                       check_name: str | None, reason: str) -> None:
     """Discard every held message of a tenant (of one check, with --check); each sender
     gets its report."""
     held_store = await _store(store, config)
-    queue = _queue_store(store.engine, config)
+    queue = parts.queue_store(store.engine, config)
     chosen = await _selection(held_store, store, tenant_name, check_name)
     for h in chosen:
-        done = await held_store.discard(h.id, _actor(), reason)
+        done = await held_store.discard(h.id, shared.actor(), reason)
         message = await held_store.body(h.id, "review:discard-report")
         await queue_discard_report(queue, done, message, config)
     click.echo(f"{len(chosen)} discarded")

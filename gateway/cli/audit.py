@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from gateway.cli import _purpose_keys, cli, with_store
+from gateway.cli import parts, shared
 from gateway.config import Config
 from gateway.errors import VaultError
 from gateway.store import audit_chain
@@ -16,7 +16,7 @@ from gateway.store.directory import DirectoryStore
 
 async def anchor_key(store: DirectoryStore, config: Config) -> bytes | None:
     """The audit-anchor key, or None if it does not exist yet (no gateway has started)."""
-    keys = _purpose_keys(store.engine, config)
+    keys = parts.purpose_keys(store.engine, config)
     await keys.load()
     try:
         key: bytes = keys.current(audit_chain.ANCHOR_PURPOSE)[1]
@@ -25,13 +25,13 @@ async def anchor_key(store: DirectoryStore, config: Config) -> bytes | None:
     return key
 
 
-@cli.group()
+@click.group()
 def audit() -> None:
     """The audit trail: verify its hash chains and anchors, anchor it now."""
 
 
 @audit.command("verify")
-@with_store
+@shared.with_store
 async def audit_verify(store: DirectoryStore, config: Config) -> None:
     """Check every row's hash, every chain's sequence and every anchor's HMAC. Exit 1 and
     name each problem (ids, never content) if anything was edited, deleted, reordered,
@@ -53,10 +53,10 @@ async def audit_verify(store: DirectoryStore, config: Config) -> None:
 
 
 @audit.command("anchor")
-@with_store
+@shared.with_store
 async def audit_anchor(store: DirectoryStore, config: Config) -> None:
     """Anchor every chain's head now (a running gateway does this every minute)."""
-    keys = _purpose_keys(store.engine, config)
+    keys = parts.purpose_keys(store.engine, config)
     await keys.ensure(audit_chain.ANCHOR_PURPOSE)
     _, key = keys.current(audit_chain.ANCHOR_PURPOSE)
     written = await audit_chain.write_anchor(store.engine, key)

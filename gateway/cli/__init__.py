@@ -1,0 +1,13 @@
+"""The `gateway` command: one module per command group, named after it (`tenant.py` is
+`gateway tenant ...`), all added to the root group in `main.py`; `shared.py` holds what every
+command shares and `parts.py` the gateway's parts a command builds from the configuration.
+"""
+
+from __future__ import annotations
+
+
+def main() -> None:
+    """Console entry point (`gateway` in pyproject.toml)."""
+    from gateway.cli.main import main as run
+
+    run()

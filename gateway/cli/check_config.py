@@ -1,0 +1,26 @@
+"""`gateway check-config`: validate the configuration without starting."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.cli import shared
+from gateway.errors import (
+    GatewayError,
+)
+
+
+@click.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate the configuration (and the master key) without starting anything."""
+    from gateway.config_advice import advice
+
+    config = shared.load_config(ctx)
+    try:
+        shared.open_vault(config)
+    except GatewayError as exc:
+        raise shared.CliError(exc.message, exc.exit_code) from None
+    for setting, text in advice(config):
+        click.echo(f"gateway: warning: {setting} {text}", err=True)
+    click.echo(f"configuration ok (environment: {config.environment})")
