@@ -12,7 +12,6 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,7 +62,7 @@ from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.relay import Relay
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
 from gateway.smtp.suppressed import SuppressedReports
-from gateway.smtp.tls import ensure_self_signed
+from gateway.smtp.tls import certificate_days_left, tls_files
 from gateway.smtp.upstream.base import Upstream
 from gateway.smtp.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
 from gateway.smtp.upstream.maildir import MaildirUpstream
@@ -116,31 +115,6 @@ class Ports:
     public: int = 0
     admin: int = 0
     mailto: int = 0
-
-
-def tls_files(config: Config) -> tuple[str, str]:
-    if config.smtp.tls_self_signed:
-        return ensure_self_signed(data_path(config, "tls"), config.smtp.hostname)
-    return config.smtp.tls_cert, config.smtp.tls_key
-
-
-def certificate_days_left(config: Config) -> dict[str, float]:
-    """Days until each listener's certificate expires: "smtp", and "http" when the HTTP
-    listeners serve HTTPS. A certificate that cannot be read is left out."""
-    from cryptography import x509
-
-    files = {"smtp": tls_files(config)[0]}
-    if config.http.tls_cert:
-        files["http"] = config.http.tls_cert
-    days = {}
-    for listener, cert_file in files.items():
-        try:
-            with open(cert_file, "rb") as fh:
-                cert = x509.load_pem_x509_certificate(fh.read())
-        except (OSError, ValueError):
-            continue
-        days[listener] = (cert.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
-    return days
 
 
 def build_upstreams(config: Config, credentials: Credentials, broker: TokenBroker,

@@ -121,7 +121,7 @@ def _server(config: Config, server: str | None) -> tuple[str, int]:
 
 def _tls_context(config: Config) -> ssl.SSLContext:
     if config.smtp.tls_self_signed:
-        from gateway.service import tls_files
+        from gateway.smtp.tls import tls_files
 
         cert, _key = tls_files(config)
         return ssl.create_default_context(cafile=cert)

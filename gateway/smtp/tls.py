@@ -1,4 +1,5 @@
-"""TLS material: the self-signed certificate `make run` generates for development."""
+"""TLS material: the listeners' certificate files (the self-signed one `make run` generates
+for development), and how many days each has left."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from gateway.config import Config, data_path
 
 
 def ensure_self_signed(directory: Path, hostname: str) -> tuple[str, str]:
@@ -44,3 +47,27 @@ def ensure_self_signed(directory: Path, hostname: str) -> tuple[str, str]:
                                    serialization.NoEncryption()))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return str(cert_path), str(key_path)
+
+
+def tls_files(config: Config) -> tuple[str, str]:
+    if config.smtp.tls_self_signed:
+        return ensure_self_signed(data_path(config, "tls"), config.smtp.hostname)
+    return config.smtp.tls_cert, config.smtp.tls_key
+
+
+def certificate_days_left(config: Config) -> dict[str, float]:
+    """Days until each listener's certificate expires: "smtp", and "http" when the HTTP
+    listeners serve HTTPS. A certificate that cannot be read is left out."""
+    files = {"smtp": tls_files(config)[0]}
+    if config.http.tls_cert:
+        files["http"] = config.http.tls_cert
+    days = {}
+    for listener, cert_file in files.items():
+        try:
+            with open(cert_file, "rb") as fh:
+                cert = x509.load_pem_x509_certificate(fh.read())
+        except (OSError, ValueError):
+            continue
+        left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+        days[listener] = left.total_seconds() / 86400
+    return days

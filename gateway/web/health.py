@@ -115,6 +115,6 @@ async def prometheus(request: Request) -> Response:
 
 
 def _certificate_days(web: WebParts) -> dict[str, float]:
-    from gateway.service import certificate_days_left
+    from gateway.smtp.tls import certificate_days_left
 
     return certificate_days_left(web.config)
