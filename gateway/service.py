@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import background
 from gateway import config as config_module
-from gateway.alerts import Alerts
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path, tenant_key_location
 from gateway.directory.cache import Directory
 from gateway.directory.records import Tenant
@@ -27,9 +26,12 @@ from gateway.dkim.keys import DkimKeys
 from gateway.errors import ConfigError, VaultError, port_unavailable
 from gateway.events.names import EventNames
 from gateway.events.webhooks import WebhookDispatcher
+from gateway.lifecycle.retention import Retention
+from gateway.lifecycle.subjects import Subjects
 from gateway.limits.counters import Count, DatabaseCounters, counters_for
 from gateway.limits.sending import SendingLimits
 from gateway.net.fetch import GuardedFetcher
+from gateway.observability.alerts import Alerts
 from gateway.optout import mailto
 from gateway.optout.apply import FeedbackApplier
 from gateway.optout.bounces import HardBounces
@@ -51,7 +53,6 @@ from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.queue.store import QueueStore
 from gateway.queue.worker import QueueWorker
-from gateway.retention import Retention
 from gateway.review.accounts import Reviewers
 from gateway.review.held import HeldStore
 from gateway.review.release import ReviewWorker
@@ -74,7 +75,6 @@ from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.store.health import WriteHealth, sqlite_directory
 from gateway.store.webhooks import WebhookStore
-from gateway.subjects import Subjects
 from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
@@ -171,15 +171,16 @@ class Gateway:
         self.audit = AuditTrail(self.engine, config.audit.batch_max_rows,
                                 config.audit.batch_max_delay, self.write_health,
                                 self.event_names)
-        self.alerts = Alerts(config, self.engine, lambda: certificate_days_left(self.config))
+        self.queue = QueueStore(self.engine, self.vault, config.queue.lifetime,
+                                self.tenant_sealer)
+        self.alerts = Alerts(config, self.queue.deferred_since,
+                             lambda: certificate_days_left(self.config))
         self._alert_checks = background.Poller(self._check_alerts, full=2,
                                                interval=config.alerts.check_interval, log=log,
                                                name="alert-checks")
         self._anchors = background.Poller(self._anchor, full=2,
                                           interval=config.audit.anchor_interval, log=log,
                                           name="audit-anchor")
-        self.queue = QueueStore(self.engine, self.vault, config.queue.lifetime,
-                                self.tenant_sealer)
         self.credentials, self.tokens = build_vault_parts(config, self.engine, self.vault,
                                                           self.tenant_keys)
         self.upstream_passwords = UpstreamPasswords(self.engine, self.credentials.secrets,
@@ -224,8 +225,7 @@ class Gateway:
             composer=self.composer, held=self.held, limits=self.limits,
             suppression_digest=self.suppressions.digest_of,
             bounces=HardBounces(self.suppressions), write_health=self.write_health,
-            suppressed=SuppressedReports(config, self.queue, self.audit,
-                                         lambda r: self.handler.digest(r)),
+            suppressed=SuppressedReports(config, self.queue, self.audit),
         )
         self.inbox = InboxReader(config, self.engine, self.directory, self.tokens,
                                  self.feedback)

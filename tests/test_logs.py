@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.logs import HumanFormatter, JsonFormatter, wants_human
+from gateway.observability.logs import HumanFormatter, JsonFormatter, wants_human
 from tests.conftest import Harness
 
 

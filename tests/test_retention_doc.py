@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from gateway.retention import SCHEDULE, schedule_markdown
+from gateway.lifecycle.retention import SCHEDULE, schedule_markdown
 from tests.test_config import load
 
 

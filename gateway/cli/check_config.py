@@ -14,7 +14,7 @@ from gateway.errors import (
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
     """Validate the configuration (and the master key) without starting anything."""
-    from gateway.config_advice import advice
+    from gateway.config.advice import advice
 
     config = shared.load_config(ctx)
     try:

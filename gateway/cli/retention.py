@@ -9,7 +9,7 @@ from gateway.cli import parts, shared
 from gateway.cli.audit import anchor_key
 from gateway.config import Config, data_path
 from gateway.errors import VaultError
-from gateway.retention import Retention, schedule_markdown
+from gateway.lifecycle.retention import Retention, schedule_markdown
 from gateway.store.directory import DirectoryStore
 
 

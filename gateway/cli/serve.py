@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from gateway import logs
 from gateway.cli import shared
 from gateway.config import Config
+from gateway.observability import logs
 
 
 @click.command()
@@ -31,7 +31,7 @@ def serve(ctx: click.Context, role: str, workers: int | None, worker_sockets: st
     config = shared.load_config(ctx)
     logs.setup(config.log_level,
                human=logs.wants_human(config.log_format, config.is_development))
-    from gateway.config_advice import advice
+    from gateway.config.advice import advice
 
     for setting, text in advice(config):
         logging.getLogger("gateway").warning(f"{setting} {text}", extra={"setting": setting})

@@ -17,7 +17,7 @@ import click
 
 from gateway import config as config_module
 from gateway.config import Config
-from gateway.config_location import NO_FILE_HINT, locate
+from gateway.config.location import NO_FILE_HINT, locate
 from gateway.errors import (
     ConfigError,
     GatewayError,

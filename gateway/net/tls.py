@@ -8,7 +8,7 @@ import ssl
 
 def client_tls_context(ca_file: str = "", verify: bool = True) -> ssl.SSLContext:
     """TLS 1.2+, the certificate checked against the system CAs (plus `ca_file`) and the
-    host name. `verify=False` only for a loopback host (config.py enforces it)."""
+    host name. `verify=False` only for a loopback host (gateway.config enforces it)."""
     context = ssl.create_default_context(cafile=ca_file or None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if not verify:

@@ -38,9 +38,9 @@ from email.utils import getaddresses
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway import metrics
 from gateway.config import FeedbackConfig
 from gateway.errors import VaultError
+from gateway.observability import metrics
 from gateway.optout.feedback import Bounce, BounceKind, Complaint, Feedback, parse
 from gateway.optout.replies import Classification, Verdict, classify
 from gateway.optout.sent import SentCopy, SentIndex, message_id_hash

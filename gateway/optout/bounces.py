@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from gateway import metrics
 from gateway.errors import GatewayError
+from gateway.observability import metrics
 from gateway.optout.feedback import BounceKind, kind_of
 from gateway.suppressions import Actor, Suppressions
 from suppression.entries import Reason

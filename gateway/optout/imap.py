@@ -41,7 +41,7 @@ class Target:
     tls: bool
     ca_file: str
     timeout: float
-    verify: bool = True  # false only for a loopback host (config.py)
+    verify: bool = True  # false only for a loopback host (gateway.config)
 
     @classmethod
     def of(cls, upstream: UpstreamConfig) -> Target:

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import UnsubscribeConfig
 from gateway.errors import StoreError, VaultError
-from gateway.logs import anonymize_ip
+from gateway.observability.logs import anonymize_ip
 from gateway.optout.apply import Arrival, FeedbackApplier
 from gateway.optout.record import OptOuts
 from gateway.optout.sent import SentCopy

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import metrics
+from gateway.observability import metrics
 from gateway.optout.token import Claims
 from gateway.store import audit
 from gateway.store.audit import EventSealer

@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway import background, metrics
+from gateway import background
+from gateway.observability import metrics
 
 log = logging.getLogger("gateway.pixels")
 MAX_BUFFER = 100_000  # opens waiting for a write; beyond it they are counted and dropped

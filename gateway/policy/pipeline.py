@@ -7,8 +7,8 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from gateway import metrics
 from gateway.errors import VaultError
+from gateway.observability import metrics
 from gateway.policy import (
     header_from,
     identity_alignment,

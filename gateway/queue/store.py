@@ -255,6 +255,12 @@ class QueueStore:
         async with self._engine.begin() as conn:
             await conn.execute(_FINISH, _finish_params(updates))
 
+    async def deferred_since(self, before: datetime) -> int:
+        """Copies still deferred that arrived before `before` (a stuck queue, for alerts)."""
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(sa.select(sa.func.count()).where(
+                t.c.state == State.DEFERRED.value, t.c.created_at < before))).scalar_one())
+
     # --- operators -------------------------------------------------------------------------
     async def listing(self, states: Sequence[State] = OPEN_STATES, tenant_id: int | None = None,
                    limit: int = 1000) -> list[QueuedCopy]:

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway import background, log_context
+from gateway import background
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.errors import Conflict, VaultError
+from gateway.observability import log_context
 from gateway.optout.bounces import HardBounces
 from gateway.queue import dsn
 from gateway.queue.store import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State

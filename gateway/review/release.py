@@ -75,7 +75,7 @@ class ReviewWorker:
                 log.info("expired held message not reported: its tenant is gone",
                          extra={"queue_id": held.queue_id, "tenant_id": held.tenant_id})
             done += 1
-        return done  # purging old copies is the retention round's (gateway/retention.py)
+        return done  # purging old copies is the retention round's (lifecycle/retention.py)
 
     async def _release(self) -> int:
         taken = await self._held.take_release_requests()

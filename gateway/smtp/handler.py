@@ -13,13 +13,13 @@ from email.utils import format_datetime
 from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from gateway import log_context, metrics
 from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory.cache import Directory
 from gateway.errors import StoreError, VaultError
 from gateway.limits.sending import SendingLimits
-from gateway.logs import anonymize_ip
+from gateway.observability import log_context, metrics
+from gateway.observability.logs import anonymize_ip
 from gateway.optout.bounces import HardBounces
 from gateway.optout.sent import sent_rows, subject_hash
 from gateway.outbound.compose import Composer
@@ -487,7 +487,7 @@ class GatewayHandler:
             queue_id=queue_id, tenant_id=envelope.tenant.id, mailbox_id=envelope.mailbox.id,
             sender=envelope.sender, actor=f"login:{session.principal.username}",
             suppressed=envelope.suppressed, message=raw,
-            message_id=Message(raw).value("message-id") or None)
+            message_id=Message(raw).value("message-id") or None, digest=self.digest)
 
     async def _keep(self, session: GatewaySession, envelope: GatewayEnvelope,
                     message: Message, queue_id: str, check: str, reason: str,

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiosmtpd.proxy_protocol import ProxyData, get_proxy
 
-from gateway.logs import anonymize_ip
+from gateway.observability.logs import anonymize_ip
 
 log = logging.getLogger("gateway.smtp")
 

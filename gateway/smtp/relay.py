@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from gateway import metrics
 from gateway.directory.records import Mailbox
+from gateway.observability import metrics
 from gateway.queue.store import NewCopy, QueueStore, State
 from gateway.smtp import replies
 from gateway.smtp.replies import Reply

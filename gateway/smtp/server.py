@@ -12,8 +12,8 @@ from typing import Any, AnyStr
 from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, TLSSetupException
 
-from gateway import log_context, metrics
 from gateway.config import SmtpConfig
+from gateway.observability import log_context, metrics
 from gateway.smtp import replies
 from gateway.smtp.connections import ClientConnections
 from gateway.smtp.line_discipline import guard_commands

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from gateway import metrics
 from gateway.config import Config
+from gateway.observability import metrics
 from gateway.queue import dsn
 from gateway.queue.store import Kind, NewCopy, QueueStore, State
 from gateway.smtp.session import Suppressed
@@ -35,18 +35,17 @@ REASON = ("The recipients below are on a suppression list (they unsubscribed, co
 
 
 class SuppressedReports:
-    def __init__(self, config: Config, queue: QueueStore, audit_trail: AuditTrail,
-                 digest: Callable[[str], str]) -> None:
+    def __init__(self, config: Config, queue: QueueStore, audit_trail: AuditTrail) -> None:
         self._config = config
         self._queue = queue
         self._audit = audit_trail
-        self._digest = digest
 
     async def report(self, *, queue_id: str, tenant_id: int, mailbox_id: int, sender: str,
                      actor: str, suppressed: Sequence[Suppressed], message: bytes,
-                     message_id: str | None) -> None:
-        """Queue the report and write the rows and events, durably, before the 250."""
-        digests = {s.recipient: self._digest(s.recipient) for s in suppressed}
+                     message_id: str | None, digest: Callable[[str], str]) -> None:
+        """Queue the report and write the rows and events, durably, before the 250.
+        `digest`: the audit trail's keyed digest of a recipient."""
+        digests = {s.recipient: digest(s.recipient) for s in suppressed}
         # every one is reported: the gateway offers no DSN extension (RFC 3461), so no
         # client can have asked for NOTIFY=NEVER; MAIL FROM is always a tenant's mailbox
         owed = list(suppressed)

@@ -17,8 +17,8 @@ from asyncio import sslproto
 from collections.abc import Callable
 from typing import Any
 
-from gateway import metrics
-from gateway.logs import anonymize_ip
+from gateway.observability import metrics
+from gateway.observability.logs import anonymize_ip
 
 log = logging.getLogger("gateway.smtp")
 

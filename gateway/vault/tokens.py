@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import metrics
+from gateway.observability import metrics
 from gateway.store.schema import mailbox_credentials
 from gateway.vault.credentials import (
     DISCONNECTED,

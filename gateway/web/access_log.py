@@ -14,7 +14,7 @@ import logging
 import re
 from urllib.parse import unquote
 
-from gateway.logs import anonymize_ip
+from gateway.observability.logs import anonymize_ip
 
 _TOKEN = re.compile(r"[A-Za-z0-9_.~=+-]{16,}")
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")  # a route's own words: `suppression-lists`

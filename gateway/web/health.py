@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway import metrics
+from gateway.observability import metrics
 from gateway.queue.store import OPEN_STATES
 from gateway.store.schema import held_messages, pending_copies
 from gateway.web.parts import WebParts

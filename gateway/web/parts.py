@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.events.names import EventNames
+from gateway.lifecycle.subjects import Subjects
 from gateway.optout.record import OptOuts
 from gateway.optout.reviews import OptOutReviews
 from gateway.optout.token import TokenSealer
@@ -21,7 +22,6 @@ from gateway.review.accounts import Reviewers
 from gateway.review.held import HeldStore
 from gateway.store.api_keys import ApiKeys
 from gateway.store.directory import DirectoryStore
-from gateway.subjects import Subjects
 from gateway.suppressions import Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows

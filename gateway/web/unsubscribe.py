@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from gateway.errors import StoreError, VaultError
-from gateway.logs import anonymize_ip
+from gateway.observability.logs import anonymize_ip
 from gateway.optout.token import Claims, InvalidToken
 from gateway.web import i18n
 from gateway.web.parts import WebParts

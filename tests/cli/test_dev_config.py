@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.config_location import DEVELOPMENT_CONFIG, MAKE_RUN_MARKER, locate
+from gateway.config.location import DEVELOPMENT_CONFIG, MAKE_RUN_MARKER, locate
 from tests.conftest import PASSWORD, Harness
 
 ROOT = Path(__file__).parents[2]

@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import sqlalchemy as sa
 
-from gateway import logs
+from gateway.observability import logs
 from gateway.store.schema import metadata
 from tests.conftest import PG_DSN, Harness
 from tests.web.test_unsubscribe import public, refused_at_rcpt, token_for

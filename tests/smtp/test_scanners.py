@@ -22,7 +22,7 @@ from sslyze import (
     ServerScanRequest,
 )
 
-from gateway import metrics
+from gateway.observability import metrics
 from tests.conftest import PASSWORD, Harness
 from tests.smtp.raw import RawSession
 

@@ -63,7 +63,7 @@ def config_keys() -> list[str]:
 
 def metrics() -> dict[str, list[str]]:
     """Each metric's name and label names (prometheus_client keeps them on the collector)."""
-    from gateway import metrics as module
+    from gateway.observability import metrics as module
 
     found: dict[str, list[str]] = {}
     collectors = {id(c): c for c in module.REGISTRY._names_to_collectors.values()}

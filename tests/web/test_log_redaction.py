@@ -13,8 +13,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from gateway import logs
-from gateway.logs import JsonFormatter
+from gateway.observability import logs
+from gateway.observability.logs import JsonFormatter
 from gateway.web.access_log import safe_path
 from tests.conftest import Harness, running_harness
 from tests.pixels.test_pixel_endpoint import html_message, sent_pixels

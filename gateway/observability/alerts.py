@@ -15,17 +15,14 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Config
-from gateway.logs import JsonFormatter
-from gateway.queue.store import State
-from gateway.store.schema import pending_copies
+from gateway.observability.logs import JsonFormatter
 
 log = logging.getLogger("gateway.alerts")
 _QUEUE_LIMIT = 1000
@@ -62,9 +59,10 @@ class AlertHandler(logging.Handler):
 
 
 class Alerts:
-    def __init__(self, config: Config, engine: AsyncEngine, cert_days: Any) -> None:
+    def __init__(self, config: Config, deferred_since: Callable[[datetime], Awaitable[int]],
+                 cert_days: Callable[[], dict[str, float]]) -> None:
         self._config = config.alerts
-        self._engine = engine
+        self._deferred_since = deferred_since  # copies deferred since before a time
         self._cert_days = cert_days  # () -> {listener: days left on its certificate}
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._handler: AlertHandler | None = None
@@ -114,10 +112,7 @@ class Alerts:
         now = now or datetime.now(UTC)
         found = 0
         stuck_before = now - timedelta(minutes=self._config.queue_stuck_minutes)
-        async with self._engine.connect() as conn:
-            stuck = (await conn.execute(sa.select(sa.func.count()).where(
-                pending_copies.c.state == State.DEFERRED.value,
-                pending_copies.c.created_at < stuck_before))).scalar_one()
+        stuck = await self._deferred_since(stuck_before)
         if stuck:
             found += 1
             log.error("delivery queue stuck: copies deferred for too long", extra={

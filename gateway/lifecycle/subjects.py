@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import InvalidValue
+from gateway.lifecycle.retention import legal_holds
 from gateway.queue import dsn
 from gateway.queue.store import Kind as Kind_
 from gateway.queue.store import NewCopy, QueueStore, State
-from gateway.retention import legal_holds
 from gateway.review.held import HELD, HeldStore
 from gateway.store import audit
 from gateway.store.engine import aware

@@ -14,7 +14,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from gateway import log_context
+from gateway.observability import log_context
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 

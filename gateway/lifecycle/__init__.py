@@ -1,0 +1,2 @@
+"""The data lifecycle: retention and its purge rounds, a data subject's export and erasure,
+a tenant's deletion."""
