@@ -1,0 +1,97 @@
+"""The house keeps its order (issue 24): read from the code's own imports (a small AST check
+of ours), so an import that undoes a remodel step fails here, naming the file.
+
+- no import circle between modules of `gateway/`;
+- `suppression/` imports nothing from `gateway`, and exports its public surface;
+- the ground floor (`errors`, `background`, `config/`, `observability/` but its alerts)
+  imports nothing of the gateway above it;
+- the CLI and the wiring (`service`, `workers`) are imported by nothing below them.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+GROUND = ("gateway.errors", "gateway.background", "gateway.config",
+          "gateway.observability.logs", "gateway.observability.log_context",
+          "gateway.observability.metrics")
+TOP = ("gateway.cli", "gateway.service", "gateway.workers", "gateway.__main__")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Each module of gateway/ and suppression/ -> the modules of either it imports."""
+    known = {module_name(p): p for package in ("gateway", "suppression")
+             for p in (ROOT / package).rglob("*.py") if "migrations" not in p.parts}
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, path in known.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                # `from package import module` imports the module, not the package's face
+                candidates = [f"{node.module}.{a.name}"
+                              if f"{node.module}.{a.name}" in known else node.module
+                              for a in node.names]
+            elif isinstance(node, ast.Import):
+                candidates = [a.name for a in node.names]
+            else:
+                continue
+            for candidate in candidates:
+                if candidate in known and candidate != name:
+                    graph[name].add(candidate)
+    return graph
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_no_import_circle():
+    graph = imports()
+    state: dict[str, int] = {}
+    circles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                circles.append(path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert circles == []
+
+
+def test_the_suppression_library_stands_alone_and_says_what_it_offers():
+    import suppression
+
+    graph = imports()
+    leaks = {m: sorted(d) for m, d in graph.items()
+             if m.startswith("suppression") and any(x.startswith("gateway") for x in d)}
+    assert leaks == {}
+    assert suppression.__all__ and all(getattr(suppression, n) is not None
+                                       for n in suppression.__all__)
+
+
+def test_the_ground_floor_imports_nothing_above_it():
+    graph = imports()
+    up = {m: sorted(d for d in deps if d.startswith("gateway") and not within(d, GROUND))
+          for m, deps in graph.items() if within(m, GROUND)}
+    assert {m: d for m, d in up.items() if d} == {}
+
+
+def test_nothing_below_imports_the_cli_or_the_wiring():
+    graph = imports()
+    down = {m: sorted(d for d in deps if within(d, TOP))
+            for m, deps in graph.items() if not within(m, TOP)}
+    assert {m: d for m, d in down.items() if d} == {}
