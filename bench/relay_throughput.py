@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway import config as config_module  # noqa: E402
+from gateway.directory.store import DirectoryStore  # noqa: E402
 from gateway.smtp.tls import ensure_self_signed  # noqa: E402
-from gateway.store.directory import DirectoryStore  # noqa: E402
 from gateway.store.engine import create_engine, upgrade  # noqa: E402
 
 SENDER = "sales@bench.example"

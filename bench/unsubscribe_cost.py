@@ -43,11 +43,11 @@ from bench.relay_throughput import (  # noqa: E402
 )
 from gateway.config import tenant_key_location  # noqa: E402
 from gateway.directory.records import Mailbox, Tenant  # noqa: E402
+from gateway.directory.store import DirectoryStore  # noqa: E402
 from gateway.dkim.keys import DkimKeys  # noqa: E402
 from gateway.optout.token import PURPOSE, TokenSealer  # noqa: E402
 from gateway.outbound.compose import Composer  # noqa: E402
 from gateway.policy.message import Message  # noqa: E402
-from gateway.store.directory import DirectoryStore  # noqa: E402
 from gateway.store.engine import create_engine, upgrade  # noqa: E402
 from gateway.vault.envelope import Vault  # noqa: E402
 from gateway.vault.key_store import key_store_for  # noqa: E402

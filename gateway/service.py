@@ -22,12 +22,15 @@ from gateway import config as config_module
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path, tenant_key_location
 from gateway.directory.cache import Directory
 from gateway.directory.records import Tenant
+from gateway.directory.store import DirectoryStore
 from gateway.dkim.keys import DkimKeys
 from gateway.errors import ConfigError, VaultError, port_unavailable
 from gateway.events.names import EventNames
+from gateway.events.webhook_store import WebhookStore
 from gateway.events.webhooks import WebhookDispatcher
 from gateway.lifecycle.retention import Retention
 from gateway.lifecycle.subjects import Subjects
+from gateway.limits.attempts import InvalidAttempts
 from gateway.limits.counters import Count, DatabaseCounters, counters_for
 from gateway.limits.sending import SendingLimits
 from gateway.net.fetch import GuardedFetcher
@@ -64,18 +67,16 @@ from gateway.smtp.relay import Relay
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
 from gateway.smtp.suppressed import SuppressedReports
 from gateway.smtp.tls import certificate_days_left, tls_files
-from gateway.smtp.upstream.base import Upstream
-from gateway.smtp.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
-from gateway.smtp.upstream.maildir import MaildirUpstream
-from gateway.smtp.upstream.smarthost import SmarthostUpstream
 from gateway.store import audit_chain
 from gateway.store.api_keys import ApiKeys
 from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
-from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, require_head
 from gateway.store.health import WriteHealth, sqlite_directory
-from gateway.store.webhooks import WebhookStore
 from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
+from gateway.upstream.base import Upstream
+from gateway.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
+from gateway.upstream.maildir import MaildirUpstream
+from gateway.upstream.smarthost import SmarthostUpstream
 from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
 from gateway.vault.flows import OAuthFlows
@@ -88,7 +89,6 @@ from gateway.vault.tenant_keys import TenantKeys, TenantSealedSecrets, TenantSea
 from gateway.vault.tokens import TokenBroker
 from gateway.vault.upstream_passwords import UpstreamPasswords
 from gateway.web.admin import create_admin_app
-from gateway.web.limits import InvalidAttempts
 from gateway.web.parts import PixelParts, ReviewParts, WebParts
 from gateway.web.public import create_public_app
 from gateway.web.server import HttpListener

@@ -95,3 +95,50 @@ def test_nothing_below_imports_the_cli_or_the_wiring():
     down = {m: sorted(d for d in deps if within(d, TOP))
             for m, deps in graph.items() if not within(m, TOP)}
     assert {m: d for m, d in down.items() if d} == {}
+
+
+# The rooms from the top floor down (`farm-studio look` draws the same order). An import
+# goes to a room on a lower line; the exceptions are the ones docs/architecture.md lists.
+LEVELS = [
+    ["gateway.__main__"],
+    ["gateway.cli"],
+    ["gateway.service", "gateway.workers"],
+    ["gateway.web"],
+    ["gateway.lifecycle", "gateway.smtp"],
+    ["gateway.review"],
+    ["gateway.queue"],
+    ["gateway.outbound", "gateway.upstream"],
+    ["gateway.pixels", "gateway.optout", "gateway.events", "gateway.dkim", "gateway.policy"],
+    ["gateway.suppressions", "gateway.vault", "gateway.limits"],
+    ["gateway.net", "gateway.directory", "gateway.observability"],
+    ["gateway.store", "gateway.config"],
+    ["gateway.background", "gateway.errors", "gateway.protocol", "suppression"],
+]
+UPWARD_ALLOWED = {
+    # a tenant setting is validated by the room that renders it (the footer's templates)
+    ("gateway.directory.settings", "gateway.outbound.footer"),
+    # `gateway domain check` compares the DNS with the keys the gateway signs with
+    ("gateway.directory.domain_check", "gateway.dkim.keys"),
+}
+
+
+def room(module: str) -> tuple[int, str]:
+    """(level, room) of a module."""
+    for index, rooms in enumerate(LEVELS):
+        for name in rooms:
+            if within(module, (name,)):
+                return index, name
+    raise AssertionError(f"{module} is in no room of LEVELS: add it where it belongs")
+
+
+def level(module: str) -> int:
+    return room(module)[0]
+
+
+def test_imports_run_down_the_floors():
+    graph = imports()
+    upward = sorted((m, d) for m, deps in graph.items() for d in deps
+                    if level(d) < level(m) and (m, d) not in UPWARD_ALLOWED)
+    sideways = sorted((m, d) for m, deps in graph.items() for d in deps
+                      if level(d) == level(m) and room(d) != room(m))
+    assert upward == [] and sideways == []

@@ -8,10 +8,10 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
+from gateway.directory.store import DirectoryStore
 from gateway.errors import VaultError
 from gateway.store import audit_chain
 from gateway.store.audit_verify import verify
-from gateway.store.directory import DirectoryStore
 
 
 async def anchor_key(store: DirectoryStore, config: Config) -> bytes | None:

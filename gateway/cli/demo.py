@@ -10,12 +10,12 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
+from gateway.directory.store import DirectoryStore
 from gateway.errors import (
     ConfigError,
     Conflict,
     NotFound,
 )
-from gateway.store.directory import DirectoryStore
 
 DEMO_TENANT, DEMO_DOMAIN, DEMO_LOGIN = "demo", "demo.example", "demo"
 

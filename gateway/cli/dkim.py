@@ -7,8 +7,8 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
+from gateway.directory.store import DirectoryStore
 from gateway.dkim.keys import DkimKeys, KeyInfo
-from gateway.store.directory import DirectoryStore
 
 
 @click.group()

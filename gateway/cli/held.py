@@ -9,9 +9,9 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
+from gateway.directory.store import DirectoryStore
 from gateway.review.held import HeldMessage, HeldStore
 from gateway.review.release import queue_discard_report
-from gateway.store.directory import DirectoryStore
 
 STATUSES = click.Choice(["held", "refused", "release-requested", "released", "discarded"])
 

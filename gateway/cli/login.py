@@ -8,10 +8,10 @@ import click
 
 from gateway.cli import shared
 from gateway.config import Config
+from gateway.directory.store import DirectoryStore
 from gateway.errors import (
     InvalidValue,
 )
-from gateway.store.directory import DirectoryStore
 
 
 @click.group()

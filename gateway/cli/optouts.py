@@ -10,7 +10,7 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 
 STATUSES = click.Choice(["pending", "confirmed", "dismissed"])
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.cli import shared
 from gateway.config import Config
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 
 
 async def queue_parts(engine: Any, config: Config) -> Any:

@@ -8,11 +8,11 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
+from gateway.directory.store import DirectoryStore
 from gateway.errors import (
     Conflict,
     InvalidValue,
 )
-from gateway.store.directory import DirectoryStore
 
 
 def copy_line(c: Any) -> str:

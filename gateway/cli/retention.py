@@ -8,9 +8,9 @@ import click
 from gateway.cli import parts, shared
 from gateway.cli.audit import anchor_key
 from gateway.config import Config, data_path
+from gateway.directory.store import DirectoryStore
 from gateway.errors import VaultError
 from gateway.lifecycle.retention import Retention, schedule_markdown
-from gateway.store.directory import DirectoryStore
 
 
 @click.command()

@@ -18,6 +18,7 @@ import click
 from gateway import config as config_module
 from gateway.config import Config
 from gateway.config.location import NO_FILE_HINT, locate
+from gateway.directory.store import DirectoryStore
 from gateway.errors import (
     ConfigError,
     GatewayError,
@@ -26,7 +27,6 @@ from gateway.errors import (
     StoreError,
 )
 from gateway.store import audit_chain
-from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, current_revision
 
 T = TypeVar("T")

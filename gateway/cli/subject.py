@@ -10,9 +10,9 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
+from gateway.directory.store import DirectoryStore
 from gateway.lifecycle.offboarding import delete_tenant
 from gateway.lifecycle.subjects import Subjects
-from gateway.store.directory import DirectoryStore
 from gateway.vault.purpose import PurposeKeys
 
 

@@ -16,8 +16,8 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
+from gateway.directory.store import DirectoryStore
 from gateway.errors import InvalidValue
-from gateway.store.directory import DirectoryStore
 from gateway.suppressions import Actor
 from suppression.bulk import Report
 from suppression.entries import GLOBAL, Kind, Reason

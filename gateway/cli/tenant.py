@@ -7,7 +7,7 @@ import click
 from gateway.cli import shared
 from gateway.config import Config
 from gateway.directory import settings as tenant_settings
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 
 
 @click.group()

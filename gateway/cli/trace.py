@@ -7,7 +7,7 @@ import click
 from gateway.cli import parts, shared
 from gateway.cli.queue import copy_line
 from gateway.config import Config
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 
 
 @click.command()

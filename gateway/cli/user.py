@@ -9,9 +9,9 @@ import click
 
 from gateway.cli import shared
 from gateway.config import Config
+from gateway.directory.store import DirectoryStore
 from gateway.errors import ConfigError
 from gateway.review.accounts import MIN_PASSWORD, ROLES, Reviewers
-from gateway.store.directory import DirectoryStore
 
 
 def _reviewers(store: DirectoryStore, config: Config) -> Reviewers:

@@ -8,7 +8,7 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 
 
 @click.group()
@@ -25,7 +25,7 @@ async def vault_rewrap(store: DirectoryStore, config: Config, batch: int, pause:
     Rotation: add the new key as vault.master_key_file, list the old one in
     vault.previous_key_files, reload every node (SIGHUP), run this, then drop the old key.
     """
-    from gateway.store import rewrap as rewrapping
+    from gateway.lifecycle import rewrap as rewrapping
 
     keys = shared.open_vault(config)
     credentials = await parts.credentials(store.engine, config)
@@ -49,7 +49,7 @@ async def vault_rewrap(store: DirectoryStore, config: Config, batch: int, pause:
 async def vault_reseal(store: DirectoryStore, config: Config, batch: int, pause: float) -> None:
     """Seal values written before tenant keys (queued and held copies, replies kept for
     review, DKIM keys, webhook secrets) under their tenant's key (resumable, online)."""
-    from gateway.store import rewrap as rewrapping
+    from gateway.lifecycle import rewrap as rewrapping
 
     done = await rewrapping.reseal(store.engine, shared.open_vault(config),
                                    parts.tenant_sealer(store.engine, config), batch, pause=pause)

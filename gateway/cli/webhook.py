@@ -6,7 +6,7 @@ import click
 
 from gateway.cli import parts, shared
 from gateway.config import Config
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 
 
 @click.group()
@@ -21,7 +21,7 @@ def webhook() -> None:
 async def webhook_set(store: DirectoryStore, config: Config, tenant_name: str, url: str) -> None:
     """Point the tenant's events at URL; prints the new signing secret once."""
     from gateway.events.targets import check_target
-    from gateway.store.webhooks import WebhookStore
+    from gateway.events.webhook_store import WebhookStore
 
     await check_target(url, config.events.allow_private_targets, config.fetch)
     tenant_row = await store.tenant(tenant_name)
@@ -37,7 +37,7 @@ async def webhook_set(store: DirectoryStore, config: Config, tenant_name: str, u
 @shared.with_store
 async def webhook_remove(store: DirectoryStore, config: Config, tenant_name: str) -> None:
     """Remove a tenant's webhook (its events stay readable with 'gateway events')."""
-    from gateway.store.webhooks import WebhookStore
+    from gateway.events.webhook_store import WebhookStore
 
     tenant_row = await store.tenant(tenant_name)
     await WebhookStore(store.engine, shared.open_vault(config),

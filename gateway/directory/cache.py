@@ -16,7 +16,7 @@ from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory import settings as tenant_settings
 from gateway.directory.records import Login, Mailbox, Tenant
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 
 log = logging.getLogger("gateway.directory")
 

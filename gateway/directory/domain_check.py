@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Config, DnsConfig
+from gateway.directory.store import DirectoryStore, audit_change
 from gateway.dkim.keys import KeyInfo
 from gateway.errors import NetworkError, NotFound
-from gateway.store.directory import DirectoryStore, audit_change
 from gateway.store.schema import domains
 
 VERIFY_LABEL = "_ocg-verify"

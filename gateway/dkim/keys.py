@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.directory.store import audit_change
 from gateway.dkim.signer import ED25519, RSA, SigningKey
 from gateway.errors import InvalidValue, NotFound, VaultError
-from gateway.store.directory import audit_change
 from gateway.store.schema import dkim_keys as t
 from gateway.store.schema import domains, tenants
 from gateway.vault.envelope import Vault

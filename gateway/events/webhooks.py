@@ -25,9 +25,9 @@ from gateway import background
 from gateway.config import EventsConfig, FetchConfig
 from gateway.events.names import EventNames
 from gateway.events.targets import webhook_fetcher
+from gateway.events.webhook_store import WebhookStore
 from gateway.net.fetch import FetchRefused
 from gateway.store.schema import events, webhook_outbox, webhooks
-from gateway.store.webhooks import WebhookStore
 
 log = logging.getLogger("gateway.webhooks")
 

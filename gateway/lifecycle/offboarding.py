@@ -17,10 +17,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gateway.directory.store import DirectoryStore
 from gateway.errors import Conflict
 from gateway.store import audit
 from gateway.store import schema as t
-from gateway.store.directory import DirectoryStore
 from gateway.store.scrub import scrub
 from gateway.vault.credentials import Credentials
 from gateway.vault.tenant_keys import TenantSealedSecrets

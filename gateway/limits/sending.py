@@ -18,7 +18,7 @@ from typing import Any
 from gateway.config import Config
 from gateway.directory.records import Mailbox, Tenant
 from gateway.limits.counters import Count, Counters
-from gateway.smtp.replies import Reply
+from gateway.protocol.replies import Reply
 
 _WINDOWS = (("messages_per_minute", 60, "this minute"),
             ("messages_per_hour", 3600, "this hour"), ("messages_per_day", 86400, "today"))

@@ -39,14 +39,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import FeedbackConfig
+from gateway.directory.store import audit_change
 from gateway.errors import VaultError
 from gateway.observability import metrics
 from gateway.optout.feedback import Bounce, BounceKind, Complaint, Feedback, parse
-from gateway.optout.replies import Classification, Verdict, classify
+from gateway.optout.reply_classifier import Classification, Verdict, classify
 from gateway.optout.sent import SentCopy, SentIndex, message_id_hash
 from gateway.store import audit
 from gateway.store.audit import EventSealer
-from gateway.store.directory import audit_change
 from gateway.store.schema import feedback_marks, optout_reviews, tenants
 from gateway.suppressions import Suppressions
 from gateway.vault.envelope import Vault

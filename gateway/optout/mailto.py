@@ -36,14 +36,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import UnsubscribeConfig
 from gateway.errors import StoreError, VaultError
+from gateway.limits.attempts import InvalidAttempts
 from gateway.observability.logs import anonymize_ip
 from gateway.optout.apply import Arrival, FeedbackApplier
 from gateway.optout.record import OptOuts
 from gateway.optout.sent import SentCopy
 from gateway.optout.token import InvalidToken, TokenSealer
 from gateway.optout.verp import PREFIX, ReturnPaths
-from gateway.smtp.line_discipline import data_fault, guard_commands
-from gateway.web.limits import InvalidAttempts
+from gateway.protocol.line_discipline import data_fault, guard_commands
 
 log = logging.getLogger("gateway.mailto")
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.directory.store import audit_change
 from gateway.observability import metrics
 from gateway.optout.token import Claims
 from gateway.store import audit
 from gateway.store.audit import EventSealer
-from gateway.store.directory import audit_change
 from gateway.store.schema import tenants
 from gateway.suppressions import Suppressions
 from suppression.canonical import InvalidAddress, canonical

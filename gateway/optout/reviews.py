@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.directory.store import audit_change
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.optout.apply import (
     CONFIRMED,
@@ -27,10 +28,9 @@ from gateway.optout.apply import (
     sender_of,
     suppress_copy,
 )
-from gateway.optout.replies import body_text, own_words
+from gateway.optout.reply_classifier import body_text, own_words
 from gateway.optout.sent import SentCopy
 from gateway.store.audit import EventSealer
-from gateway.store.directory import audit_change
 from gateway.store.engine import aware
 from gateway.store.schema import optout_reviews as t
 from gateway.suppressions import Suppressions

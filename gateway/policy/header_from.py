@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.verdict import Verdict
-from gateway.smtp import replies
+from gateway.protocol import replies
 
 
 class HeaderFrom:

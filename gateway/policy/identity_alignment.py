@@ -23,7 +23,7 @@ from typing import ClassVar
 from gateway.policy.actions import ORDER, stronger
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.verdict import Verdict
-from gateway.smtp import replies
+from gateway.protocol import replies
 
 BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _DOMAIN_IN_TEXT = re.compile(r"(?:[a-z0-9-]+\.)+[a-z]{2,63}\b", re.IGNORECASE)

@@ -14,7 +14,7 @@ from gateway.policy.actions import action_for
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.readable import text_parts
 from gateway.policy.verdict import Verdict
-from gateway.smtp import replies
+from gateway.protocol import replies
 
 # Re/Fwd in English and the forms mail clients write in de, fr, es, it, pt, nl, nordic, ...
 _THREAD_MARKER = re.compile(

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.verdict import Verdict
-from gateway.smtp import replies
+from gateway.protocol import replies
 
 REFUSED_DEFECTS: tuple[type[errors.MessageDefect], ...] = (
     errors.FirstHeaderLineIsContinuationDefect,

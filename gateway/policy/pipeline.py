@@ -23,8 +23,8 @@ from gateway.policy import (
 )
 from gateway.policy.check import Check, PolicyContext, Stage, Transaction
 from gateway.policy.verdict import Action, Verdict
-from gateway.smtp import replies
-from gateway.smtp.replies import Reply
+from gateway.protocol import replies
+from gateway.protocol.replies import Reply
 
 MAIL_CHECKS = (
     sender_allowed.SenderAllowed,  # MAIL FROM is an active mailbox of this login's tenant

@@ -8,7 +8,7 @@ from gateway.directory import address as addr
 from gateway.errors import InvalidValue
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.verdict import Verdict
-from gateway.smtp import replies
+from gateway.protocol import replies
 
 
 def _printable(text: str) -> str:

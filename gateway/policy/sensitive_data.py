@@ -13,7 +13,7 @@ from gateway.policy.actions import action_for
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.readable import text_parts
 from gateway.policy.verdict import Verdict
-from gateway.smtp import replies
+from gateway.protocol import replies
 
 
 class SensitiveData:

@@ -15,7 +15,7 @@ from typing import ClassVar
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.readable import decoded_text_parts
 from gateway.policy.verdict import Verdict
-from gateway.smtp import replies
+from gateway.protocol import replies
 
 # "Unsubscribe" in the languages the unsubscribe page speaks, lower case.
 UNSUBSCRIBE_WORDS = (

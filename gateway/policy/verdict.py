@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.smtp.replies import Reply
+from gateway.protocol.replies import Reply
 
 if TYPE_CHECKING:
     from gateway.policy.message import Message

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import NotFound, VaultError
+from gateway.store.schema import PENDING_OPEN_STATES
 from gateway.store.schema import pending_copies as t
 from gateway.vault.envelope import Vault
 from gateway.vault.tenant_keys import TenantSealer, unwrap_unavailable
@@ -43,7 +44,7 @@ class Kind(enum.StrEnum):
 
 
 DUE_STATES = (State.DEFERRED, State.REFUSED)
-OPEN_STATES = (State.DEFERRED, State.REFUSED, State.SENDING)
+OPEN_STATES = tuple(State(s) for s in PENDING_OPEN_STATES)  # the table's definition
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,17 +18,17 @@ from typing import Any
 from gateway import background
 from gateway.config import Config
 from gateway.directory.cache import Directory
+from gateway.directory.store import DirectoryStore
 from gateway.errors import Conflict, VaultError
 from gateway.observability import log_context
 from gateway.optout.bounces import HardBounces
+from gateway.protocol import replies
 from gateway.queue import dsn
 from gateway.queue.store import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State
-from gateway.smtp import replies
-from gateway.smtp.upstream.base import Copy, Outcome, Upstream
 from gateway.store import audit
 from gateway.store.audit import AuditTrail
-from gateway.store.directory import DirectoryStore
 from gateway.suppressions import Suppressions, refusal
+from gateway.upstream.base import Copy, Outcome, Upstream
 
 log = logging.getLogger("gateway.queue")
 

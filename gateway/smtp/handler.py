@@ -27,12 +27,12 @@ from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
 from gateway.policy.pipeline import Outcome, Pipeline
 from gateway.policy.verdict import Action
+from gateway.protocol import replies
+from gateway.protocol.line_discipline import data_fault
+from gateway.protocol.replies import Reply
 from gateway.review.held import HELD, REFUSED, HeldStore
-from gateway.smtp import replies
 from gateway.smtp.auth import Authenticator, AuthStatus
-from gateway.smtp.line_discipline import data_fault
 from gateway.smtp.relay import Relay
-from gateway.smtp.replies import Reply
 from gateway.smtp.server import GatewaySMTP
 from gateway.smtp.session import GatewayEnvelope, GatewaySession, Suppressed
 from gateway.smtp.suppressed import (
@@ -41,10 +41,10 @@ from gateway.smtp.suppressed import (
     REPORTABLE,
     SuppressedReports,
 )
-from gateway.smtp.upstream.base import Outcome as CopyOutcome
 from gateway.store import audit
 from gateway.store.audit import AuditTrail
 from gateway.store.health import WriteHealth
+from gateway.upstream.base import Outcome as CopyOutcome
 
 log = logging.getLogger("gateway.smtp")
 

@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.directory.records import Mailbox
 from gateway.observability import metrics
+from gateway.protocol import replies
+from gateway.protocol.replies import Reply
 from gateway.queue.store import NewCopy, QueueStore, State
-from gateway.smtp import replies
-from gateway.smtp.replies import Reply
-from gateway.smtp.upstream.base import Copy, DeliveryResult, Outcome, Upstream
+from gateway.upstream.base import Copy, DeliveryResult, Outcome, Upstream
 
 log = logging.getLogger("gateway.relay")
 

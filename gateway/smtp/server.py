@@ -14,9 +14,9 @@ from aiosmtpd.smtp import SMTP, TLSSetupException
 
 from gateway.config import SmtpConfig
 from gateway.observability import log_context, metrics
-from gateway.smtp import replies
+from gateway.protocol import replies
+from gateway.protocol.line_discipline import guard_commands
 from gateway.smtp.connections import ClientConnections
-from gateway.smtp.line_discipline import guard_commands
 from gateway.smtp.proxy_tls import proxy_then_tls
 from gateway.smtp.session import GatewayEnvelope, GatewaySession
 from gateway.smtp.tls_handshakes import (

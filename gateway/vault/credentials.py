@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config
 from gateway.directory.records import Mailbox
+from gateway.directory.store import audit_change, mailbox_from_row, new_public_id
 from gateway.errors import InvalidValue, NotFound
-from gateway.store.directory import audit_change, mailbox_from_row, new_public_id
 from gateway.store.engine import aware
 from gateway.store.schema import mailbox_credentials, mailboxes, oauth_clients
 from gateway.vault.oauth import OAuthClient, ProviderEndpoints, TokenGrant

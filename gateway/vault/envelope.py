@@ -6,8 +6,6 @@ row purpose), so a sealed value copied elsewhere fails to open.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import struct
 from dataclasses import dataclass
@@ -155,8 +153,3 @@ def _wrap_aad(context: bytes, key_id: str) -> bytes:
 
 def _body_aad(context: bytes) -> bytes:
     return b"ocg-body|" + context
-
-
-def keyed_digest(key: bytes, value: str) -> str:
-    """HMAC-SHA256 hex digest: lets rows name a person without storing who they are."""
-    return hmac.new(key, value.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()

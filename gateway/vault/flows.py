@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.directory import address as addr
 from gateway.directory.records import Mailbox
+from gateway.directory.store import mailbox_from_row
 from gateway.errors import InvalidValue
-from gateway.store.directory import mailbox_from_row
 from gateway.store.engine import aware
 from gateway.store.schema import mailboxes, oauth_flows
 from gateway.vault.credentials import Credentials, provider_for_upstream

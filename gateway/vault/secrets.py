@@ -85,10 +85,10 @@ class DatabaseSecrets:
                 sealed_secrets.c.name.in_(list(names)), sealed_secrets.c.tenant_id == tenant_id))
 
     async def remaining(self) -> int:
-        return 0  # counted with the other sealed columns by gateway.store.rewrap
+        return 0  # counted with the other sealed columns by gateway.lifecycle.rewrap
 
     async def rewrap(self, batch: int, progress: Callable[[int], None]) -> int:
-        return 0  # done by gateway.store.rewrap, with the other sealed columns
+        return 0  # done by gateway.lifecycle.rewrap, with the other sealed columns
 
     async def close(self) -> None:
         return None

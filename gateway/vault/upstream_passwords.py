@@ -14,8 +14,8 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Config
+from gateway.directory.store import audit_change
 from gateway.errors import ConfigError, InvalidValue
-from gateway.store.directory import audit_change
 from gateway.vault.secrets import SecretStore
 
 log = logging.getLogger("gateway.vault")

@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Config
 from gateway.directory.cache import Directory
+from gateway.directory.store import DirectoryStore
 from gateway.events.names import EventNames
 from gateway.lifecycle.subjects import Subjects
+from gateway.limits.attempts import InvalidAttempts
 from gateway.optout.record import OptOuts
 from gateway.optout.reviews import OptOutReviews
 from gateway.optout.token import TokenSealer
@@ -21,12 +23,10 @@ from gateway.queue.store import QueueStore
 from gateway.review.accounts import Reviewers
 from gateway.review.held import HeldStore
 from gateway.store.api_keys import ApiKeys
-from gateway.store.directory import DirectoryStore
 from gateway.suppressions import Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows
 from gateway.vault.tenant_keys import TenantKeys
-from gateway.web.limits import InvalidAttempts
 
 
 @dataclass

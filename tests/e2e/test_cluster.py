@@ -37,7 +37,7 @@ import asyncpg
 import pytest
 
 from gateway import config as config_module
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 from gateway.store.engine import create_engine
 from tests.conftest import PASSWORD, PG_DSN, Database, Pki, master_key_file, seed
 from tests.smtp.test_proxy_protocol import v2

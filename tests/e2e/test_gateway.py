@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.smtp import replies
+from gateway.protocol import replies
 from tests.conftest import PASSWORD, Harness, Pki, running_harness
 from tests.support import messages
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
 from tests.conftest import PASSWORD, seed, write_config
 from tests.support import messages

@@ -19,12 +19,12 @@ import pytest
 
 from gateway import config as config_module
 from gateway.config import tenant_key_location
+from gateway.directory.store import DirectoryStore
 from gateway.errors import InvalidValue
 from gateway.events.targets import check_target
+from gateway.events.webhook_store import WebhookStore
 from gateway.events.webhooks import sign
-from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
-from gateway.store.webhooks import WebhookStore
 from gateway.vault.envelope import Vault
 from gateway.vault.key_store import key_store_for
 from gateway.vault.keys import provider_for

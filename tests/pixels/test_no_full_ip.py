@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from gateway import config as config_module
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
 from tests.conftest import PASSWORD, Pki, seed, write_config
 from tests.pixels.test_pixel_endpoint import PIXEL, html_message

@@ -18,7 +18,7 @@ from gateway.policy.misleading_subject import MisleadingSubject
 from gateway.policy.readable import html_text
 from gateway.policy.sensitive_data import SensitiveData
 from gateway.policy.verdict import Action
-from gateway.smtp import replies
+from gateway.protocol import replies
 
 PRINCIPAL = Principal(1, "campaign", 1, "password")
 FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "html").glob("*.html"))

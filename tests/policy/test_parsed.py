@@ -10,7 +10,7 @@ from gateway.policy.check import PolicyContext, Transaction
 from gateway.policy.message import Message
 from gateway.policy.parsed import Parsed
 from gateway.policy.verdict import Action
-from gateway.smtp import replies
+from gateway.protocol import replies
 from tests.support import messages
 
 TENANT = Tenant(1, "acme", "active", "")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from gateway import config as config_module
+from gateway.protocol import replies
 from gateway.service import Gateway
-from gateway.smtp import replies
 from gateway.smtp.auth_throttle import client_network
 from tests.conftest import OTHER_PASSWORD, PASSWORD, Pki, running_harness
 from tests.smtp.test_proxy_protocol import BALANCER, Proxied, haproxy, v1

@@ -51,7 +51,7 @@ async def test_off_lets_it_through(harness):
 
 @pytest.mark.parametrize("field", ["Sender", "Resent-From", "Resent-Sender", "Reply-To"])
 async def test_a_foreign_identity_field_is_refused_like_a_foreign_from(harness, field):
-    from gateway.smtp import replies
+    from gateway.protocol import replies
 
     got = await reply(harness, messages.simple(extra=f"{field}: ceo@paypal.example\r\n"))
     expected = replies.IDENTITY_MISALIGNED

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.smtp import replies
+from gateway.protocol import replies
 from tests.conftest import Pki, running_harness
 from tests.smtp.test_proxy_protocol import BALANCER, v1
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.smtp import replies
+from gateway.protocol import replies
 from tests.conftest import Harness, Pki, running_harness
 from tests.support import messages
 from tests.support.sink import RecordingSink

@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from gateway.directory import address as addr
-from gateway.smtp import replies
+from gateway.protocol import replies
 from tests.conftest import PASSWORD, Harness
 from tests.smtp.raw import RawSession
 from tests.support import messages

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.smtp import replies
+from gateway.protocol import replies
 from tests.conftest import PASSWORD, Harness, Pki, running_harness
 from tests.smtp.raw import RawSession
 from tests.support import messages

@@ -12,7 +12,7 @@ import warnings
 import pytest
 import sqlalchemy as sa
 
-from gateway.smtp import replies
+from gateway.protocol import replies
 from gateway.store.schema import audit_events
 from tests.conftest import PASSWORD, Harness
 from tests.support import messages

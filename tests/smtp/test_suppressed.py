@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from gateway import config as config_module
 from gateway.errors import VaultError
-from gateway.smtp import replies
+from gateway.protocol import replies
 from gateway.store.engine import create_engine, upgrade
 from gateway.store.schema import audit_events
 from gateway.suppressions import SUPPRESSION_PURPOSE, Actor

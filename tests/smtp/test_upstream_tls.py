@@ -16,7 +16,7 @@ import pytest
 from gateway import config as config_module
 from gateway.errors import ConfigError
 from gateway.optout import imap
-from gateway.smtp import replies
+from gateway.protocol import replies
 from gateway.smtp.tls import ensure_self_signed
 from tests.conftest import Pki, running_harness
 from tests.smtp.test_xoauth2 import connect

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from gateway.smtp import replies
+from gateway.protocol import replies
 from gateway.store.schema import audit_events, mailbox_credentials, mailboxes, sealed_secrets
 from gateway.vault.credentials import access_name, refresh_name
 from tests.conftest import Database, Harness, Pki, running_harness

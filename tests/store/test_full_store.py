@@ -24,7 +24,7 @@ import asyncpg
 import pytest
 
 from gateway import config as config_module
-from gateway.store.directory import DirectoryStore
+from gateway.directory.store import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
 from tests.conftest import PASSWORD, PG_DSN, Database, Pki, running_harness, seed, write_config
 from tests.support import messages

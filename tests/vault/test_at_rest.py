@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from gateway.store.directory import DirectoryStore
-from gateway.store.webhooks import WebhookStore
+from gateway.directory.store import DirectoryStore
+from gateway.events.webhook_store import WebhookStore
 from tests.conftest import Pki, running_harness
 from tests.support import messages
 

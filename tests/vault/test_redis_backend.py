@@ -20,9 +20,9 @@ import sqlalchemy as sa
 
 from gateway import config as config_module
 from gateway.errors import ConfigError
+from gateway.lifecycle.rewrap import rewrap as rewrap_database
 from gateway.service import Gateway
 from gateway.store.engine import upgrade
-from gateway.store.rewrap import rewrap as rewrap_database
 from gateway.store.schema import sealed_secrets
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import FileKeyProvider

@@ -19,15 +19,17 @@ import pytest
 import sqlalchemy as sa
 
 from gateway import config as config_module
+from gateway.directory.store import DirectoryStore
 from gateway.dkim.keys import DkimKeys
 from gateway.errors import ConfigError, VaultError
 from gateway.events.names import EventNames
+from gateway.events.webhook_store import WebhookStore
+from gateway.events.webhook_store import seal_context as webhook_context
 from gateway.optout.reviews import OptOutReviews
 from gateway.queue.store import NewCopy, QueueStore, State
 from gateway.queue.store import seal_context as queue_context
 from gateway.review.held import HeldStore
 from gateway.service import Gateway, build_vault_parts
-from gateway.store.directory import DirectoryStore
 from gateway.store.engine import create_engine
 from gateway.store.schema import (
     events,
@@ -36,8 +38,6 @@ from gateway.store.schema import (
     sealed_secrets,
     webhooks,
 )
-from gateway.store.webhooks import WebhookStore
-from gateway.store.webhooks import seal_context as webhook_context
 from gateway.vault.credentials import access_name
 from gateway.vault.key_store import (
     DirectoryKeyStore,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from gateway.store.directory import DirectoryStore
-from gateway.store.webhooks import WebhookStore
+from gateway.directory.store import DirectoryStore
+from gateway.events.webhook_store import WebhookStore
 from tests.conftest import running_harness
 from tests.events.test_webhooks import secret_bytes, verify
 from tests.support.receiver import Receiver

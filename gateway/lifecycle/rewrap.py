@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.dkim.keys import key_label
 from gateway.dkim.keys import seal_context as dkim_context
 from gateway.errors import VaultError
+from gateway.events.webhook_store import SECRET_LABEL
+from gateway.events.webhook_store import seal_context as webhook_context
 from gateway.optout.apply import reply_label, review_context
 from gateway.queue.store import copy_label
 from gateway.queue.store import seal_context as queue_context
@@ -38,8 +40,6 @@ from gateway.store.schema import (
     tenant_keys,
     webhooks,
 )
-from gateway.store.webhooks import SECRET_LABEL
-from gateway.store.webhooks import seal_context as webhook_context
 from gateway.vault.envelope import Vault
 from gateway.vault.flows import seal_context as flow_context
 from gateway.vault.purpose import seal_context as purpose_context

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
-from gateway.smtp import replies
-from gateway.smtp.replies import Reply
+from gateway.protocol import replies
+from gateway.protocol.replies import Reply
 
 
 def data_fault(raw: bytes) -> Reply | None:

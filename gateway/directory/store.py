@@ -15,7 +15,6 @@ from gateway.directory import address as addr
 from gateway.directory.passwords import hash_password
 from gateway.directory.records import Domain, Login, Mailbox, Tenant
 from gateway.errors import Conflict, InvalidValue, NotFound
-from gateway.queue.store import OPEN_STATES
 from gateway.store import audit
 from gateway.store import schema as t
 from gateway.store.engine import aware
@@ -290,7 +289,7 @@ class DirectoryStore:
             pending = (await conn.execute(sa.select(sa.func.count()).select_from(
                 t.pending_copies).where(
                 t.pending_copies.c.mailbox_id == row.id,
-                t.pending_copies.c.state.in_([s.value for s in OPEN_STATES])))).scalar()
+                t.pending_copies.c.state.in_(t.PENDING_OPEN_STATES)))).scalar()
             if pending:
                 raise Conflict(
                     f"Mailbox '{row.address}' has {pending} undelivered copies; "

@@ -19,9 +19,9 @@ from aiosmtplib import errors as smtp_errors
 from gateway.config import UpstreamConfig
 from gateway.net.tls import certificate_failure, client_tls_context
 from gateway.optout.verp import ReturnPaths
-from gateway.smtp import replies
-from gateway.smtp.upstream.base import Copy, DeliveryResult
-from gateway.smtp.upstream.logins import LoginSource, LoginUnavailable, UpstreamLogin
+from gateway.protocol import replies
+from gateway.upstream.base import Copy, DeliveryResult
+from gateway.upstream.logins import LoginSource, LoginUnavailable, UpstreamLogin
 
 log = logging.getLogger("gateway.upstream")
 

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.smtp.replies import Reply
+from gateway.protocol.replies import Reply
 
 
 class Outcome(enum.Enum):
