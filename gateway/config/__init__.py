@@ -618,8 +618,21 @@ def _require(ok: bool, key: str, value: Any, rule: str) -> None:
 
 
 def _validate(config: Config) -> None:
-    smtp = config.smtp
+    """Every value checked, section by section, in the order an operator reads the file;
+    the first bad one stops start-up with its key, value and rule."""
     dev = config.is_development
+    _check_smtp(config, dev)
+    _check_master_key_and_upstreams(config, dev)
+    _check_tenants_and_queue(config)
+    _check_sides(config, dev)
+    _check_review_alerts_limits(config)
+    _check_retention_pixels_proxies(config)
+    _check_vault_stores(config)
+    _check_policy(config)
+
+
+def _check_smtp(config: Config, dev: bool) -> None:
+    smtp = config.smtp
     for key in ("submission_port", "implicit_tls_port"):
         port = getattr(smtp, key)
         _require(0 <= port <= 65535, f"smtp.{key}", port, "Must be a port between 0 and 65535.")
@@ -662,6 +675,9 @@ def _validate(config: Config) -> None:
                  "PROXY headers are believed only from smtp.load_balancers; list them.")
         _require(smtp.proxy_timeout >= 3, "smtp.proxy_timeout", smtp.proxy_timeout,
                  "Must be at least 3 seconds.")
+
+
+def _check_master_key_and_upstreams(config: Config, dev: bool) -> None:
     if config.vault.dev_generate:
         _require(dev, "vault.dev_generate", True,
                  "The generated development master key is refused unless "
@@ -675,7 +691,10 @@ def _validate(config: Config) -> None:
     _require(bool(config.upstreams), "upstreams", {}, "At least one upstream is required.")
     for name, up in config.upstreams.items():
         _check_upstream(name, up, dev)
-    floors = config.tenants
+
+
+def _check_tenants_and_queue(config: Config) -> None:
+    smtp, floors = config.smtp, config.tenants
     _require(0 < floors.max_recipients <= smtp.max_recipients, "tenants.max_recipients",
              floors.max_recipients, f"Must be between 1 and smtp.max_recipients "
              f"({smtp.max_recipients}).")
@@ -694,6 +713,9 @@ def _validate(config: Config) -> None:
     for key in ("batch", "mailbox_concurrency"):
         value = getattr(queue, key)
         _require(value > 0, f"queue.{key}", value, "Must be greater than 0.")
+
+
+def _check_sides(config: Config, dev: bool) -> None:
     for name, provider in config.oauth.items():
         _check_provider(name, provider)
     _check_http(config.http)
@@ -701,6 +723,9 @@ def _validate(config: Config) -> None:
     if config.unsubscribe.mailto_proxy_protocol:
         _require(bool(config.smtp.load_balancers), "unsubscribe.mailto_proxy_protocol", True,
                  "PROXY headers are believed only from smtp.load_balancers; list them.")
+
+
+def _check_review_alerts_limits(config: Config) -> None:
     for key in ("held_days", "refused_keep_days", "idle_minutes", "session_hours",
                 "lockout_failures", "lockout_minutes", "page_size"):
         _require(getattr(config.review, key) > 0, f"review.{key}", getattr(config.review, key),
@@ -723,6 +748,9 @@ def _validate(config: Config) -> None:
         _require(config.limits.redis_url.startswith(("redis://", "rediss://", "unix://")),
                  "limits.redis_url", config.limits.redis_url,
                  "Must be a redis://, rediss:// or unix:// URL (or empty: the database).")
+
+
+def _check_retention_pixels_proxies(config: Config) -> None:
     for key in RetentionConfig.__dataclass_fields__:
         value = getattr(config.retention, key)
         _require(value > 0, f"retention.{key}", value, "Must be greater than 0.")
@@ -739,6 +767,9 @@ def _validate(config: Config) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             _require(False, f"http.trusted_proxies[{i}]", proxy, "Not an IP address or network.")
+
+
+def _check_vault_stores(config: Config) -> None:
     if config.vault.backend == "redis":
         _require(config.vault.redis_url.startswith(("redis://", "rediss://", "unix://")),
                  "vault.redis_url", config.vault.redis_url,
@@ -757,6 +788,9 @@ def _validate(config: Config) -> None:
                  or not where.is_relative_to(Path(config.data_dir).resolve()),
                  "vault.tenant_key_store", store,
                  "Must be outside data_dir: a backup of the data must not carry the keys.")
+
+
+def _check_policy(config: Config) -> None:
     for name, check in config.policy.items():
         _require(0 < check.timeout <= 60, f"policy.{name}.timeout", check.timeout,
                  "Must be between 0 and 60 seconds.")
