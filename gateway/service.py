@@ -43,6 +43,7 @@ from gateway.optout.mailto import Bounces, MailtoHandler
 from gateway.optout.record import OptOuts
 from gateway.optout.reviews import OptOutReviews
 from gateway.optout.sent import SentIndex
+from gateway.optout.suppressions import SUPPRESSION_PURPOSE, Suppressions
 from gateway.optout.token import PURPOSE as UNSUBSCRIBE_PURPOSE
 from gateway.optout.token import TokenSealer
 from gateway.optout.verp import PURPOSE as VERP_PURPOSE
@@ -72,7 +73,6 @@ from gateway.store.api_keys import ApiKeys
 from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.engine import create_engine, require_head
 from gateway.store.health import WriteHealth, sqlite_directory
-from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
 from gateway.upstream.base import Upstream
 from gateway.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
 from gateway.upstream.maildir import MaildirUpstream

@@ -94,7 +94,7 @@ async def _demo_dkim(store: DirectoryStore, config: Config) -> None:
 
 async def _demo_opt_out(store: DirectoryStore, config: Config) -> None:
     """One address on the demo tenant's list: a message to it is refused at RCPT."""
-    from gateway.suppressions import Actor
+    from gateway.optout.suppressions import Actor
     from suppression.entries import Reason
 
     suppressions = await parts.suppression_lists(store.engine, config)

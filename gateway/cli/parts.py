@@ -96,7 +96,7 @@ async def held_store(engine: Any, config: Config) -> Any:
 
 async def suppression_lists(engine: Any, config: Config, purposes: Any = None) -> Any:
     """The suppression lists, opened with the digest key (made on first use)."""
-    from gateway.suppressions import SUPPRESSION_PURPOSE, Suppressions
+    from gateway.optout.suppressions import SUPPRESSION_PURPOSE, Suppressions
     from gateway.vault.purpose import PurposeKeys
 
     purposes = purposes or PurposeKeys(engine, shared.open_vault(config))

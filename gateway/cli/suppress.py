@@ -18,7 +18,7 @@ from gateway.cli import parts, shared
 from gateway.config import Config
 from gateway.directory.store import DirectoryStore
 from gateway.errors import InvalidValue
-from gateway.suppressions import Actor
+from gateway.optout.suppressions import Actor
 from suppression.bulk import Report
 from suppression.entries import GLOBAL, Kind, Reason
 from suppression.formats import OCG_HEADER, Format

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import Config
 from gateway.errors import StoreError
+from gateway.optout.suppressions import Actor, Suppressions
 from gateway.queue.store import OPEN_STATES, State
 from gateway.review.held import HeldStore
 from gateway.store import audit
@@ -39,7 +40,6 @@ from gateway.store.schema import (
     webhook_outbox,
 )
 from gateway.store.scrub import scrub
-from gateway.suppressions import Actor, Suppressions
 
 log = logging.getLogger("gateway.retention")
 PURGE_ACTOR = Actor("gateway:retention")

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import InvalidValue
 from gateway.lifecycle.retention import legal_holds
+from gateway.optout.suppressions import Suppressions
 from gateway.queue import dsn
 from gateway.queue.store import Kind as Kind_
 from gateway.queue.store import NewCopy, QueueStore, State
@@ -43,7 +44,6 @@ from gateway.store.schema import (
     tenants,
 )
 from gateway.store.scrub import scrub
-from gateway.suppressions import Suppressions
 from suppression.canonical import GMAIL_DOMAINS, InvalidAddress, canonical
 from suppression.entries import GLOBAL, Entry, Kind, NewEntry, Reason, Target
 from suppression.schema import suppressions

@@ -45,10 +45,10 @@ from gateway.observability import metrics
 from gateway.optout.feedback import Bounce, BounceKind, Complaint, Feedback, parse
 from gateway.optout.reply_classifier import Classification, Verdict, classify
 from gateway.optout.sent import SentCopy, SentIndex, message_id_hash
+from gateway.optout.suppressions import Suppressions
 from gateway.store import audit
 from gateway.store.audit import EventSealer
 from gateway.store.schema import feedback_marks, optout_reviews, tenants
-from gateway.suppressions import Suppressions
 from gateway.vault.envelope import Vault
 from gateway.vault.tenant_keys import TenantSealer
 from suppression.canonical import InvalidAddress, canonical

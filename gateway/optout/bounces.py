@@ -14,7 +14,7 @@ import logging
 from gateway.errors import GatewayError
 from gateway.observability import metrics
 from gateway.optout.feedback import BounceKind, kind_of
-from gateway.suppressions import Actor, Suppressions
+from gateway.optout.suppressions import Actor, Suppressions
 from suppression.entries import Reason
 
 log = logging.getLogger("gateway.optout")

@@ -30,10 +30,10 @@ from gateway.optout.apply import (
 )
 from gateway.optout.reply_classifier import body_text, own_words
 from gateway.optout.sent import SentCopy
+from gateway.optout.suppressions import Suppressions
 from gateway.store.audit import EventSealer
 from gateway.store.engine import aware
 from gateway.store.schema import optout_reviews as t
-from gateway.suppressions import Suppressions
 from gateway.vault.envelope import Vault
 from gateway.vault.tenant_keys import TenantSealer
 from suppression.entries import Reason

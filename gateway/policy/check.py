@@ -9,9 +9,9 @@ from typing import ClassVar, Protocol
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.directory.records import Mailbox, Principal, Tenant
+from gateway.optout.suppressions import Suppressions
 from gateway.policy.message import Message
 from gateway.policy.verdict import Verdict
-from gateway.suppressions import Suppressions
 
 
 class Stage(enum.Enum):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from gateway.optout.suppressions import refusal
 from gateway.policy.check import PolicyContext, Stage, Transaction
 from gateway.policy.verdict import Verdict
-from gateway.suppressions import refusal
 from suppression.entries import GLOBAL, Reason
 
 

@@ -22,12 +22,12 @@ from gateway.directory.store import DirectoryStore
 from gateway.errors import Conflict, VaultError
 from gateway.observability import log_context
 from gateway.optout.bounces import HardBounces
+from gateway.optout.suppressions import Suppressions, refusal
 from gateway.protocol import replies
 from gateway.queue import dsn
 from gateway.queue.store import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State
 from gateway.store import audit
 from gateway.store.audit import AuditTrail
-from gateway.suppressions import Suppressions, refusal
 from gateway.upstream.base import Copy, Outcome, Upstream
 
 log = logging.getLogger("gateway.queue")

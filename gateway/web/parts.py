@@ -15,6 +15,7 @@ from gateway.lifecycle.subjects import Subjects
 from gateway.limits.attempts import InvalidAttempts
 from gateway.optout.record import OptOuts
 from gateway.optout.reviews import OptOutReviews
+from gateway.optout.suppressions import Suppressions
 from gateway.optout.token import TokenSealer
 from gateway.pixels.forward import Forwarder
 from gateway.pixels.opens import OpenRecorder
@@ -23,7 +24,6 @@ from gateway.queue.store import QueueStore
 from gateway.review.accounts import Reviewers
 from gateway.review.held import HeldStore
 from gateway.store.api_keys import ApiKeys
-from gateway.suppressions import Suppressions
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows
 from gateway.vault.tenant_keys import TenantKeys

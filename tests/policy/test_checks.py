@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.directory.records import Principal
+from gateway.optout.suppressions import Actor
 from gateway.policy.check import PolicyContext, Transaction
 from gateway.policy.header_from import HeaderFrom
 from gateway.policy.identity_alignment import IdentityAlignment
@@ -18,7 +19,6 @@ from gateway.policy.submission_headers import SubmissionHeaders
 from gateway.policy.unsubscribe_footer import UnsubscribeFooter
 from gateway.policy.verdict import Action
 from gateway.protocol import replies
-from gateway.suppressions import Actor
 from suppression.entries import Reason
 from tests.conftest import Harness
 

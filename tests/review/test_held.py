@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from gateway.optout.suppressions import Actor
 from gateway.queue.store import Kind
 from gateway.store.schema import audit_events, events, held_messages
-from gateway.suppressions import Actor
 from suppression.entries import Reason
 from tests.cli.test_queue_cli import gw
 from tests.support import messages

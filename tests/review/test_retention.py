@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from gateway.optout.suppressions import Actor
 from gateway.store.schema import (
     events,
     feedback_marks,
@@ -21,7 +22,6 @@ from gateway.store.schema import (
     pending_copies,
     webhook_outbox,
 )
-from gateway.suppressions import Actor
 from suppression.entries import Reason
 from tests.cli.test_queue_cli import gw
 from tests.review.test_held import held_rows, send_data

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from gateway.errors import VaultError
 from gateway.optout.apply import Arrival
+from gateway.optout.suppressions import Actor
 from gateway.service import build_vault_parts
 from gateway.store.schema import (
     domains,
@@ -28,7 +29,6 @@ from gateway.store.schema import (
     sent_messages,
     tenants,
 )
-from gateway.suppressions import Actor
 from suppression.entries import GLOBAL, Reason
 from suppression.schema import suppressions
 from tests.cli.test_queue_cli import gw

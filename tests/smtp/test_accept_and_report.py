@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from gateway.optout.suppressions import Actor
 from gateway.store.schema import events
-from gateway.suppressions import Actor
 from suppression.entries import Reason
 from tests.cli.test_queue_cli import gw
 from tests.conftest import Harness

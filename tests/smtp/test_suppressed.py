@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from gateway import config as config_module
 from gateway.errors import VaultError
+from gateway.optout.suppressions import SUPPRESSION_PURPOSE, Actor
 from gateway.protocol import replies
 from gateway.store.engine import create_engine, upgrade
 from gateway.store.schema import audit_events
-from gateway.suppressions import SUPPRESSION_PURPOSE, Actor
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import provider_for
 from gateway.vault.purpose import PurposeKeys

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from gateway.optout.suppressions import Actor
 from gateway.store.schema import audit_events
-from gateway.suppressions import Actor
 from suppression.entries import Reason
 from suppression.store import Filters
 from tests.conftest import Harness

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.suppressions import Actor
+from gateway.optout.suppressions import Actor
 from gateway.web import health
 from suppression.entries import Reason
 from tests.conftest import start_harness

@@ -3,7 +3,7 @@ streamed import and export."""
 
 from __future__ import annotations
 
-from gateway.suppressions import Actor
+from gateway.optout.suppressions import Actor
 from suppression.entries import GLOBAL, Reason
 from tests.conftest import Harness
 from tests.web.test_admin_api import admin, key

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import AfterValidator, Field
 
-from gateway.suppressions import LAST_EXPIRY
+from gateway.optout.suppressions import LAST_EXPIRY
 
 ID_MAX = 2**63 - 1
 UNIX_MAX = LAST_EXPIRY  # 9999-12-31T23:59:59Z

@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from gateway.errors import GatewayError, NotFound
+from gateway.optout.suppressions import Actor
 from gateway.review.accounts import Session, SignInRefused
 from gateway.review.held import (
     DISCARDED,
@@ -39,7 +40,6 @@ from gateway.review.held import (
 )
 from gateway.review.release import queue_discard_report
 from gateway.store.schema import audit_events
-from gateway.suppressions import Actor
 from gateway.web.parts import ReviewParts, WebParts
 from suppression.entries import GLOBAL, Reason
 
