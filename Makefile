@@ -29,9 +29,10 @@ test: $(VENV)/.installed system-packages
 system-packages:
 	scripts/install-system-packages.sh
 
-## Regenerate the reference generated from the code (docs/cli.md).
+## Regenerate the reference generated from the code (docs/cli.md, docs/smtp-replies.md).
 docs: $(VENV)/.installed
 	$(PY) -m gateway.cli.reference > docs/cli.md
+	$(PY) -m gateway.protocol.reference > docs/smtp-replies.md
 
 bench: $(VENV)/.installed system-packages
 	$(PY) bench/relay_throughput.py
