@@ -153,3 +153,16 @@ def test_a_badly_typed_secret_is_not_echoed_in_the_error():
              GATEWAY__UPSTREAMS__OUT__USERNAME="u", GATEWAY__UPSTREAMS__OUT__PASSWORD="918273645")
     assert str(info.value) == ("Config 'upstreams.out.password' has value '***'. "
                                "Not a valid string.")
+
+
+def test_every_broken_rule_is_reported_at_once(tmp_path: Path):
+    text = "[smtp]\nsubmission_port = 99999\nmax_recipients = 5\n[queue]\nretry_factor = 0.5\n"
+    with pytest.raises(ConfigError) as info:
+        load(text, tmp_path)
+    lines = str(info.value).splitlines()
+    assert lines == [
+        "Config 'smtp.submission_port' has value 99999. Must be a port between 0 and 65535.",
+        "Config 'tenants.max_recipients' has value 50. Must be between 1 and "
+        "smtp.max_recipients (5).",
+        "Config 'queue.retry_factor' has value 0.5. Must be at least 1.",
+    ]

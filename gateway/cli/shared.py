@@ -38,7 +38,8 @@ class CliError(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"gateway: error: {self.message}", err=True)
+        for line in self.message.splitlines() or [""]:  # several config problems: a line each
+            click.echo(f"gateway: error: {line}", err=True)
 
 
 def actor() -> str:

@@ -15,6 +15,7 @@ import types
 import typing
 import urllib.parse
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -612,14 +613,34 @@ def _shown(key: str, value: Any) -> str:
     return repr(value)
 
 
+# While _validate runs, every broken rule is collected here, so one start-up reports them all.
+_PROBLEMS: ContextVar[list[str] | None] = ContextVar("config_problems", default=None)
+
+
 def _require(ok: bool, key: str, value: Any, rule: str) -> None:
-    if not ok:
-        raise ConfigError(f"Config '{key}' has value {_shown(key, value)}. {rule}")
+    if ok:
+        return
+    message = f"Config '{key}' has value {_shown(key, value)}. {rule}"
+    problems = _PROBLEMS.get()
+    if problems is None:
+        raise ConfigError(message)
+    problems.append(message)
 
 
 def _validate(config: Config) -> None:
     """Every value checked, section by section, in the order an operator reads the file;
-    the first bad one stops start-up with its key, value and rule."""
+    start-up stops with every broken rule, one line each (key, value and rule)."""
+    problems: list[str] = []
+    token = _PROBLEMS.set(problems)
+    try:
+        _validate_sections(config)
+    finally:
+        _PROBLEMS.reset(token)
+    if problems:
+        raise ConfigError("\n".join(dict.fromkeys(problems)))
+
+
+def _validate_sections(config: Config) -> None:
     dev = config.is_development
     _check_smtp(config, dev)
     _check_master_key_and_upstreams(config, dev)
@@ -807,7 +828,7 @@ def _check_ip_credential(cred: IpCredential, key: str, balancers: list[Any]) -> 
             net = ipaddress.ip_network(raw, strict=False)
         except ValueError:
             _require(False, f"{key}.networks[{j}]", raw, "Not an IP network.")
-            raise AssertionError("unreachable") from None
+            continue  # the rules below need a network
         _require(net.prefixlen > 0, f"{key}.networks[{j}]", raw,
                  "A network covering every address would make the gateway an open relay.")
         widest = 24 if net.version == 4 else 64
