@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
-
 from gateway.errors import Conflict, NotFound
 from tests.conftest import Harness
 from tests.support import messages
-
-
-async def gw(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "gateway", "--config",
-                         str(harness.config_path), *args],
-        capture_output=True, text=True, timeout=60)
+from tests.support.cli import gw
 
 
 async def test_operator_finds_retries_and_deletes_a_deferred_copy(harness: Harness):

@@ -40,8 +40,8 @@ from gateway import config as config_module
 from gateway.directory.store import DirectoryStore
 from gateway.store.engine import create_engine
 from tests.conftest import PASSWORD, PG_DSN, Database, Pki, master_key_file, seed
-from tests.smtp.test_proxy_protocol import v2
 from tests.support import messages
+from tests.support.proxy import v2
 from tests.support.sink import RecordingSink
 
 pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)

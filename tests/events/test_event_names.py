@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.store.schema import events, held_messages
-from tests.cli.test_queue_cli import gw
 from tests.conftest import Harness
 from tests.support import messages
-from tests.web.test_admin_api import admin, key
+from tests.support.admin_api import admin, key
+from tests.support.cli import gw
 
 LEAD = "Lead.Person+q4@Example.org"
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from gateway.events.webhooks import sign
-from tests.cli.test_queue_cli import gw
 from tests.conftest import running_harness
-from tests.events.test_webhooks import secret_bytes
 from tests.support import messages
+from tests.support.cli import gw
 from tests.support.receiver import Receiver
+from tests.support.webhooks import secret_bytes
 
 DOC = Path(__file__).parents[2] / "docs/webhooks.md"
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)

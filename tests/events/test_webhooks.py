@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -33,16 +30,7 @@ from tests.conftest import PASSWORD, Pki, running_harness, seed, write_config
 from tests.support import messages
 from tests.support.receiver import Receiver
 from tests.support.sink import RecordingSink
-
-
-def secret_bytes(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def verify(secret: bytes, header: str, body: bytes) -> bool:
-    fields = dict(part.split("=", 1) for part in header.split(","))
-    expected = hmac.new(secret, f"{fields['t']}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, fields["v1"])
+from tests.support.webhooks import secret_bytes, verify
 
 
 def test_signature_is_hmac_over_timestamp_and_body():

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import running_harness
 from tests.support import messages
-from tests.web.test_unsubscribe import entries, refused_at_rcpt, token_for, unsubscribed_events
+from tests.support.unsubscribe import entries, refused_at_rcpt, token_for, unsubscribed_events
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ async def test_messages_per_network_and_open_connections_are_capped(tmp_path, pk
 
 async def test_behind_a_balancer_the_rate_keys_on_the_client_it_names(tmp_path, pki, database,
                                                                      monkeypatch):
-    from tests.smtp.test_proxy_protocol import BALANCER, Proxied, v1, v2
+    from tests.support.proxy import BALANCER, Proxied, v1, v2
 
     monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_LISTEN", "127.0.0.1")
     monkeypatch.setenv("GATEWAY__UNSUBSCRIBE__MAILTO_PORT", "0")

@@ -120,7 +120,7 @@ async def test_a_bounce_that_arrives_after_erasure_brings_nobody_back(h: Harness
     """The copy's index row went with the erasure: its return path names no copy now, so the
     late bounce is refused at RCPT and nothing about the person is written again."""
     from gateway.store.schema import events
-    from tests.cli.test_queue_cli import gw
+    from tests.support.cli import gw
 
     gone = "lukas.weber@nordlicht.example"
     await h.send(without_message_id(messages.simple()), [gone])

@@ -20,7 +20,7 @@ from gateway import config as config_module
 from gateway.directory.store import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
 from tests.conftest import PASSWORD, Pki, seed, write_config
-from tests.pixels.test_pixel_endpoint import PIXEL, html_message
+from tests.support.pixels import PIXEL, html_message
 from tests.support.receiver import Receiver
 from tests.support.sink import RecordingSink
 

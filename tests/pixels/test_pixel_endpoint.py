@@ -3,7 +3,6 @@ recorded with an anonymized network only, the tracker told without the client's 
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
@@ -15,18 +14,8 @@ from gateway.pixels.token import PixelClaims
 from gateway.store.schema import events, opens
 from gateway.web.pixel import GIF
 from tests.conftest import running_harness
-from tests.support import messages
+from tests.support.pixels import html_message, sent_pixels
 from tests.support.receiver import Receiver
-
-PIXEL = re.compile(rb'src="(https://links\.gw\.test/p/([A-Za-z0-9_-]+))"')
-
-
-def html_message(tracker: str, to: str = "alice@example.org", extra: str = "") -> bytes:
-    head = messages.simple(to=to).split(b"\r\n\r\n", 1)[0].replace(
-        b"text/plain", b"text/html")
-    return head + (f"\r\n\r\n<html><body><p>Hi</p><img src=\"https://cdn.example/logo.png\" "
-                   f"width=\"120\"><img src=\"{tracker}\" width=\"1\" height=\"1\">{extra}"
-                   "</body></html>\r\n").encode()
 
 
 @pytest.fixture
@@ -50,16 +39,6 @@ async def h(tmp_path, pki, database, monkeypatch, tracker):
 def public(h) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{h.gateway.ports.public}",
                              follow_redirects=False, timeout=10)
-
-
-async def sent_pixels(h, message: bytes, recipients: list[str]) -> list[tuple[bytes, str]]:
-    before = len(h.sink.received)
-    assert await h.send(message, recipients) == {}
-    found = []
-    for copy in h.sink.received[before:]:
-        (match,) = PIXEL.findall(copy.content)
-        found.append((copy.content, match[1].decode()))
-    return found
 
 
 async def stored_opens(h) -> list:
@@ -210,7 +189,7 @@ def test_apple_network_is_a_privacy_prefetch():
 
 
 async def test_opens_are_readable_per_message_and_campaign_as_json_and_csv(h, tracker):
-    from tests.web.test_admin_api import admin, key
+    from tests.support.admin_api import admin, key
 
     message = html_message("https://t.example/o.gif").replace(
         b"Subject: Hello", b"Subject: Hello\r\nX-Campaign-ID: spring-2026")

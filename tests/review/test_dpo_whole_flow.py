@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from gateway.observability import logs
 from gateway.store.schema import metadata
 from tests.conftest import PG_DSN, Harness
-from tests.web.test_unsubscribe import public, refused_at_rcpt, token_for
+from tests.support.unsubscribe import public, refused_at_rcpt, token_for
 
 SUBJECT = "Zelda Quintero, Vexcorp's 7f3a9 plan"
 PERSON = "zelda.quintero@vexcorp.example"

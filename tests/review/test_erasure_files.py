@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from gateway.queue.store import NewCopy, State
 from gateway.store.schema import events
 from suppression.schema import suppressions
-from tests.cli.test_queue_cli import gw
 from tests.conftest import PG_DSN, Harness
-from tests.review.test_held import card_message, held_rows, send_data
 from tests.review.test_subjects import PERSON, _their_data
 from tests.support import messages
-from tests.web.test_unsubscribe import public, token_for
+from tests.support.cli import gw
+from tests.support.held import card_message, held_rows, send_data
+from tests.support.unsubscribe import public, token_for
 
 
 def variants(address: str) -> list[bytes]:

@@ -11,29 +11,11 @@ import sqlalchemy as sa
 
 from gateway.optout.suppressions import Actor
 from gateway.queue.store import Kind
-from gateway.store.schema import audit_events, events, held_messages
+from gateway.store.schema import audit_events, events
 from suppression.entries import Reason
-from tests.cli.test_queue_cli import gw
 from tests.support import messages
-
-CARD = b"Your card 4111 1111 1111 1111 is on file."
-
-
-def card_message() -> bytes:
-    return messages.simple().split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + CARD + b"\r\n"
-
-
-def send_data(h, recipients: list[str]) -> tuple[int, bytes]:
-    with h.client() as smtp:
-        smtp.mail("sales@acme.example")
-        for r in recipients:
-            smtp.rcpt(r)
-        return smtp.data(card_message())
-
-
-async def held_rows(h) -> list:
-    async with h.gateway.engine.connect() as conn:
-        return (await conn.execute(sa.select(held_messages))).all()
+from tests.support.cli import gw
+from tests.support.held import card_message, held_rows, send_data
 
 
 async def test_a_held_message_is_accepted_kept_sealed_and_not_sent(harness):

@@ -23,8 +23,8 @@ from gateway.store.schema import (
     webhook_outbox,
 )
 from suppression.entries import Reason
-from tests.cli.test_queue_cli import gw
-from tests.review.test_held import held_rows, send_data
+from tests.support.cli import gw
+from tests.support.held import held_rows, send_data
 
 LATER = timedelta(days=800)  # every default retention is shorter
 

@@ -31,14 +31,14 @@ from gateway.store.schema import (
 )
 from suppression.entries import GLOBAL, Reason
 from suppression.schema import suppressions
-from tests.cli.test_queue_cli import gw
 from tests.conftest import PASSWORD
 from tests.optout.test_apply import FEEDBACK
-from tests.optout.test_optout_reviews import question
-from tests.review.test_held import send_data
 from tests.support import messages
-from tests.web.test_admin_api import admin, key
-from tests.web.test_unsubscribe import public, token_for
+from tests.support.admin_api import admin, key
+from tests.support.cli import gw
+from tests.support.held import send_data
+from tests.support.optout import question
+from tests.support.unsubscribe import public, token_for
 
 PERSON, OTHER = "Person@Example.org", "other@example.org"
 

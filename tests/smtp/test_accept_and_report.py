@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from gateway.optout.suppressions import Actor
 from gateway.store.schema import events
 from suppression.entries import Reason
-from tests.cli.test_queue_cli import gw
 from tests.conftest import Harness
 from tests.support import messages
+from tests.support.cli import gw
 
 OPS = Actor("test")
 

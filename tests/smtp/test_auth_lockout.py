@@ -20,7 +20,7 @@ from gateway.protocol import replies
 from gateway.service import Gateway
 from gateway.smtp.auth_throttle import client_network
 from tests.conftest import OTHER_PASSWORD, PASSWORD, Pki, running_harness
-from tests.smtp.test_proxy_protocol import BALANCER, Proxied, haproxy, v1
+from tests.support.proxy import BALANCER, Proxied, haproxy, v1
 
 pytestmark = pytest.mark.usefixtures("proxied")
 

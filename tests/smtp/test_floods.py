@@ -13,7 +13,7 @@ import pytest
 
 from gateway.protocol import replies
 from tests.conftest import Pki, running_harness
-from tests.smtp.test_proxy_protocol import BALANCER, v1
+from tests.support.proxy import BALANCER, v1
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 

@@ -4,14 +4,8 @@ starts with appendonly yes and appendfsync always."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import secrets
-import shutil
-import socket
-import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,33 +26,8 @@ from tests.conftest import Pki, running_harness, write_config
 from tests.smtp.test_xoauth2 import SENDER, connect
 from tests.support import messages
 from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
+from tests.support.redis import durable_redis
 from tests.support.sink import RecordingSink
-
-
-@contextlib.asynccontextmanager
-async def durable_redis(tmp_path: Path) -> AsyncIterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is required (scripts/install-system-packages.sh)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "yes", "--appendfsync", "always",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = aioredis.Redis.from_url(url)
-        for _ in range(100):
-            with contextlib.suppress(Exception):
-                await client.ping()
-                break
-            await asyncio.sleep(0.05)
-        await client.aclose()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 async def test_a_redis_that_can_lose_writes_stops_start_up(tmp_path, pki: Pki, database,

@@ -48,14 +48,14 @@ from gateway.vault.key_store import (
 from gateway.vault.secrets import DatabaseSecrets
 from gateway.vault.secrets import seal_context as secret_context
 from gateway.vault.tenant_keys import MARKER, TenantKeys, TenantSealedSecrets, TenantSealer
-from tests.cli.test_queue_cli import gw
 from tests.conftest import PASSWORD, PG_DSN, Database, Harness, running_harness, write_config
-from tests.optout.test_optout_reviews import possible_opt_out
-from tests.review.test_held import send_data
 from tests.smtp.test_xoauth2 import SENDER as OAUTH_SENDER
 from tests.smtp.test_xoauth2 import connect, oauth_gateway
 from tests.support import messages
-from tests.vault.test_redis_backend import durable_redis
+from tests.support.cli import gw
+from tests.support.held import send_data
+from tests.support.optout import possible_opt_out
+from tests.support.redis import durable_redis
 
 
 async def exercise(store: TenantKeyStore) -> None:

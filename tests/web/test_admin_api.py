@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 
 from gateway.store.api_keys import ApiKeys
 from tests.conftest import Harness, running_harness
+from tests.support.admin_api import admin, key
 from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET
-
-
-async def key(h: Harness, role: str, tenant: str | None = None) -> str:
-    tenant_id = (await h.store().tenant(tenant)).id if tenant else None
-    return (await ApiKeys(h.gateway.engine).create("test", role, tenant_id, "test"))[1]
-
-
-def admin(h: Harness, api_key: str | None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{h.gateway.ports.admin}",
-                             headers=headers)
 
 
 async def test_requests_without_a_valid_key_get_401_json(harness: Harness):

@@ -18,7 +18,7 @@ import pytest
 from gateway.store.api_keys import ApiKeys
 from gateway.web.public import openapi_document
 from tests.conftest import Harness, running_harness
-from tests.web.test_admin_api import key
+from tests.support.admin_api import key
 
 EXAMPLES = int(os.environ.get("OCG_FUZZ_EXAMPLES", "40"))
 SEED = 20261205

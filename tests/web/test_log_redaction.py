@@ -17,9 +17,10 @@ from gateway.observability import logs
 from gateway.observability.logs import JsonFormatter
 from gateway.web.access_log import safe_path
 from tests.conftest import Harness, running_harness
-from tests.pixels.test_pixel_endpoint import html_message, sent_pixels
+from tests.support.admin_api import key
+from tests.support.pixels import html_message, sent_pixels
 from tests.support.receiver import Receiver
-from tests.web.test_admin_api import _objects_of_other, key
+from tests.web.test_admin_api import _objects_of_other
 from tests.web.test_review_pages import add_reviewer, csrf_of, signed_in
 
 SECRET_ADDRESS = "zelda.secret+promo@example.org"

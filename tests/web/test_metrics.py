@@ -15,8 +15,8 @@ from gateway.optout.suppressions import Actor
 from gateway.web import health
 from suppression.entries import Reason
 from tests.conftest import start_harness
-from tests.review.test_held import send_data
 from tests.support import messages
+from tests.support.held import send_data
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, async_playwright
 from gateway.store.schema import mailboxes, oauth_flows
 from tests.smtp.test_xoauth2 import SENDER, oauth_gateway
 from tests.support import messages
-from tests.web.test_admin_api import admin, key
+from tests.support.admin_api import admin, key
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # As the machine notes say: no background networking, so a closed network stays quiet.

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from gateway.directory.store import DirectoryStore
 from gateway.events.webhook_store import WebhookStore
 from tests.conftest import running_harness
-from tests.events.test_webhooks import secret_bytes, verify
+from tests.support.admin_api import admin, key
 from tests.support.receiver import Receiver
-from tests.web.test_admin_api import admin, key
-from tests.web.test_unsubscribe import public, token_for
+from tests.support.unsubscribe import public, token_for
+from tests.support.webhooks import secret_bytes, verify
 
 
 async def test_opt_outs_are_listed_since_a_cursor_for_the_tenant_only(harness):

@@ -10,8 +10,8 @@ import asyncio
 import pytest
 
 from tests.conftest import running_harness
-from tests.review.test_held import held_rows, send_data
 from tests.support import messages
+from tests.support.held import held_rows, send_data
 from tests.web.review_support import PASSWORD, add_reviewer, admin_base, fresh_code
 from tests.web.test_oauth_browser import chromium
 from tests.web.test_unsubscribe_browser import violations

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from gateway.review.accounts import SignInRefused
 from gateway.store.schema import audit_events, review_sessions
 from gateway.web.review.pages import BODY_CSP, PAGE_CSP
-from tests.cli.test_queue_cli import gw
-from tests.review.test_held import held_rows, send_data
+from tests.support.cli import gw
+from tests.support.held import held_rows, send_data
 from tests.web.review_support import (
     PASSWORD,
     Client,

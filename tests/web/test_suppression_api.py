@@ -6,7 +6,7 @@ from __future__ import annotations
 from gateway.optout.suppressions import Actor
 from suppression.entries import GLOBAL, Reason
 from tests.conftest import Harness
-from tests.web.test_admin_api import admin, key
+from tests.support.admin_api import admin, key
 
 LIST = "/api/v1/suppression-lists"
 

@@ -4,56 +4,22 @@ refuses the next RCPT for that recipient at once."""
 from __future__ import annotations
 
 import re
-import smtplib
 
-import httpx
 import pytest
-import sqlalchemy as sa
 
-from gateway.store.schema import events, suppressions
 from tests.support import messages
+from tests.support.unsubscribe import (
+    LINK,
+    entries,
+    public,
+    refused_at_rcpt,
+    token_for,
+    unsubscribed_events,
+)
 
-LINK = re.compile(rb"List-Unsubscribe: <https://links\.gw\.test/u/([a-z2-7]+)>,\r\n "
-                  rb"<mailto:unsubscribe@links\.gw\.test\?subject=unsubscribe%20([a-z2-7]+)>")
 RFC8058_EXAMPLE = (b"---FormBoundaryjWmhtjORrn\r\n"
                    b'Content-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
                    b"One-Click\r\n---FormBoundaryjWmhtjORrn--\r\n")
-
-
-async def token_for(h, recipient: str = "alice@example.org", message: bytes | None = None
-                    ) -> str:
-    before = len(h.sink.received)
-    assert await h.send(message or messages.simple(to=recipient), [recipient]) == {}
-    (copy,) = [r.content for r in h.sink.received[before:]]
-    (match,) = LINK.findall(copy)
-    assert match[0] == match[1]  # the mailto subject carries the same token
-    return match[0].decode()
-
-
-def public(h) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{h.gateway.ports.public}",
-                             follow_redirects=False, timeout=10)
-
-
-async def refused_at_rcpt(h, recipient: str) -> bool:
-    try:
-        await h.send(messages.simple(to=recipient), [recipient])
-    except smtplib.SMTPRecipientsRefused as exc:
-        code, text = exc.recipients[recipient]
-        assert (code, text[:5]) == (550, b"5.7.1")
-        return True
-    return False
-
-
-async def entries(h) -> list:
-    async with h.gateway.engine.connect() as conn:
-        return (await conn.execute(sa.select(suppressions))).all()
-
-
-async def unsubscribed_events(h) -> list:
-    async with h.gateway.engine.connect() as conn:
-        return (await conn.execute(sa.select(events).where(
-            events.c.kind == "unsubscribed"))).all()
 
 
 async def test_every_copy_carries_exactly_one_pair_of_gateway_headers(harness):

@@ -9,8 +9,8 @@ import axe_playwright_python
 import pytest
 
 from gateway.web import i18n
+from tests.support.unsubscribe import entries, refused_at_rcpt, token_for
 from tests.web.test_oauth_browser import chromium
-from tests.web.test_unsubscribe import entries, refused_at_rcpt, token_for
 
 AXE = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
 
