@@ -69,6 +69,7 @@ async def parse_elsewhere(chunks: Iterable[bytes], defaults: Defaults, fmt: Form
     assert child.stdin is not None and child.stdout is not None
     settings = (digester.key, digester.key_id, defaults, fmt, now, from_line)
     feeding = asyncio.create_task(_feed(child.stdin, frame(settings), chunks))
+    finished = False
     try:
         while True:
             try:
@@ -83,9 +84,14 @@ async def parse_elsewhere(chunks: Iterable[bytes], defaults: Defaults, fmt: Form
                 raise message
             yield message
         await feeding
+        finished = True
     finally:
         feeding.cancel()
-        if child.returncode is None:
+        # A child that sent its last batch exits by itself: killing it then raced asyncio's
+        # child watcher (Popen.send_signal reaps an exited child first, and the watcher
+        # then logs "Unknown child process pid ... returncode 255"). Kill only one that is
+        # being abandoned.
+        if not finished and child.returncode is None:
             child.kill()
         await child.wait()
 
