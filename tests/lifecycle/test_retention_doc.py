@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from gateway.lifecycle.retention import SCHEDULE, schedule_markdown
-from tests.test_config import load
+from tests.config.test_config import load
 
 
 def test_the_documented_table_is_the_schedule_with_default_values():
-    doc = (Path(__file__).parents[1] / "docs/retention.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs/retention.md").read_text()
     assert schedule_markdown(load()) in doc
 
 
@@ -23,7 +23,7 @@ def test_the_erasure_matrix_names_every_table_of_the_schema():
 
     from gateway.store.schema import metadata
 
-    doc = (Path(__file__).parents[1] / "docs/retention.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs/retention.md").read_text()
     matrix = doc.split("## Erasure matrix", 1)[1].split("\n## ", 1)[0]
     named = {name for row in matrix.splitlines() if row.startswith("| `")
              for name in re.findall(r"`(\w+)`", row.split("|")[1])}

@@ -21,7 +21,7 @@ from gateway.queue.store import NewCopy, State
 from gateway.store.schema import events
 from suppression.schema import suppressions
 from tests.conftest import PG_DSN, Harness
-from tests.review.test_subjects import PERSON, _their_data
+from tests.lifecycle.test_subjects import PERSON, _their_data
 from tests.support import messages
 from tests.support.cli import gw
 from tests.support.held import card_message, held_rows, send_data

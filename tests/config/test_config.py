@@ -130,12 +130,12 @@ def test_invalid_toml_and_missing_file_are_clear(tmp_path: Path):
 
 
 def test_development_file_shipped_with_make_run_is_valid():
-    config = config_module.load(Path(__file__).parents[1] / "deploy/development.toml", {})
+    config = config_module.load(Path(__file__).parents[2] / "deploy/development.toml", {})
     assert config.is_development and config.vault.dev_generate
 
 
 def test_production_example_is_valid():
-    config = config_module.load(Path(__file__).parents[1] / "deploy/production.example.toml", {})
+    config = config_module.load(Path(__file__).parents[2] / "deploy/production.example.toml", {})
     assert config.environment == "production"
     assert config.upstreams["relay"].username and not config.upstreams["relay"].password
 
