@@ -301,7 +301,7 @@ class GatewayHandler:
             last = outcome.verdicts[-1]
             envelope.rcpt_tos.append(address)  # aiosmtpd wants one before DATA
             envelope.suppressed.append(Suppressed(
-                addr.normalize(address, smtputf8=envelope.smtp_utf8), str(outcome.reply),
+                addr.normalize(address, smtputf8=envelope.smtp_utf8), outcome.reply,
                 last.check, last.erased))
             log.info("suppressed recipient accepted to be reported", extra={
                 "tenant_id": envelope.tenant.id, "check": last.check,
@@ -429,6 +429,7 @@ class GatewayHandler:
             # and replies find their copy by it (optout/sent.py).
             message_id = f"<{queue_id}.{secrets.token_hex(6)}@{self.config.smtp.hostname}>"
             message.prepend("Message-ID", message_id)
+        envelope.message_id = message_id
         message.prepend("Received", self._received(session, server.tls_active, queue_id))
         prepared = self._composer.prepare(message, tenant, mailbox, queue_id)
         copies = [prepared.copy(r) for r in envelope.recipients]
@@ -483,11 +484,13 @@ class GatewayHandler:
         assert self._suppressed is not None and envelope.tenant is not None
         assert envelope.mailbox is not None and session.principal is not None
         raw = envelope.original_content or b""
+        # the relayed copies' Message-ID; parsed here only when nothing was relayed
+        message_id = envelope.message_id or Message(raw).value("message-id") or None
         await self._suppressed.report(
             queue_id=queue_id, tenant_id=envelope.tenant.id, mailbox_id=envelope.mailbox.id,
             sender=envelope.sender, actor=f"login:{session.principal.username}",
-            suppressed=envelope.suppressed, message=raw,
-            message_id=Message(raw).value("message-id") or None, digest=self.digest)
+            suppressed=envelope.suppressed, message=raw, message_id=message_id,
+            digest=self.digest)
 
     async def _keep(self, session: GatewaySession, envelope: GatewayEnvelope,
                     message: Message, queue_id: str, check: str, reason: str,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiosmtpd.smtp import Envelope, Session
 
 from gateway.directory.records import Mailbox, Principal, Tenant
+from gateway.protocol.replies import Reply
 
 
 class GatewaySession(Session):
@@ -46,7 +47,7 @@ class Suppressed:
     never relayed, listed in one delivery report and a `suppressed` event."""
 
     recipient: str  # the validated bare form
-    reply: str  # what `refuse` would have answered, e.g. 550 5.7.1 ...
+    reply: Reply  # what `refuse` would have answered, e.g. 550 5.7.1 ...
     check: str  # the check that refused it
     erased: bool  # an erasure entry: named by digest only, in the report and the event
 
@@ -59,4 +60,5 @@ class GatewayEnvelope(Envelope):
         self.sender: str = ""  # validated bare form of MAIL FROM
         self.recipients: list[str] = []  # validated bare forms, in RCPT order
         self.suppressed: list[Suppressed] = []  # accepted to be reported, never relayed
+        self.message_id: str | None = None  # as the relayed copies carry it (set at DATA)
         self.eightbit_declared = False  # BODY=8BITMIME

@@ -48,14 +48,13 @@ class SuppressedReports:
         digests = {s.recipient: digest(s.recipient) for s in suppressed}
         # every one is reported: the gateway offers no DSN extension (RFC 3461), so no
         # client can have asked for NOTIFY=NEVER; MAIL FROM is always a tenant's mailbox
-        owed = list(suppressed)
-        if sender and owed:
+        if sender:
             report = dsn.build(
                 reporting_mta=self._config.smtp.hostname, queue_id=queue_id, sender=sender,
                 arrival=datetime.now(UTC),
                 recipients=[dsn.RecipientStatus(
                     dsn.erased_recipient(digests[s.recipient]) if s.erased else s.recipient,
-                    "failed", s.reply.split(" ", 2)[1], s.reply) for s in owed],
+                    "failed", s.reply.status, str(s.reply)) for s in suppressed],
                 original=message, headers_only=self._config.queue.dsn_headers_only,
                 reason=REASON)
             await self._queue.add([NewCopy(
@@ -63,16 +62,16 @@ class SuppressedReports:
                 "report queued", kind=Kind.DSN, message_id=message_id)], report)
         rows = [audit.row("copy.suppressed", actor=actor, tenant_id=tenant_id,
                           queue_id=queue_id, recipient_digest=digests[s.recipient],
-                          check_name=s.check, action="report", reply=s.reply,
+                          check_name=s.check, action="report", reply=str(s.reply),
                           message_id=message_id, reported=bool(sender))
                 for s in suppressed]
-        if sender and owed:
+        if sender:
             rows.append(audit.row("dsn.queued", actor="smtp", tenant_id=tenant_id,
                                   queue_id=queue_id,
-                                  recipients=[digests[s.recipient] for s in owed]))
+                                  recipients=list(digests.values())))
         events = [audit.event("suppressed", tenant_id=tenant_id, queue_id=queue_id,
                               recipient=s.recipient, erased=s.erased, check=s.check,
-                              reply=s.reply, message_id=message_id)
+                              reply=str(s.reply), message_id=message_id)
                   for s in suppressed]
         await self._audit.record(rows, events)
         for s in suppressed:

@@ -285,6 +285,8 @@ class CheckedOnce:
         self._lock = asyncio.Lock()
 
     async def check(self) -> None:
+        if self._checked:  # every later call: no lock taken
+            return
         async with self._lock:
             if not self._checked:
                 await self.inner.check()

@@ -121,3 +121,18 @@ async def test_refuse_stays_the_default(harness: Harness):
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         await harness.send(messages.simple(), ["gone@example.org"])
     assert "suppressed" not in await kinds(harness)
+
+
+async def test_the_report_names_the_message_id_the_relayed_copies_carry(harness: Harness):
+    """A message without a Message-ID gets one from the gateway; the suppressed recipient's
+    event names that one too, as the delivered copy's does."""
+    await accept_and_report(harness, "gone@example.org")
+    bare = messages.simple().replace(b"Message-ID: <m1@acme.example>\r\n", b"")
+    assert b"Message-ID" not in bare
+    code, _ = await harness.data_reply(["ok@example.org", "gone@example.org"], bare)
+    assert code == 250
+    async with harness.gateway.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(events.c.kind, events.c.detail).where(
+            events.c.kind.in_(["delivered", "suppressed"])))).all()
+    ids = {kind: detail["message_id"] for kind, detail in rows}
+    assert ids["delivered"] and ids["suppressed"] == ids["delivered"]
