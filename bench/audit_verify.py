@@ -1,6 +1,6 @@
 """`gateway audit verify` over 1,000,000 audit rows.
 
-The rows are written the way the gateway writes them (store/audit_chain.py: batches of a
+The rows are written the way the gateway writes them (audit/chain.py: batches of a
 node's hash chain), by two nodes' chains, in group commits of 1 to 200 rows, with an anchor
 every 50 batches; then the whole trail is verified, as `gateway audit verify` does. Printed:
 the time to write and the time to verify, in seconds and rows per second.
@@ -22,8 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.store import audit, audit_chain  # noqa: E402
-from gateway.store.audit_verify import verify  # noqa: E402
+from gateway.audit import chain as audit_chain  # noqa: E402
+from gateway.audit import trail as audit  # noqa: E402
+from gateway.audit.verify import verify  # noqa: E402
 from gateway.store.engine import create_engine, upgrade  # noqa: E402
 
 EVENTS = ["message.received", "check", "message.relayed", "delivery.delivered",

@@ -203,7 +203,8 @@ def summarise_profile(path: Path, messages: int) -> None:
         for marker, label in (
             ("/aiosmtpd/", "aiosmtpd (server)"), ("/aiosmtplib/", "aiosmtplib (upstream)"),
             ("/gateway/policy/", "gateway policy"), ("/gateway/smtp/", "gateway smtp"),
-            ("/gateway/store/", "gateway store/audit"), ("/sqlalchemy/", "sqlalchemy"),
+            ("/gateway/store/", "gateway store"), ("/gateway/audit/", "gateway audit"),
+            ("/sqlalchemy/", "sqlalchemy"),
             ("/aiosqlite/", "aiosqlite"), ("/asyncpg/", "asyncpg"), ("/email/", "email parser"),
             ("/email_validator/", "email-validator"), ("/asyncio/", "asyncio"),
             ("/ssl.py", "ssl"), ("/logging/", "logging"), ("/cryptography/", "cryptography"),

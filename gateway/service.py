@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import background
 from gateway import config as config_module
+from gateway.access.api_keys import ApiKeys
+from gateway.audit import chain as audit_chain
+from gateway.audit.trail import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path, tenant_key_location
 from gateway.directory.cache import Directory
 from gateway.directory.records import Tenant
@@ -68,9 +71,6 @@ from gateway.smtp.relay import Relay
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
 from gateway.smtp.suppressed import SuppressedReports
 from gateway.smtp.tls import certificate_days_left, tls_files
-from gateway.store import audit_chain
-from gateway.store.api_keys import ApiKeys
-from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, AuditTrail
 from gateway.store.engine import create_engine, require_head
 from gateway.store.health import WriteHealth, sqlite_directory
 from gateway.upstream.base import Upstream
@@ -388,7 +388,7 @@ class Gateway:
         return 0
 
     async def _anchor(self) -> int:
-        """Anchor every chain's head under the audit-anchor key (store/audit_chain.py)."""
+        """Anchor every chain's head under the audit-anchor key (audit/chain.py)."""
         try:
             key = self._anchor_key()
         except VaultError:

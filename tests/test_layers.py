@@ -110,8 +110,9 @@ LEVELS = [
     ["gateway.outbound", "gateway.upstream"],
     ["gateway.pixels", "gateway.events", "gateway.dkim", "gateway.policy"],
     ["gateway.optout"],
-    ["gateway.vault", "gateway.limits"],
+    ["gateway.vault", "gateway.limits", "gateway.access"],
     ["gateway.net", "gateway.directory", "gateway.observability"],
+    ["gateway.audit"],
     ["gateway.store", "gateway.config"],
     ["gateway.background", "gateway.errors", "gateway.protocol", "suppression"],
 ]

@@ -29,7 +29,7 @@ async def apikey_add(store: DirectoryStore, config: Config, name: str, role: str
     """Make an admin API key; it is shown once, stored as a hash."""
     from datetime import UTC, datetime, timedelta
 
-    from gateway.store.api_keys import ApiKeys
+    from gateway.access.api_keys import ApiKeys
 
     tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
     expires = (datetime.now(UTC) + timedelta(days=expires_days)) if expires_days else None
@@ -42,7 +42,7 @@ async def apikey_add(store: DirectoryStore, config: Config, name: str, role: str
 @shared.with_store
 async def apikey_list(store: DirectoryStore, config: Config) -> None:
     """List the admin API keys (never the keys themselves)."""
-    from gateway.store.api_keys import ApiKeys
+    from gateway.access.api_keys import ApiKeys
 
     names = await store.tenant_names()
     click.echo("id\tname\trole\ttenant\tcreated\texpires\tlast used\trevoked")
@@ -60,7 +60,7 @@ async def apikey_list(store: DirectoryStore, config: Config) -> None:
 @shared.with_store
 async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> None:
     """Revoke an admin API key at once."""
-    from gateway.store.api_keys import ApiKeys
+    from gateway.access.api_keys import ApiKeys
 
     await ApiKeys(store.engine).revoke(key_id, shared.actor())
     click.echo(f"API key {key_id} revoked")

@@ -6,12 +6,12 @@ import sys
 
 import click
 
+from gateway.audit import chain as audit_chain
+from gateway.audit.verify import verify
 from gateway.cli import parts, shared
 from gateway.config import Config
 from gateway.directory.store import DirectoryStore
 from gateway.errors import VaultError
-from gateway.store import audit_chain
-from gateway.store.audit_verify import verify
 
 
 async def anchor_key(store: DirectoryStore, config: Config) -> bytes | None:

@@ -13,14 +13,14 @@ from gateway.directory.store import DirectoryStore
 
 async def queue_parts(engine: Any, config: Config) -> Any:
     """The queue with what an operator action needs (the vault opens the sealed copies)."""
-    from gateway.directory.cache import Directory
-    from gateway.queue.worker import QueueWorker
-    from gateway.store.audit import (
+    from gateway.audit.trail import (
         DIGEST_PURPOSE,
         LEGACY_DIGEST_INFO,
         AuditTrail,
         recipient_digest,
     )
+    from gateway.directory.cache import Directory
+    from gateway.queue.worker import QueueWorker
     from gateway.vault.purpose import PurposeKeys
 
     vault = shared.open_vault(config)
@@ -38,7 +38,7 @@ async def queue_parts(engine: Any, config: Config) -> Any:
 
 async def audit_digest(engine: Any, config: Config, purposes: Any = None) -> Callable[[str], str]:
     """The audit trail's keyed digest (made on first use), as the running gateway has it."""
-    from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_digest
+    from gateway.audit.trail import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_digest
     from gateway.vault.purpose import PurposeKeys
 
     vault = shared.open_vault(config)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from gateway import config as config_module
+from gateway.audit import chain as audit_chain
 from gateway.config import Config
 from gateway.config.location import NO_FILE_HINT, locate
 from gateway.directory.store import DirectoryStore
@@ -26,7 +27,6 @@ from gateway.errors import (
     NetworkError,
     StoreError,
 )
-from gateway.store import audit_chain
 from gateway.store.engine import create_engine, current_revision
 
 T = TypeVar("T")

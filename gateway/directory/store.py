@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.audit import trail as audit
 from gateway.directory import address as addr
 from gateway.directory.passwords import hash_password
 from gateway.directory.records import Domain, Login, Mailbox, Tenant
 from gateway.errors import Conflict, InvalidValue, NotFound
-from gateway.store import audit
 from gateway.store import schema as t
 from gateway.store.engine import aware
 

@@ -11,8 +11,8 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.audit import trail as audit
 from gateway.errors import NotFound
-from gateway.store import audit
 from gateway.store.schema import events, webhooks
 from gateway.vault.envelope import Vault
 

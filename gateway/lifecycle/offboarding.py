@@ -17,11 +17,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gateway.audit import trail as audit
 from gateway.directory.store import DirectoryStore
 from gateway.errors import Conflict
-from gateway.store import audit
+from gateway.lifecycle.scrub import scrub
 from gateway.store import schema as t
-from gateway.store.scrub import scrub
 from gateway.vault.credentials import Credentials
 from gateway.vault.tenant_keys import TenantSealedSecrets
 from suppression.schema import suppressions

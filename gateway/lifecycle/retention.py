@@ -20,13 +20,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.audit import trail as audit
+from gateway.audit.verify import prune as prune_audit
 from gateway.config import Config
 from gateway.errors import StoreError
+from gateway.lifecycle.scrub import scrub
 from gateway.optout.suppressions import Actor, Suppressions
 from gateway.queue.store import OPEN_STATES, State
 from gateway.review.held import HeldStore
-from gateway.store import audit
-from gateway.store.audit_verify import prune as prune_audit
 from gateway.store.schema import (
     events,
     feedback_marks,
@@ -39,7 +40,6 @@ from gateway.store.schema import (
     tenants,
     webhook_outbox,
 )
-from gateway.store.scrub import scrub
 
 log = logging.getLogger("gateway.retention")
 PURGE_ACTOR = Actor("gateway:retention")

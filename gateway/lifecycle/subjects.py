@@ -23,14 +23,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.audit import trail as audit
 from gateway.errors import InvalidValue
 from gateway.lifecycle.retention import legal_holds
+from gateway.lifecycle.scrub import scrub
 from gateway.optout.suppressions import Suppressions
 from gateway.queue import dsn
 from gateway.queue.store import Kind as Kind_
 from gateway.queue.store import NewCopy, QueueStore, State
 from gateway.review.held import HELD, HeldStore
-from gateway.store import audit
 from gateway.store.engine import aware
 from gateway.store.schema import (
     audit_events,
@@ -43,7 +44,6 @@ from gateway.store.schema import (
     sent_messages,
     tenants,
 )
-from gateway.store.scrub import scrub
 from suppression.canonical import GMAIL_DOMAINS, InvalidAddress, canonical
 from suppression.entries import GLOBAL, Entry, Kind, NewEntry, Reason, Target
 from suppression.schema import suppressions

@@ -38,6 +38,8 @@ from email.utils import getaddresses
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.audit import trail as audit
+from gateway.audit.trail import EventSealer
 from gateway.config import FeedbackConfig
 from gateway.directory.store import audit_change
 from gateway.errors import VaultError
@@ -46,8 +48,6 @@ from gateway.optout.feedback import Bounce, BounceKind, Complaint, Feedback, par
 from gateway.optout.reply_classifier import Classification, Verdict, classify
 from gateway.optout.sent import SentCopy, SentIndex, message_id_hash
 from gateway.optout.suppressions import Suppressions
-from gateway.store import audit
-from gateway.store.audit import EventSealer
 from gateway.store.schema import feedback_marks, optout_reviews, tenants
 from gateway.vault.envelope import Vault
 from gateway.vault.tenant_keys import TenantSealer

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.audit import trail as audit
+from gateway.audit.trail import EventSealer
 from gateway.directory.store import audit_change
 from gateway.observability import metrics
 from gateway.optout.suppressions import Suppressions
 from gateway.optout.token import Claims
-from gateway.store import audit
-from gateway.store.audit import EventSealer
 from gateway.store.schema import tenants
 from suppression.canonical import InvalidAddress, canonical
 from suppression.entries import GLOBAL, Kind, NewEntry, Reason, Target

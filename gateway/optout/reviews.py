@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.audit.trail import EventSealer
 from gateway.directory.store import audit_change
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.optout.apply import (
@@ -31,7 +32,6 @@ from gateway.optout.apply import (
 from gateway.optout.reply_classifier import body_text, own_words
 from gateway.optout.sent import SentCopy
 from gateway.optout.suppressions import Suppressions
-from gateway.store.audit import EventSealer
 from gateway.store.engine import aware
 from gateway.store.schema import optout_reviews as t
 from gateway.vault.envelope import Vault

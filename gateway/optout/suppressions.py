@@ -21,11 +21,11 @@ from typing import BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.access.api_keys import Forbidden
 from gateway.directory.store import audit_change
 from gateway.errors import InvalidValue, NotFound, VaultError
 from gateway.protocol import replies
 from gateway.protocol.replies import Reply
-from gateway.store.api_keys import Forbidden
 from suppression.bulk import Report, write_batches
 from suppression.canonical import InvalidAddress, canonical
 from suppression.digest import Digester

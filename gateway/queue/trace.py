@@ -14,9 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.audit.trail import recipient_digest
 from gateway.errors import NotFound
 from gateway.queue.store import QueuedCopy, QueueStore
-from gateway.store.audit import recipient_digest
 from gateway.store.schema import audit_events
 
 

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway import background
+from gateway.audit import trail as audit
+from gateway.audit.trail import AuditTrail
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.directory.store import DirectoryStore
@@ -26,8 +28,6 @@ from gateway.optout.suppressions import Suppressions, refusal
 from gateway.protocol import replies
 from gateway.queue import dsn
 from gateway.queue.store import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State
-from gateway.store import audit
-from gateway.store.audit import AuditTrail
 from gateway.upstream.base import Copy, Outcome, Upstream
 
 log = logging.getLogger("gateway.queue")

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.audit import trail as audit
 from gateway.config import ReviewConfig
 from gateway.directory.passwords import DUMMY_HASH, hash_password, verify_password
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.review import totp
-from gateway.store import audit
 from gateway.store.engine import aware
 from gateway.store.schema import review_sessions, reviewers
 from gateway.vault.envelope import Vault

@@ -26,12 +26,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.audit import trail as audit
 from gateway.directory.store import audit_change
 from gateway.errors import Conflict, InvalidValue, NotFound, VaultError
 from gateway.events.names import EventNames
 from gateway.optout.sent import subject_hash
 from gateway.review.redact import without_address
-from gateway.store import audit
 from gateway.store.schema import held_messages as t
 from gateway.vault.envelope import Vault
 from gateway.vault.tenant_keys import TenantSealer

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from gateway.audit import trail as audit
+from gateway.audit.trail import AuditTrail
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.errors import VaultError
@@ -20,8 +22,6 @@ from gateway.policy.message import Message
 from gateway.queue import dsn
 from gateway.queue.store import Kind, NewCopy, QueueStore, State
 from gateway.review.held import HeldMessage, HeldStore
-from gateway.store import audit
-from gateway.store.audit import AuditTrail
 
 log = logging.getLogger("gateway.review")
 

@@ -13,6 +13,8 @@ from email.utils import format_datetime
 from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from gateway.audit import trail as audit
+from gateway.audit.trail import AuditTrail
 from gateway.config import Config
 from gateway.directory import address as addr
 from gateway.directory.cache import Directory
@@ -41,8 +43,6 @@ from gateway.smtp.suppressed import (
     REPORTABLE,
     SuppressedReports,
 )
-from gateway.store import audit
-from gateway.store.audit import AuditTrail
 from gateway.store.health import WriteHealth
 from gateway.upstream.base import Outcome as CopyOutcome
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from gateway.audit import trail as audit
+from gateway.audit.trail import AuditTrail
 from gateway.config import Config
 from gateway.observability import metrics
 from gateway.queue import dsn
 from gateway.queue.store import Kind, NewCopy, QueueStore, State
 from gateway.smtp.session import Suppressed
-from gateway.store import audit
-from gateway.store.audit import AuditTrail
 
 # The checks whose refusal accept-and-report turns into a report (never syntax, identity,
 # breakers or limits); a lawful-basis check will join them.

@@ -94,7 +94,7 @@ audit_events = sa.Table(
     sa.Column("recipient_digest", sa.String(64), nullable=True),
     sa.Column("detail", sa.JSON, nullable=False, server_default="{}"),
     sa.Column("message_id", sa.String(998), nullable=True, index=True),
-    # Tamper evidence (store/audit_chain.py): the batch the row was written in and its hash.
+    # Tamper evidence (audit/chain.py): the batch the row was written in and its hash.
     sa.Column("chain", sa.String(60), nullable=True),
     sa.Column("batch_seq", sa.BigInteger, nullable=True),
     sa.Column("row_hash", sa.String(64), nullable=True),

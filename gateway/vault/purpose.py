@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.audit import trail as audit
 from gateway.errors import Conflict, InvalidValue, NotFound, VaultError
-from gateway.store import audit
 from gateway.store.schema import purpose_keys
 from gateway.vault.envelope import Vault
 

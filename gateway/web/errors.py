@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from gateway.access.api_keys import Forbidden, Unauthorized
 from gateway.errors import (
     Conflict,
     GatewayError,
@@ -23,7 +24,6 @@ from gateway.errors import (
     StoreError,
     VaultError,
 )
-from gateway.store.api_keys import Forbidden, Unauthorized
 
 log = logging.getLogger("gateway.web")
 

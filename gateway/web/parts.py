@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.access.api_keys import ApiKeys
 from gateway.config import Config
 from gateway.directory.cache import Directory
 from gateway.directory.store import DirectoryStore
@@ -23,7 +24,6 @@ from gateway.pixels.token import PixelSealer
 from gateway.queue.store import QueueStore
 from gateway.review.accounts import Reviewers
 from gateway.review.held import HeldStore
-from gateway.store.api_keys import ApiKeys
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows
 from gateway.vault.tenant_keys import TenantKeys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from gateway.store.api_keys import ApiKeys
+from gateway.access.api_keys import ApiKeys
 from tests.conftest import Harness
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gateway import config as config_module
+from gateway.audit.trail import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_digest
 from gateway.errors import Conflict, InvalidValue, VaultError
-from gateway.store.audit import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_digest
 from gateway.store.engine import create_engine, upgrade
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import FileKeyProvider, provider_for

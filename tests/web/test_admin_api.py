@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from gateway.store.api_keys import ApiKeys
+from gateway.access.api_keys import ApiKeys
 from tests.conftest import Harness, running_harness
 from tests.support.admin_api import admin, key
 from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET

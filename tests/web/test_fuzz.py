@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.store.api_keys import ApiKeys
+from gateway.access.api_keys import ApiKeys
 from gateway.web.public import openapi_document
 from tests.conftest import Harness, running_harness
 from tests.support.admin_api import key

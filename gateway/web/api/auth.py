@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.access.api_keys import ApiCaller, Forbidden, Unauthorized
 from gateway.errors import NotFound
-from gateway.store.api_keys import ApiCaller, Forbidden, Unauthorized
 from gateway.web.parts import WebParts
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gateway.store.api_keys import ApiCaller, ApiKeyInfo, Forbidden
+from gateway.access.api_keys import ApiCaller, ApiKeyInfo, Forbidden
 from gateway.web.api.auth import AnyCaller, Web
 from gateway.web.api.bounds import Moment
 from gateway.web.parts import WebParts

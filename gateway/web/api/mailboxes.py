@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from gateway.access.api_keys import ApiCaller
 from gateway.directory.records import Mailbox
-from gateway.store.api_keys import ApiCaller
 from gateway.vault.credentials import provider_for_upstream
 from gateway.vault.flows import FLOW_LIFETIME
 from gateway.web.api.auth import OpsCaller, Web

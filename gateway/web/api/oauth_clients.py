@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gateway.store.api_keys import Forbidden
+from gateway.access.api_keys import Forbidden
 from gateway.web.api.auth import OpsCaller, Web
 
 router = APIRouter(prefix="/api/v1/oauth-clients", tags=["oauth-clients"])

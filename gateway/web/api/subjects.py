@@ -12,8 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from gateway.access.api_keys import ApiCaller
 from gateway.lifecycle.subjects import Subjects
-from gateway.store.api_keys import ApiCaller
 from gateway.web.api.auth import Web, require
 from gateway.web.parts import WebParts
 

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from gateway.access.api_keys import ApiCaller, Forbidden
 from gateway.errors import NotFound
 from gateway.optout.suppressions import Actor
-from gateway.store.api_keys import ApiCaller, Forbidden
 from gateway.web.api.auth import AnyCaller, OpsCaller, Web
 from gateway.web.api.bounds import Cursor, UnixSeconds
 from gateway.web.parts import WebParts

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store.audit_chain import (
+from gateway.audit.chain import (
     FIELDS,
     GENESIS,
     anchor_mac,

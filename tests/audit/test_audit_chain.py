@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store import audit, audit_chain
-from gateway.store.audit_verify import prune, verify
+from gateway.audit import chain as audit_chain
+from gateway.audit import trail as audit
+from gateway.audit.verify import prune, verify
 from gateway.store.engine import aware, create_engine, upgrade
 from gateway.store.schema import audit_batches, audit_chains, audit_events
 from tests.conftest import Database

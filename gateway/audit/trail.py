@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import background
+from gateway.audit import chain as audit_chain
 from gateway.errors import StoreError
-from gateway.store import audit_chain
 from gateway.store.health import WriteHealth
 from gateway.store.schema import audit_events, events, sent_messages
 

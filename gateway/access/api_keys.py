@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.audit import trail as audit
 from gateway.errors import InvalidValue, NotFound
-from gateway.store import audit
 from gateway.store.engine import aware
 from gateway.store.schema import api_keys
 

@@ -1,0 +1,1 @@
+"""Record: every decision an audit row on a hash chain, anchored and verifiable."""
