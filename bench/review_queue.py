@@ -32,9 +32,9 @@ import httpx  # noqa: E402
 
 from bench.relay_throughput import free_port, prepare, write_config  # noqa: E402
 from gateway import config as config_module  # noqa: E402
+from gateway.app.service import Gateway  # noqa: E402
 from gateway.directory.store import DirectoryStore  # noqa: E402
 from gateway.review import totp  # noqa: E402
-from gateway.service import Gateway  # noqa: E402
 from gateway.store.schema import held_messages  # noqa: E402
 
 CHECKS = ["sensitive-data", "identity-alignment", "misleading-subject", "unsubscribe-footer"]

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.relay_throughput import SENDER, free_port, prepare, wait_port, write_config  # noqa: E402
 from gateway import config as config_module  # noqa: E402
+from gateway.app.service import Gateway  # noqa: E402
 from gateway.optout.token import Claims  # noqa: E402
-from gateway.service import Gateway  # noqa: E402
 
 
 async def run(config_path: Path, count: int) -> None:

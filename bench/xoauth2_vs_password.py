@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway import config as config_module  # noqa: E402
+from gateway.app.service import Gateway  # noqa: E402
 from gateway.directory.store import DirectoryStore  # noqa: E402
-from gateway.service import Gateway  # noqa: E402
 from gateway.store.engine import create_engine, upgrade  # noqa: E402
 from tests.conftest import PG_URL, Database, Pki, write_config  # noqa: E402
 from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer  # noqa: E402

@@ -19,8 +19,8 @@ import pytest
 import trustme
 
 from gateway import config as config_module
+from gateway.app.service import Gateway
 from gateway.directory.store import DirectoryStore
-from gateway.service import Gateway
 from gateway.store.engine import create_engine, upgrade
 from tests.support import messages
 from tests.support.sink import RecordingSink

@@ -5,7 +5,7 @@ of ours), so an import that undoes a remodel step fails here, naming the file.
 - `suppression/` imports nothing from `gateway`, and exports its public surface;
 - the ground floor (`errors`, `background`, `config/`, `observability/` but its alerts)
   imports nothing of the gateway above it;
-- the CLI and the wiring (`service`, `workers`) are imported by nothing below them.
+- the CLI and the wiring (`app/`: parts, service, workers) are imported by nothing below them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ ROOT = Path(__file__).parents[1]
 GROUND = ("gateway.errors", "gateway.background", "gateway.config",
           "gateway.observability.logs", "gateway.observability.log_context",
           "gateway.observability.metrics")
-TOP = ("gateway.cli", "gateway.service", "gateway.workers", "gateway.__main__")
+TOP = ("gateway.cli", "gateway.app", "gateway.__main__")
 
 
 def module_name(path: Path) -> str:
@@ -102,7 +102,7 @@ def test_nothing_below_imports_the_cli_or_the_wiring():
 LEVELS = [
     ["gateway.__main__"],
     ["gateway.cli"],
-    ["gateway.service", "gateway.workers"],
+    ["gateway.app"],
     ["gateway.web"],
     ["gateway.lifecycle", "gateway.smtp"],
     ["gateway.review"],

@@ -1,6 +1,6 @@
 """The `gateway` command: one module per command group, named after it (`tenant.py` is
 `gateway tenant ...`), all added to the root group in `main.py`; `shared.py` holds what every
-command shares and `parts.py` the gateway's parts a command builds from the configuration.
+command shares; a command's parts come from the one wiring module, `gateway/app/parts.py`.
 """
 
 from __future__ import annotations

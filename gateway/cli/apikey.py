@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.cli import shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
 @click.group()
@@ -23,30 +24,28 @@ def apikey() -> None:
               "decide; admin: everything.")
 @click.option("--tenant", "tenant_name", help="Bind the key to one tenant.")
 @click.option("--expires-days", type=int, help="Expire after this many days.")
-@shared.with_store
-async def apikey_add(store: DirectoryStore, config: Config, name: str, role: str,
+@shared.with_parts
+async def apikey_add(app: Parts, name: str, role: str,
                      tenant_name: str | None, expires_days: int | None) -> None:
     """Make an admin API key; it is shown once, stored as a hash."""
     from datetime import UTC, datetime, timedelta
 
-    from gateway.access.api_keys import ApiKeys
 
-    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
+    tenant_id = (await app.directory_store.tenant(tenant_name)).id if tenant_name else None
     expires = (datetime.now(UTC) + timedelta(days=expires_days)) if expires_days else None
-    key_id, key = await ApiKeys(store.engine).create(name, role, tenant_id, shared.actor(), expires)
+    key_id, key = await app.api_keys.create(name, role, tenant_id, shared.actor(), expires)
     click.echo(f"API key {key_id} ({role}{', ' + tenant_name if tenant_name else ''})")
     click.echo(f"key (shown once): {key}")
 
 
 @apikey.command("list")
-@shared.with_store
-async def apikey_list(store: DirectoryStore, config: Config) -> None:
+@shared.with_parts
+async def apikey_list(app: Parts) -> None:
     """List the admin API keys (never the keys themselves)."""
-    from gateway.access.api_keys import ApiKeys
 
-    names = await store.tenant_names()
+    names = await app.directory_store.tenant_names()
     click.echo("id\tname\trole\ttenant\tcreated\texpires\tlast used\trevoked")
-    for k in await ApiKeys(store.engine).listing():
+    for k in await app.api_keys.listing():
         def when(d: Any) -> str:
             return f"{d:%Y-%m-%d %H:%M}" if d else "-"
 
@@ -57,10 +56,9 @@ async def apikey_list(store: DirectoryStore, config: Config) -> None:
 
 @apikey.command("revoke")
 @click.argument("key_id")
-@shared.with_store
-async def apikey_revoke(store: DirectoryStore, config: Config, key_id: str) -> None:
+@shared.with_parts
+async def apikey_revoke(app: Parts, key_id: str) -> None:
     """Revoke an admin API key at once."""
-    from gateway.access.api_keys import ApiKeys
 
-    await ApiKeys(store.engine).revoke(key_id, shared.actor())
+    await app.api_keys.revoke(key_id, shared.actor())
     click.echo(f"API key {key_id} revoked")

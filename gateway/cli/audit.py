@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.audit import chain as audit_chain
 from gateway.audit.verify import verify
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
 from gateway.errors import VaultError
 
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
-async def anchor_key(store: DirectoryStore, config: Config) -> bytes | None:
+
+async def anchor_key(app: Parts) -> bytes | None:
     """The audit-anchor key, or None if it does not exist yet (no gateway has started)."""
-    keys = parts.purpose_keys(store.engine, config)
+    keys = app.purpose_keys
     await keys.load()
     try:
         key: bytes = keys.current(audit_chain.ANCHOR_PURPOSE)[1]
@@ -31,12 +33,12 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@shared.with_store
-async def audit_verify(store: DirectoryStore, config: Config) -> None:
+@shared.with_parts
+async def audit_verify(app: Parts) -> None:
     """Check every row's hash, every chain's sequence and every anchor's HMAC. Exit 1 and
     name each problem (ids, never content) if anything was edited, deleted, reordered,
     truncated or rewritten."""
-    report = await verify(store.engine, await anchor_key(store, config))
+    report = await verify(app.engine, await anchor_key(app))
     last = f"{report.last_anchor_at:%Y-%m-%d %H:%M:%S}Z" if report.last_anchor_at else "never"
     click.echo(f"{report.rows} rows ({report.legacy_rows} from before chaining) in "
                f"{report.batches} batches on {report.chains} chains; {report.anchors} anchors "
@@ -53,11 +55,11 @@ async def audit_verify(store: DirectoryStore, config: Config) -> None:
 
 
 @audit.command("anchor")
-@shared.with_store
-async def audit_anchor(store: DirectoryStore, config: Config) -> None:
+@shared.with_parts
+async def audit_anchor(app: Parts) -> None:
     """Anchor every chain's head now (a running gateway does this every minute)."""
-    keys = parts.purpose_keys(store.engine, config)
+    keys = app.purpose_keys
     await keys.ensure(audit_chain.ANCHOR_PURPOSE)
     _, key = keys.current(audit_chain.ANCHOR_PURPOSE)
-    written = await audit_chain.write_anchor(store.engine, key)
+    written = await audit_chain.write_anchor(app.engine, key)
     click.echo("anchored" if written else "nothing new to anchor")

@@ -14,11 +14,12 @@ from gateway.errors import (
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
     """Validate the configuration (and the master key) without starting anything."""
+    from gateway.app.parts import Parts
     from gateway.config.advice import advice
 
     config = shared.load_config(ctx)
     try:
-        shared.open_vault(config)
+        Parts(config).vault  # noqa: B018  # built to open the master keys
     except GatewayError as exc:
         raise shared.CliError(exc.message, exc.exit_code) from None
     for setting, text in advice(config):

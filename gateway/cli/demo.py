@@ -5,17 +5,19 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
 from gateway.errors import (
     ConfigError,
     Conflict,
     NotFound,
 )
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 DEMO_TENANT, DEMO_DOMAIN, DEMO_LOGIN = "demo", "demo.example", "demo"
 
@@ -30,36 +32,37 @@ DEMO_REVIEWER = "reviewer"
 
 
 @click.command()
-@shared.with_store
-async def demo(store: DirectoryStore, config: Config) -> None:
+@shared.with_parts
+async def demo(app: Parts) -> None:
     """Create the demo tenant, login and mailbox (development only; idempotent)."""
-    from gateway.service import demo_credentials_path
+    from gateway.app.service import demo_credentials_path
 
-    if not config.is_development:
+    if not app.config.is_development:
         raise ConfigError("'gateway demo' runs only with environment = 'development'.")
-    creds = demo_credentials_path(config)
+    creds = demo_credentials_path(app.config)
     try:
-        await store.add_tenant(DEMO_TENANT, shared.actor())
+        await app.directory_store.add_tenant(DEMO_TENANT, shared.actor())
     except Conflict:
         if creds.exists():
             click.echo(creds.read_text().rstrip())
             return
-        await store.remove_login(DEMO_LOGIN, shared.actor())
+        await app.directory_store.remove_login(DEMO_LOGIN, shared.actor())
     else:
-        await store.add_domain(DEMO_TENANT, DEMO_DOMAIN, shared.actor())
+        await app.directory_store.add_domain(DEMO_TENANT, DEMO_DOMAIN, shared.actor())
         # demo.example has no DNS to publish a TXT token in: the demo vouches for it
-        await store.mark_verified(DEMO_DOMAIN, shared.actor(), "development demo")
-        upstream = next(iter(config.upstreams))
-        await store.add_mailbox(DEMO_TENANT, DEMO_MAILBOX, upstream, shared.actor())
-        await store.set_tenant_setting(DEMO_TENANT, "postal_address",
+        await app.directory_store.mark_verified(DEMO_DOMAIN, shared.actor(), "development demo")
+        upstream = next(iter(app.config.upstreams))
+        await app.directory_store.add_mailbox(DEMO_TENANT, DEMO_MAILBOX, upstream, shared.actor())
+        await app.directory_store.set_tenant_setting(DEMO_TENANT, "postal_address",
                                        "Demo Ltd, 1 Example Street, 75002 Paris, France",
                                        shared.actor())
-        await store.set_tenant_setting(DEMO_TENANT, "sender_name", "Demo Ltd", shared.actor())
-        await _demo_opt_out(store, config)
-        await _demo_dkim(store, config)
+        await app.directory_store.set_tenant_setting(DEMO_TENANT, "sender_name", "Demo Ltd",
+                                                     shared.actor())
+        await _demo_opt_out(app)
+        await _demo_dkim(app)
     password = secrets.token_urlsafe(15)
-    await store.add_login(DEMO_TENANT, DEMO_LOGIN, password, shared.actor())
-    reviewer_password, totp_uri = await _demo_reviewer(store, config)
+    await app.directory_store.add_login(DEMO_TENANT, DEMO_LOGIN, password, shared.actor())
+    reviewer_password, totp_uri = await _demo_reviewer(app)
     creds.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -70,11 +73,10 @@ async def demo(store: DirectoryStore, config: Config) -> None:
     click.echo(creds.read_text().rstrip())
 
 
-async def _demo_reviewer(store: DirectoryStore, config: Config) -> tuple[str, str]:
+async def _demo_reviewer(app: Parts) -> tuple[str, str]:
     """A compliance reviewer for the review pages (re-made with the demo's credentials)."""
-    from gateway.review.accounts import Reviewers
 
-    reviewers = Reviewers(store.engine, shared.open_vault(config), config.review)
+    reviewers = app.reviewers
     with contextlib.suppress(NotFound):
         await reviewers.remove(DEMO_REVIEWER, shared.actor())
     password = secrets.token_urlsafe(15)
@@ -82,23 +84,21 @@ async def _demo_reviewer(store: DirectoryStore, config: Config) -> tuple[str, st
     return password, uri
 
 
-async def _demo_dkim(store: DirectoryStore, config: Config) -> None:
+async def _demo_dkim(app: Parts) -> None:
     """RSA and Ed25519 keys for the demo domain: var/outbox shows both signatures."""
-    from gateway.dkim.keys import DkimKeys
 
-    keys = DkimKeys(store.engine, shared.open_vault(config),
-                    parts.tenant_sealer(store.engine, config))
+    keys = app.dkim
     for algorithm in ("rsa", "ed25519"):
         await keys.generate(DEMO_DOMAIN, algorithm, actor=shared.actor())
 
 
-async def _demo_opt_out(store: DirectoryStore, config: Config) -> None:
+async def _demo_opt_out(app: Parts) -> None:
     """One address on the demo tenant's list: a message to it is refused at RCPT."""
     from gateway.optout.suppressions import Actor
     from suppression.entries import Reason
 
-    suppressions = await parts.suppression_lists(store.engine, config)
-    tenant_id = (await store.tenant(DEMO_TENANT)).id
+    suppressions = await app.open_suppressions()
+    tenant_id = (await app.directory_store.tenant(DEMO_TENANT)).id
     await suppressions.add(Actor(shared.actor()), tenant_id, DEMO_OPTED_OUT, Reason.UNSUBSCRIBE,
                            "cli", note="the demo's opted-out recipient")
     await suppressions.close()

@@ -3,12 +3,15 @@ these commands print only public keys and the DNS records to publish."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
 from gateway.dkim.keys import DkimKeys, KeyInfo
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
 @click.group()
@@ -16,9 +19,8 @@ def dkim() -> None:
     """DKIM signing keys: generate, list, show-dns, retire."""
 
 
-def _keys(store: DirectoryStore, config: Config) -> DkimKeys:
-    return DkimKeys(store.engine, shared.open_vault(config),
-                    parts.tenant_sealer(store.engine, config))
+def _keys(app: Parts) -> DkimKeys:
+    return app.dkim
 
 
 def _line(k: KeyInfo) -> str:
@@ -32,34 +34,34 @@ def _line(k: KeyInfo) -> str:
               show_default=True, help="RSA-2048 (every receiver) or Ed25519 (a second "
               "signature beside an RSA one).")
 @click.option("--selector", default="", help="DNS selector (default ocg<yyyymm><r|e>).")
-@shared.with_store
-async def generate(store: DirectoryStore, config: Config, domain: str, algorithm: str,
+@shared.with_parts
+async def generate(app: Parts, domain: str, algorithm: str,
                    selector: str) -> None:
     """Make a key for a tenant's sending domain and print its DNS record.
 
     The newest key of each algorithm signs (within seconds on running gateways): publish
     the record before mail goes out, or receivers see failing signatures."""
-    info = await _keys(store, config).generate(domain, algorithm, selector, shared.actor())
+    info = await _keys(app).generate(domain, algorithm, selector, shared.actor())
     click.echo(info.dns_record())
 
 
 @dkim.command(name="list")
 @click.option("--tenant", "tenant_name", default=None, help="Only this tenant's keys.")
 @click.option("--domain", default=None, help="Only this domain's keys.")
-@shared.with_store
-async def list_keys(store: DirectoryStore, config: Config, tenant_name: str | None,
+@shared.with_parts
+async def list_keys(app: Parts, tenant_name: str | None,
                     domain: str | None) -> None:
     """Every key: domain, selector, algorithm, active or retired, created."""
-    for k in await _keys(store, config).listing(tenant_name, domain):
+    for k in await _keys(app).listing(tenant_name, domain):
         click.echo(_line(k))
 
 
 @dkim.command(name="show-dns")
 @click.argument("domain")
-@shared.with_store
-async def show_dns(store: DirectoryStore, config: Config, domain: str) -> None:
+@shared.with_parts
+async def show_dns(app: Parts, domain: str) -> None:
     """The TXT records to publish for a domain's active keys."""
-    keys = [k for k in await _keys(store, config).listing(domain=domain) if not k.retired_at]
+    keys = [k for k in await _keys(app).listing(domain=domain) if not k.retired_at]
     if not keys:
         raise click.ClickException(f"No active DKIM key for {domain} (gateway dkim generate).")
     for k in keys:
@@ -69,8 +71,8 @@ async def show_dns(store: DirectoryStore, config: Config, domain: str) -> None:
 @dkim.command()
 @click.argument("domain")
 @click.argument("selector")
-@shared.with_store
-async def retire(store: DirectoryStore, config: Config, domain: str, selector: str) -> None:
+@shared.with_parts
+async def retire(app: Parts, domain: str, selector: str) -> None:
     """Stop signing with a key (its DNS record may go once mail signed with it is read)."""
-    info = await _keys(store, config).retire(domain, selector, shared.actor())
+    info = await _keys(app).retire(domain, selector, shared.actor())
     click.echo(_line(info))

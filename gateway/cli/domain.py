@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
 @click.group()
@@ -19,31 +21,31 @@ def domain() -> None:
 @domain.command("add")
 @click.argument("tenant_name")
 @click.argument("name")
-@shared.with_store
-async def domain_add(store: DirectoryStore, config: Config, tenant_name: str, name: str) -> None:
+@shared.with_parts
+async def domain_add(app: Parts, tenant_name: str, name: str) -> None:
     """Add a sending domain to a tenant (then 'gateway domain verify')."""
-    added = await store.add_domain(tenant_name, name, shared.actor())
+    added = await app.directory_store.add_domain(tenant_name, name, shared.actor())
     click.echo(f"domain {added} added to {tenant_name}")
 
 
 @domain.command("list")
 @click.option("--tenant", "tenant_name", help="Only this tenant's domains.")
-@shared.with_store
-async def domain_list(store: DirectoryStore, config: Config, tenant_name: str | None) -> None:
+@shared.with_parts
+async def domain_list(app: Parts, tenant_name: str | None) -> None:
     """List domains, their tenant and whether they are verified."""
-    for owner, name in await store.list_domains(tenant_name):
+    for owner, name in await app.directory_store.list_domains(tenant_name):
         click.echo(f"{owner}\t{name}")
 
 
 @domain.command("verify")
 @click.argument("name")
-@shared.with_store
-async def domain_verify(store: DirectoryStore, config: Config, name: str) -> None:
+@shared.with_parts
+async def domain_verify(app: Parts, name: str) -> None:
     """Prove a domain: prints the TXT record to publish, then (run again) checks it."""
     from gateway.directory.domain_check import DomainChecks, Level, Lookup
 
-    checks = DomainChecks(store.engine, config)
-    finding = await checks.verify(name.strip().lower().rstrip("."), Lookup(config.dns),
+    checks = DomainChecks(app.engine, app.config)
+    finding = await checks.verify(name.strip().lower().rstrip("."), Lookup(app.config.dns),
                                   shared.actor())
     click.echo(finding.line())
     if finding.level is Level.FAIL:
@@ -52,23 +54,21 @@ async def domain_verify(store: DirectoryStore, config: Config, name: str) -> Non
 
 @domain.command("check")
 @click.argument("name")
-@shared.with_store
-async def domain_check(store: DirectoryStore, config: Config, name: str) -> None:
+@shared.with_parts
+async def domain_check(app: Parts, name: str) -> None:
     """Report SPF, DKIM, DMARC, MX and the link-domain CNAME as receivers see them.
 
     One line per finding (ok / warn / fail); exit status 1 if any fails."""
     from gateway.directory.domain_check import DomainChecks, Level, Lookup
-    from gateway.dkim.keys import DkimKeys
 
     name = name.strip().lower().rstrip(".")
-    checks = DomainChecks(store.engine, config)
+    checks = DomainChecks(app.engine, app.config)
     _, verified_at = await checks.token(name, shared.actor())
-    keys = await DkimKeys(store.engine, shared.open_vault(config),
-                          parts.tenant_sealer(store.engine, config)).listing(domain=name)
-    owner = next((t for t, d in await store.list_domains() if d == name), "")
-    tenant = await store.tenant(owner)
+    keys = await app.dkim.listing(domain=name)
+    owner = next((t for t, d in await app.directory_store.list_domains() if d == name), "")
+    tenant = await app.directory_store.tenant(owner)
     link_domain = str(tenant.settings.get("link_domain") or "")
-    findings = await asyncio.to_thread(checks.check, name, Lookup(config.dns), keys,
+    findings = await asyncio.to_thread(checks.check, name, Lookup(app.config.dns), keys,
                                        link_domain, verified_at is not None)
     for finding in findings:
         click.echo(finding.line())

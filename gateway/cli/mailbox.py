@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
 from gateway.errors import (
     InvalidValue,
 )
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
 @click.group()
@@ -23,17 +25,17 @@ def mailbox() -> None:
 @click.argument("tenant_name")
 @click.argument("address")
 @click.option("--upstream", required=True, help="An upstream name from the configuration.")
-@shared.with_store
-async def mailbox_add(store: DirectoryStore, config: Config, tenant_name: str, address: str,
+@shared.with_parts
+async def mailbox_add(app: Parts, tenant_name: str, address: str,
                       upstream: str) -> None:
     """Add a sending mailbox to a tenant, sent through the named upstream."""
     from gateway.vault.credentials import provider_for_upstream
 
-    if upstream not in config.upstreams:
-        known = ", ".join(sorted(config.upstreams))
+    if upstream not in app.config.upstreams:
+        known = ", ".join(sorted(app.config.upstreams))
         raise InvalidValue(f"Upstream '{upstream}' is not configured (known: {known}).")
-    oauth = provider_for_upstream(config, upstream) is not None
-    added = await store.add_mailbox(
+    oauth = provider_for_upstream(app.config, upstream) is not None
+    added = await app.directory_store.add_mailbox(
         tenant_name, address, upstream, shared.actor(),
         status="disconnected" if oauth else "active",
         status_reason="not connected yet" if oauth else "")
@@ -52,8 +54,8 @@ async def mailbox_add(store: DirectoryStore, config: Config, tenant_name: str, a
 @click.option("--password-stdin", is_flag=True,
               help="A smarthost password of the mailbox's own, read from stdin.")
 @click.option("--username", help="The smarthost login name (with --password-stdin).")
-@shared.with_store
-async def mailbox_connect(store: DirectoryStore, config: Config, address: str,
+@shared.with_parts
+async def mailbox_connect(app: Parts, address: str,
                           import_json: bool, browser: bool, password_stdin: bool,
                           username: str | None) -> None:
     """Give a mailbox its upstream credentials; they are sealed by the vault."""
@@ -61,8 +63,8 @@ async def mailbox_connect(store: DirectoryStore, config: Config, address: str,
 
     if sum((import_json, browser, password_stdin)) != 1:
         raise InvalidValue("Give exactly one of --import, --browser or --password-stdin.")
-    mailbox_row = await store.mailbox_by_address(address)
-    credentials = await parts.credentials(store.engine, config)
+    mailbox_row = await app.directory_store.mailbox_by_address(address)
+    credentials = await app.open_credentials()
     try:
         if import_json:
             try:
@@ -80,12 +82,12 @@ async def mailbox_connect(store: DirectoryStore, config: Config, address: str,
                                            shared.actor())
             click.echo(f"mailbox {mailbox_row.address}: smarthost login {username} sealed")
         else:
-            from gateway.vault.flows import FLOW_LIFETIME, OAuthFlows
+            from gateway.vault.flows import FLOW_LIFETIME
 
-            provider, ticket = await OAuthFlows(store.engine, shared.open_vault(config), credentials
-                                                ).start(mailbox_row, shared.actor())
-            base = config.http.public_base_url or (
-                f"{config.http.scheme}://{config.http.public_listen}:{config.http.public_port}")
+            provider, ticket = await app.flows.start(mailbox_row, shared.actor())
+            http = app.config.http
+            base = http.public_base_url or (
+                f"{http.scheme}://{http.public_listen}:{http.public_port}")
             minutes = int(FLOW_LIFETIME.total_seconds() // 60)
             click.echo(f"open within {minutes} minutes, signed in as {mailbox_row.address}:")
             click.echo(f"{base.rstrip('/')}/oauth/{provider}/start?ticket={ticket}")
@@ -98,12 +100,12 @@ async def mailbox_connect(store: DirectoryStore, config: Config, address: str,
 @click.option("--reason", default="disconnected by an operator", show_default=True,
               help="Why, for the audit trail and the mailbox's status.")
 @click.option("--no-revoke", is_flag=True, help="Delete the tokens without telling the provider.")
-@shared.with_store
-async def mailbox_disconnect(store: DirectoryStore, config: Config, address: str, reason: str,
+@shared.with_parts
+async def mailbox_disconnect(app: Parts, address: str, reason: str,
                              no_revoke: bool) -> None:
     """Delete the mailbox's sealed tokens now and revoke them at the provider."""
-    mailbox_row = await store.mailbox_by_address(address)
-    credentials = await parts.credentials(store.engine, config)
+    mailbox_row = await app.directory_store.mailbox_by_address(address)
+    credentials = await app.open_credentials()
     try:
         revoked = await credentials.disconnect(mailbox_row, shared.actor(), reason, not no_revoke)
     finally:
@@ -114,44 +116,44 @@ async def mailbox_disconnect(store: DirectoryStore, config: Config, address: str
 
 @mailbox.command("list")
 @click.option("--tenant", "tenant_name", help="Only this tenant's mailboxes.")
-@shared.with_store
-async def mailbox_list(store: DirectoryStore, config: Config, tenant_name: str | None) -> None:
+@shared.with_parts
+async def mailbox_list(app: Parts, tenant_name: str | None) -> None:
     """List mailboxes, their upstream and status."""
-    for owner, m in await store.list_mailboxes(tenant_name):
+    for owner, m in await app.directory_store.list_mailboxes(tenant_name):
         reason = f"  ({m.status_reason})" if m.status_reason else ""
         click.echo(f"{owner}\t{m.address}\t{m.upstream}\t{m.status}{reason}")
 
 
 @mailbox.command("remove")
 @click.argument("address")
-@shared.with_store
-async def mailbox_remove(store: DirectoryStore, config: Config, address: str) -> None:
+@shared.with_parts
+async def mailbox_remove(app: Parts, address: str) -> None:
     """Remove a mailbox (its sealed tokens or password go with it)."""
-    mailbox_row = await store.mailbox_by_address(address)
-    credentials = await parts.credentials(store.engine, config)
+    mailbox_row = await app.directory_store.mailbox_by_address(address)
+    credentials = await app.open_credentials()
     try:
         if await credentials.row(mailbox_row.id) is not None:
             await credentials.disconnect(mailbox_row, shared.actor(), "mailbox removed")
     finally:
         await credentials.close()
-    await store.remove_mailbox(address, shared.actor())
+    await app.directory_store.remove_mailbox(address, shared.actor())
     click.echo(f"mailbox {address} removed")
 
 
 @mailbox.command("pause")
 @click.argument("address")
 @click.option("--reason", required=True, help="Shown to the sending client in the 451 reply.")
-@shared.with_store
-async def mailbox_pause(store: DirectoryStore, config: Config, address: str, reason: str) -> None:
+@shared.with_parts
+async def mailbox_pause(app: Parts, address: str, reason: str) -> None:
     """Pause a mailbox: its senders get 451 4.7.1 with the reason."""
-    await store.set_mailbox_status(address, "paused", reason, shared.actor())
+    await app.directory_store.set_mailbox_status(address, "paused", reason, shared.actor())
     click.echo(f"mailbox {address} paused")
 
 
 @mailbox.command("resume")
 @click.argument("address")
-@shared.with_store
-async def mailbox_resume(store: DirectoryStore, config: Config, address: str) -> None:
+@shared.with_parts
+async def mailbox_resume(app: Parts, address: str) -> None:
     """Let a paused mailbox send again."""
-    await store.set_mailbox_status(address, "active", "", shared.actor())
+    await app.directory_store.set_mailbox_status(address, "active", "", shared.actor())
     click.echo(f"mailbox {address} resumed")

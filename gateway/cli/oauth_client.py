@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
 @click.group("oauth-client")
@@ -21,16 +23,16 @@ def oauth_client() -> None:
 @click.argument("client_id")
 @click.option("--tenant", "tenant_name", help="Only for this tenant (default: every tenant).")
 @click.option("--secret-stdin", is_flag=True, help="Read the client secret from stdin.")
-@shared.with_store
-async def oauth_client_add(store: DirectoryStore, config: Config, provider: str, client_id: str,
+@shared.with_parts
+async def oauth_client_add(app: Parts, provider: str, client_id: str,
                            tenant_name: str | None, secret_stdin: bool) -> None:
     """Register an OAuth client (id and sealed secret) for Google or Microsoft."""
     if secret_stdin:
         secret = sys.stdin.readline().rstrip("\r\n")
     else:
         secret = click.prompt("Client secret", hide_input=True)
-    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
-    credentials = await parts.credentials(store.engine, config)
+    tenant_id = (await app.directory_store.tenant(tenant_name)).id if tenant_name else None
+    credentials = await app.open_credentials()
     try:
         public_id = await credentials.add_client(provider, client_id, secret, tenant_id,
                                                  shared.actor())
@@ -41,11 +43,11 @@ async def oauth_client_add(store: DirectoryStore, config: Config, provider: str,
 
 
 @oauth_client.command("list")
-@shared.with_store
-async def oauth_client_list(store: DirectoryStore, config: Config) -> None:
+@shared.with_parts
+async def oauth_client_list(app: Parts) -> None:
     """List the OAuth clients (never their secrets)."""
-    names = await store.tenant_names()
-    credentials = await parts.credentials(store.engine, config)
+    names = await app.directory_store.tenant_names()
+    credentials = await app.open_credentials()
     try:
         for public_id, tenant_id, provider, client_id in await credentials.list_clients(
                 None, only_tenant=False):

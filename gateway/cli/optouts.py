@@ -4,24 +4,21 @@ the operator's login name."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 STATUSES = click.Choice(["pending", "confirmed", "dismissed"])
 
 
-async def _reviews(store: DirectoryStore, config: Config) -> Any:
-    from gateway.optout.reviews import OptOutReviews
-
-    return OptOutReviews(store.engine, shared.open_vault(config),
-                         await parts.suppression_lists(store.engine, config),
-                         await parts.event_names(store.engine, config),
-                         parts.tenant_sealer(store.engine, config))
+async def _reviews(app: Parts) -> Any:
+    await app.open_suppressions()  # and the audit digest that names people in events
+    return app.optout_reviews
 
 
 def _line(item: Any) -> str:
@@ -39,21 +36,21 @@ def optouts() -> None:
 @click.option("--status", type=STATUSES, default="pending", show_default=True,
               help="Which replies: waiting for a person, or already decided.")
 @click.option("--limit", type=int, default=100, show_default=True, help="At most this many rows.")
-@shared.with_store
-async def list_optouts(store: DirectoryStore, config: Config, tenant_name: str | None,
+@shared.with_parts
+async def list_optouts(app: Parts, tenant_name: str | None,
                        status: str, limit: int) -> None:
     """One line each: id, status, time, tenant, the queue id it answers, the rule."""
-    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
-    for item in await (await _reviews(store, config)).listing(tenant_id, status, limit):
+    tenant_id = (await app.directory_store.tenant(tenant_name)).id if tenant_name else None
+    for item in await (await _reviews(app)).listing(tenant_id, status, limit):
         click.echo(_line(item))
 
 
 @optouts.command()
 @click.argument("review_id", type=int)
-@shared.with_store
-async def show(store: DirectoryStore, config: Config, review_id: int) -> None:
+@shared.with_parts
+async def show(app: Parts, review_id: int) -> None:
     """The reply's sender, subject and own words (audited: personal data)."""
-    reviews = await _reviews(store, config)
+    reviews = await _reviews(app)
     click.echo(_line(await reviews.get(review_id)))
     reply = await reviews.reply(review_id, shared.actor())
     click.echo(f"From: {reply.sender}\nSubject: {reply.subject}\n\n{reply.words}")
@@ -62,10 +59,10 @@ async def show(store: DirectoryStore, config: Config, review_id: int) -> None:
 @optouts.command()
 @click.argument("review_id", type=int)
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
-@shared.with_store
-async def confirm(store: DirectoryStore, config: Config, review_id: int, reason: str) -> None:
+@shared.with_parts
+async def confirm(app: Parts, review_id: int, reason: str) -> None:
     """It is an opt-out: suppress the recipient for the tenant (reason unsubscribe)."""
-    made = await (await _reviews(store, config)).confirm(review_id, shared.actor(), reason)
+    made = await (await _reviews(app)).confirm(review_id, shared.actor(), reason)
     click.echo(f"possible opt-out {review_id} confirmed"
                + ("" if made else " (the recipient was suppressed already)"))
 
@@ -73,8 +70,8 @@ async def confirm(store: DirectoryStore, config: Config, review_id: int, reason:
 @optouts.command()
 @click.argument("review_id", type=int)
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
-@shared.with_store
-async def dismiss(store: DirectoryStore, config: Config, review_id: int, reason: str) -> None:
+@shared.with_parts
+async def dismiss(app: Parts, review_id: int, reason: str) -> None:
     """Not an opt-out: nobody is suppressed."""
-    await (await _reviews(store, config)).dismiss(review_id, shared.actor(), reason)
+    await (await _reviews(app)).dismiss(review_id, shared.actor(), reason)
     click.echo(f"possible opt-out {review_id} dismissed")

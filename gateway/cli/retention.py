@@ -3,28 +3,29 @@ command line (a running gateway purges every `[retention] interval` by itself)."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from gateway.cli import parts, shared
+from gateway.cli import shared
 from gateway.cli.audit import anchor_key
-from gateway.config import Config, data_path
-from gateway.directory.store import DirectoryStore
 from gateway.errors import VaultError
-from gateway.lifecycle.retention import Retention, schedule_markdown
+from gateway.lifecycle.retention import schedule_markdown
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
 @click.command()
-@shared.with_store
-async def purge(store: DirectoryStore, config: Config) -> None:
+@shared.with_parts
+async def purge(app: Parts) -> None:
     """Delete what is past its retention in every store now; print the counts."""
-    key = await anchor_key(store, config)
+    key = await anchor_key(app)
     if key is None:
         raise VaultError("The audit-anchor key does not exist yet: start the gateway once "
                          "(or run 'gateway audit anchor').")
-    retention = Retention(config, store.engine, await parts.held_store(store.engine, config),
-                          await parts.suppression_lists(store.engine, config), lambda: key,
-                          data_path(config, "postmaster"))
-    purged = await retention.run_once()
+    await app.open_suppressions()  # and the audit digest that names people
+    purged = await app.retention.run_once()
     for name, count in purged.counts.items():
         click.echo(f"{name}\t{count}")
     click.echo(f"purged {purged.total}")
@@ -42,8 +43,8 @@ def retention(ctx: click.Context) -> None:
 @click.argument("name")
 @click.option("--reason", default=None, help="Place the hold, with why (a case reference).")
 @click.option("--lift", is_flag=True, help="Lift the hold.")
-@shared.with_store
-async def tenant_legal_hold(store: DirectoryStore, config: Config, name: str,
+@shared.with_parts
+async def tenant_legal_hold(app: Parts, name: str,
                             reason: str | None, lift: bool) -> None:
     """Suspend (or, with --lift, resume) purge and erasure of the tenant's held messages and
     suppression entries. Without options: show the hold."""
@@ -52,9 +53,9 @@ async def tenant_legal_hold(store: DirectoryStore, config: Config, name: str,
     if reason is not None:
         if not reason.strip():
             raise click.UsageError("--reason must say why (e.g. a case reference).")
-        await store.set_legal_hold(name, reason.strip(), shared.actor())
+        await app.directory_store.set_legal_hold(name, reason.strip(), shared.actor())
     elif lift:
-        await store.set_legal_hold(name, None, shared.actor())
-    hold = await store.legal_hold(name)
+        await app.directory_store.set_legal_hold(name, None, shared.actor())
+    hold = await app.directory_store.legal_hold(name)
     click.echo(f"tenant {name}: no legal hold" if hold is None else
                f"tenant {name}: legal hold since {hold[0]:%Y-%m-%d %H:%M}Z ({hold[1]})")

@@ -86,7 +86,7 @@ def _submit(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> tup
 
 def _identity(config: Config, login: str | None, sender: str | None,
               password_stdin: bool) -> tuple[str, str, str]:
-    from gateway.service import demo_credentials_path
+    from gateway.app.service import demo_credentials_path
 
     if login is None and config.is_development:
         creds = demo_credentials_path(config)

@@ -37,7 +37,7 @@ def serve(ctx: click.Context, role: str, workers: int | None, worker_sockets: st
         logging.getLogger("gateway").warning(f"{setting} {text}", extra={"setting": setting})
     roles = ("smtp", "public", "admin") if role == "all" else (role,)
     if worker_sockets:  # one worker of a supervisor: it bound the sockets and prints
-        from gateway.workers import inherited
+        from gateway.app.workers import inherited
 
         shared.run(_serve(config, ctx.obj.get("config_path"), roles, inherited(worker_sockets)))
         return
@@ -56,8 +56,8 @@ def serve(ctx: click.Context, role: str, workers: int | None, worker_sockets: st
 
 async def _supervise(config: Config, config_path: str | None, role: str,
                      roles: tuple[str, ...], workers: int) -> int:
-    from gateway.service import Ports
-    from gateway.workers import Supervisor, bind_listeners
+    from gateway.app.service import Ports
+    from gateway.app.workers import Supervisor, bind_listeners
 
     sockets = bind_listeners(config, roles)
 
@@ -84,7 +84,7 @@ async def _supervise(config: Config, config_path: str | None, role: str,
 
 async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...],
                  sockets: dict[str, Any] | None = None) -> None:
-    from gateway.service import Gateway
+    from gateway.app.service import Gateway
 
     gateway = Gateway(config, config_path, sockets)
     # Signals first: a SIGTERM that arrives while starting (a supervisor stopping a worker
@@ -104,7 +104,7 @@ async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]
         domains = ", ".join(sorted(gateway.mailto_domains())) if ports.mailto else ""
         _banner(config, roles, ports, domains)
     else:
-        from gateway.workers import tell_ready
+        from gateway.app.workers import tell_ready
 
         tell_ready()
     await stop.wait()
@@ -112,7 +112,7 @@ async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]
 
 
 def _banner(config: Config, roles: tuple[str, ...], ports: Any, mailto_domains: str) -> None:
-    from gateway.service import demo_credentials_path
+    from gateway.app.service import demo_credentials_path
 
     smtp, http = config.smtp, config.http
     if "smtp" in roles:

@@ -19,7 +19,6 @@ from gateway import config as config_module
 from gateway.audit import chain as audit_chain
 from gateway.config import Config
 from gateway.config.location import NO_FILE_HINT, locate
-from gateway.directory.store import DirectoryStore
 from gateway.errors import (
     ConfigError,
     GatewayError,
@@ -95,16 +94,10 @@ def without_path_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != config_module.CONFIG_PATH_ENV}
 
 
-def open_vault(config: Config) -> Any:
-    """The vault on the configured master keys (raises VaultError, mapped to exit 6)."""
-    from gateway.vault.envelope import Vault
-    from gateway.vault.keys import provider_for
-
-    return Vault(provider_for(config))
-
-
-def with_store(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """Run an async command body with a DirectoryStore on the configured database."""
+def with_parts(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """Run an async command body with the application's parts (gateway/app/parts.py) on
+    the configured database: the command asks for what it needs, built as `serve` builds
+    it."""
 
     @click.pass_context
     @wraps(func)
@@ -112,13 +105,15 @@ def with_store(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         config = load_config(ctx)
 
         async def body() -> Any:
+            from gateway.app.parts import Parts
+
             audit_chain.set_chain_name(config.audit.chain)
             engine = create_engine(config.database.url, schema=config.database.schema)
             try:
                 current = await revision(engine)
                 if current is None:
                     raise StoreError("The database has no schema; run 'gateway db upgrade'.")
-                return await func(DirectoryStore(engine), config, *args, **kwargs)
+                return await func(Parts(config, engine), *args, **kwargs)
             finally:
                 await engine.dispose()
 

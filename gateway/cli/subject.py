@@ -4,25 +4,21 @@ tenant offboarding from the command line (the admin API offers the subject calls
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
 from gateway.lifecycle.offboarding import delete_tenant
 from gateway.lifecycle.subjects import Subjects
-from gateway.vault.purpose import PurposeKeys
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
-async def _subjects(store: DirectoryStore, config: Config) -> Subjects:
-    vault = shared.open_vault(config)
-    purposes = PurposeKeys(store.engine, vault)
-    held = await parts.held_store(store.engine, config)
-    return Subjects(store.engine, await parts.suppression_lists(store.engine, config, purposes),
-                    await parts.audit_digest(store.engine, config, purposes), held,
-                    parts.queue_store(store.engine, config), config.smtp.hostname)
+async def _subjects(app: Parts) -> Subjects:
+    await app.open_suppressions()  # and the audit digest that names people
+    return app.subjects
 
 
 def _print(doc: dict[str, Any]) -> None:
@@ -37,40 +33,40 @@ def subject() -> None:
 @subject.command("export")
 @click.argument("address")
 @click.option("--tenant", "tenant_name", default=None, help="Only this tenant's data.")
-@shared.with_store
-async def subject_export(store: DirectoryStore, config: Config, address: str,
+@shared.with_parts
+async def subject_export(app: Parts, address: str,
                          tenant_name: str | None) -> None:
     """One JSON document: suppression entries, events, opens, queued copies, held
     messages and audit rows about ADDRESS (audited)."""
-    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
-    _print(await (await _subjects(store, config)).export(address, shared.actor(), tenant_id))
+    tenant_id = (await app.directory_store.tenant(tenant_name)).id if tenant_name else None
+    _print(await (await _subjects(app)).export(address, shared.actor(), tenant_id))
 
 
 @subject.command("erase")
 @click.argument("address")
 @click.option("--evidence", required=True, help="The request (e.g. its ticket).")
 @click.option("--tenant", "tenant_name", default=None, help="Only this tenant's data.")
-@shared.with_store
-async def subject_erase(store: DirectoryStore, config: Config, address: str, evidence: str,
+@shared.with_parts
+async def subject_erase(app: Parts, address: str, evidence: str,
                         tenant_name: str | None) -> None:
     """Delete everything held about ADDRESS; keep a digest-only erasure entry so it is
     never mailed again. Prints the receipt."""
-    tenant_id = (await store.tenant(tenant_name)).id if tenant_name else None
-    _print(await (await _subjects(store, config)).erase(address, shared.actor(), evidence,
+    tenant_id = (await app.directory_store.tenant(tenant_name)).id if tenant_name else None
+    _print(await (await _subjects(app)).erase(address, shared.actor(), evidence,
                                                         tenant_id))
 
 
 @click.command("delete")
 @click.argument("name")
 @click.option("--confirm", required=True, help="The tenant's name again.")
-@shared.with_store
-async def tenant_delete(store: DirectoryStore, config: Config, name: str, confirm: str) -> None:
+@shared.with_parts
+async def tenant_delete(app: Parts, name: str, confirm: str) -> None:
     """Remove the tenant's data (revoking its mailbox tokens); a legal hold keeps its held
     messages and suppression entries. Prints the receipt."""
     if confirm != name:
         raise click.UsageError("--confirm must repeat the tenant's name.")
-    credentials = await parts.credentials(store.engine, config)
+    credentials = await app.open_credentials()
     try:
-        _print(await delete_tenant(store, credentials, name, shared.actor()))
+        _print(await delete_tenant(app.directory_store, credentials, name, shared.actor()))
     finally:
         await credentials.close()

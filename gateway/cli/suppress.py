@@ -10,12 +10,11 @@ import csv
 import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
+from gateway.cli import shared
 from gateway.directory.store import DirectoryStore
 from gateway.errors import InvalidValue
 from gateway.optout.suppressions import Actor
@@ -24,6 +23,9 @@ from suppression.entries import GLOBAL, Kind, Reason
 from suppression.formats import OCG_HEADER, Format
 from suppression.formats import export_row as ocg_row
 from suppression.store import Filters
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 REASONS = click.Choice([r.value for r in Reason])
 
@@ -59,14 +61,14 @@ def _when(seconds: int | None) -> str:
               help="Why the address is suppressed.")
 @click.option("--expires-days", type=click.IntRange(1, 3650), help="Default: never expires.")
 @click.option("--note", default="", help="A note for reviewers (no personal data).")
-@shared.with_store
-async def suppress_add(store: DirectoryStore, config: Config, target: str,
+@shared.with_parts
+async def suppress_add(app: Parts, target: str,
                        tenant_name: str | None, is_global: bool, reason: str,
                        expires_days: int | None, note: str) -> None:
     """Suppress an address, a domain, or `*.domain` (the domain and its subdomains)."""
-    scope = await _scope(store, tenant_name, is_global)
+    scope = await _scope(app.directory_store, tenant_name, is_global)
     expires = int(time.time()) + expires_days * 86400 if expires_days else None
-    suppressions = await parts.suppression_lists(store.engine, config)
+    suppressions = await app.open_suppressions()
     entry = await suppressions.add(_operator(), scope, target, Reason(reason), "cli", expires,
                                    note)
     click.echo(f"suppressed {entry.display} ({entry.kind.value}, {entry.reason.value}, "
@@ -79,13 +81,13 @@ async def suppress_add(store: DirectoryStore, config: Config, target: str,
 @click.option("--reason", "why", required=True, help="Why it is removed (audited).")
 @click.option("--evidence", default="", help="Needed for unsubscribe, complaint and erasure "
               "entries: the request that allows it (ticket, message id).")
-@shared.with_store
-async def suppress_remove(store: DirectoryStore, config: Config, target: str,
+@shared.with_parts
+async def suppress_remove(app: Parts, target: str,
                           tenant_name: str | None, is_global: bool, why: str,
                           evidence: str) -> None:
     """Remove an entry from a suppression list (audited; erasure entries stay)."""
-    scope = await _scope(store, tenant_name, is_global)
-    suppressions = await parts.suppression_lists(store.engine, config)
+    scope = await _scope(app.directory_store, tenant_name, is_global)
+    suppressions = await app.open_suppressions()
     entry = await suppressions.remove(_operator(), scope, target, why, evidence)
     click.echo(f"removed entry {entry.id} ({entry.kind.value}, {entry.reason.value})")
 
@@ -93,12 +95,12 @@ async def suppress_remove(store: DirectoryStore, config: Config, target: str,
 @suppress.command("check")
 @click.argument("address")
 @click.option("--tenant", "tenant_name", required=True, help="Checked as this tenant sends.")
-@shared.with_store
-async def suppress_check(store: DirectoryStore, config: Config, address: str,
+@shared.with_parts
+async def suppress_check(app: Parts, address: str,
                          tenant_name: str) -> None:
     """Would ADDRESS be refused for TENANT? Exit 0 if not suppressed, 1 if it is."""
-    tenant = await store.tenant(tenant_name)
-    suppressions = await parts.suppression_lists(store.engine, config)
+    tenant = await app.directory_store.tenant(tenant_name)
+    suppressions = await app.open_suppressions()
     found = []
     for scope, label in ((tenant.id, tenant_name), (GLOBAL, "global")):
         for entry in await suppressions.lookup(_operator(), scope, address):
@@ -119,13 +121,13 @@ async def suppress_check(store: DirectoryStore, config: Config, address: str,
 @click.option("--after", type=int, default=0, help="Entries after this id (paging).")
 @click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="At most this many entries.")
-@shared.with_store
-async def suppress_list(store: DirectoryStore, config: Config, tenant_name: str | None,
+@shared.with_parts
+async def suppress_list(app: Parts, tenant_name: str | None,
                         is_global: bool, reason: str | None, kind: str | None,
                         contains: str | None, after: int, limit: int) -> None:
     """List a suppression list's entries (searching a list is audited)."""
-    scope = await _scope(store, tenant_name, is_global)
-    suppressions = await parts.suppression_lists(store.engine, config)
+    scope = await _scope(app.directory_store, tenant_name, is_global)
+    suppressions = await app.open_suppressions()
     filters = Filters(Reason(reason) if reason else None, Kind(kind) if kind else None,
                       contains=contains)
     for e in await suppressions.page(_operator(), scope, filters, after, limit):
@@ -142,13 +144,13 @@ async def suppress_list(store: DirectoryStore, config: Config, tenant_name: str 
               help="For rows that do not say (plain lists).")
 @click.option("--strict", is_flag=True, help="Refuse the whole file if any row is bad.")
 @click.option("--from-line", type=int, default=0, help="Resume an interrupted import here.")
-@shared.with_store
-async def suppress_import(store: DirectoryStore, config: Config, path: str,
+@shared.with_parts
+async def suppress_import(app: Parts, path: str,
                           tenant_name: str | None, is_global: bool, fmt: str | None,
                           reason: str, strict: bool, from_line: int) -> None:
     """Import a CSV or plain list; bad rows are reported by line and the good ones kept."""
-    scope = await _scope(store, tenant_name, is_global)
-    suppressions = await parts.suppression_lists(store.engine, config)
+    scope = await _scope(app.directory_store, tenant_name, is_global)
+    suppressions = await app.open_suppressions()
     if strict and path == "-":
         raise InvalidValue("--strict reads the file twice; give a path, not stdin.")
 
@@ -184,13 +186,13 @@ async def suppress_import(store: DirectoryStore, config: Config, path: str,
 @scope_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               help="Write the CSV here ('-': stdout).")
-@shared.with_store
-async def suppress_export(store: DirectoryStore, config: Config, tenant_name: str | None,
+@shared.with_parts
+async def suppress_export(app: Parts, tenant_name: str | None,
                           is_global: bool, output: str) -> None:
     """CSV that `suppress import` reads back into the same entries. Erased entries are
     digest-only: they go back only into an installation with the same digest key."""
-    scope = await _scope(store, tenant_name, is_global)
-    suppressions = await parts.suppression_lists(store.engine, config)
+    scope = await _scope(app.directory_store, tenant_name, is_global)
+    suppressions = await app.open_suppressions()
     out = sys.stdout if output == "-" else Path(output).open("w", newline="")  # noqa: SIM115
     try:
         writer = csv.writer(out, lineterminator="\n")

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from gateway.cli import parts, shared
+from gateway.cli import shared
 from gateway.cli.queue import copy_line
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
 @click.command()
 @click.argument("reference")
 @click.option("--recipient", "recipients", multiple=True,
               help="Name this recipient in the trace (the trail keeps only digests).")
-@shared.with_store
-async def trace(store: DirectoryStore, config: Config, reference: str,
+@shared.with_parts
+async def trace(app: Parts, reference: str,
                 recipients: tuple[str, ...]) -> None:
     """Everything about a message: by queue id or Message-ID."""
     from gateway.queue import trace as tracing
 
-    queue_store, _, key = await parts.queue_parts(store.engine, config)
-    for queue_id in await tracing.queue_ids_for(store.engine, reference):
-        result = await tracing.trace(store.engine, queue_store, queue_id, key, recipients)
+    key = (await app.with_digest(app.digest)).key
+    for queue_id in await tracing.queue_ids_for(app.engine, reference):
+        result = await tracing.trace(app.engine, app.queue, queue_id, key, recipients)
         click.echo(f"queue id {queue_id}")
         for line in result.lines:
             at = line.at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

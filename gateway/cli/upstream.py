@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
 @click.group()
@@ -15,15 +18,14 @@ def upstream() -> None:
 
 
 @upstream.command("list")
-@shared.with_store
-async def upstream_list(store: DirectoryStore, config: Config) -> None:
+@shared.with_parts
+async def upstream_list(app: Parts) -> None:
     """Each upstream, its kind and host, and whether its login has a sealed password."""
-    from gateway.vault.upstream_passwords import UpstreamPasswords
 
-    credentials = await parts.credentials(store.engine, config)
+    credentials = await app.open_credentials()
     try:
-        passwords = UpstreamPasswords(store.engine, credentials.secrets, config)
-        for name, up in sorted(config.upstreams.items()):
+        passwords = app.upstream_passwords
+        for name, up in sorted(app.config.upstreams.items()):
             where = up.path if up.kind == "maildir" else f"{up.host}:{up.port}"
             if up.kind != "smtp":
                 login = "per mailbox" if up.kind != "maildir" else "-"
@@ -41,18 +43,17 @@ async def upstream_list(store: DirectoryStore, config: Config) -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--clear", is_flag=True, help="Delete the sealed password.")
-@shared.with_store
-async def upstream_password(store: DirectoryStore, config: Config, name: str,
+@shared.with_parts
+async def upstream_password(app: Parts, name: str,
                             password_stdin: bool, clear: bool) -> None:
     """Seal the shared smarthost password of upstream NAME (its username is configuration).
 
     Running gateways pick it up within 30 seconds, or at once after the smarthost refuses
     the old one."""
-    from gateway.vault.upstream_passwords import UpstreamPasswords
 
-    credentials = await parts.credentials(store.engine, config)
+    credentials = await app.open_credentials()
     try:
-        passwords = UpstreamPasswords(store.engine, credentials.secrets, config)
+        passwords = app.upstream_passwords
         if clear:
             await passwords.clear(name, shared.actor())
             click.echo(f"upstream {name}: sealed password deleted")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli import parts, shared
-from gateway.config import Config
-from gateway.directory.store import DirectoryStore
+from gateway.cli import shared
+
+if TYPE_CHECKING:
+    from gateway.app.parts import Parts
 
 
 @click.group()
@@ -18,8 +20,8 @@ def vault() -> None:
 
 @vault.command("rewrap")
 @shared.batches
-@shared.with_store
-async def vault_rewrap(store: DirectoryStore, config: Config, batch: int, pause: float) -> None:
+@shared.with_parts
+async def vault_rewrap(app: Parts, batch: int, pause: float) -> None:
     """Re-wrap every sealed value under the primary master key (resumable).
 
     Rotation: add the new key as vault.master_key_file, list the old one in
@@ -27,16 +29,16 @@ async def vault_rewrap(store: DirectoryStore, config: Config, batch: int, pause:
     """
     from gateway.lifecycle import rewrap as rewrapping
 
-    keys = shared.open_vault(config)
-    credentials = await parts.credentials(store.engine, config)
+    keys = app.vault
+    credentials = await app.open_credentials()
     secrets = credentials.secrets  # a separate Redis, when vault.backend = "redis"
     try:
-        total = (await rewrapping.remaining(store.engine, keys)) + await secrets.remaining()
+        total = (await rewrapping.remaining(app.engine, keys)) + await secrets.remaining()
         click.echo(f"{total} sealed values to re-wrap under {keys.primary_key_id}", err=True)
         with click.progressbar(length=total, label="rewrap", file=sys.stderr) as bar:
-            done = await rewrapping.rewrap(store.engine, keys, batch, bar.update, pause)
+            done = await rewrapping.rewrap(app.engine, keys, batch, bar.update, pause)
             done += await secrets.rewrap(batch, bar.update)
-        left = (await rewrapping.remaining(store.engine, keys)) + await secrets.remaining()
+        left = (await rewrapping.remaining(app.engine, keys)) + await secrets.remaining()
     finally:
         await credentials.close()
     click.echo(f"re-wrapped {done}; none remain under an older key" if left == 0
@@ -45,12 +47,12 @@ async def vault_rewrap(store: DirectoryStore, config: Config, batch: int, pause:
 
 @vault.command("reseal")
 @shared.batches
-@shared.with_store
-async def vault_reseal(store: DirectoryStore, config: Config, batch: int, pause: float) -> None:
+@shared.with_parts
+async def vault_reseal(app: Parts, batch: int, pause: float) -> None:
     """Seal values written before tenant keys (queued and held copies, replies kept for
     review, DKIM keys, webhook secrets) under their tenant's key (resumable, online)."""
     from gateway.lifecycle import rewrap as rewrapping
 
-    done = await rewrapping.reseal(store.engine, shared.open_vault(config),
-                                   parts.tenant_sealer(store.engine, config), batch, pause=pause)
+    done = await rewrapping.reseal(app.engine, app.vault,
+                                   app.tenant_sealer, batch, pause=pause)
     click.echo(f"re-sealed {done} values under their tenant's key")

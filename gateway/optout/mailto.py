@@ -151,7 +151,8 @@ class MailtoSMTP(SMTP):
 class MailtoHandler:
     def __init__(self, config: UnsubscribeConfig, sealer: TokenSealer, optouts: OptOuts,
                  domains: Callable[[], frozenset[str]], postmaster_dir: Path,
-                 bounces: Bounces | None = None) -> None:
+                 bounces: Bounces | None = None,
+                 is_balancer: Callable[[str], bool] = lambda peer: False) -> None:
         self.config = config
         self._bounces = bounces
         self._sealer = sealer
@@ -160,7 +161,7 @@ class MailtoHandler:
         self._postmaster_dir = postmaster_dir
         self._rate = InvalidAttempts(config.mailto_rate)
         self.connections = 0
-        self.is_balancer: Callable[[str], bool] = lambda peer: False
+        self.is_balancer = is_balancer  # may this peer send a PROXY header?
 
     async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
                            proxy_data: ProxyData) -> bool:

@@ -92,15 +92,16 @@ PURGE_BATCH = 10_000  # entries deleted per transaction: the write lock is held 
 
 
 class Suppressions:
-    def __init__(self, engine: AsyncEngine, url: str, schema: str) -> None:
+    def __init__(self, engine: AsyncEngine, url: str, schema: str,
+                 audit_digest: Callable[[str], str] | None = None) -> None:
         self._engine = engine
         self._url = url
         self._schema = schema
         self._store: SuppressionStore | None = None
         self._lookup: Lookup | None = None
-        # the audit trail's keyed digest of an address (set once the purpose key is loaded):
-        # a search names a person, and the data subject's export finds it by this digest
-        self.audit_digest: Callable[[str], str] | None = None
+        # the audit trail's keyed digest of an address: a search names a person, and the
+        # data subject's export finds it by this digest
+        self.audit_digest = audit_digest
 
     def open(self, key: bytes, version: int) -> None:
         """Start with the digest key (from the purpose keys; never rotated)."""

@@ -153,9 +153,6 @@ class Composer:
         self._digest = digest
         self.public_base_url = ""
 
-    def set_digest(self, digest: Callable[[str], str]) -> None:
-        self._digest = digest
-
     def pixel_policy(self, tenant: Tenant) -> PixelPolicy | None:
         s = tenant.settings
         mode = str(s.get("pixels") or "proxy")

@@ -28,6 +28,7 @@ import hmac
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 
 from gateway.config import AuthConfig
 from gateway.limits.counters import Count, Counters
@@ -58,21 +59,30 @@ def client_network(ip: str) -> str:
 
 
 class AuthThrottle:
-    def __init__(self, counters: Counters, config: AuthConfig) -> None:
+    def __init__(self, counters: Counters, config: AuthConfig,
+                 digest_key: Callable[[], bytes] = lambda: b"") -> None:
         self._counters = counters
         self._config = config
+        self._digest_key = digest_key  # the audit digest key, opened at start
+        self._source = b""
         self._key = b""
         self._known_recorded: dict[str, float] = {}  # key -> when this process recorded it
 
-    def set_key(self, digest_key: bytes) -> None:
-        self._key = hmac.new(digest_key, b"auth-throttle", hashlib.sha256).digest()
+    def _counter_key(self) -> bytes:
+        """Counter names are keyed by a key derived from the audit digest key."""
+        source = self._digest_key()
+        if source != self._source:
+            self._source = source
+            self._key = hmac.new(source, b"auth-throttle", hashlib.sha256).digest()
+        return self._key
 
     def reconfigure(self, config: AuthConfig) -> None:
         self._config = config
 
     def _name(self, kind: str, *parts: str) -> str:
         text = "\0".join(parts).encode("utf-8", "surrogateescape")
-        return f"auth:{kind}:" + hmac.new(self._key, text, hashlib.sha256).hexdigest()[:32]
+        digest = hmac.new(self._counter_key(), text, hashlib.sha256).hexdigest()
+        return f"auth:{kind}:" + digest[:32]
 
     def _counts(self, login: str, ip: str, now: float) -> tuple[Count, Count, Count, Count]:
         """(pair failures, login failures, known in this period, known in the last one)."""

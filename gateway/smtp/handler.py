@@ -58,7 +58,7 @@ def new_queue_id() -> str:
 class GatewayHandler:
     def __init__(self, config: Config, directory: Directory, pipeline: Pipeline,
                  authenticator: Authenticator, relay: Relay, audit_trail: AuditTrail,
-                 digest_key: bytes, composer: Composer, held: HeldStore | None = None,
+                 digest: Callable[[str], str], composer: Composer, held: HeldStore | None = None,
                  limits: SendingLimits | None = None,
                  suppression_digest: Callable[[str], bytes | None] = lambda r: None,
                  bounces: HardBounces | None = None,
@@ -70,7 +70,7 @@ class GatewayHandler:
         self._auth = authenticator
         self._relay = relay
         self._audit = audit_trail
-        self._digest_key = digest_key
+        self._digest = digest  # the audit trail's keyed digest (vault/purpose.AuditDigest)
         self._composer = composer
         self._held = held
         self._limits = limits
@@ -88,12 +88,9 @@ class GatewayHandler:
             self._limits.close_session(session.counted_tenant)
             session.counted_tenant = None
 
-    def set_digest_key(self, key: bytes) -> None:
-        self._digest_key = key
-
     def digest(self, recipient: str) -> str:
         """Keyed digest of a recipient: how the audit trail names people."""
-        return audit.recipient_digest(self._digest_key, recipient)
+        return self._digest(recipient)
 
     def _shutting_down(self, server: SMTP) -> str:
         assert server.transport is not None

@@ -50,6 +50,10 @@ class PurposeKeys:
         self._current: dict[str, int] = {}
         self._unavailable: set[str] = set()
 
+    @property
+    def vault(self) -> Vault:
+        return self._vault
+
     async def load(self) -> None:
         """Open every active version. One that will not open makes its purpose unavailable."""
         keys: dict[tuple[str, int], bytes] = {}
@@ -138,3 +142,28 @@ class PurposeKeys:
                 purpose_keys.c.purpose, purpose_keys.c.version))
             return [KeyVersion(r.purpose, r.version, r.key_id, r.created_at, r.retired_at)
                     for r in rows]
+
+
+class AuditDigest:
+    """How the audit trail names a person: the keyed digest under the `audit-digest` key.
+
+    Built with the other parts and opened at start (`open`, which makes the key on first
+    use, seeded so digests written before the key was stored still match). Once opened it
+    keeps its key: a later reload of the purpose keys cannot take it away mid-run.
+    """
+
+    def __init__(self, keys: PurposeKeys) -> None:
+        self._keys = keys
+        self._key = b""
+
+    async def open(self) -> None:
+        await self._keys.ensure(audit.DIGEST_PURPOSE,
+                                seed=self._keys.vault.derived_key(audit.LEGACY_DIGEST_INFO))
+        self._key = self._keys.current(audit.DIGEST_PURPOSE)[1]
+
+    @property
+    def key(self) -> bytes:
+        return self._key
+
+    def __call__(self, value: str) -> str:
+        return audit.recipient_digest(self._key, value)

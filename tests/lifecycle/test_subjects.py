@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from gateway.app.service import build_vault_parts
 from gateway.errors import VaultError
 from gateway.optout.apply import Arrival
 from gateway.optout.suppressions import Actor
-from gateway.service import build_vault_parts
 from gateway.store.schema import (
     domains,
     events,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from gateway import config as config_module
+from gateway.app.service import Gateway
 from gateway.protocol import replies
-from gateway.service import Gateway
 from gateway.smtp.auth_throttle import client_network
 from tests.conftest import OTHER_PASSWORD, PASSWORD, Pki, running_harness
 from tests.support.proxy import BALANCER, Proxied, haproxy, v1

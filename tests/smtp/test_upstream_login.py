@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from gateway import config as config_module
+from gateway.app.service import Gateway
 from gateway.errors import ConfigError
-from gateway.service import Gateway
 from gateway.store.schema import audit_events, sealed_secrets
 from tests.conftest import Database, Harness, Pki, running_harness, write_config
 from tests.support.sink import RecordingSink

@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 
 from gateway import config as config_module
+from gateway.app.service import Gateway
 from gateway.errors import ConfigError
 from gateway.lifecycle.rewrap import rewrap as rewrap_database
-from gateway.service import Gateway
 from gateway.store.engine import upgrade
 from gateway.store.schema import sealed_secrets
 from gateway.vault.envelope import Vault

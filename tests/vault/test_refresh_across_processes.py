@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from gateway import config as config_module
+from gateway.app.service import build_vault_parts
 from gateway.directory.store import DirectoryStore
-from gateway.service import build_vault_parts
 from gateway.store.engine import create_engine, upgrade
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import provider_for

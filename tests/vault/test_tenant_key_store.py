@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway import config as config_module
+from gateway.app.service import Gateway, build_vault_parts
 from gateway.directory.store import DirectoryStore
 from gateway.dkim.keys import DkimKeys
 from gateway.errors import ConfigError, VaultError
@@ -29,7 +30,6 @@ from gateway.optout.reviews import OptOutReviews
 from gateway.queue.store import NewCopy, QueueStore, State
 from gateway.queue.store import seal_context as queue_context
 from gateway.review.held import HeldStore
-from gateway.service import Gateway, build_vault_parts
 from gateway.store.engine import create_engine
 from gateway.store.schema import (
     events,
