@@ -36,7 +36,7 @@ from bench.relay_throughput import (  # noqa: E402
     write_config,
 )
 from gateway import config as config_module  # noqa: E402
-from gateway.queue.store import NewCopy, QueueStore, State  # noqa: E402
+from gateway.delivery.queue import NewCopy, QueueStore, State  # noqa: E402
 from gateway.store.engine import create_engine  # noqa: E402
 from gateway.store.schema import pending_copies  # noqa: E402
 from gateway.vault.envelope import Vault  # noqa: E402

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.delivery.queue import seal_context  # noqa: E402
 from gateway.lifecycle.rewrap import rewrap  # noqa: E402
-from gateway.queue.store import seal_context  # noqa: E402
 from gateway.store.engine import create_engine, upgrade  # noqa: E402
 from gateway.store.schema import pending_copies, tenants  # noqa: E402
 from gateway.vault.envelope import Vault  # noqa: E402

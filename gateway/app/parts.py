@@ -24,6 +24,13 @@ from gateway.access.api_keys import ApiKeys
 from gateway.audit import chain as audit_chain
 from gateway.audit.trail import AuditTrail
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path, tenant_key_location
+from gateway.delivery.queue import QueueStore
+from gateway.delivery.relay import Relay
+from gateway.delivery.retries import QueueWorker
+from gateway.delivery.upstream.base import Upstream
+from gateway.delivery.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
+from gateway.delivery.upstream.maildir import MaildirUpstream
+from gateway.delivery.upstream.smarthost import SmarthostUpstream
 from gateway.directory.cache import Directory
 from gateway.directory.records import Tenant
 from gateway.directory.store import DirectoryStore
@@ -57,24 +64,18 @@ from gateway.pixels.token import PURPOSE as PIXEL_PURPOSE
 from gateway.pixels.token import PixelSealer
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
-from gateway.queue.store import QueueStore
-from gateway.queue.worker import QueueWorker
 from gateway.review.accounts import Reviewers
 from gateway.review.held import HeldStore
-from gateway.review.release import ReviewWorker
 from gateway.smtp.auth import Authenticator
 from gateway.smtp.auth_throttle import AuthThrottle
 from gateway.smtp.connections import ClientConnections
 from gateway.smtp.handler import GatewayHandler
-from gateway.smtp.relay import Relay
 from gateway.smtp.suppressed import SuppressedReports
 from gateway.smtp.tls import certificate_days_left
 from gateway.store.engine import create_engine
 from gateway.store.health import WriteHealth, sqlite_directory
-from gateway.upstream.base import Upstream
-from gateway.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
-from gateway.upstream.maildir import MaildirUpstream
-from gateway.upstream.smarthost import SmarthostUpstream
+from gateway.submission.handoff import Handoff
+from gateway.submission.releases import ReviewWorker
 from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
 from gateway.vault.flows import OAuthFlows
@@ -322,11 +323,16 @@ class Parts:
     @cached_property
     def handler(self) -> GatewayHandler:
         return GatewayHandler(
-            self.config, self.directory, self.pipeline, self.authenticator, self.relay,
-            self.audit, self.digest, composer=self.composer, held=self.held,
-            limits=self.limits, suppression_digest=self.suppressions.digest_of,
-            bounces=HardBounces(self.suppressions), write_health=self.write_health,
+            self.config, self.directory, self.pipeline, self.authenticator, self.handoff,
+            self.audit, self.digest, limits=self.limits, write_health=self.write_health,
             suppressed=SuppressedReports(self.config, self.queue, self.audit))
+
+    # --- the hand-off: decide, keep, fix, deliver, record ----------------------------------
+    @cached_property
+    def handoff(self) -> Handoff:
+        return Handoff(self.config, self.pipeline, self.composer, self.relay, self.queue,
+                       self.audit, self.digest, self.suppressions.digest_of, held=self.held,
+                       limits=self.limits, bounces=HardBounces(self.suppressions))
 
     # --- keep ------------------------------------------------------------------------------------
     @cached_property
@@ -336,8 +342,7 @@ class Parts:
 
     @cached_property
     def review(self) -> ReviewWorker:
-        return ReviewWorker(self.held, self.directory, self.composer, self.queue, self.audit,
-                            self.config, self.digest, self.suppressions.digest_of)
+        return ReviewWorker(self.held, self.directory, self.handoff, self.queue, self.config)
 
     @cached_property
     def reviewers(self) -> Reviewers:

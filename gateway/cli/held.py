@@ -10,8 +10,8 @@ import click
 
 from gateway.cli import shared
 from gateway.directory.store import DirectoryStore
+from gateway.review.discard import queue_discard_report
 from gateway.review.held import HeldMessage, HeldStore
-from gateway.review.release import queue_discard_report
 
 if TYPE_CHECKING:
     from gateway.app.parts import Parts

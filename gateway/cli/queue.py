@@ -35,7 +35,7 @@ def queue() -> None:
 async def queue_list(app: Parts, everything: bool,
                      tenant_name: str | None) -> None:
     """List the copies waiting for a retry, and the delivery reports owed."""
-    from gateway.queue.store import OPEN_STATES, State
+    from gateway.delivery.queue import OPEN_STATES, State
 
     queue_store = app.queue
     tenant_id = (await app.directory_store.tenant(tenant_name)).id if tenant_name else None

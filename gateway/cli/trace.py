@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 async def trace(app: Parts, reference: str,
                 recipients: tuple[str, ...]) -> None:
     """Everything about a message: by queue id or Message-ID."""
-    from gateway.queue import trace as tracing
+    from gateway.delivery import trace as tracing
 
     key = (await app.with_digest(app.digest)).key
     for queue_id in await tracing.queue_ids_for(app.engine, reference):

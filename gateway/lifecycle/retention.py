@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.audit import trail as audit
 from gateway.audit.verify import prune as prune_audit
 from gateway.config import Config
+from gateway.delivery.queue import OPEN_STATES, State
 from gateway.errors import StoreError
 from gateway.lifecycle.scrub import scrub
 from gateway.optout.suppressions import Actor, Suppressions
-from gateway.queue.store import OPEN_STATES, State
 from gateway.review.held import HeldStore
 from gateway.store.schema import (
     events,

@@ -17,14 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.delivery.queue import copy_label
+from gateway.delivery.queue import seal_context as queue_context
 from gateway.dkim.keys import key_label
 from gateway.dkim.keys import seal_context as dkim_context
 from gateway.errors import VaultError
 from gateway.events.webhook_store import SECRET_LABEL
 from gateway.events.webhook_store import seal_context as webhook_context
 from gateway.optout.apply import reply_label, review_context
-from gateway.queue.store import copy_label
-from gateway.queue.store import seal_context as queue_context
 from gateway.review.accounts import seal_context as reviewer_context
 from gateway.review.held import body_label
 from gateway.review.held import seal_context as held_context

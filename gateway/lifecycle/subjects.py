@@ -24,13 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.audit import trail as audit
+from gateway.delivery import dsn
+from gateway.delivery.queue import Kind as Kind_
+from gateway.delivery.queue import NewCopy, QueueStore, State
 from gateway.errors import InvalidValue
 from gateway.lifecycle.retention import legal_holds
 from gateway.lifecycle.scrub import scrub
 from gateway.optout.suppressions import Suppressions
-from gateway.queue import dsn
-from gateway.queue.store import Kind as Kind_
-from gateway.queue.store import NewCopy, QueueStore, State
 from gateway.review.held import HELD, HeldStore
 from gateway.store.engine import aware
 from gateway.store.schema import (

@@ -22,19 +22,13 @@ from gateway.errors import StoreError, VaultError
 from gateway.limits.sending import SendingLimits
 from gateway.observability import log_context, metrics
 from gateway.observability.logs import anonymize_ip
-from gateway.optout.bounces import HardBounces
-from gateway.optout.sent import sent_rows, subject_hash
-from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
 from gateway.policy.pipeline import Outcome, Pipeline
-from gateway.policy.verdict import Action
 from gateway.protocol import replies
 from gateway.protocol.line_discipline import data_fault
 from gateway.protocol.replies import Reply
-from gateway.review.held import HELD, REFUSED, HeldStore
 from gateway.smtp.auth import Authenticator, AuthStatus
-from gateway.smtp.relay import Relay
 from gateway.smtp.server import GatewaySMTP
 from gateway.smtp.session import GatewayEnvelope, GatewaySession, Suppressed
 from gateway.smtp.suppressed import (
@@ -44,7 +38,7 @@ from gateway.smtp.suppressed import (
     SuppressedReports,
 )
 from gateway.store.health import WriteHealth
-from gateway.upstream.base import Outcome as CopyOutcome
+from gateway.submission.handoff import Handoff, Submitted
 
 log = logging.getLogger("gateway.smtp")
 
@@ -57,25 +51,18 @@ def new_queue_id() -> str:
 
 class GatewayHandler:
     def __init__(self, config: Config, directory: Directory, pipeline: Pipeline,
-                 authenticator: Authenticator, relay: Relay, audit_trail: AuditTrail,
-                 digest: Callable[[str], str], composer: Composer, held: HeldStore | None = None,
-                 limits: SendingLimits | None = None,
-                 suppression_digest: Callable[[str], bytes | None] = lambda r: None,
-                 bounces: HardBounces | None = None,
+                 authenticator: Authenticator, handoff: Handoff, audit_trail: AuditTrail,
+                 digest: Callable[[str], str], limits: SendingLimits | None = None,
                  write_health: WriteHealth | None = None,
                  suppressed: SuppressedReports | None = None) -> None:
         self.config = config
         self._directory = directory
         self._pipeline = pipeline
         self._auth = authenticator
-        self._relay = relay
+        self._handoff = handoff  # a message taken in whole goes on from here (submission/)
         self._audit = audit_trail
         self._digest = digest  # the audit trail's keyed digest (vault/purpose.AuditDigest)
-        self._composer = composer
-        self._held = held
         self._limits = limits
-        self._suppression_digest = suppression_digest
-        self._bounces = bounces
         self._write_health = write_health
         self._suppressed = suppressed  # accept-and-report (smtp/suppressed.py)
         self.closing = False
@@ -363,7 +350,6 @@ class GatewayHandler:
         assert principal is not None and tenant is not None and mailbox is not None
         raw = envelope.original_content or b""
         actor = f"login:{principal.username}"
-        digests = [self.digest(r) for r in envelope.recipients]
         fault = data_fault(raw)
         if fault is not None:  # receivers disagree on where lines (and messages) end
             await self._audit.record([audit.row(
@@ -374,107 +360,14 @@ class GatewayHandler:
             return replies.MESSAGE_TOO_BIG
         if not envelope.recipients:  # every recipient suppressed: nothing to check or send
             return replies.accepted(queue_id)
-        message = Message(raw)
-        tx = Transaction(principal, tenant, envelope.sender, mailbox=mailbox,
-                         recipients=tuple(envelope.recipients), message=message,
-                         smtputf8=envelope.smtp_utf8)
-        outcome = await self._pipeline.run(Stage.DATA, tx)
-        verdicts = [[v.check, v.action.value, v.reason] for v in outcome.verdicts]
-        if outcome.action is Action.REJECT or outcome.action is Action.HOLD:
-            # the verdict that decided: a HOLD lets later checks run, so it is not the last
-            deciding = next(v for v in outcome.verdicts if v.action is outcome.action)
-            reply = outcome.reply or replies.HELD_UNAVAILABLE
-            if outcome.action is Action.HOLD:  # a released copy carries its trace field
-                assert isinstance(server, GatewaySMTP)
-                message.prepend("Received",
-                                self._received(session, server.tls_active, queue_id))
-            kept = await self._keep(session, envelope, message, queue_id, deciding.check,
-                                    deciding.reason, verdicts, outcome.action, reply)
-            held = outcome.action is Action.HOLD and kept
-            if held:
-                reply = replies.held(queue_id)
-            metrics.MESSAGES.labels("held" if held else "refused", deciding.check).inc()
-            await self._audit.record([audit.row(
-                "message.held" if held else "message.refused", actor=actor,
-                tenant_id=tenant.id, queue_id=queue_id, kept=kept,
-                action=outcome.action.value, reason=deciding.reason,
-                check_name=deciding.check, verdicts=verdicts,
-                recipients=digests, size=len(raw), reply=str(reply))],
-                [audit.event("held" if held else "refused", tenant_id=tenant.id,
-                             queue_id=queue_id, recipient=r, check=deciding.check,
-                             reply=str(reply))
-                 for r in envelope.recipients])
-            if held:  # a refusal is logged once, by handle_DATA
-                log.info("message held", extra={
-                    "queue_id": queue_id, "tenant_id": tenant.id, "check": deciding.check,
-                    "code": reply.code, "status": reply.status})
-            else:
-                log_context.bind(check=deciding.check)  # for the refusal line
-            return reply
-        if self._limits is not None:
-            refused = await self._limits.count(tenant, mailbox, len(envelope.recipients))
-            if refused is not None:  # the client keeps the message and tries again later
-                metrics.MESSAGES.labels("deferred", "sending-limit").inc()
-                await self._audit.record([audit.row(
-                    "message.deferred", actor=actor, tenant_id=tenant.id, queue_id=queue_id,
-                    action="defer", reason="sending limit", reply=str(refused))])
-                return refused
         assert isinstance(server, GatewaySMTP)
-        message_id = message.value("message-id")
-        if not message_id:
-            # RFC 5322 s 3.6.4 (SHOULD; Gmail refuses mail without one). Bounces, complaints
-            # and replies find their copy by it (optout/sent.py).
-            message_id = f"<{queue_id}.{secrets.token_hex(6)}@{self.config.smtp.hostname}>"
-            message.prepend("Message-ID", message_id)
-        envelope.message_id = message_id
-        message.prepend("Received", self._received(session, server.tls_active, queue_id))
-        prepared = self._composer.prepare(message, tenant, mailbox, queue_id)
-        copies = [prepared.copy(r) for r in envelope.recipients]
-        result = await self._relay.deliver(
-            queue_id, mailbox, envelope.sender, envelope.recipients, copies,
-            smtputf8=envelope.smtp_utf8,
-            eightbit=envelope.eightbit_declared or not all(c.isascii() for c in copies),
-            message_id=message_id,
-        )
-        rows = [audit.row("message.received", actor=actor, tenant_id=tenant.id,
-                          queue_id=queue_id, action=outcome.action.value, verdicts=verdicts,
-                          recipients=len(digests), size=len(raw), reply=str(result.reply),
-                          message_id=message_id, dkim=prepared.signed,
-                          footer_parts=prepared.footer_parts, pixels=prepared.pixels_taken)]
-        rows.extend(
-            audit.row(f"copy.{r.outcome.value}", actor="relay", tenant_id=tenant.id,
-                      queue_id=queue_id, recipient_digest=digest, reply=str(r.reply))
-            for r, digest in zip(result.copies, digests, strict=False)
-        )
-        kept = result.kept > 0  # a refused copy of a delivered message is reported later
-        events = [
-            audit.event(r.outcome.value if kept or r.outcome is CopyOutcome.DELIVERED
-                        else "refused", tenant_id=tenant.id, queue_id=queue_id,
-                        recipient=r.recipient, reply=str(r.reply), message_id=message_id)
-            for r in result.copies
-            if not (kept and r.outcome is CopyOutcome.REFUSED)
-        ]
-        sent = sent_rows(  # the index feedback is matched against (optout/sent.py)
-            message_id, tenant.id, mailbox.id, queue_id,
-            [(r.recipient, digest) for r, digest in zip(result.copies, digests, strict=False)
-             if r.outcome is CopyOutcome.DELIVERED
-             or (kept and r.outcome is CopyOutcome.DEFERRED)],
-            datetime.now(UTC), self._suppression_digest,
-            subject_hash(message.value("subject"), self.digest))
-        await self._audit.record(rows, events, sent)
-        if self._bounces is not None:  # "no such mailbox" from our own upstream: a hard bounce
-            for r in result.copies:
-                if r.outcome is CopyOutcome.REFUSED:
-                    await self._bounces.upstream_refused(tenant.id, r.recipient,
-                                                         r.reply.status, queue_id)
-        metrics.MESSAGES.labels("relayed" if result.reply.code < 400 else "upstream-refused",
-                                "").inc()
-        if result.reply.code < 400:  # a refusal is logged once, by handle_DATA
-            log.info("message relayed", extra={
-                "queue_id": queue_id, "tenant_id": tenant.id, "mailbox_id": mailbox.id,
-                "recipients": len(digests), "size": len(raw), "code": result.reply.code,
-                "status": result.reply.status, "kept": result.kept})
-        return result.reply
+        tls = server.tls_active
+        handed = await self._handoff.submit(Submitted(
+            queue_id, principal, tenant, mailbox, envelope.sender, envelope.recipients, raw,
+            envelope.smtp_utf8, envelope.eightbit_declared,
+            lambda: self._received(session, tls, queue_id)))
+        envelope.message_id = handed.message_id
+        return handed.reply
 
     async def _report_suppressed(self, session: GatewaySession, envelope: GatewayEnvelope,
                                  queue_id: str) -> None:
@@ -488,32 +381,6 @@ class GatewayHandler:
             sender=envelope.sender, actor=f"login:{session.principal.username}",
             suppressed=envelope.suppressed, message=raw, message_id=message_id,
             digest=self.digest)
-
-    async def _keep(self, session: GatewaySession, envelope: GatewayEnvelope,
-                    message: Message, queue_id: str, check: str, reason: str,
-                    verdicts: list[list[str]], action: Action, reply: Reply) -> bool:
-        """Keep a held message (and, unless the tenant says `keep_refused = no`, a copy of a
-        refused one) for review, sealed. False if it could not be kept: a held message is
-        then answered 451 and the client keeps it."""
-        tenant, mailbox, principal = envelope.tenant, envelope.mailbox, session.principal
-        assert tenant is not None and mailbox is not None and principal is not None
-        if self._held is None:
-            return False
-        if action is Action.REJECT and (reply.code < 500
-                                        or tenant.settings.get("keep_refused") == "no"):
-            return False
-        try:
-            await self._held.add(
-                queue_id=queue_id, tenant_id=tenant.id, login=principal.username,
-                mailbox_id=mailbox.id, envelope_from=envelope.sender,
-                recipients=envelope.recipients, subject=message.value("subject") or "",
-                message=message.as_bytes(), smtputf8=envelope.smtp_utf8, check_name=check,
-                reason=reason, verdicts=verdicts,
-                status=HELD if action is Action.HOLD else REFUSED)
-        except Exception:
-            log.exception("message could not be kept for review", extra={"queue_id": queue_id})
-            return False
-        return True
 
     def _received(self, session: GatewaySession, tls: bool, queue_id: str) -> str:
         """RFC 5321 s 4.4 trace field, without internal addresses or the client's IP.
@@ -529,6 +396,7 @@ class GatewayHandler:
     def set_config(self, config: Config, pipeline: Pipeline) -> None:
         self.config = config
         self._pipeline = pipeline
+        self._handoff.reconfigure(config, pipeline)
 
 
 def _log_refusal(stage: str, reply: str, tenant_id: int | None, *,

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from gateway.audit import trail as audit
 from gateway.audit.trail import AuditTrail
 from gateway.config import Config
+from gateway.delivery import dsn
+from gateway.delivery.queue import Kind, NewCopy, QueueStore, State
 from gateway.observability import metrics
-from gateway.queue import dsn
-from gateway.queue.store import Kind, NewCopy, QueueStore, State
 from gateway.smtp.session import Suppressed
 
 # The checks whose refusal accept-and-report turns into a report (never syntax, identity,

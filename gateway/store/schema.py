@@ -153,7 +153,7 @@ audit_checkpoints = sa.Table(
 # status notifications (kind 'dsn') it owes senders. The message is sealed by the vault.
 # state: deferred (waiting for next_attempt_at) | sending (leased until lease_until) |
 #        refused (a DSN is owed) | delivered | bounced (DSN queued) | expired | deleted | failed
-# states of a copy that is not finished yet (queue/store.py's State values)
+# states of a copy that is not finished yet (delivery/queue.py's State values)
 PENDING_OPEN_STATES = ("deferred", "refused", "sending")
 
 pending_copies = sa.Table(

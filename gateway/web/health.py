@@ -20,8 +20,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from gateway.delivery.queue import OPEN_STATES
 from gateway.observability import metrics
-from gateway.queue.store import OPEN_STATES
 from gateway.store.schema import held_messages, pending_copies
 from gateway.web.parts import WebParts
 from suppression.schema import suppressions

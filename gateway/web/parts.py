@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access.api_keys import ApiKeys
 from gateway.config import Config
+from gateway.delivery.queue import QueueStore
 from gateway.directory.cache import Directory
 from gateway.directory.store import DirectoryStore
 from gateway.events.names import EventNames
@@ -21,7 +22,6 @@ from gateway.optout.token import TokenSealer
 from gateway.pixels.forward import Forwarder
 from gateway.pixels.opens import OpenRecorder
 from gateway.pixels.token import PixelSealer
-from gateway.queue.store import QueueStore
 from gateway.review.accounts import Reviewers
 from gateway.review.held import HeldStore
 from gateway.vault.credentials import Credentials

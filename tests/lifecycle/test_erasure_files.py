@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from gateway.queue.store import NewCopy, State
+from gateway.delivery.queue import NewCopy, State
 from gateway.store.schema import events
 from suppression.schema import suppressions
 from tests.conftest import PG_DSN, Harness

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from gateway.delivery.queue import Kind
 from gateway.optout.suppressions import Actor
-from gateway.queue.store import Kind
 from gateway.store.schema import audit_events, events
 from suppression.entries import Reason
 from tests.support import messages

@@ -14,8 +14,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from gateway import config as config_module
+from gateway.delivery.queue import NewCopy, QueueStore, State, seal_context
 from gateway.directory.store import DirectoryStore
-from gateway.queue.store import NewCopy, QueueStore, State, seal_context
 from gateway.store.engine import create_engine, upgrade
 from gateway.store.schema import pending_copies
 from gateway.vault.envelope import Vault

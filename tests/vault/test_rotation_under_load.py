@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from gateway.queue.store import NewCopy, State
+from gateway.delivery.queue import NewCopy, State
 from gateway.store.schema import pending_copies
 from tests.conftest import Database, Pki, running_harness
 from tests.support import messages

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 
 from gateway import config as config_module
 from gateway.app.service import Gateway, build_vault_parts
+from gateway.delivery.queue import NewCopy, QueueStore, State
+from gateway.delivery.queue import seal_context as queue_context
 from gateway.directory.store import DirectoryStore
 from gateway.dkim.keys import DkimKeys
 from gateway.errors import ConfigError, VaultError
@@ -27,8 +29,6 @@ from gateway.events.names import EventNames
 from gateway.events.webhook_store import WebhookStore
 from gateway.events.webhook_store import seal_context as webhook_context
 from gateway.optout.reviews import OptOutReviews
-from gateway.queue.store import NewCopy, QueueStore, State
-from gateway.queue.store import seal_context as queue_context
 from gateway.review.held import HeldStore
 from gateway.store.engine import create_engine
 from gateway.store.schema import (

@@ -29,6 +29,7 @@ from starlette.datastructures import FormData
 from gateway.errors import GatewayError, NotFound
 from gateway.optout.suppressions import Actor
 from gateway.review.accounts import Session, SignInRefused
+from gateway.review.discard import queue_discard_report
 from gateway.review.held import (
     DISCARDED,
     EXPIRED,
@@ -38,7 +39,6 @@ from gateway.review.held import (
     RELEASED,
     HeldMessage,
 )
-from gateway.review.release import queue_discard_report
 from gateway.store.schema import audit_events
 from gateway.web.parts import ReviewParts, WebParts
 from suppression.entries import GLOBAL, Reason

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.queue.store import State
-from gateway.queue.worker import is_quota
+from gateway.delivery.queue import State
+from gateway.delivery.retries import is_quota
 from tests.conftest import Harness, Pki, running_harness
 
 

@@ -18,12 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from gateway.delivery.queue import NewCopy, QueueStore, State
+from gateway.delivery.upstream.base import Copy, DeliveryResult, Outcome, Upstream
 from gateway.directory.records import Mailbox
 from gateway.observability import metrics
 from gateway.protocol import replies
 from gateway.protocol.replies import Reply
-from gateway.queue.store import NewCopy, QueueStore, State
-from gateway.upstream.base import Copy, DeliveryResult, Outcome, Upstream
 
 log = logging.getLogger("gateway.relay")
 

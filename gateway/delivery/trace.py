@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit.trail import recipient_digest
+from gateway.delivery.queue import QueuedCopy, QueueStore
 from gateway.errors import NotFound
-from gateway.queue.store import QueuedCopy, QueueStore
 from gateway.store.schema import audit_events
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway import config as config_module
+from gateway.delivery.queue import NewCopy, QueueStore, State
 from gateway.directory.store import DirectoryStore
-from gateway.queue.store import NewCopy, QueueStore, State
 from gateway.store.engine import create_engine, upgrade
 from gateway.vault.envelope import Vault
 from gateway.vault.keys import provider_for

@@ -10,8 +10,8 @@ import socket
 import time
 from pathlib import Path
 
+from gateway.delivery.upstream.base import Copy, DeliveryResult
 from gateway.protocol import replies
-from gateway.upstream.base import Copy, DeliveryResult
 
 
 class MaildirUpstream:

@@ -19,6 +19,9 @@ from gateway import background
 from gateway.audit import trail as audit
 from gateway.audit.trail import AuditTrail
 from gateway.config import Config
+from gateway.delivery import dsn
+from gateway.delivery.queue import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State
+from gateway.delivery.upstream.base import Copy, Outcome, Upstream
 from gateway.directory.cache import Directory
 from gateway.directory.store import DirectoryStore
 from gateway.errors import Conflict, VaultError
@@ -26,9 +29,6 @@ from gateway.observability import log_context
 from gateway.optout.bounces import HardBounces
 from gateway.optout.suppressions import Suppressions, refusal
 from gateway.protocol import replies
-from gateway.queue import dsn
-from gateway.queue.store import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State
-from gateway.upstream.base import Copy, Outcome, Upstream
 
 log = logging.getLogger("gateway.queue")
 

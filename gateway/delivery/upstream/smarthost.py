@@ -17,13 +17,13 @@ import aiosmtplib
 from aiosmtplib import errors as smtp_errors
 
 from gateway.config import UpstreamConfig
+from gateway.delivery.upstream.base import Copy, DeliveryResult
+from gateway.delivery.upstream.logins import LoginSource, LoginUnavailable, UpstreamLogin
 from gateway.net.tls import certificate_failure, client_tls_context
 from gateway.optout.verp import ReturnPaths
 from gateway.protocol import replies
-from gateway.upstream.base import Copy, DeliveryResult
-from gateway.upstream.logins import LoginSource, LoginUnavailable, UpstreamLogin
 
-log = logging.getLogger("gateway.upstream")
+log = logging.getLogger("gateway.delivery.upstream")
 
 
 class _Unreachable(Exception):

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gateway.delivery.upstream.base import Copy
 from gateway.protocol import replies
 from gateway.protocol.replies import Reply
-from gateway.upstream.base import Copy
 from gateway.vault.credentials import Credentials, password_name
 from gateway.vault.tokens import AccessToken, TokenBroker, TokenUnavailable
 from gateway.vault.upstream_passwords import UpstreamPasswords

@@ -1,0 +1,252 @@
+"""The hand-off: the one place a message goes decide → keep → fix → deliver → record.
+
+The SMTP side (`smtp/handler.py`) takes a message in whole, checks what only the wire can
+tell (line endings, size) and hands it here as `Submitted`; a reviewer's release comes here
+from `releases.py`. Each step is a room of its own: the checks (`policy/`), the review queue
+(`review/held.py`), each recipient's copy (`outbound/compose.py`), the upstream or the queue
+(`delivery/`), the audit trail and the sent index (`audit/`, `optout/sent.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gateway.audit import trail as audit
+from gateway.audit.trail import AuditTrail
+from gateway.config import Config
+from gateway.delivery.queue import NewCopy, QueueStore, State
+from gateway.delivery.relay import Relay, RelayResult
+from gateway.delivery.upstream.base import Outcome as CopyOutcome
+from gateway.directory.records import Mailbox, Principal, Tenant
+from gateway.limits.sending import SendingLimits
+from gateway.observability import log_context, metrics
+from gateway.optout.bounces import HardBounces
+from gateway.optout.sent import sent_rows, subject_hash
+from gateway.outbound.compose import Composer
+from gateway.policy.check import Stage, Transaction
+from gateway.policy.message import Message
+from gateway.policy.pipeline import Outcome, Pipeline
+from gateway.policy.verdict import Action
+from gateway.protocol import replies
+from gateway.protocol.replies import Reply
+from gateway.review.held import HELD, REFUSED, HeldMessage, HeldStore
+
+log = logging.getLogger("gateway.smtp")  # the name its lines have always had
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A message taken in whole at DATA: who sent it, to whom, its bytes."""
+
+    queue_id: str
+    principal: Principal
+    tenant: Tenant
+    mailbox: Mailbox
+    sender: str  # the validated bare form of MAIL FROM
+    recipients: Sequence[str]  # the validated bare forms, suppressed ones left out
+    raw: bytes
+    smtputf8: bool
+    eightbit_declared: bool
+    received: Callable[[], str]  # this hop's Received field (the session knows TLS, HELO)
+
+    @property
+    def actor(self) -> str:
+        return f"login:{self.principal.username}"
+
+
+@dataclass(frozen=True, slots=True)
+class HandedOff:
+    reply: Reply
+    message_id: str | None = None  # of the relayed copies (None: nothing was relayed)
+
+
+class Handoff:
+    def __init__(self, config: Config, pipeline: Pipeline, composer: Composer, relay: Relay,
+                 queue: QueueStore, audit_trail: AuditTrail, digest: Callable[[str], str],
+                 suppression_digest: Callable[[str], bytes | None] = lambda r: None,
+                 held: HeldStore | None = None, limits: SendingLimits | None = None,
+                 bounces: HardBounces | None = None) -> None:
+        self.config = config
+        self._pipeline = pipeline
+        self._composer = composer
+        self._relay = relay
+        self._queue = queue
+        self._audit = audit_trail
+        self._digest = digest  # the audit trail's keyed digest of an address
+        self._suppression_digest = suppression_digest
+        self._held = held
+        self._limits = limits
+        self._bounces = bounces
+
+    def reconfigure(self, config: Config, pipeline: Pipeline) -> None:
+        self.config = config
+        self._pipeline = pipeline
+
+    # --- a message at DATA -------------------------------------------------------------------
+    async def submit(self, sub: Submitted) -> HandedOff:
+        """Decide; keep what is held or refused; or fix each copy, deliver and record."""
+        message = Message(sub.raw)
+        tx = Transaction(sub.principal, sub.tenant, sub.sender, mailbox=sub.mailbox,
+                         recipients=tuple(sub.recipients), message=message,
+                         smtputf8=sub.smtputf8)
+        outcome = await self._pipeline.run(Stage.DATA, tx)
+        verdicts = [[v.check, v.action.value, v.reason] for v in outcome.verdicts]
+        if outcome.action is Action.REJECT or outcome.action is Action.HOLD:
+            return HandedOff(await self._hold_or_refuse(sub, message, outcome, verdicts))
+        if self._limits is not None:
+            refused = await self._limits.count(sub.tenant, sub.mailbox, len(sub.recipients))
+            if refused is not None:  # the client keeps the message and tries again later
+                metrics.MESSAGES.labels("deferred", "sending-limit").inc()
+                await self._audit.record([audit.row(
+                    "message.deferred", actor=sub.actor, tenant_id=sub.tenant.id,
+                    queue_id=sub.queue_id, action="defer", reason="sending limit",
+                    reply=str(refused))])
+                return HandedOff(refused)
+        message_id = message.value("message-id")
+        if not message_id:
+            # RFC 5322 s 3.6.4 (SHOULD; Gmail refuses mail without one). Bounces, complaints
+            # and replies find their copy by it (optout/sent.py).
+            message_id = (f"<{sub.queue_id}.{secrets.token_hex(6)}"
+                          f"@{self.config.smtp.hostname}>")
+            message.prepend("Message-ID", message_id)
+        message.prepend("Received", sub.received())
+        prepared = self._composer.prepare(message, sub.tenant, sub.mailbox, sub.queue_id)
+        copies = [prepared.copy(r) for r in sub.recipients]
+        result = await self._relay.deliver(
+            sub.queue_id, sub.mailbox, sub.sender, list(sub.recipients), copies,
+            smtputf8=sub.smtputf8,
+            eightbit=sub.eightbit_declared or not all(c.isascii() for c in copies),
+            message_id=message_id,
+        )
+        await self._record_relayed(sub, message, message_id, outcome, verdicts, result,
+                                   prepared.signed, prepared.footer_parts,
+                                   prepared.pixels_taken)
+        return HandedOff(result.reply, message_id)
+
+    async def _hold_or_refuse(self, sub: Submitted, message: Message, outcome: Outcome,
+                              verdicts: list[list[str]]) -> Reply:
+        # the verdict that decided: a HOLD lets later checks run, so it is not the last
+        deciding = next(v for v in outcome.verdicts if v.action is outcome.action)
+        reply = outcome.reply or replies.HELD_UNAVAILABLE
+        if outcome.action is Action.HOLD:  # a released copy carries its trace field
+            message.prepend("Received", sub.received())
+        kept = await self._keep(sub, message, deciding.check, deciding.reason, verdicts,
+                                outcome.action, reply)
+        held = outcome.action is Action.HOLD and kept
+        if held:
+            reply = replies.held(sub.queue_id)
+        metrics.MESSAGES.labels("held" if held else "refused", deciding.check).inc()
+        await self._audit.record([audit.row(
+            "message.held" if held else "message.refused", actor=sub.actor,
+            tenant_id=sub.tenant.id, queue_id=sub.queue_id, kept=kept,
+            action=outcome.action.value, reason=deciding.reason,
+            check_name=deciding.check, verdicts=verdicts,
+            recipients=[self._digest(r) for r in sub.recipients], size=len(sub.raw),
+            reply=str(reply))],
+            [audit.event("held" if held else "refused", tenant_id=sub.tenant.id,
+                         queue_id=sub.queue_id, recipient=r, check=deciding.check,
+                         reply=str(reply))
+             for r in sub.recipients])
+        if held:  # a refusal is logged once, by the SMTP handler
+            log.info("message held", extra={
+                "queue_id": sub.queue_id, "tenant_id": sub.tenant.id,
+                "check": deciding.check, "code": reply.code, "status": reply.status})
+        else:
+            log_context.bind(check=deciding.check)  # for the refusal line
+        return reply
+
+    async def _keep(self, sub: Submitted, message: Message, check: str, reason: str,
+                    verdicts: list[list[str]], action: Action, reply: Reply) -> bool:
+        """Keep a held message (and, unless the tenant says `keep_refused = no`, a copy of a
+        refused one) for review, sealed. False if it could not be kept: a held message is
+        then answered 451 and the client keeps it."""
+        if self._held is None:
+            return False
+        if action is Action.REJECT and (reply.code < 500
+                                        or sub.tenant.settings.get("keep_refused") == "no"):
+            return False
+        try:
+            await self._held.add(
+                queue_id=sub.queue_id, tenant_id=sub.tenant.id, login=sub.principal.username,
+                mailbox_id=sub.mailbox.id, envelope_from=sub.sender,
+                recipients=list(sub.recipients), subject=message.value("subject") or "",
+                message=message.as_bytes(), smtputf8=sub.smtputf8, check_name=check,
+                reason=reason, verdicts=verdicts,
+                status=HELD if action is Action.HOLD else REFUSED)
+        except Exception:
+            log.exception("message could not be kept for review",
+                          extra={"queue_id": sub.queue_id})
+            return False
+        return True
+
+    async def _record_relayed(self, sub: Submitted, message: Message, message_id: str,
+                              outcome: Outcome, verdicts: list[list[str]],
+                              result: RelayResult, signed: bool, footer_parts: int,
+                              pixels_taken: int) -> None:
+        """The audit rows, the tenant's events and the sent index of a relayed message."""
+        tenant, queue_id = sub.tenant, sub.queue_id
+        digests = [self._digest(r) for r in sub.recipients]
+        rows = [audit.row("message.received", actor=sub.actor, tenant_id=tenant.id,
+                          queue_id=queue_id, action=outcome.action.value, verdicts=verdicts,
+                          recipients=len(digests), size=len(sub.raw),
+                          reply=str(result.reply), message_id=message_id, dkim=signed,
+                          footer_parts=footer_parts, pixels=pixels_taken)]
+        rows.extend(
+            audit.row(f"copy.{r.outcome.value}", actor="relay", tenant_id=tenant.id,
+                      queue_id=queue_id, recipient_digest=digest, reply=str(r.reply))
+            for r, digest in zip(result.copies, digests, strict=False)
+        )
+        kept = result.kept > 0  # a refused copy of a delivered message is reported later
+        events = [
+            audit.event(r.outcome.value if kept or r.outcome is CopyOutcome.DELIVERED
+                        else "refused", tenant_id=tenant.id, queue_id=queue_id,
+                        recipient=r.recipient, reply=str(r.reply), message_id=message_id)
+            for r in result.copies
+            if not (kept and r.outcome is CopyOutcome.REFUSED)
+        ]
+        sent = sent_rows(  # the index feedback is matched against (optout/sent.py)
+            message_id, tenant.id, sub.mailbox.id, queue_id,
+            [(r.recipient, digest) for r, digest in zip(result.copies, digests, strict=False)
+             if r.outcome is CopyOutcome.DELIVERED
+             or (kept and r.outcome is CopyOutcome.DEFERRED)],
+            datetime.now(UTC), self._suppression_digest,
+            subject_hash(message.value("subject"), self._digest))
+        await self._audit.record(rows, events, sent)
+        if self._bounces is not None:  # "no such mailbox" from our own upstream: a hard bounce
+            for r in result.copies:
+                if r.outcome is CopyOutcome.REFUSED:
+                    await self._bounces.upstream_refused(tenant.id, r.recipient,
+                                                         r.reply.status, queue_id)
+        metrics.MESSAGES.labels("relayed" if result.reply.code < 400 else "upstream-refused",
+                                "").inc()
+        if result.reply.code < 400:  # a refusal is logged once, by the SMTP handler
+            log.info("message relayed", extra={
+                "queue_id": queue_id, "tenant_id": tenant.id, "mailbox_id": sub.mailbox.id,
+                "recipients": len(digests), "size": len(sub.raw),
+                "code": result.reply.code, "status": result.reply.status,
+                "kept": result.kept})
+
+    # --- a message a reviewer released -----------------------------------------------------
+    async def release(self, held: HeldMessage, raw: bytes, tenant: Tenant,
+                      mailbox: Mailbox) -> None:
+        """Fix each recipient's copy (as at DATA), deliver through the queue (due now: it
+        checks suppression again before sending) and record the release."""
+        message = Message(raw)
+        message_id = message.value("message-id")
+        prepared = self._composer.prepare(message, tenant, mailbox, held.queue_id)
+        copies = [prepared.copy(r) for r in held.recipients]
+        now = datetime.now(UTC)
+        await self._queue.add([
+            NewCopy(held.queue_id, held.tenant_id, held.mailbox_id, held.envelope_from, r,
+                    State.DEFERRED, 250, "2.0.0", "released after review", held.smtputf8)
+            for r in held.recipients], copies, first_attempt=now)
+        await self._audit.record([audit.row(
+            "held.released", actor="review", tenant_id=held.tenant_id,
+            queue_id=held.queue_id, recipients=len(held.recipients))], (), sent_rows(
+            message_id, held.tenant_id, held.mailbox_id, held.queue_id,
+            [(r, self._digest(r)) for r in held.recipients], now,
+            self._suppression_digest, subject_hash(message.value("subject"), self._digest)))
