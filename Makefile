@@ -29,10 +29,13 @@ test: $(VENV)/.installed system-packages
 system-packages:
 	scripts/install-system-packages.sh
 
-## Regenerate the reference generated from the code (docs/cli.md, docs/smtp-replies.md).
+## Regenerate the reference generated from the code (docs/cli.md, docs/smtp-replies.md,
+## docs/configuration.md, deploy/production.example.toml).
 docs: $(VENV)/.installed
 	$(PY) -m gateway.cli.reference > docs/cli.md
 	$(PY) -m gateway.protocol.reference > docs/smtp-replies.md
+	$(PY) -m gateway.config.reference > docs/configuration.md
+	$(PY) -m gateway.config.reference example > deploy/production.example.toml
 
 bench: $(VENV)/.installed system-packages
 	$(PY) bench/relay_throughput.py
