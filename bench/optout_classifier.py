@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.optout.reply_classifier import Verdict, classify  # noqa: E402
+from gateway.feedback.reply_classifier import Verdict, classify  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "replies" / "corpus.jsonl"
 

@@ -10,6 +10,8 @@ import os
 import secrets
 import smtplib
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,3 +313,15 @@ async def harness(tmp_path: Path, pki: Pki, database: Database) -> AsyncIterator
     finally:
         await h.gateway.stop(deadline=2)
         await h.sink.stop()
+
+
+@pytest.fixture
+def gw(tmp_path: Path, pki: Pki, database: Database):
+    """The CLI as an operator runs it (a real process) on a fresh database's config."""
+    path = write_config(tmp_path, pki, database, sink_port=2525)
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway", "--config", str(path), *args],
+                              input=stdin, capture_output=True, text=True, timeout=60)
+
+    return run

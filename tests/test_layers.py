@@ -110,6 +110,7 @@ LEVELS = [
     ["gateway.delivery"],
     ["gateway.outbound", "gateway.delivery.upstream"],
     ["gateway.pixels", "gateway.events", "gateway.dkim", "gateway.policy"],
+    ["gateway.feedback"],
     ["gateway.optout"],
     ["gateway.vault", "gateway.limits", "gateway.access"],
     ["gateway.net", "gateway.directory", "gateway.observability"],
@@ -145,3 +146,27 @@ def test_imports_run_down_the_floors():
     sideways = sorted((m, d) for m, deps in graph.items() for d in deps
                       if level(d) == level(m) and room(d) != room(m))
     assert upward == [] and sideways == []
+
+
+def test_a_test_module_imports_no_other_test_module():
+    """What tests share lives in tests/support/ (and fixtures in conftest.py), so that moving
+    or deleting one test module never breaks another."""
+    tests = ROOT / "tests"
+    borrowed = []
+    for path in tests.rglob("*.py"):
+        if "support" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module \
+                    and node.module.startswith("tests.") \
+                    and not node.module.startswith(("tests.support", "tests.conftest")):
+                borrowed.append(f"{path.relative_to(ROOT)}: {node.module}")
+    assert borrowed == []
+
+
+def test_the_test_tree_mirrors_the_rooms():
+    """Every test folder is named after a room of gateway/ (or the library beside it)."""
+    rooms = {p.name for p in (ROOT / "gateway").iterdir() if p.is_dir() and p.name[0] != "_"}
+    folders = {p.name for p in (ROOT / "tests").iterdir()
+               if p.is_dir() and p.name[0] != "_" and (p / "__init__.py").exists()}
+    assert folders - rooms - {"support", "suppression", "e2e", "fixtures"} == set()

@@ -38,6 +38,14 @@ from gateway.dkim.keys import DkimKeys
 from gateway.events.names import EventNames
 from gateway.events.webhook_store import WebhookStore
 from gateway.events.webhooks import WebhookDispatcher
+from gateway.feedback.apply import FeedbackApplier
+from gateway.feedback.bounces import HardBounces
+from gateway.feedback.inbox import InboxReader
+from gateway.feedback.mailto import Bounces, MailtoHandler
+from gateway.feedback.reviews import OptOutReviews
+from gateway.feedback.sent import SentIndex
+from gateway.feedback.verp import PURPOSE as VERP_PURPOSE
+from gateway.feedback.verp import ReturnPaths
 from gateway.lifecycle.retention import Retention
 from gateway.lifecycle.subjects import Subjects
 from gateway.limits.attempts import InvalidAttempts
@@ -45,18 +53,10 @@ from gateway.limits.counters import Count, Counters, DatabaseCounters, counters_
 from gateway.limits.sending import SendingLimits
 from gateway.net.fetch import GuardedFetcher
 from gateway.observability.alerts import Alerts
-from gateway.optout.apply import FeedbackApplier
-from gateway.optout.bounces import HardBounces
-from gateway.optout.inbox import InboxReader
-from gateway.optout.mailto import Bounces, MailtoHandler
 from gateway.optout.record import OptOuts
-from gateway.optout.reviews import OptOutReviews
-from gateway.optout.sent import SentIndex
 from gateway.optout.suppressions import SUPPRESSION_PURPOSE, Suppressions
 from gateway.optout.token import PURPOSE as UNSUBSCRIBE_PURPOSE
 from gateway.optout.token import TokenSealer
-from gateway.optout.verp import PURPOSE as VERP_PURPOSE
-from gateway.optout.verp import ReturnPaths
 from gateway.outbound.compose import Composer, links_for
 from gateway.pixels.forward import Forwarder
 from gateway.pixels.opens import OpenRecorder

@@ -22,7 +22,7 @@ from gateway.app.parts import Parts
 from gateway.audit import chain as audit_chain
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path
 from gateway.errors import ConfigError, VaultError, port_unavailable
-from gateway.optout import mailto
+from gateway.feedback import mailto
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context

@@ -75,7 +75,7 @@ async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
                 event_rows: Sequence[dict[str, Any]] = (),
                 sent_rows: Sequence[dict[str, Any]] = ()) -> None:
     """Audit rows (one batch of this node's hash chain), tenant events and the index rows
-    of sent Message-IDs (optout/sent.py), in the caller's transaction. Every audit row is
+    of sent Message-IDs (feedback/sent.py), in the caller's transaction. Every audit row is
     written through here.
 
     Webhook outbox rows are not made here: the dispatcher fans new events out by cursor, so

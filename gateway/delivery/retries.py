@@ -25,8 +25,8 @@ from gateway.delivery.upstream.base import Copy, Outcome, Upstream
 from gateway.directory.cache import Directory
 from gateway.directory.store import DirectoryStore
 from gateway.errors import Conflict, VaultError
+from gateway.feedback.bounces import HardBounces
 from gateway.observability import log_context
-from gateway.optout.bounces import HardBounces
 from gateway.optout.suppressions import Suppressions, refusal
 from gateway.protocol import replies
 

@@ -35,54 +35,20 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
     if tenant.status == DELETED:
         raise Conflict(f"Tenant '{name}' was deleted already.")
     hold = await store.legal_hold(name)
-    _, _, _, mailboxes = await store.snapshot()
-    revoked = 0
-    for mailbox in (m for m in mailboxes if m.tenant_id == tenant.id):
-        revoked += await credentials.disconnect(mailbox, actor, "tenant deleted")
+    revoked, shredded = await _revoke_and_shred(store, credentials, tenant.id, actor)
     tid = tenant.id
-    # the key first: should anything below fail, what is left no longer opens (issue 21)
-    shredded = False
-    if isinstance(credentials.secrets, TenantSealedSecrets):
-        shredded = await credentials.secrets.keys.shred(tid)
     deleted: dict[str, int] = {}
     kept: dict[str, int] = {}
     touched = {t.tenants.name}  # the tables this deletion changed (vacuumed after it)
     async with store.engine.begin() as conn:
-        async def drop(label: str, table: sa.Table, *where: sa.ColumnElement[bool]) -> None:
-            deleted[label] = (await conn.execute(table.delete().where(*where))).rowcount or 0
-            touched.add(table.name)
-
-        hooks = sa.select(t.webhooks.c.id).where(t.webhooks.c.tenant_id == tid)
-        await drop("webhook_outbox", t.webhook_outbox, t.webhook_outbox.c.webhook_id.in_(hooks))
-        await drop("webhooks", t.webhooks, t.webhooks.c.tenant_id == tid)
-        await drop("queued_copies", t.pending_copies, t.pending_copies.c.tenant_id == tid)
-        await drop("events", t.events, t.events.c.tenant_id == tid)
-        await drop("opens", t.opens, t.opens.c.tenant_id == tid)
-        await drop("sent_copies", t.sent_messages, t.sent_messages.c.tenant_id == tid)
-        await drop("feedback_marks", t.feedback_marks, t.feedback_marks.c.tenant_id == tid)
-        await drop("possible_opt_outs", t.optout_reviews, t.optout_reviews.c.tenant_id == tid)
-        await drop("inbox_state", t.inbox_state, t.inbox_state.c.mailbox_id.in_(
-            sa.select(t.mailboxes.c.id).where(t.mailboxes.c.tenant_id == tid)))
-        await drop("api_keys", t.api_keys, t.api_keys.c.tenant_id == tid)
-        await drop("oauth_flows", t.oauth_flows, t.oauth_flows.c.tenant_id == tid)
-        await drop("oauth_clients", t.oauth_clients, t.oauth_clients.c.tenant_id == tid)
-        await drop("sealed_secrets", t.sealed_secrets, t.sealed_secrets.c.tenant_id == tid)
-        await drop("mailbox_credentials", t.mailbox_credentials,
-                   t.mailbox_credentials.c.tenant_id == tid)
-        await drop("dkim_keys", t.dkim_keys, t.dkim_keys.c.tenant_id == tid)
-        await drop("mailboxes", t.mailboxes, t.mailboxes.c.tenant_id == tid)
-        await drop("logins", t.logins, t.logins.c.tenant_id == tid)
-        await drop("domains", t.domains, t.domains.c.tenant_id == tid)
-        if hold is None:
-            await drop("held_messages", t.held_messages, t.held_messages.c.tenant_id == tid)
-            await drop("suppression_entries", suppressions, suppressions.c.scope == tid)
-        else:
-            for label, table, column in (
-                    ("held_messages", t.held_messages, t.held_messages.c.tenant_id),
-                    ("suppression_entries", suppressions, suppressions.c.scope)):
+        kept_tables = () if hold is None else _UNDER_LEGAL_HOLD
+        for label, table, where in _owned_rows(tid):
+            if label in kept_tables:
                 kept[f"{label}_under_legal_hold"] = (await conn.execute(
-                    sa.select(sa.func.count()).select_from(table).where(column == tid))
-                ).scalar_one()
+                    sa.select(sa.func.count()).select_from(table).where(where))).scalar_one()
+                continue
+            deleted[label] = (await conn.execute(table.delete().where(where))).rowcount or 0
+            touched.add(table.name)
         await conn.execute(t.tenants.update().where(t.tenants.c.id == tid).values(
             status=DELETED, status_reason=f"deleted by {actor}", settings={},
             updated_at=datetime.now(UTC)))
@@ -95,3 +61,50 @@ async def delete_tenant(store: DirectoryStore, credentials: Credentials, name: s
             "kept": kept, "tokens_revoked_at_provider": revoked,
             "tenant_key_shredded": shredded,
             "legal_hold": None if hold is None else hold[1]}
+
+
+async def _revoke_and_shred(store: DirectoryStore, credentials: Credentials, tid: int,
+                            actor: str) -> tuple[int, bool]:
+    """Revoke every mailbox grant at its provider, then shred the tenant's key: should
+    anything after fail, what is left no longer opens (issue 21)."""
+    _, _, _, mailboxes = await store.snapshot()
+    revoked = 0
+    for mailbox in (m for m in mailboxes if m.tenant_id == tid):
+        revoked += await credentials.disconnect(mailbox, actor, "tenant deleted")
+    shredded = False
+    if isinstance(credentials.secrets, TenantSealedSecrets):
+        shredded = await credentials.secrets.keys.shred(tid)
+    return revoked, shredded
+
+
+# kept (and counted) instead of deleted while the tenant is under a legal hold
+_UNDER_LEGAL_HOLD = ("held_messages", "suppression_entries")
+
+
+def _owned_rows(tid: int) -> list[tuple[str, sa.Table, sa.ColumnElement[bool]]]:
+    """(label, table, which rows) of everything a tenant owns, in the order it goes."""
+    hooks = sa.select(t.webhooks.c.id).where(t.webhooks.c.tenant_id == tid)
+    mailboxes = sa.select(t.mailboxes.c.id).where(t.mailboxes.c.tenant_id == tid)
+    return [
+        ("webhook_outbox", t.webhook_outbox, t.webhook_outbox.c.webhook_id.in_(hooks)),
+        ("webhooks", t.webhooks, t.webhooks.c.tenant_id == tid),
+        ("queued_copies", t.pending_copies, t.pending_copies.c.tenant_id == tid),
+        ("events", t.events, t.events.c.tenant_id == tid),
+        ("opens", t.opens, t.opens.c.tenant_id == tid),
+        ("sent_copies", t.sent_messages, t.sent_messages.c.tenant_id == tid),
+        ("feedback_marks", t.feedback_marks, t.feedback_marks.c.tenant_id == tid),
+        ("possible_opt_outs", t.optout_reviews, t.optout_reviews.c.tenant_id == tid),
+        ("inbox_state", t.inbox_state, t.inbox_state.c.mailbox_id.in_(mailboxes)),
+        ("api_keys", t.api_keys, t.api_keys.c.tenant_id == tid),
+        ("oauth_flows", t.oauth_flows, t.oauth_flows.c.tenant_id == tid),
+        ("oauth_clients", t.oauth_clients, t.oauth_clients.c.tenant_id == tid),
+        ("sealed_secrets", t.sealed_secrets, t.sealed_secrets.c.tenant_id == tid),
+        ("mailbox_credentials", t.mailbox_credentials,
+         t.mailbox_credentials.c.tenant_id == tid),
+        ("dkim_keys", t.dkim_keys, t.dkim_keys.c.tenant_id == tid),
+        ("mailboxes", t.mailboxes, t.mailboxes.c.tenant_id == tid),
+        ("logins", t.logins, t.logins.c.tenant_id == tid),
+        ("domains", t.domains, t.domains.c.tenant_id == tid),
+        ("held_messages", t.held_messages, t.held_messages.c.tenant_id == tid),
+        ("suppression_entries", suppressions, suppressions.c.scope == tid),
+    ]

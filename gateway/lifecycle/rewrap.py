@@ -24,7 +24,7 @@ from gateway.dkim.keys import seal_context as dkim_context
 from gateway.errors import VaultError
 from gateway.events.webhook_store import SECRET_LABEL
 from gateway.events.webhook_store import seal_context as webhook_context
-from gateway.optout.apply import reply_label, review_context
+from gateway.feedback.apply import reply_label, review_context
 from gateway.review.accounts import seal_context as reviewer_context
 from gateway.review.held import body_label
 from gateway.review.held import seal_context as held_context

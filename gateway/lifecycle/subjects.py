@@ -128,60 +128,8 @@ class Subjects:
                 "scope": names.get(tenant_id, "?") if tenant_id is not None else "all tenants",
                 "suppression_entries": await self._suppression_entries(conn, person,
                                                                        tenant_id, names),
-                "events": [{
-                    "tenant": names.get(r.tenant_id), "at": _when(r.at), "kind": r.kind,
-                    "queue_id": r.queue_id, "detail": r.detail,
-                } for r in await _events(conn, person, tenant_id)],
-                "opens": [{
-                    "tenant": names.get(r.tenant_id), "at": _when(r.at), "campaign": r.campaign,
-                    "network": r.network, "user_agent_family": r.ua_family,
-                    "machine": r.machine,
-                } for r in await conn.execute(sa.select(opens).where(
-                    opens.c.recipient_digest == person.digest,
-                    *_tenant(opens, tenant_id)).order_by(opens.c.id))],
-                "sent_copies": [{
-                    "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
-                    "sent_at": _when(r.sent_at),
-                } for r in await conn.execute(sa.select(sent_messages).where(
-                    sent_messages.c.recipient_digest == person.digest,
-                    *_tenant(sent_messages, tenant_id)).order_by(sent_messages.c.id))],
-                "counted_bounces": [{
-                    "tenant": names.get(r.tenant_id), "kind": r.kind, "status": r.status,
-                    "at": _when(r.at),
-                } for r in await conn.execute(sa.select(feedback_marks).where(
-                    feedback_marks.c.recipient_digest == person.digest,
-                    *_tenant(feedback_marks, tenant_id)).order_by(feedback_marks.c.id))],
-                "possible_opt_outs": [{
-                    "tenant": names.get(r.tenant_id), "queue_id": r.queue_id, "rule": r.rule,
-                    "status": r.status, "created_at": _when(r.created_at),
-                    "decided_at": _when(r.decided_at),
-                } for r in await conn.execute(sa.select(
-                    *[c for c in optout_reviews.c if c.name != "sealed_reply"]).where(
-                    optout_reviews.c.recipient_digest == person.digest,
-                    *_tenant(optout_reviews, tenant_id)).order_by(optout_reviews.c.id))],
-                "queued_copies": [{
-                    "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
-                    "kind": r.kind, "state": r.state, "sender": r.envelope_from,
-                    "message_id": r.message_id, "created_at": _when(r.created_at),
-                    "updated_at": _when(r.updated_at),
-                    "last_reply": f"{r.reply_code} {r.reply_status} {r.reply_text}".strip(),
-                } for r in await conn.execute(sa.select(pending_copies).where(
-                    person.candidates(pending_copies.c.recipient),
-                    *_tenant(pending_copies, tenant_id)).order_by(pending_copies.c.id))
-                    if person.is_them(r.recipient)],
-                "held_messages": [{
-                    "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
-                    "role": role, "status": r.status, "sender": r.envelope_from,
-                    "subject": subject, "check": r.check_name, "reason": r.reason,
-                    "created_at": _when(r.created_at), "decided_at": _when(r.decided_at),
-                } for r, role, _, subject in await self._held(conn, person, tenant_id)],
-                "audit": [{
-                    "at": _when(r.at), "event": r.event, "actor": r.actor,
-                    "check": r.check_name, "action": r.action, "reason": r.reason,
-                    "queue_id": r.queue_id, "tenant": names.get(r.tenant_id),
-                } for r in await conn.execute(sa.select(audit_events).where(
-                    audit_events.c.recipient_digest == person.digest,
-                    *_tenant(audit_events, tenant_id)).order_by(audit_events.c.id))],
+                **await _traces(conn, person, tenant_id, names),
+                **await self._copies(conn, person, tenant_id, names),
             }
         counts = {k: len(v) for k, v in doc.items() if isinstance(v, list)}
         async with self._engine.begin() as conn:
@@ -190,6 +138,35 @@ class Subjects:
                                                recipient_digest=person.digest,
                                                counts=counts)])
         return doc
+
+    async def _copies(self, conn: AsyncConnection, person: Subject, tenant_id: int | None,
+                      names: dict[int, str]) -> dict[str, list[dict[str, Any]]]:
+        """Copies kept of mail to or from the person, and the audit rows naming them."""
+        return {
+            "queued_copies": [{
+                "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
+                "kind": r.kind, "state": r.state, "sender": r.envelope_from,
+                "message_id": r.message_id, "created_at": _when(r.created_at),
+                "updated_at": _when(r.updated_at),
+                "last_reply": f"{r.reply_code} {r.reply_status} {r.reply_text}".strip(),
+            } for r in await conn.execute(sa.select(pending_copies).where(
+                person.candidates(pending_copies.c.recipient),
+                *_tenant(pending_copies, tenant_id)).order_by(pending_copies.c.id))
+                if person.is_them(r.recipient)],
+            "held_messages": [{
+                "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
+                "role": role, "status": r.status, "sender": r.envelope_from,
+                "subject": subject, "check": r.check_name, "reason": r.reason,
+                "created_at": _when(r.created_at), "decided_at": _when(r.decided_at),
+            } for r, role, _, subject in await self._held(conn, person, tenant_id)],
+            "audit": [{
+                "at": _when(r.at), "event": r.event, "actor": r.actor,
+                "check": r.check_name, "action": r.action, "reason": r.reason,
+                "queue_id": r.queue_id, "tenant": names.get(r.tenant_id),
+            } for r in await conn.execute(sa.select(audit_events).where(
+                audit_events.c.recipient_digest == person.digest,
+                *_tenant(audit_events, tenant_id)).order_by(audit_events.c.id))],
+        }
 
     async def _suppression_entries(self, conn: AsyncConnection, person: Subject,
                                    tenant_id: int | None, names: dict[int, str]
@@ -252,20 +229,7 @@ class Subjects:
                 await self._suppressions.store.delete(conn, entry.id)
             deleted["suppression_entries"] = len(removable)
             kept["suppression_entries_under_legal_hold"] = len(entries) - len(removable)
-            deleted["events"] = await _delete(conn, events, [
-                r.id for r in await _events(conn, person, tenant_id)])
-            deleted["opens"] = (await conn.execute(opens.delete().where(
-                opens.c.recipient_digest == person.digest,
-                *_tenant(opens, tenant_id)))).rowcount
-            deleted["sent_copies"] = (await conn.execute(sent_messages.delete().where(
-                sent_messages.c.recipient_digest == person.digest,
-                *_tenant(sent_messages, tenant_id)))).rowcount
-            deleted["counted_bounces"] = (await conn.execute(feedback_marks.delete().where(
-                feedback_marks.c.recipient_digest == person.digest,
-                *_tenant(feedback_marks, tenant_id)))).rowcount
-            deleted["possible_opt_outs"] = (await conn.execute(optout_reviews.delete().where(
-                optout_reviews.c.recipient_digest == person.digest,
-                *_tenant(optout_reviews, tenant_id)))).rowcount
+            deleted.update(await _erase_traces(conn, person, tenant_id))
             owed: list[_Owed] = []  # accepted mail to them that now never leaves
             deleted["queued_copies"] = await self._erase_queued(conn, person, tenant_id, owed)
             deleted["held_messages"], kept["held_messages_under_legal_hold"], \
@@ -277,17 +241,7 @@ class Subjects:
                     recipient_digest=person.digest) for o in owed])
             kept["audit_rows"] = (await conn.execute(sa.select(sa.func.count()).where(
                 audit_events.c.recipient_digest == person.digest))).scalar_one()
-            scope = GLOBAL if tenant_id is None else tenant_id
-            target = Target(Kind.ADDRESS, person.address)
-            untouched = set(hold)
-            if tenant_id is not None:  # a tenant's erasure leaves other lists as they are
-                untouched |= set((await conn.execute(sa.select(suppressions.c.scope).where(
-                    suppressions.c.digest == self._suppressions.store.digester.target(target),
-                    suppressions.c.scope != tenant_id))).scalars())
-            epoch = int(time.time())
-            await self._suppressions.store.add(conn, [NewEntry(
-                scope, target, Reason.ERASURE, "erasure", epoch, None, "", actor)], epoch,
-                keep_scopes=untouched)
+            await self._suppress_for_good(conn, person, tenant_id, hold, actor)
             await audit.write(conn, [audit.row(
                 "subject.erased", actor=actor, tenant_id=tenant_id, reason=evidence[:500],
                 recipient_digest=person.digest, deleted=deleted, kept=kept)])
@@ -302,6 +256,21 @@ class Subjects:
             "audit_rows": "kept: they name the person by keyed digest only, and the audit "
                           "trail is append-only",
         }
+
+    async def _suppress_for_good(self, conn: AsyncConnection, person: Subject,
+                                 tenant_id: int | None, hold: set[int], actor: str) -> None:
+        """A digest-only erasure entry: the address is never mailed again, nor stored."""
+        scope = GLOBAL if tenant_id is None else tenant_id
+        target = Target(Kind.ADDRESS, person.address)
+        untouched = set(hold)
+        if tenant_id is not None:  # a tenant's erasure leaves other lists as they are
+            untouched |= set((await conn.execute(sa.select(suppressions.c.scope).where(
+                suppressions.c.digest == self._suppressions.store.digester.target(target),
+                suppressions.c.scope != tenant_id))).scalars())
+        epoch = int(time.time())
+        await self._suppressions.store.add(conn, [NewEntry(
+            scope, target, Reason.ERASURE, "erasure", epoch, None, "", actor)], epoch,
+            keep_scopes=untouched)
 
     async def _erase_queued(self, conn: AsyncConnection, person: Subject,
                             tenant_id: int | None, owed: list[_Owed]) -> int:
@@ -414,3 +383,56 @@ ERASED_TABLES = ("suppressions", "events", "opens", "sent_messages", "feedback_m
 
 def _tenant(table: sa.Table, tenant_id: int | None) -> list[sa.ColumnElement[bool]]:
     return [] if tenant_id is None else [table.c.tenant_id == tenant_id]
+
+
+async def _traces(conn: AsyncConnection, person: Subject, tenant_id: int | None,
+                  names: dict[int, str]) -> dict[str, list[dict[str, Any]]]:
+    """What the gateway noted about the person: events, opens, sent copies, counted bounces,
+    possible opt-outs."""
+    return {
+        "events": [{
+            "tenant": names.get(r.tenant_id), "at": _when(r.at), "kind": r.kind,
+            "queue_id": r.queue_id, "detail": r.detail,
+        } for r in await _events(conn, person, tenant_id)],
+        "opens": [{
+            "tenant": names.get(r.tenant_id), "at": _when(r.at), "campaign": r.campaign,
+            "network": r.network, "user_agent_family": r.ua_family,
+            "machine": r.machine,
+        } for r in await conn.execute(sa.select(opens).where(
+            opens.c.recipient_digest == person.digest,
+            *_tenant(opens, tenant_id)).order_by(opens.c.id))],
+        "sent_copies": [{
+            "tenant": names.get(r.tenant_id), "queue_id": r.queue_id,
+            "sent_at": _when(r.sent_at),
+        } for r in await conn.execute(sa.select(sent_messages).where(
+            sent_messages.c.recipient_digest == person.digest,
+            *_tenant(sent_messages, tenant_id)).order_by(sent_messages.c.id))],
+        "counted_bounces": [{
+            "tenant": names.get(r.tenant_id), "kind": r.kind, "status": r.status,
+            "at": _when(r.at),
+        } for r in await conn.execute(sa.select(feedback_marks).where(
+            feedback_marks.c.recipient_digest == person.digest,
+            *_tenant(feedback_marks, tenant_id)).order_by(feedback_marks.c.id))],
+        "possible_opt_outs": [{
+            "tenant": names.get(r.tenant_id), "queue_id": r.queue_id, "rule": r.rule,
+            "status": r.status, "created_at": _when(r.created_at),
+            "decided_at": _when(r.decided_at),
+        } for r in await conn.execute(sa.select(
+            *[c for c in optout_reviews.c if c.name != "sealed_reply"]).where(
+            optout_reviews.c.recipient_digest == person.digest,
+            *_tenant(optout_reviews, tenant_id)).order_by(optout_reviews.c.id))],
+    }
+
+
+async def _erase_traces(conn: AsyncConnection, person: Subject, tenant_id: int | None
+                        ) -> dict[str, int]:
+    """Delete what the gateway noted about the person; the count of each kind."""
+    deleted = {"events": await _delete(conn, events, [
+        r.id for r in await _events(conn, person, tenant_id)])}
+    for name, table in (("opens", opens), ("sent_copies", sent_messages),
+                        ("counted_bounces", feedback_marks),
+                        ("possible_opt_outs", optout_reviews)):
+        deleted[name] = (await conn.execute(table.delete().where(
+            table.c.recipient_digest == person.digest,
+            *_tenant(table, tenant_id)))).rowcount
+    return deleted

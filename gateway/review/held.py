@@ -30,7 +30,7 @@ from gateway.audit import trail as audit
 from gateway.directory.store import audit_change
 from gateway.errors import Conflict, InvalidValue, NotFound, VaultError
 from gateway.events.names import EventNames
-from gateway.optout.sent import subject_hash
+from gateway.feedback.sent import subject_hash
 from gateway.review.redact import without_address
 from gateway.store.schema import held_messages as t
 from gateway.vault.envelope import Vault

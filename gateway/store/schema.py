@@ -485,7 +485,7 @@ sent_messages = sa.Table(
     sa.Column("suppression_digest", sa.LargeBinary(16), nullable=True),
     sa.Column("sent_at", Timestamp, nullable=False),
     # keyed digest of the subject without reply prefixes: a reply whose mail program
-    # dropped In-Reply-To and References still finds its thread (optout/sent.py)
+    # dropped In-Reply-To and References still finds its thread (feedback/sent.py)
     sa.Column("subject_hash", sa.String(64), nullable=True),
     sa.Index("ix_sent_messages_message_id_hash", "message_id_hash"),
     sa.Index("ix_sent_messages_sent_at", "sent_at"),

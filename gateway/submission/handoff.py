@@ -4,7 +4,7 @@ The SMTP side (`smtp/handler.py`) takes a message in whole, checks what only the
 tell (line endings, size) and hands it here as `Submitted`; a reviewer's release comes here
 from `releases.py`. Each step is a room of its own: the checks (`policy/`), the review queue
 (`review/held.py`), each recipient's copy (`outbound/compose.py`), the upstream or the queue
-(`delivery/`), the audit trail and the sent index (`audit/`, `optout/sent.py`).
+(`delivery/`), the audit trail and the sent index (`audit/`, `feedback/sent.py`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from gateway.delivery.queue import NewCopy, QueueStore, State
 from gateway.delivery.relay import Relay, RelayResult
 from gateway.delivery.upstream.base import Outcome as CopyOutcome
 from gateway.directory.records import Mailbox, Principal, Tenant
+from gateway.feedback.bounces import HardBounces
+from gateway.feedback.sent import sent_rows, subject_hash
 from gateway.limits.sending import SendingLimits
 from gateway.observability import log_context, metrics
-from gateway.optout.bounces import HardBounces
-from gateway.optout.sent import sent_rows, subject_hash
 from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
@@ -109,7 +109,7 @@ class Handoff:
         message_id = message.value("message-id")
         if not message_id:
             # RFC 5322 s 3.6.4 (SHOULD; Gmail refuses mail without one). Bounces, complaints
-            # and replies find their copy by it (optout/sent.py).
+            # and replies find their copy by it (feedback/sent.py).
             message_id = (f"<{sub.queue_id}.{secrets.token_hex(6)}"
                           f"@{self.config.smtp.hostname}>")
             message.prepend("Message-ID", message_id)
@@ -208,7 +208,7 @@ class Handoff:
             for r in result.copies
             if not (kept and r.outcome is CopyOutcome.REFUSED)
         ]
-        sent = sent_rows(  # the index feedback is matched against (optout/sent.py)
+        sent = sent_rows(  # the index feedback is matched against (feedback/sent.py)
             message_id, tenant.id, sub.mailbox.id, queue_id,
             [(r.recipient, digest) for r, digest in zip(result.copies, digests, strict=False)
              if r.outcome is CopyOutcome.DELIVERED

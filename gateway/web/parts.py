@@ -13,10 +13,10 @@ from gateway.delivery.queue import QueueStore
 from gateway.directory.cache import Directory
 from gateway.directory.store import DirectoryStore
 from gateway.events.names import EventNames
+from gateway.feedback.reviews import OptOutReviews
 from gateway.lifecycle.subjects import Subjects
 from gateway.limits.attempts import InvalidAttempts
 from gateway.optout.record import OptOuts
-from gateway.optout.reviews import OptOutReviews
 from gateway.optout.suppressions import Suppressions
 from gateway.optout.token import TokenSealer
 from gateway.pixels.forward import Forwarder

@@ -75,6 +75,13 @@ def _routes(web: WebParts) -> FastAPI:
             return JSONResponse({"status": "shutting down"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    _oauth_routes(app, web)
+    return app
+
+
+def _oauth_routes(app: FastAPI, web: WebParts) -> None:
+    """Where a mailbox owner signs in with their provider, and comes back."""
+
     @app.get("/oauth/{provider}/start")
     async def oauth_start(provider: str, ticket: str = "") -> Response:
         if provider not in _PROVIDERS or not ticket:
@@ -112,5 +119,3 @@ def _routes(web: WebParts) -> FastAPI:
                          "You can close this page.")
         response.delete_cookie(FLOW_COOKIE, path=f"/oauth/{provider}/")
         return response
-
-    return app

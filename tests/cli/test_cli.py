@@ -12,17 +12,6 @@ from gateway.errors import ConfigError, Conflict, InvalidValue, NotFound, StoreE
 from tests.conftest import Database, Pki, write_config
 
 
-@pytest.fixture
-def gw(tmp_path: Path, pki: Pki, database: Database):
-    path = write_config(tmp_path, pki, database, sink_port=2525)
-
-    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "gateway", "--config", str(path), *args],
-                              input=stdin, capture_output=True, text=True, timeout=60)
-
-    return run
-
-
 def test_directory_lifecycle_with_audited_changes(gw):
     assert gw("tenant", "list").returncode == StoreError.exit_code  # not migrated yet
     assert gw("db", "upgrade").returncode == 0
@@ -77,7 +66,6 @@ def test_password_is_never_taken_from_argv_and_short_ones_are_refused(gw):
     short = gw("login", "add", "acme", "tool", "--password-stdin", stdin="short\n")
     assert short.returncode == InvalidValue.exit_code
     assert "short" not in short.stderr.replace("at least", "")
-
 
 
 def test_login_add_offers_a_generated_password(gw):

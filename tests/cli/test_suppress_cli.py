@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.errors import InvalidValue
-from tests.cli.test_cli import gw  # noqa: F401 - the fixture
 
 
 def test_add_check_remove_import_export(gw, tmp_path: Path):  # noqa: F811
@@ -62,7 +61,7 @@ def test_a_large_file_is_parsed_by_a_second_process_with_the_same_outcome(
 
 
 def test_vendor_files_import_and_a_file_of_only_bad_rows_fails(gw, tmp_path: Path):  # noqa: F811
-    from tests.suppression.test_formats import AWS_CLI_JSON
+    from tests.support.formats import AWS_CLI_JSON
 
     assert gw("db", "upgrade").returncode == 0
     assert gw("tenant", "add", "acme").returncode == 0

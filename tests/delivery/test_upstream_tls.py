@@ -15,13 +15,13 @@ import pytest
 
 from gateway import config as config_module
 from gateway.errors import ConfigError
-from gateway.optout import imap
+from gateway.feedback import imap
 from gateway.protocol import replies
 from gateway.smtp.tls import ensure_self_signed
 from tests.conftest import Pki, running_harness
-from tests.smtp.test_xoauth2 import connect
 from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 from tests.support.sink import RecordingSink
+from tests.support.xoauth2 import connect
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 BAD = ["self-signed", "expired", "wrong-name"]

@@ -15,7 +15,6 @@ import dns.resolver
 import pytest
 
 from gateway.dkim.signer import SIGNED_FIELDS
-from tests.cli.test_cli import gw  # noqa: F401  (fixture)
 from tests.support import messages
 from tests.support.dns import Zone, dns_server
 

@@ -21,10 +21,10 @@ from gateway.delivery.queue import NewCopy, State
 from gateway.store.schema import events
 from suppression.schema import suppressions
 from tests.conftest import PG_DSN, Harness
-from tests.lifecycle.test_subjects import PERSON, _their_data
 from tests.support import messages
 from tests.support.cli import gw
 from tests.support.held import card_message, held_rows, send_data
+from tests.support.subjects import PERSON, their_data
 from tests.support.unsubscribe import public, token_for
 
 
@@ -76,7 +76,7 @@ async def hits_in_postgres(schema: str, address: str) -> dict[str, int]:
 
 async def test_right_after_subject_erase_no_file_holds_the_address(harness: Harness, database,
                                                                    tmp_path: Path):
-    await _their_data(harness)
+    await their_data(harness)
     await asyncio.sleep(0.2)  # the group commit is in
     if database.kind == "sqlite":
         before = hits_in_files(tmp_path, PERSON)
@@ -101,7 +101,7 @@ async def test_right_after_subject_erase_no_file_holds_the_address(harness: Harn
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_right_after_tenant_delete_no_file_holds_its_recipients(harness: Harness,
                                                                       tmp_path: Path):
-    await _their_data(harness)
+    await their_data(harness)
     await asyncio.sleep(0.2)
     result = await gw(harness, "tenant", "delete", "acme", "--confirm", "acme")
     assert result.returncode == 0, result.stderr
@@ -117,7 +117,7 @@ async def test_right_after_tenant_delete_no_file_holds_its_recipients(harness: H
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_a_refused_attempt_after_erasure_stores_the_address_nowhere(harness: Harness,
                                                                          tmp_path: Path):
-    await _their_data(harness)
+    await their_data(harness)
     assert (await gw(harness, "subject", "erase", PERSON, "--evidence", "t")).returncode == 0
 
     def attempt() -> int:

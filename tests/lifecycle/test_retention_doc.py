@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from gateway.lifecycle.retention import SCHEDULE, schedule_markdown
-from tests.config.test_config import load
+from tests.support.config import load
 
 
 def test_the_documented_table_is_the_schedule_with_default_values():

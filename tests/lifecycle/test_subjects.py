@@ -7,15 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
-from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
-from gateway.app.service import build_vault_parts
+from gateway.app.parts import Parts
 from gateway.errors import VaultError
-from gateway.optout.apply import Arrival
-from gateway.optout.suppressions import Actor
 from gateway.store.schema import (
     domains,
     events,
@@ -29,50 +26,18 @@ from gateway.store.schema import (
     sent_messages,
     tenants,
 )
-from suppression.entries import GLOBAL, Reason
+from suppression.entries import GLOBAL
 from suppression.schema import suppressions
 from tests.conftest import PASSWORD
-from tests.optout.test_apply import FEEDBACK
 from tests.support import messages
 from tests.support.admin_api import admin, key
 from tests.support.cli import gw
-from tests.support.held import send_data
-from tests.support.optout import question
+from tests.support.subjects import OTHER, PERSON, their_data
 from tests.support.unsubscribe import public, token_for
-
-PERSON, OTHER = "Person@Example.org", "other@example.org"
-
-
-async def _their_data(h) -> None:
-    """The person (and someone else) in every store that can hold them."""
-    await h.send(messages.simple(), [PERSON, OTHER])  # delivered: audit rows by digest
-    await asyncio.to_thread(send_data, h, [PERSON, OTHER])  # held: card number
-    s, ops = h.gateway.suppressions, Actor("test")
-    await s.add(ops, 1, PERSON, Reason.UNSUBSCRIBE, "test")
-    await s.add(ops, 2, PERSON, Reason.MANUAL, "test")
-    await s.add(ops, 1, OTHER, Reason.MANUAL, "test")
-    now = datetime.now(UTC)
-    async with h.gateway.engine.begin() as conn:
-        for who in (PERSON.lower(), OTHER):
-            await conn.execute(events.insert().values(
-                tenant_id=1, at=now, kind="unsubscribed", recipient=who, detail={}))
-            await conn.execute(opens.insert().values(
-                tenant_id=1, at=now, campaign="c", recipient_digest=h.gateway.handler.digest(who),
-                network="192.0.2.0/24", ua_family="gmail", machine=False))
-    # feedback about their copies: a soft bounce counted, a reply waiting for a person
-    (copy, *_) = await h.gateway.sent_index.find(["<m1@acme.example>"])
-    arrival = Arrival.inbox(copy.tenant_id, copy.mailbox_id)
-    for who in (PERSON, OTHER):
-        soft = (FEEDBACK / "postfix-delayed.eml").read_bytes().replace(
-            b"giulia.rossi@fratelliconti.example", who.encode()).replace(
-            b"<OCG.77EE88FF99.0@acme.example>", b"<m1@acme.example>")
-        assert (await h.gateway.feedback.apply(soft, arrival)).marked == ["soft"]
-        applied = await h.gateway.feedback.apply(question("<m1@acme.example>", who), arrival)
-        assert applied.review_id is not None
 
 
 async def test_export_holds_everything_about_the_person_and_nobody_else(harness):
-    await _their_data(harness)
+    await their_data(harness)
     result = await gw(harness, "subject", "export", PERSON)
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
@@ -95,7 +60,7 @@ async def test_export_holds_everything_about_the_person_and_nobody_else(harness)
 
 
 async def test_erase_deletes_it_all_keeps_a_digest_only_entry_and_prints_a_receipt(harness):
-    await _their_data(harness)
+    await their_data(harness)
     result = await gw(harness, "subject", "erase", PERSON, "--evidence", "ticket 4711")
     assert result.returncode == 0, result.stderr
     receipt = json.loads(result.stdout)
@@ -133,7 +98,7 @@ async def test_erase_deletes_it_all_keeps_a_digest_only_entry_and_prints_a_recei
 
 
 async def test_erase_leaves_a_tenant_under_legal_hold_alone(harness):
-    await _their_data(harness)
+    await their_data(harness)
     await gw(harness, "tenant", "legal-hold", "acme", "--reason", "case 7")
     receipt = json.loads((await gw(harness, "subject", "erase", PERSON, "--evidence",
                                    "ticket 4712")).stdout)
@@ -147,7 +112,7 @@ async def test_erase_leaves_a_tenant_under_legal_hold_alone(harness):
 
 
 async def test_the_api_export_and_erase_are_compliance_only_and_tenant_bound(harness):
-    await _their_data(harness)
+    await their_data(harness)
     ops = await key(harness, "ops")
     async with admin(harness, ops) as client:
         response = await client.post("/api/v1/subjects/export", json={"address": PERSON})
@@ -171,7 +136,7 @@ async def test_the_api_export_and_erase_are_compliance_only_and_tenant_bound(har
 
 
 async def test_tenant_delete_removes_its_data_and_its_senders(harness):
-    await _their_data(harness)
+    await their_data(harness)
     secrets = harness.gateway.credentials.secrets
     await secrets.put(1, "mailbox/1/refresh_token", b"a refresh token")
     async with harness.gateway.engine.connect() as conn:
@@ -204,8 +169,7 @@ async def test_tenant_delete_removes_its_data_and_its_senders(harness):
     assert receipt["tenant_key_shredded"] is True
     async with harness.gateway.engine.begin() as conn:  # the backup comes back ...
         await conn.execute(sealed_secrets.insert(), [dict(r._mapping) for r in backup])
-    fresh = build_vault_parts(harness.gateway.config, harness.gateway.engine,
-                              harness.gateway.vault)[0]
+    fresh = Parts(harness.gateway.config, harness.gateway.engine).credentials
     with pytest.raises(VaultError, match="shredded"):  # ... and opens nothing
         await fresh.secrets.get(1, "mailbox/1/refresh_token")
     await fresh.close()
@@ -226,7 +190,7 @@ async def test_tenant_delete_removes_its_data_and_its_senders(harness):
 
 
 async def test_tenant_delete_under_legal_hold_keeps_held_messages_and_suppressions(harness):
-    await _their_data(harness)
+    await their_data(harness)
     await gw(harness, "tenant", "legal-hold", "acme", "--reason", "case 8")
     receipt = json.loads((await gw(harness, "tenant", "delete", "acme", "--confirm",
                                    "acme")).stdout)

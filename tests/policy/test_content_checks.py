@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway import config as config_module
 from gateway.directory import settings
 from gateway.directory.records import Principal, Tenant
 from gateway.errors import InvalidValue
@@ -19,17 +18,14 @@ from gateway.policy.readable import html_text
 from gateway.policy.sensitive_data import SensitiveData
 from gateway.policy.verdict import Action
 from gateway.protocol import replies
+from tests.support.config import load
 
 PRINCIPAL = Principal(1, "campaign", 1, "password")
 FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "html").glob("*.html"))
 
 
 def config(**env: str):
-    return config_module.load(None, {
-        "GATEWAY__SMTP__TLS_CERT": "x", "GATEWAY__SMTP__TLS_KEY": "x",
-        "GATEWAY__VAULT__MASTER_KEY_ENV": "K", "GATEWAY__UPSTREAMS__C__KIND": '"maildir"',
-        "GATEWAY__UPSTREAMS__C__PATH": "x",
-        "GATEWAY__UNSUBSCRIBE__BASE_URL": "https://links.example", **env})
+    return load(**env)
 
 
 def tx(body: str, subject: str = "Quarterly note", html: bool = False,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import config as config_module
 from gateway.directory.records import Principal, Tenant
 from gateway.policy.check import PolicyContext, Transaction
 from gateway.policy.message import Message
@@ -12,6 +11,7 @@ from gateway.policy.parsed import Parsed
 from gateway.policy.verdict import Action
 from gateway.protocol import replies
 from tests.support import messages
+from tests.support.config import load
 
 TENANT = Tenant(1, "acme", "active", "")
 PRINCIPAL = Principal(1, "campaign", 1, "password")
@@ -53,12 +53,7 @@ MALFORMED["MIME too deep"] = deep_message(30)
 
 def make_check(**smtp: object) -> Parsed:
     env = {f"GATEWAY__SMTP__{k.upper()}": str(v) for k, v in smtp.items()}
-    config = config_module.load(None, {
-        "GATEWAY__SMTP__TLS_CERT": "x", "GATEWAY__SMTP__TLS_KEY": "x",
-        "GATEWAY__VAULT__MASTER_KEY_ENV": "K",
-        "GATEWAY__UPSTREAMS__C__KIND": '"maildir"', "GATEWAY__UPSTREAMS__C__PATH": "x",
-        "GATEWAY__UNSUBSCRIBE__BASE_URL": "https://links.example", **env,
-    })
+    config = load(**env)
     return Parsed(PolicyContext(config, None, None))  # type: ignore[arg-type]
 
 

@@ -12,8 +12,8 @@ import pytest
 from gateway.directory import address as addr
 from gateway.protocol import replies
 from tests.conftest import PASSWORD, Harness
-from tests.smtp.raw import RawSession
 from tests.support import messages
+from tests.support.raw_smtp import RawSession
 
 RELAY_FORMS = [
     "<alice%victim.example@example.org>",  # percent hack

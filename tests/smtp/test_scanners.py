@@ -24,7 +24,7 @@ from sslyze import (
 
 from gateway.observability import metrics
 from tests.conftest import PASSWORD, Harness
-from tests.smtp.raw import RawSession
+from tests.support.raw_smtp import RawSession
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 

@@ -12,8 +12,8 @@ import pytest
 
 from gateway.protocol import replies
 from tests.conftest import PASSWORD, Harness, Pki, running_harness
-from tests.smtp.raw import RawSession
 from tests.support import messages
+from tests.support.raw_smtp import RawSession
 
 # What a lenient receiver further along could take for <CR><LF>.<CR><LF>.
 ENDINGS = [

@@ -1,4 +1,4 @@
-"""Helpers shared by several test modules (from tests/cli/test_queue_cli.py)."""
+"""The CLI as an operator runs it (a real process) against a running gateway's config."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by several test modules (from tests/review/test_held.py)."""
+"""Held and refused messages: sent as a campaign tool would send them, and found again."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Helpers shared by several test modules (from tests/optout/test_optout_reviews.py)."""
+"""Possible opt-outs: a reply that may ask to stop, sent the way a person would answer."""
 
 from __future__ import annotations
 
-from gateway.optout.apply import Arrival
+from gateway.feedback.apply import Arrival
 from tests.conftest import Harness
 from tests.support import messages
 

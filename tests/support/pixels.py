@@ -1,4 +1,4 @@
-"""Helpers shared by several test modules (from tests/pixels/test_pixel_endpoint.py)."""
+"""Pixels in HTML campaign mail, and the pixel URLs a relayed copy carries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by several test modules (from tests/smtp/test_proxy_protocol.py)."""
+"""PROXY protocol headers (v1, v2) and the shipped HAProxy in front of a gateway."""
 
 from __future__ import annotations
 

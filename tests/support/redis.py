@@ -1,4 +1,4 @@
-"""Helpers shared by several test modules (from tests/vault/test_redis_backend.py)."""
+"""A Redis started with the durability the vault's Redis backend requires."""
 
 from __future__ import annotations
 

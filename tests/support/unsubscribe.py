@@ -1,4 +1,5 @@
-"""Helpers shared by several test modules (from tests/web/test_unsubscribe.py)."""
+"""Unsubscribe links of relayed copies: their tokens, the public listener, refusals at RCPT
+and the suppression entries and events an opt-out leaves."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by several test modules (from tests/events/test_webhooks.py)."""
+"""Webhook signatures: the secret as a tenant holds it, and checking a delivery with it."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from suppression.canonical import InvalidAddress, canonical, canonical_domain, canonical_slow
-from tests.suppression.generated import addresses
+from tests.support.addresses import addresses
 
 DIFFERENTIAL = 1_000_000
 

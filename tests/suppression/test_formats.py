@@ -20,6 +20,7 @@ from suppression.formats import (
     export_row,
     read,
 )
+from tests.support.formats import AWS_CLI_JSON
 
 D = Defaults(scope=1, reason=Reason.MANUAL, source="import", now=1_700_000_000)
 
@@ -122,29 +123,6 @@ def test_an_unknown_header_names_the_formats():
         assert "--format" in str(exc)
     else:
         raise AssertionError("an unknown layout was read")
-
-
-AWS_CLI_JSON = b"""{
-    "SuppressedDestinationSummaries": [
-        {
-            "EmailAddress": "bounced@example.com",
-            "Reason": "BOUNCE",
-            "LastUpdateTime": "2024-03-01T10:00:00+00:00"
-        },
-        {
-            "EmailAddress": "complained@example.com",
-            "Reason": "COMPLAINT",
-            "LastUpdateTime": 1709287200.577
-        },
-        {
-            "EmailAddress": "not-an-address",
-            "Reason": "BOUNCE",
-            "LastUpdateTime": "2024-03-01T10:00:00+00:00"
-        }
-    ],
-    "NextToken": "AQICAHj"
-}
-"""
 
 
 def test_the_aws_cli_json_of_list_suppressed_destinations():

@@ -23,11 +23,11 @@ from gateway.vault.keys import FileKeyProvider
 from gateway.vault.secrets import RedisSecrets
 from gateway.vault.tenant_keys import TenantKeys, TenantSealedSecrets
 from tests.conftest import Pki, running_harness, write_config
-from tests.smtp.test_xoauth2 import SENDER, connect
 from tests.support import messages
 from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 from tests.support.redis import durable_redis
 from tests.support.sink import RecordingSink
+from tests.support.xoauth2 import SENDER, connect
 
 
 async def test_a_redis_that_can_lose_writes_stops_start_up(tmp_path, pki: Pki, database,

@@ -16,11 +16,9 @@ from pathlib import Path
 import pytest
 
 from gateway import config as config_module
-from gateway.app.service import build_vault_parts
+from gateway.app.parts import Parts
 from gateway.directory.store import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
-from gateway.vault.envelope import Vault
-from gateway.vault.keys import provider_for
 from tests.conftest import PASSWORD, Database, Pki, seed, write_config
 from tests.support import messages
 from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
@@ -71,7 +69,7 @@ async def test_two_processes_fifty_messages_expired_token_one_refresh(
     try:
         await upgrade(engine)
         await seed(DirectoryStore(engine))
-        credentials, _ = build_vault_parts(config, engine, Vault(provider_for(config)))
+        credentials = Parts(config, engine).credentials
         await credentials.add_client("google", CLIENT_ID, CLIENT_SECRET, None, "test")
         refresh, access = server.issue(SENDER, expires_in=-60)
         mailbox = await DirectoryStore(engine).mailbox_by_address(SENDER)

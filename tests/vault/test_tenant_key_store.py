@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from gateway import config as config_module
-from gateway.app.service import Gateway, build_vault_parts
+from gateway.app.parts import Parts
+from gateway.app.service import Gateway
 from gateway.delivery.queue import NewCopy, QueueStore, State
 from gateway.delivery.queue import seal_context as queue_context
 from gateway.directory.store import DirectoryStore
@@ -28,7 +29,7 @@ from gateway.errors import ConfigError, VaultError
 from gateway.events.names import EventNames
 from gateway.events.webhook_store import WebhookStore
 from gateway.events.webhook_store import seal_context as webhook_context
-from gateway.optout.reviews import OptOutReviews
+from gateway.feedback.reviews import OptOutReviews
 from gateway.review.held import HeldStore
 from gateway.store.engine import create_engine
 from gateway.store.schema import (
@@ -49,13 +50,13 @@ from gateway.vault.secrets import DatabaseSecrets
 from gateway.vault.secrets import seal_context as secret_context
 from gateway.vault.tenant_keys import MARKER, TenantKeys, TenantSealedSecrets, TenantSealer
 from tests.conftest import PASSWORD, PG_DSN, Database, Harness, running_harness, write_config
-from tests.smtp.test_xoauth2 import SENDER as OAUTH_SENDER
-from tests.smtp.test_xoauth2 import connect, oauth_gateway
 from tests.support import messages
 from tests.support.cli import gw
 from tests.support.held import send_data
 from tests.support.optout import possible_opt_out
 from tests.support.redis import durable_redis
+from tests.support.xoauth2 import SENDER as OAUTH_SENDER
+from tests.support.xoauth2 import connect, oauth_gateway
 
 
 async def exercise(store: TenantKeyStore) -> None:
@@ -290,8 +291,7 @@ async def test_disconnect_on_a_restored_backup_sends_no_token_anywhere(
         assert deleted.returncode == 0, deleted.stderr
         assert server.revoked == [refresh]  # revoked once, by the deletion itself
         engine = create_engine(f"sqlite+aiosqlite:///{backup}")
-        keys = TenantKeys(engine, h.gateway.vault, h.gateway.tenant_keys.store)
-        credentials, _ = build_vault_parts(h.gateway.config, engine, h.gateway.vault, keys)
+        credentials = Parts(h.gateway.config, engine).credentials  # the restored backup's
         try:
             mailbox = await DirectoryStore(engine).mailbox_by_address(OAUTH_SENDER)
             revoked = await credentials.disconnect(mailbox, "restore-drill", "drill")

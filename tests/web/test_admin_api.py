@@ -7,10 +7,8 @@ import re
 
 import pytest
 
-from gateway.access.api_keys import ApiKeys
 from tests.conftest import Harness, running_harness
-from tests.support.admin_api import admin, key
-from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET
+from tests.support.admin_api import admin, key, objects_of_other
 
 
 async def test_requests_without_a_valid_key_get_401_json(harness: Harness):
@@ -75,16 +73,6 @@ async def test_mailbox_ids_are_random_not_sequential(harness: Harness):
 
 # --- tenant isolation, generated from the OpenAPI route list ----------------------------------
 
-async def _objects_of_other(h: Harness) -> dict[str, str]:
-    """An id of tenant `other`'s object for every path parameter the API has."""
-    other = (await h.store().tenant("other")).id
-    client_id = await h.gateway.credentials.add_client("google", CLIENT_ID, CLIENT_SECRET,
-                                                       other, "test")
-    key_id, _ = await ApiKeys(h.gateway.engine).create("b", "ops", other, "test")
-    return {"mailbox_id": h.gateway.directory.mailbox("ceo@other.example").public_id,
-            "key_id": key_id, "client_id": client_id, "list_name": "other",
-            "tenant_name": "other"}
-
 
 _BODIES = {"/tokens": {"refresh_token": "x"}, "/password": {"username": "u", "password": "p"},
            "/entries": {"target": "x@y.example"}, "/check": {"address": "x@y.example"},
@@ -100,7 +88,7 @@ async def test_every_route_gives_a_tenant_a_key_404_for_tenant_b_objects(tmp_pat
 
 
 async def _isolation(harness: Harness) -> None:
-    others = await _objects_of_other(harness)
+    others = await objects_of_other(harness)
     async with admin(harness, await key(harness, "admin", "acme")) as client:
         spec = (await client.get("/api/v1/openapi.json")).json()
         checked = 0

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from gateway.config import ConfigError, load
+from gateway.config import load
+from gateway.errors import ConfigError
 from tests.conftest import Database, Pki, running_harness, write_config
 from tests.support.certificates import issue
 

@@ -17,11 +17,10 @@ from gateway.observability import logs
 from gateway.observability.logs import JsonFormatter
 from gateway.web.access_log import safe_path
 from tests.conftest import Harness, running_harness
-from tests.support.admin_api import key
+from tests.support.admin_api import key, objects_of_other
 from tests.support.pixels import html_message, sent_pixels
 from tests.support.receiver import Receiver
-from tests.web.test_admin_api import _objects_of_other
-from tests.web.test_review_pages import add_reviewer, csrf_of, signed_in
+from tests.support.review import add_reviewer, csrf_of, signed_in
 
 SECRET_ADDRESS = "zelda.secret+promo@example.org"
 OAUTH_CODE = "4-0AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
@@ -124,7 +123,7 @@ async def _exercise(h: Harness, tracker: Receiver) -> list[str]:
         await public.get("/healthz")
         await public.get(f"/nowhere/{quote(SECRET_ADDRESS)}")
     # the admin API: every path and method of its own OpenAPI document
-    others = await _objects_of_other(h)
+    others = await objects_of_other(h)
     admin = httpx.AsyncClient(base_url=f"http://127.0.0.1:{h.gateway.ports.admin}",
                               headers={"Authorization": f"Bearer {await key(h, 'admin')}"})
     async with admin:

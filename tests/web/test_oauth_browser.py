@@ -4,36 +4,14 @@ with the tokens that flow produced."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 import sqlalchemy as sa
-from playwright.async_api import Browser, async_playwright
 
 from gateway.store.schema import mailboxes, oauth_flows
-from tests.smtp.test_xoauth2 import SENDER, oauth_gateway
 from tests.support import messages
 from tests.support.admin_api import admin, key
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# As the machine notes say: no background networking, so a closed network stays quiet.
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
-    if not shutil.which("chromium"):
-        pytest.fail("Debian's chromium is required (scripts/install-system-packages.sh)")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+from tests.support.browser import chromium
+from tests.support.xoauth2 import SENDER, oauth_gateway
 
 
 async def start_link(h, mailbox_public_id: str) -> str:

@@ -11,10 +11,9 @@ import pytest
 
 from tests.conftest import running_harness
 from tests.support import messages
+from tests.support.browser import chromium, violations
 from tests.support.held import held_rows, send_data
-from tests.web.review_support import PASSWORD, add_reviewer, admin_base, fresh_code
-from tests.web.test_oauth_browser import chromium
-from tests.web.test_unsubscribe_browser import violations
+from tests.support.review import add_reviewer, admin_base, sign_in
 
 
 class Canary:
@@ -51,17 +50,6 @@ def html_with_canary(port: int) -> bytes:
             f"<script>document.write('<p id=\"ran\">script ran</p>');"
             f"fetch('http://127.0.0.1:{port}/script');</script></body></html>")
     return head + b"\r\n\r\n" + html.encode() + b"\r\n"
-
-
-async def sign_in(page, h, username: str, secret: bytes) -> None:
-    await page.goto(f"{admin_base(h)}/review/")
-    assert page.url.endswith("/review/login")
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_label("Code from your authenticator app").fill(
-        await fresh_code(h, username, secret))
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{admin_base(h)}/review/")
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

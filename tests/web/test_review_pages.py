@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from gateway.review.accounts import SignInRefused
 from gateway.store.schema import audit_events, review_sessions
-from gateway.web.review.pages import BODY_CSP, PAGE_CSP
+from gateway.web.review.common import BODY_CSP, PAGE_CSP
 from tests.support.cli import gw
 from tests.support.held import held_rows, send_data
-from tests.web.review_support import (
+from tests.support.review import (
     PASSWORD,
     Client,
     add_reviewer,

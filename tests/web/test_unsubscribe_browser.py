@@ -3,25 +3,11 @@ no violation) in each of its languages, and its one button unsubscribes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import axe_playwright_python
 import pytest
 
 from gateway.web import i18n
+from tests.support.browser import chromium, violations
 from tests.support.unsubscribe import entries, refused_at_rcpt, token_for
-from tests.web.test_oauth_browser import chromium
-
-AXE = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
-
-
-async def violations(page) -> list[str]:
-    await page.evaluate(AXE)
-    result = await page.evaluate("""async () => {
-        const r = await axe.run(document, {resultTypes: ['violations']});
-        return r.violations.map(v => v.id + ': ' + v.help);
-    }""")
-    return list(result)
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

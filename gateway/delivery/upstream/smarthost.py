@@ -19,8 +19,8 @@ from aiosmtplib import errors as smtp_errors
 from gateway.config import UpstreamConfig
 from gateway.delivery.upstream.base import Copy, DeliveryResult
 from gateway.delivery.upstream.logins import LoginSource, LoginUnavailable, UpstreamLogin
+from gateway.feedback.verp import ReturnPaths
 from gateway.net.tls import certificate_failure, client_tls_context
-from gateway.optout.verp import ReturnPaths
 from gateway.protocol import replies
 
 log = logging.getLogger("gateway.delivery.upstream")
@@ -35,7 +35,7 @@ class SmarthostUpstream:
     def __init__(self, name: str, config: UpstreamConfig, helo_name: str,
                  logins: LoginSource, return_paths: ReturnPaths | None = None) -> None:
         self.name = name
-        # `return_path = "verp"`: each copy's own bounce address (optout/verp.py)
+        # `return_path = "verp"`: each copy's own bounce address (feedback/verp.py)
         self._verp = return_paths if config.return_path == "verp" else None
         self._config = config
         self._helo = helo_name

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.optout.inbox import InboxReader
+from gateway.feedback.inbox import InboxReader
 from gateway.store.schema import inbox_state
 from suppression.schema import suppressions
 from tests.conftest import Database, Harness, Pki
-from tests.smtp.test_xoauth2 import SENDER, connect, oauth_gateway
 from tests.support import messages
 from tests.support.dovecot import Dovecot, running_dovecot
 from tests.support.oauth_server import OAuthServer
+from tests.support.xoauth2 import SENDER, connect, oauth_gateway
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CORPUS = FIXTURES / "replies" / "corpus.jsonl"

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.optout.apply import Arrival
+from gateway.feedback.apply import Arrival
 from gateway.store.schema import audit_events, events, feedback_marks, optout_reviews
 from suppression.schema import suppressions
 from tests.conftest import OTHER_PASSWORD, Harness
 from tests.support import messages
+from tests.support.feedback import FEEDBACK
 
-FEEDBACK = Path(__file__).resolve().parents[1] / "fixtures" / "feedback"
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "replies" / "corpus.jsonl"
 
 

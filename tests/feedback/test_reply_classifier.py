@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.optout.reply_classifier import Verdict, classify
+from gateway.feedback.reply_classifier import Verdict, classify
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "replies" / "corpus.jsonl"
 FOOTER = ("-- \nTo stop receiving these emails from Acme Sales, unsubscribe:\n"

@@ -1,7 +1,7 @@
 """Possible opt-outs: replies that may ask to stop, waiting for a person.
 
 The classifier suppresses at once only when it is sure (optout/replies.py) and the writer
-is the copy's own recipient (optout/apply.py). Anything less lands here: a reviewer reads
+is the copy's own recipient (feedback/apply.py). Anything less lands here: a reviewer reads
 the reply's own words (an audited read of personal data) and confirms, which suppresses the
 copy's recipient for the tenant (reason `unsubscribe`, source `reply`), or dismisses it.
 """
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.audit.trail import EventSealer
 from gateway.directory.store import audit_change
 from gateway.errors import Conflict, InvalidValue, NotFound
-from gateway.optout.apply import (
+from gateway.feedback.apply import (
     CONFIRMED,
     DISMISSED,
     PENDING,
@@ -29,8 +29,8 @@ from gateway.optout.apply import (
     sender_of,
     suppress_copy,
 )
-from gateway.optout.reply_classifier import body_text, own_words
-from gateway.optout.sent import SentCopy
+from gateway.feedback.reply_classifier import body_text, own_words
+from gateway.feedback.sent import SentCopy
 from gateway.optout.suppressions import Suppressions
 from gateway.store.engine import aware
 from gateway.store.schema import optout_reviews as t

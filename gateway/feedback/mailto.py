@@ -1,13 +1,13 @@
 """The gateway's inbound listener: an unauthenticated SMTP listener that only takes mail for
 `unsubscribe@`, `postmaster@` and `abuse@` at the gateway's link domains, and for the VERP
-return paths (`bounce+<handle>@`) of copies it sent (optout/verp.py).
+return paths (`bounce+<handle>@`) of copies it sent (feedback/verp.py).
 
 It is its own server class with no path to any upstream: nothing it receives is relayed,
 and it never sends a bounce (a refusal is an SMTP reply, nothing more). A message to an
 unsubscribe address carries the token in its subject (`?subject=unsubscribe%20<token>`);
 the token names the recipient to suppress, so a forged From changes nothing. A bounce to a
 return path is taken only if its handle names a copy in the sent index (checked at RCPT), and
-acts only on that copy (optout/apply.py).
+acts only on that copy (feedback/apply.py).
 
 Addresses are matched exactly after parsing: the percent hack (`a%b@`), source routes
 (`@a:b@c`), bang paths (`a!b@`) and quoted local parts are refused. STARTTLS is offered;
@@ -36,13 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import UnsubscribeConfig
 from gateway.errors import StoreError, VaultError
+from gateway.feedback.apply import Arrival, FeedbackApplier
+from gateway.feedback.sent import SentCopy
+from gateway.feedback.verp import PREFIX, ReturnPaths
 from gateway.limits.attempts import InvalidAttempts
 from gateway.observability.logs import anonymize_ip
-from gateway.optout.apply import Arrival, FeedbackApplier
 from gateway.optout.record import OptOuts
-from gateway.optout.sent import SentCopy
 from gateway.optout.token import InvalidToken, TokenSealer
-from gateway.optout.verp import PREFIX, ReturnPaths
 from gateway.protocol.line_discipline import data_fault, guard_commands
 
 log = logging.getLogger("gateway.mailto")

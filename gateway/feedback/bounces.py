@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 
 from gateway.errors import GatewayError
+from gateway.feedback.reports import BounceKind, kind_of
 from gateway.observability import metrics
-from gateway.optout.feedback import BounceKind, kind_of
 from gateway.optout.suppressions import Actor, Suppressions
 from suppression.entries import Reason
 

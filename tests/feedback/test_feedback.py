@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.optout.feedback import BounceKind, Complaint, kind_of, parse
+from gateway.feedback.reports import BounceKind, Complaint, kind_of, parse
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feedback"
 

@@ -86,3 +86,14 @@ async def signed_in(h, username: str, secret: bytes) -> Client:
         "code": await fresh_code(h, username, secret)})
     assert response.status_code == 303, response.text
     return client
+
+
+async def sign_in(page, h, username: str, secret: bytes) -> None:
+    await page.goto(f"{admin_base(h)}/review/")
+    assert page.url.endswith("/review/login")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_label("Code from your authenticator app").fill(
+        await fresh_code(h, username, secret))
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{admin_base(h)}/review/")

@@ -29,8 +29,8 @@ from gateway.config import OAUTH_UPSTREAM_KINDS, Config
 from gateway.directory.cache import Directory
 from gateway.directory.records import Mailbox
 from gateway.errors import StoreError, VaultError
-from gateway.optout import imap
-from gateway.optout.apply import Arrival, FeedbackApplier
+from gateway.feedback import imap
+from gateway.feedback.apply import Arrival, FeedbackApplier
 from gateway.store.engine import aware
 from gateway.store.schema import inbox_state, sent_messages
 from gateway.vault.tokens import AccessToken, TokenBroker, TokenUnavailable

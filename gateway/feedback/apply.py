@@ -1,12 +1,12 @@
 """Feedback becomes suppression: one received message (a bounce, a complaint report or a
 reply) is matched to the copy the gateway sent, and what it says is recorded.
 
-Feedback is forgeable, so it acts only on a copy the gateway sent (optout/sent.py), for
+Feedback is forgeable, so it acts only on a copy the gateway sent (feedback/sent.py), for
 that copy's tenant:
 - a message read from a mailbox's inbox names its copy by the Message-ID it refers to
   (a DSN's returned headers, an ARF report's original message, a reply's In-Reply-To and
   References), and only copies sent through that same mailbox count;
-- a VERP bounce names its copy by the handle in its envelope recipient (optout/verp.py).
+- a VERP bounce names its copy by the handle in its envelope recipient (feedback/verp.py).
 A bounce or complaint counts only for a recipient of that copy: the address it names must
 have the copy's suppression digest (a report that hides the address falls back to the copy
 itself, digest-only). A reply opts out only the copy's own recipient writing from that
@@ -43,10 +43,10 @@ from gateway.audit.trail import EventSealer
 from gateway.config import FeedbackConfig
 from gateway.directory.store import audit_change
 from gateway.errors import VaultError
+from gateway.feedback.reply_classifier import Classification, Verdict, classify
+from gateway.feedback.reports import Bounce, BounceKind, Complaint, Feedback, parse
+from gateway.feedback.sent import SentCopy, SentIndex, message_id_hash
 from gateway.observability import metrics
-from gateway.optout.feedback import Bounce, BounceKind, Complaint, Feedback, parse
-from gateway.optout.reply_classifier import Classification, Verdict, classify
-from gateway.optout.sent import SentCopy, SentIndex, message_id_hash
 from gateway.optout.suppressions import Suppressions
 from gateway.store.schema import feedback_marks, optout_reviews, tenants
 from gateway.vault.envelope import Vault

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.optout.sent import SentCopy
+from gateway.feedback.sent import SentCopy
 from gateway.store.engine import aware
 from gateway.store.schema import sent_messages
 from gateway.vault.purpose import PurposeKeys

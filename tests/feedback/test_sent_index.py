@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from gateway.optout.sent import message_id_hash
+from gateway.feedback.sent import message_id_hash
 from gateway.store.schema import mailboxes, sent_messages, tenants
 from tests.conftest import Harness
 from tests.support import messages

@@ -16,9 +16,9 @@ from gateway.directory.records import Mailbox, Tenant
 from gateway.limits.counters import Count, DatabaseCounters, RedisCounters
 from gateway.limits.sending import SendingLimits
 from gateway.store.engine import create_engine, upgrade
-from tests.config.test_config import load
 from tests.conftest import OTHER_PASSWORD, Database, running_harness
 from tests.support import messages
+from tests.support.config import load
 
 REDIS = "redis://127.0.0.1:6379/13"
 

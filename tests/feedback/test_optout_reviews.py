@@ -13,11 +13,10 @@ from gateway.store.schema import audit_events, optout_reviews
 from suppression.schema import suppressions
 from tests.conftest import Harness, running_harness
 from tests.support import messages
+from tests.support.browser import chromium
 from tests.support.cli import gw
 from tests.support.optout import possible_opt_out
-from tests.web.review_support import add_reviewer, admin_base
-from tests.web.test_oauth_browser import chromium
-from tests.web.test_review_browser import sign_in
+from tests.support.review import add_reviewer, admin_base, sign_in
 
 
 async def entries(h: Harness) -> list:

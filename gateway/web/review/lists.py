@@ -1,0 +1,175 @@
+"""The review pages of the lists: suppression search, add and remove, and the replies that
+may ask to stop (possible opt-outs) waiting for a person."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from gateway.errors import GatewayError, NotFound
+from gateway.optout.suppressions import Actor
+from gateway.review.accounts import Session
+from gateway.web.parts import WebParts
+from gateway.web.review.common import (
+    flash,
+    form_of,
+    not_found,
+    parts_of,
+    render,
+    router,
+    signed_in,
+    tenant_names,
+    visible,
+)
+from suppression.entries import GLOBAL, Reason
+
+
+def _actor(session: Session) -> Actor:
+    r = session.reviewer
+    return Actor(r.actor, r.role, r.tenant_id)
+
+
+def _lists(session: Session, names: dict[int, str]) -> list[str]:
+    if session.reviewer.tenant_id is not None:
+        return [names.get(session.reviewer.tenant_id, "")]
+    return ["global", *sorted(names.values())]
+
+
+def _scope(list_name: str, names: dict[int, str]) -> int | None:
+    if list_name == "global":
+        return GLOBAL
+    return next((i for i, n in names.items() if n == list_name), None)
+
+
+@router.get("/suppressions")
+async def suppressions_page(request: Request) -> Response:
+    session = await signed_in(request)
+    web, review = parts_of(request)
+    names = await tenant_names(web)
+    lists = _lists(session, names)
+    q = request.query_params
+    list_name = q.get("list", lists[0])
+    # a search is a POST (no address in any URL or log); `?address=` still works for a while
+    return await _search_page(web, session, names, list_name, q.get("address", ""),
+                              flash(q))
+
+
+async def _search_page(web: WebParts, session: Session, names: dict[int, str],
+                       list_name: str, address: str, flash: str = "") -> Response:
+    lists = _lists(session, names)
+    if list_name not in lists:
+        list_name = lists[0]
+    address, entries, error = address.strip()[:320], [], ""
+    if address:
+        scope = _scope(list_name, names)
+        try:
+            found = await web.suppressions.lookup(_actor(session), scope or 0, address)
+            entries = [{"display": e.display, "reason": e.reason, "source": e.source,
+                        "created": _unix(e.created_at), "expires": _unix(e.expires_at)}
+                       for e in found]
+        except GatewayError as exc:
+            error = exc.message
+    return render("suppressions.html", title="Suppressions", session=session, lists=lists,
+                   list_name=list_name, address=address, entries=entries, error=error,
+                   reasons=[r.value for r in Reason if r is not Reason.ERASURE],
+                   tenant_name=names.get(session.reviewer.tenant_id or 0, ""),
+                   flash=flash)
+
+
+def _unix(value: int | None) -> str:
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@router.post("/suppressions")
+async def suppressions_change(request: Request) -> Response:
+    session = await signed_in(request)
+    form = await form_of(request, session)
+    web, _ = parts_of(request)
+    names = await tenant_names(web)
+    list_name = str(form.get("list", ""))
+    if form.get("action") == "search":
+        return await _search_page(web, session, names, list_name, str(form.get("address", "")))
+    scope = _scope(list_name, names) if list_name in _lists(session, names) else None
+    action, target = str(form.get("action", "")), str(form.get("target", "")).strip()[:320]
+    error = ""
+    if scope is None:
+        error = "No such list."
+    else:
+        try:
+            if action == "add":
+                reason = Reason(str(form.get("reason", "manual")))
+                await web.suppressions.add(_actor(session), scope, target, reason, "review")
+            elif action == "remove":
+                await web.suppressions.remove(_actor(session), scope, target,
+                                              str(form.get("why", ""))[:500],
+                                              str(form.get("evidence", ""))[:1000])
+            else:
+                error = "Unknown action."
+        except ValueError:
+            error = "Unknown reason."
+        except GatewayError as exc:
+            error = exc.message
+    if error:
+        return render("suppressions.html", 400, title="Suppressions", session=session,
+                       lists=_lists(session, names), list_name=list_name, address="",
+                       entries=[], error=error,
+                       reasons=[r.value for r in Reason if r is not Reason.ERASURE],
+                       tenant_name=names.get(session.reviewer.tenant_id or 0, ""))
+    done = "added" if action == "add" else "removed"
+    return RedirectResponse(f"/review/suppressions?{urlencode({'list': list_name})}"
+                            f"&done={done}", status_code=303)
+
+
+# --- possible opt-outs --------------------------------------------------------------------
+@router.get("/optouts")
+async def optouts_page(request: Request) -> Response:
+    """Replies that may ask to stop, pending a person's decision. Each reply's own words are
+    shown as text (an audited read); compliance reviewers confirm or dismiss."""
+    session = await signed_in(request)
+    web, review = parts_of(request)
+    assert review.optouts is not None
+    names = await tenant_names(web)
+    pending = await review.optouts.listing(session.reviewer.tenant_id, limit=50)
+    replies = {}
+    if session.reviewer.decides:
+        for item in pending:
+            replies[item.id] = await review.optouts.reply(item.id, session.reviewer.actor)
+    return render("optouts.html", title="Possible opt-outs", session=session,
+                   items=pending, replies=replies, names=names,
+                   tenant_name=names.get(session.reviewer.tenant_id or 0, ""),
+                   flash=OPTOUT_DONE.get(request.query_params.get("done", ""), ""))
+
+
+OPTOUT_DONE = {"confirmed": "Confirmed: the recipient is suppressed for the tenant.",
+               "dismissed": "Dismissed: nobody was suppressed."}
+
+
+@router.post("/optouts/{review_id}")
+async def optout_decide(request: Request, review_id: int) -> Response:
+    session = await signed_in(request)
+    form = await form_of(request, session)
+    web, review = parts_of(request)
+    assert review.optouts is not None
+    action, why = str(form.get("action", "")), str(form.get("why", "")).strip()[:500]
+    try:
+        item = await review.optouts.get(review_id)
+    except NotFound:
+        return not_found(session)
+    if not visible(session, item.tenant_id):
+        return not_found(session)
+    if not session.reviewer.decides or action not in ("confirm", "dismiss"):
+        return render("base.html", 403, title="Refused", session=session,
+                       error="Only compliance reviewers decide on possible opt-outs.")
+    try:
+        if action == "confirm":
+            await review.optouts.confirm(review_id, session.reviewer.actor, why)
+        else:
+            await review.optouts.dismiss(review_id, session.reviewer.actor, why)
+    except GatewayError as exc:
+        return render("base.html", 409, title="Possible opt-outs", session=session,
+                       error=exc.message)
+    done = "confirmed" if action == "confirm" else "dismissed"
+    return RedirectResponse(f"/review/optouts?done={done}", status_code=303)
