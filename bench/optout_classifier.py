@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.feedback.reply_classifier import Verdict, classify  # noqa: E402
+from gateway.feedback.reply_classifier import ReplyVerdict, classify  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "replies" / "corpus.jsonl"
 
@@ -54,26 +54,26 @@ def main() -> None:
     elapsed = time.perf_counter() - start
 
     suppressed = [(r, c) for r, c in zip(rows, results, strict=True)
-                  if c.verdict is Verdict.OPT_OUT]
+                  if c.verdict is ReplyVerdict.OPT_OUT]
     optouts = [(r, c) for r, c in zip(rows, results, strict=True) if r["label"] == "opt-out"]
-    caught = [c for r, c in optouts if c.verdict in (Verdict.OPT_OUT, Verdict.POSSIBLE)]
+    caught = [c for r, c in optouts if c.verdict in (ReplyVerdict.OPT_OUT, ReplyVerdict.POSSIBLE)]
     auto_suppressed = [r for r, c in suppressed if r["label"] == "auto-reply"]
     true_auto = sum(1 for r, _ in suppressed if r["label"] == "opt-out")
     print(f"{args.split} half: {len(rows)} replies, {len(optouts)} of them opt-outs")
     print(f"  precision of automatic suppression: {share(true_auto, len(suppressed))}")
     print(f"  recall, counting the review queue:  {share(len(caught), len(optouts))}")
     print(f"  recall, automatic only:             "
-          f"{share(sum(1 for _, c in optouts if c.verdict is Verdict.OPT_OUT), len(optouts))}")
+          f"{share(sum(1 for _, c in optouts if c.verdict is ReplyVerdict.OPT_OUT), len(optouts))}")
     autos = [r for r in rows if r["label"] == "auto-reply"]
     print(f"  auto-replies suppressed:            {len(auto_suppressed)} of {len(autos)}")
-    review = [r for r, c in zip(rows, results, strict=True) if c.verdict is Verdict.POSSIBLE]
+    review = [r for r, c in zip(rows, results, strict=True) if c.verdict is ReplyVerdict.POSSIBLE]
     print(f"  sent to review:                     {len(review)} "
           f"({sum(1 for r in review if r['label'] != 'opt-out')} of them not opt-outs)")
     print("  per language (precision | recall with review):")
     for lang in sorted({r["language"] for r in rows}):
         s = [(r, c) for r, c in suppressed if r["language"] == lang]
         o = [(r, c) for r, c in optouts if r["language"] == lang]
-        hit = sum(1 for _, c in o if c.verdict in (Verdict.OPT_OUT, Verdict.POSSIBLE))
+        hit = sum(1 for _, c in o if c.verdict in (ReplyVerdict.OPT_OUT, ReplyVerdict.POSSIBLE))
         print(f"    {lang}: {share(sum(1 for r, _ in s if r['label'] == 'opt-out'), len(s))}"
               f" | {share(hit, len(o))}")
     matrix = collections.Counter((r["label"], c.verdict.value)
@@ -83,9 +83,8 @@ def main() -> None:
           f"(parse, strip history, rules; one core)")
     if args.errors:
         for r, c in zip(rows, results, strict=True):
-            wrong = (r["label"] == "opt-out" and c.verdict not in (Verdict.OPT_OUT,
-                                                                  Verdict.POSSIBLE)) \
-                or (r["label"] != "opt-out" and c.verdict in (Verdict.OPT_OUT, Verdict.POSSIBLE))
+            stop = (ReplyVerdict.OPT_OUT, ReplyVerdict.POSSIBLE)
+            wrong = (r["label"] == "opt-out") != (c.verdict in stop)
             if wrong:
                 print(r["id"], r["kind"], c.verdict.value, c.rule)
 

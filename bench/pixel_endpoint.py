@@ -33,7 +33,7 @@ from gateway.outbound.mime import body_parts  # noqa: E402
 from gateway.pixels.token import PROXY, PURPOSE, PixelClaims, PixelSealer  # noqa: E402
 from gateway.store.engine import create_engine  # noqa: E402
 from gateway.vault.envelope import Vault  # noqa: E402
-from gateway.vault.keys import provider_for  # noqa: E402
+from gateway.vault.master_keys import provider_for  # noqa: E402
 from gateway.vault.purpose import PurposeKeys  # noqa: E402
 
 STATIC = '''

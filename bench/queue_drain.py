@@ -40,7 +40,7 @@ from gateway.delivery.queue import NewCopy, QueueStore, State  # noqa: E402
 from gateway.store.engine import create_engine  # noqa: E402
 from gateway.store.schema import pending_copies  # noqa: E402
 from gateway.vault.envelope import Vault  # noqa: E402
-from gateway.vault.keys import provider_for  # noqa: E402
+from gateway.vault.master_keys import provider_for  # noqa: E402
 
 
 async def fill(config_path: Path, copies: int, size: int) -> None:

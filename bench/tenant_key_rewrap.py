@@ -34,7 +34,7 @@ from gateway.vault.key_store import (
     RedisKeyStore,
     TenantKeyStore,
 )
-from gateway.vault.keys import FileKeyProvider
+from gateway.vault.master_keys import FileKeyProvider
 from gateway.vault.tenant_keys import TenantKeys, seal_context
 
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -51,7 +51,7 @@ from gateway.policy.message import Message  # noqa: E402
 from gateway.store.engine import create_engine, upgrade  # noqa: E402
 from gateway.vault.envelope import Vault  # noqa: E402
 from gateway.vault.key_store import key_store_for  # noqa: E402
-from gateway.vault.keys import provider_for  # noqa: E402
+from gateway.vault.master_keys import provider_for  # noqa: E402
 from gateway.vault.purpose import PurposeKeys  # noqa: E402
 from gateway.vault.tenant_keys import TenantKeys, TenantSealer  # noqa: E402
 

@@ -26,7 +26,7 @@ from gateway.lifecycle.rewrap import rewrap  # noqa: E402
 from gateway.store.engine import create_engine, upgrade  # noqa: E402
 from gateway.store.schema import pending_copies, tenants  # noqa: E402
 from gateway.vault.envelope import Vault  # noqa: E402
-from gateway.vault.keys import FileKeyProvider  # noqa: E402
+from gateway.vault.master_keys import FileKeyProvider  # noqa: E402
 
 
 def key_file(directory: Path, name: str) -> Path:

@@ -31,7 +31,7 @@ from gateway.delivery.upstream.base import Upstream
 from gateway.delivery.upstream.logins import MailboxPasswordLogin, SharedLogin, XOAuth2Login
 from gateway.delivery.upstream.maildir import MaildirUpstream
 from gateway.delivery.upstream.smarthost import SmarthostUpstream
-from gateway.directory.cache import Directory
+from gateway.directory.cache import DirectoryCache
 from gateway.directory.records import Tenant
 from gateway.directory.store import DirectoryStore
 from gateway.dkim.keys import DkimKeys
@@ -80,7 +80,7 @@ from gateway.vault.credentials import Credentials
 from gateway.vault.envelope import Vault
 from gateway.vault.flows import OAuthFlows
 from gateway.vault.key_store import key_store_for
-from gateway.vault.keys import provider_for
+from gateway.vault.master_keys import provider_for
 from gateway.vault.oauth import ProviderEndpoints
 from gateway.vault.purpose import AuditDigest, PurposeKeys
 from gateway.vault.secrets import secret_store_for
@@ -176,8 +176,8 @@ class Parts:
         return DirectoryStore(self.engine)
 
     @cached_property
-    def directory(self) -> Directory:
-        return Directory(self.directory_store, self.config)
+    def directory(self) -> DirectoryCache:
+        return DirectoryCache(self.directory_store, self.config)
 
     @cached_property
     def write_health(self) -> WriteHealth:

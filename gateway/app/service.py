@@ -28,7 +28,7 @@ from gateway.policy.pipeline import Pipeline
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
 from gateway.smtp.tls import tls_files
 from gateway.store.engine import require_head
-from gateway.vault.keys import provider_for
+from gateway.vault.master_keys import provider_for
 from gateway.web.admin import create_admin_app
 from gateway.web.public import create_public_app
 from gateway.web.server import HttpListener

@@ -45,7 +45,7 @@ _CONTENT = slice(1, 1 + len(FIELDS))
 
 
 @dataclass
-class Report:
+class VerifyReport:
     rows: int = 0
     legacy_rows: int = 0  # written before the chain existed (migration 0014)
     batches: int = 0
@@ -83,10 +83,10 @@ class _Cursor:
     batch: _Batch | None = None
 
 
-async def verify(engine: AsyncEngine, key: bytes | None) -> Report:
+async def verify(engine: AsyncEngine, key: bytes | None) -> VerifyReport:
     """Check the whole trail. `key` is the audit-anchor key (None: anchors cannot be
     checked, which is itself a problem when there are any)."""
-    report = Report()
+    report = VerifyReport()
     async with engine.connect() as conn:
         start = await _checkpoints(conn, key, report)
         batches = await _batches(conn, start, report)
@@ -98,7 +98,7 @@ async def verify(engine: AsyncEngine, key: bytes | None) -> Report:
 
 
 async def _checkpoints(conn: AsyncConnection, key: bytes | None,
-                       report: Report) -> dict[str, tuple[int, str]]:
+                       report: VerifyReport) -> dict[str, tuple[int, str]]:
     """Each checkpoint signed and following the one before; the newest is where chains
     start now."""
     prev_mac, heads = "", {}
@@ -117,7 +117,7 @@ async def _checkpoints(conn: AsyncConnection, key: bytes | None,
 
 
 async def _batches(conn: AsyncConnection, start: Mapping[str, tuple[int, str]],
-                   report: Report) -> dict[str, dict[int, _Batch]]:
+                   report: VerifyReport) -> dict[str, dict[int, _Batch]]:
     """Every chain's batches, each following the one before without a gap."""
     chains: dict[str, dict[int, _Batch]] = {chain: {} for chain in start}
     result = await conn.stream(sa.select(
@@ -145,7 +145,7 @@ async def _batches(conn: AsyncConnection, start: Mapping[str, tuple[int, str]],
 
 
 async def _chain_heads(conn: AsyncConnection, start: Mapping[str, tuple[int, str]],
-                       chains: Mapping[str, dict[int, _Batch]], report: Report) -> None:
+                       chains: Mapping[str, dict[int, _Batch]], report: VerifyReport) -> None:
     """The head each node last wrote must be the newest batch there is (or, when pruning
     took every batch, where the checkpoint cut)."""
     for c in await conn.execute(sa.select(audit_chains)):
@@ -163,7 +163,7 @@ async def _chain_heads(conn: AsyncConnection, start: Mapping[str, tuple[int, str
 
 
 async def _rows(conn: AsyncConnection, chains: Mapping[str, dict[int, _Batch]],
-                report: Report) -> None:
+                report: VerifyReport) -> None:
     """Every row's hash, in id order, following the row before it in its chain."""
     cursors: dict[str, _Cursor] = {}
     sha256 = hashlib.sha256
@@ -205,7 +205,7 @@ async def _rows(conn: AsyncConnection, chains: Mapping[str, dict[int, _Batch]],
                                "are gone (deleted)")
 
 
-def _close(chain: str, cursor: _Cursor, report: Report) -> None:
+def _close(chain: str, cursor: _Cursor, report: VerifyReport) -> None:
     batch = cursor.batch
     if batch is None or cursor.seq is None:
         return
@@ -218,7 +218,7 @@ def _close(chain: str, cursor: _Cursor, report: Report) -> None:
 
 async def _anchors(conn: AsyncConnection, key: bytes | None,
                    start: Mapping[str, tuple[int, str]],
-                   chains: Mapping[str, dict[int, _Batch]], report: Report) -> None:
+                   chains: Mapping[str, dict[int, _Batch]], report: VerifyReport) -> None:
     """Each anchor signed, following the one before, naming heads that still exist."""
     checkpoint = await latest_checkpoint(conn)
     prev_mac = checkpoint.anchor_mac if checkpoint is not None else ""

@@ -42,10 +42,10 @@ async def domain_list(app: Parts, tenant_name: str | None) -> None:
 @shared.with_parts
 async def domain_verify(app: Parts, name: str) -> None:
     """Prove a domain: prints the TXT record to publish, then (run again) checks it."""
-    from gateway.directory.domain_check import DomainChecks, Level, Lookup
+    from gateway.directory.domain_check import DnsLookup, DomainChecks, Level
 
     checks = DomainChecks(app.engine, app.config)
-    finding = await checks.verify(name.strip().lower().rstrip("."), Lookup(app.config.dns),
+    finding = await checks.verify(name.strip().lower().rstrip("."), DnsLookup(app.config.dns),
                                   shared.actor())
     click.echo(finding.line())
     if finding.level is Level.FAIL:
@@ -59,7 +59,7 @@ async def domain_check(app: Parts, name: str) -> None:
     """Report SPF, DKIM, DMARC, MX and the link-domain CNAME as receivers see them.
 
     One line per finding (ok / warn / fail); exit status 1 if any fails."""
-    from gateway.directory.domain_check import DomainChecks, Level, Lookup
+    from gateway.directory.domain_check import DnsLookup, DomainChecks, Level
 
     name = name.strip().lower().rstrip(".")
     checks = DomainChecks(app.engine, app.config)
@@ -68,7 +68,7 @@ async def domain_check(app: Parts, name: str) -> None:
     owner = next((t for t, d in await app.directory_store.list_domains() if d == name), "")
     tenant = await app.directory_store.tenant(owner)
     link_domain = str(tenant.settings.get("link_domain") or "")
-    findings = await asyncio.to_thread(checks.check, name, Lookup(app.config.dns), keys,
+    findings = await asyncio.to_thread(checks.check, name, DnsLookup(app.config.dns), keys,
                                        link_domain, verified_at is not None)
     for finding in findings:
         click.echo(finding.line())

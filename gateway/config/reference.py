@@ -16,7 +16,7 @@ import typing
 from typing import Any
 
 from gateway.config import Config
-from gateway.config.schema import Setting, entries_type, entry_type, is_section, sections
+from gateway.config.schema import ConfigSetting, entries_type, entry_type, is_section, sections
 
 INTRO = """\
 # Configuration
@@ -78,7 +78,7 @@ def _doc(cls: type[Any]) -> str:
     return (text[:1].upper() + text[1:] + ("\n\n" + rest if rest else "")).strip()
 
 
-def _own_settings(cls: type[Any], key: str) -> list[Setting]:
+def _own_settings(cls: type[Any], key: str) -> list[ConfigSetting]:
     """The settings of one table, without the tables under it."""
     hints = typing.get_type_hints(cls)
     found = []
@@ -89,13 +89,13 @@ def _own_settings(cls: type[Any], key: str) -> list[Setting]:
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING
             else dataclasses.MISSING)
-        found.append(Setting(f"{key}.{f.name}" if key else f.name, hint, default,
+        found.append(ConfigSetting(f"{key}.{f.name}" if key else f.name, hint, default,
                              f.metadata.get("doc", ""), f.metadata.get("rule"),
                              bool(f.metadata.get("secret"))))
     return found
 
 
-def _row(s: Setting) -> str:
+def _row(s: ConfigSetting) -> str:
     name = s.key.rsplit(".", 1)[-1]
     default = "required" if s.default is dataclasses.MISSING else f"`{toml_value(s.default)}`"
     meaning = s.doc + (f" {s.rule.text}" if s.rule else "")
@@ -180,8 +180,8 @@ EXAMPLE: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def _settings_by_key() -> dict[str, Setting]:
-    found: dict[str, Setting] = {s.key: s for s in _own_settings(Config, "")}
+def _settings_by_key() -> dict[str, ConfigSetting]:
+    found: dict[str, ConfigSetting] = {s.key: s for s in _own_settings(Config, "")}
     for key, cls in sections(Config):
         found.update((s.key, s) for s in _own_settings(cls, key))
     return found

@@ -63,7 +63,7 @@ def section(cls: type[Any]) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class Setting:
+class ConfigSetting:
     key: str  # dotted, with <name> for a table's entries: upstreams.<name>.host
     hint: Any
     default: Any  # dataclasses.MISSING for a required one
@@ -96,7 +96,7 @@ def entries_type(hint: Any) -> Any | None:
     return None
 
 
-def settings(cls: type[Any], prefix: str = "") -> Iterator[Setting]:
+def settings(cls: type[Any], prefix: str = "") -> Iterator[ConfigSetting]:
     """Every setting of `cls` and its sections, in declaration order."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -112,7 +112,7 @@ def settings(cls: type[Any], prefix: str = "") -> Iterator[Setting]:
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING
                 else dataclasses.MISSING)
-            yield Setting(key, hint, default, f.metadata.get("doc", ""),
+            yield ConfigSetting(key, hint, default, f.metadata.get("doc", ""),
                           f.metadata.get("rule"), bool(f.metadata.get("secret")))
 
 

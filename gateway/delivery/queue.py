@@ -38,7 +38,7 @@ class State(enum.StrEnum):
     FAILED = "failed"  # a DSN that could not be delivered (never reported again)
 
 
-class Kind(enum.StrEnum):
+class CopyKind(enum.StrEnum):
     COPY = "copy"
     DSN = "dsn"
 
@@ -59,7 +59,7 @@ class NewCopy:
     reply_status: str
     reply_text: str
     smtputf8: bool = False
-    kind: Kind = Kind.COPY
+    kind: CopyKind = CopyKind.COPY
     message_id: str | None = None
 
 
@@ -80,7 +80,7 @@ class QueuedCopy:
     queue_id: str
     tenant_id: int
     mailbox_id: int
-    kind: Kind
+    kind: CopyKind
     state: State
     envelope_from: str
     recipient: str
@@ -107,7 +107,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _copy(row: Any) -> QueuedCopy:
     return QueuedCopy(
-        row.id, row.queue_id, row.tenant_id, row.mailbox_id, Kind(row.kind), State(row.state),
+        row.id, row.queue_id, row.tenant_id, row.mailbox_id, CopyKind(row.kind), State(row.state),
         row.envelope_from, row.recipient, row.attempts, row.reply_code, row.reply_status,
         row.reply_text, row.smtputf8, _aware(row.created_at) or datetime.now(UTC),
         _aware(row.next_attempt_at), _aware(row.expires_at), row.message_id,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.delivery.queue import NewCopy, QueueStore, State
-from gateway.delivery.upstream.base import Copy, DeliveryResult, Outcome, Upstream
+from gateway.delivery.upstream.base import Copy, CopyOutcome, DeliveryResult, Upstream
 from gateway.directory.records import Mailbox
 from gateway.observability import metrics
 from gateway.protocol import replies
@@ -67,18 +67,18 @@ class Relay:
             # The upstream may still accept this copy; the queue will send it again, and
             # that duplicate is the price of never losing an accepted message.
             task.cancel()
-        delivered = [r for r in results if r.outcome is Outcome.DELIVERED]
-        failed = [r for r in results if r.outcome is not Outcome.DELIVERED]
+        delivered = [r for r in results if r.outcome is CopyOutcome.DELIVERED]
+        failed = [r for r in results if r.outcome is not CopyOutcome.DELIVERED]
         if not failed:
             return RelayResult(replies.accepted(queue_id), results, 0)
         if not delivered and not late:
-            deferred = [r for r in failed if r.outcome is Outcome.DEFERRED]
+            deferred = [r for r in failed if r.outcome is CopyOutcome.DEFERRED]
             return RelayResult((deferred or failed)[0].reply, results, 0)
         kept = [(r, m) for r, m in zip(results, messages, strict=True)
-                if r.outcome is not Outcome.DELIVERED]
+                if r.outcome is not CopyOutcome.DELIVERED]
         await self._queue.add([
             NewCopy(queue_id, mailbox.tenant_id, mailbox.id, envelope_from, r.recipient,
-                    State.REFUSED if r.outcome is Outcome.REFUSED else State.DEFERRED,
+                    State.REFUSED if r.outcome is CopyOutcome.REFUSED else State.DEFERRED,
                     r.reply.code, r.reply.status, r.reply.text, smtputf8,
                     message_id=message_id)
             for r, _ in kept

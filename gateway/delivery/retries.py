@@ -20,9 +20,9 @@ from gateway.audit import trail as audit
 from gateway.audit.trail import AuditTrail
 from gateway.config import Config
 from gateway.delivery import dsn
-from gateway.delivery.queue import Finish, Kind, NewCopy, QueuedCopy, QueueStore, State
-from gateway.delivery.upstream.base import Copy, Outcome, Upstream
-from gateway.directory.cache import Directory
+from gateway.delivery.queue import CopyKind, Finish, NewCopy, QueuedCopy, QueueStore, State
+from gateway.delivery.upstream.base import Copy, CopyOutcome, Upstream
+from gateway.directory.cache import DirectoryCache
 from gateway.directory.store import DirectoryStore
 from gateway.errors import Conflict, VaultError
 from gateway.feedback.bounces import HardBounces
@@ -55,8 +55,9 @@ class _Attempt:
 
 class QueueWorker:
     def __init__(self, config: Config, store: QueueStore, upstreams: Mapping[str, Upstream],
-                 directory: Directory, directory_store: DirectoryStore, audit_trail: AuditTrail,
-                 digest: Callable[[str], str], suppressions: Suppressions) -> None:
+                 directory: DirectoryCache, directory_store: DirectoryStore,
+                 audit_trail: AuditTrail, digest: Callable[[str], str],
+                 suppressions: Suppressions) -> None:
         self._config = config
         self._suppressions = suppressions
         self._bounces = HardBounces(suppressions)
@@ -89,8 +90,9 @@ class QueueWorker:
         if not claimed:
             return 0
         now = now or datetime.now(UTC)
-        refused = [(c, m) for c, m in claimed if c.kind is Kind.COPY and c.state is State.REFUSED]
-        others = [(c, m) for c, m in claimed if not (c.kind is Kind.COPY
+        refused = [(c, m) for c, m in claimed
+                   if c.kind is CopyKind.COPY and c.state is State.REFUSED]
+        others = [(c, m) for c, m in claimed if not (c.kind is CopyKind.COPY
                                                      and c.state is State.REFUSED)]
         await self._report([(c, m, None) for c, m in refused], State.BOUNCED)
         outcomes = await asyncio.gather(*(self._attempt(c, m, now) for c, m in others))
@@ -118,7 +120,7 @@ class QueueWorker:
             return self._deferral(copy, message, replies.TEMPORARY_FAILURE, now, attempted=False)
         if not mailbox.active:  # paused by an operator or by a provider quota: wait
             return self._deferral(copy, message, replies.MAILBOX_PAUSED, now, attempted=False)
-        if copy.kind is Kind.COPY:  # an opt-out that arrived since it was queued still wins
+        if copy.kind is CopyKind.COPY:  # an opt-out that arrived since it was queued still wins
             refusal = await self._suppressed(copy)
             if refusal is not None:
                 if refusal.code >= 500:
@@ -130,23 +132,23 @@ class QueueWorker:
             result = await upstream.deliver(
                 Copy(copy.envelope_from, copy.recipient, copy.smtputf8, not message.isascii(),
                      mailbox.id, mailbox.tenant_id,
-                     copy.queue_id if copy.kind is Kind.COPY else ""),
+                     copy.queue_id if copy.kind is CopyKind.COPY else ""),
                 message)
         reply = result.reply
         attempt_row = audit.row(
             f"{copy.kind.value}.attempt", actor="queue", tenant_id=copy.tenant_id,
             queue_id=copy.queue_id, recipient_digest=self._digest(copy.recipient),
             attempt=copy.attempts + 1, reply=str(reply))
-        if result.outcome is Outcome.DELIVERED:
+        if result.outcome is CopyOutcome.DELIVERED:
             outcome = self._outcome(copy, message, State.DELIVERED, "delivered", reply)
-        elif is_quota(reply.status, reply.text) and copy.kind is Kind.COPY:
+        elif is_quota(reply.status, reply.text) and copy.kind is CopyKind.COPY:
             await self._quota(copy, mailbox.address)
             later = now + timedelta(seconds=self._config.queue.quota_pause)
             outcome = self._outcome(copy, message, State.DEFERRED, "deferred", reply,
                                     next_attempt_at=later)
-        elif result.outcome is Outcome.DEFERRED:
+        elif result.outcome is CopyOutcome.DEFERRED:
             outcome = self._deferral(copy, message, reply, now)
-        elif copy.kind is Kind.DSN:
+        elif copy.kind is CopyKind.DSN:
             outcome = self._outcome(copy, message, State.FAILED, "failed", reply)
         else:  # refused: closed as bounced once its report is queued (after the commit)
             await self._bounces.upstream_refused(copy.tenant_id, copy.recipient,
@@ -205,7 +207,7 @@ class QueueWorker:
                 "mailbox_id": copy.mailbox_id, "queue_id": copy.queue_id})
 
     async def _expire(self, copy: QueuedCopy, message: bytes) -> None:
-        if copy.kind is Kind.DSN:
+        if copy.kind is CopyKind.DSN:
             await self._store.finish(copy.id, State.FAILED, attempted=False)
             await self._event(copy, "failed", None)
             return
@@ -251,7 +253,7 @@ class QueueWorker:
         )
         await self._store.report(NewCopy(
             first.queue_id, first.tenant_id, first.mailbox_id, "", first.envelope_from,
-            State.DEFERRED, 0, "2.0.0", "report queued", kind=Kind.DSN,
+            State.DEFERRED, 0, "2.0.0", "report queued", kind=CopyKind.DSN,
             message_id=first.message_id), report, closing)
         await self._audit.record([audit.row(
             "dsn.queued", actor="queue", tenant_id=first.tenant_id, queue_id=first.queue_id,
@@ -270,7 +272,7 @@ class QueueWorker:
         await self._audit.record([audit.row(
             "copy.deleted", actor=actor, tenant_id=copy.tenant_id, queue_id=copy.queue_id,
             recipient_digest=self._digest(copy.recipient), reason=reason)])
-        if copy.kind is Kind.DSN:
+        if copy.kind is CopyKind.DSN:
             await self._store.finish(copy.id, State.DELETED, attempted=False)
             return
         await self._report([(copy, message, None)], State.DELETED,
@@ -279,7 +281,7 @@ class QueueWorker:
     def _event_rows(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         text = str(reply) if reply else None
-        tenant_events = [] if copy.kind is Kind.DSN else [audit.event(
+        tenant_events = [] if copy.kind is CopyKind.DSN else [audit.event(
             outcome, tenant_id=copy.tenant_id, queue_id=copy.queue_id,
             recipient=copy.recipient, reply=text or copy.reply, attempts=copy.attempts + 1,
             message_id=copy.message_id)]

@@ -32,7 +32,7 @@ class _Snapshot:
     mailbox_ids: dict[int, Mailbox] = field(default_factory=dict)
 
 
-class Directory:
+class DirectoryCache:
     def __init__(self, store: DirectoryStore, config: Config) -> None:
         self._store = store
         self._config = config

@@ -56,7 +56,7 @@ def _server(text: str) -> tuple[str, int]:
     return text, 53
 
 
-class Lookup:
+class DnsLookup:
     """TXT, MX and CNAME lookups with the configured resolver; NXDOMAIN/NOANSWER -> []."""
 
     def __init__(self, config: DnsConfig) -> None:
@@ -125,7 +125,7 @@ class DomainChecks:
             await audit_change(conn, actor, "domain.verify-token", row.tenant_id, domain=domain)
             return token, None
 
-    async def verify(self, domain: str, lookup: Lookup, actor: str) -> Finding:
+    async def verify(self, domain: str, lookup: DnsLookup, actor: str) -> Finding:
         token, verified_at = await self.token(domain, actor)
         expected = f"ocg-verify={token}"
         found = lookup.txt(f"{VERIFY_LABEL}.{domain}")
@@ -136,7 +136,7 @@ class DomainChecks:
             await DirectoryStore(self._engine).mark_verified(domain, actor, "txt token")
         return Finding(Level.OK, "verify", f"{domain} is proven by its TXT token")
 
-    def check(self, domain: str, lookup: Lookup, keys: Sequence[KeyInfo],
+    def check(self, domain: str, lookup: DnsLookup, keys: Sequence[KeyInfo],
               link_domain: str, verified: bool) -> list[Finding]:
         findings = [Finding(Level.OK if verified else Level.WARN, "verify",
                             "proven by TXT token" if verified else

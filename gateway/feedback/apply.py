@@ -43,7 +43,7 @@ from gateway.audit.trail import EventSealer
 from gateway.config import FeedbackConfig
 from gateway.directory.store import audit_change
 from gateway.errors import VaultError
-from gateway.feedback.reply_classifier import Classification, Verdict, classify
+from gateway.feedback.reply_classifier import Classification, ReplyVerdict, classify
 from gateway.feedback.reports import Bounce, BounceKind, Complaint, Feedback, parse
 from gateway.feedback.sent import SentCopy, SentIndex, message_id_hash
 from gateway.observability import metrics
@@ -128,7 +128,7 @@ class FeedbackApplier:
             applied = await self._feedback(feedback, arrival, evidence)
         else:
             verdict = classify(raw)
-            if verdict.verdict in (Verdict.OPT_OUT, Verdict.POSSIBLE):
+            if verdict.verdict in (ReplyVerdict.OPT_OUT, ReplyVerdict.POSSIBLE):
                 applied = await self._reply(raw, verdict, arrival, evidence)
             else:
                 applied = Applied(ignored=verdict.verdict.value)
@@ -285,7 +285,7 @@ class FeedbackApplier:
         if not copies:
             return Applied(ignored="not-ours")
         copy, address = self._match(sender, copies, arrival)
-        if copy is not None and address is not None and verdict.verdict is Verdict.OPT_OUT:
+        if copy is not None and address is not None and verdict.verdict is ReplyVerdict.OPT_OUT:
             made = await self._suppress(copy, address, Reason.UNSUBSCRIBE, "reply",
                                         verdict.rule, evidence, event="unsubscribed")
             return Applied(suppressed=[Reason.UNSUBSCRIBE.value] if made else [],
@@ -298,7 +298,7 @@ class FeedbackApplier:
             copy = copies[0]
             rule = f"{verdict.rule}:other-sender"
         else:
-            rule = verdict.rule if verdict.verdict is Verdict.POSSIBLE \
+            rule = verdict.rule if verdict.verdict is ReplyVerdict.POSSIBLE \
                 else f"{verdict.rule}:unconfirmed"
         return Applied(review_id=await self._open_review(copy, raw, rule))
 

@@ -35,7 +35,7 @@ class ImapFailed(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class ImapTarget:
     host: str
     port: int
     tls: bool
@@ -44,7 +44,7 @@ class Target:
     verify: bool = True  # false only for a loopback host (gateway.config)
 
     @classmethod
-    def of(cls, upstream: UpstreamConfig) -> Target:
+    def of(cls, upstream: UpstreamConfig) -> ImapTarget:
         return cls(upstream.imap_host or PROVIDER_HOSTS.get(upstream.kind, ""),
                    upstream.imap_port, upstream.imap_tls != "none", upstream.ca_file,
                    upstream.timeout, upstream.tls_verify)
@@ -79,7 +79,7 @@ def _quoted(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _open(target: Target, user: str, token: str) -> imaplib.IMAP4:
+def _open(target: ImapTarget, user: str, token: str) -> imaplib.IMAP4:
     try:
         if target.tls:
             context = client_tls_context(target.ca_file, target.verify)
@@ -121,7 +121,7 @@ def _number(imap: imaplib.IMAP4, code: str) -> int:
         return 0
 
 
-def read(target: Target, user: str, token: str, folder: str, position: Position,
+def read(target: ImapTarget, user: str, token: str, folder: str, position: Position,
          since: date | None, batch: int) -> Batch:
     """The next messages of `folder` after `position`. When the folder's UIDVALIDITY is not
     the one `position` knows (first reading, or the folder was rebuilt), messages from
@@ -189,7 +189,7 @@ def _bodies(imap: imaplib.IMAP4, uids: list[int]) -> dict[int, bytes]:
     return found
 
 
-def label(target: Target, user: str, token: str, folder: str, uidvalidity: int,
+def label(target: ImapTarget, user: str, token: str, folder: str, uidvalidity: int,
           uids: list[int]) -> bool:
     """Add KEYWORD to messages the gateway acted on (a labelling tenant only). False if the
     folder changed under us (another UIDVALIDITY): then nothing is touched."""

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config
-from gateway.directory.cache import Directory
+from gateway.directory.cache import DirectoryCache
 from gateway.directory.records import Mailbox
 from gateway.errors import StoreError, VaultError
 from gateway.feedback import imap
@@ -100,7 +100,7 @@ class InboxState:
 
 
 class InboxReader:
-    def __init__(self, config: Config, engine: AsyncEngine, directory: Directory,
+    def __init__(self, config: Config, engine: AsyncEngine, directory: DirectoryCache,
                  broker: TokenBroker, applier: FeedbackApplier,
                  owner: str | None = None) -> None:
         self._config = config
@@ -151,7 +151,7 @@ class InboxReader:
 
     async def _read(self, mailbox: Mailbox, folder: str, position: imap.Position) -> int:
         upstream = self._config.upstreams[mailbox.upstream]
-        target = imap.Target.of(upstream)
+        target = imap.ImapTarget.of(upstream)
         token = await self._token(mailbox)
         if token is None:
             return 0
@@ -219,7 +219,7 @@ class InboxReader:
                     extra={"mailbox_id": mailbox.id, "state": exc.state})
             return None
 
-    async def _batch(self, mailbox: Mailbox, target: imap.Target, token: AccessToken,
+    async def _batch(self, mailbox: Mailbox, target: imap.ImapTarget, token: AccessToken,
                      folder: str, position: imap.Position, since: date | None
                      ) -> imap.Batch | None:
         batch_size = self._config.feedback.inbox_batch
@@ -237,7 +237,7 @@ class InboxReader:
         log.warning("inbox login refused", extra={"mailbox_id": mailbox.id})
         return None
 
-    async def _label(self, mailbox: Mailbox, target: imap.Target, token: AccessToken,
+    async def _label(self, mailbox: Mailbox, target: imap.ImapTarget, token: AccessToken,
                      folder: str, uidvalidity: int, uids: list[int]) -> None:
         try:
             await asyncio.to_thread(imap.label, target, token.username, token.token, folder,

@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from enum import Enum
 
 
-class Verdict(Enum):
+class ReplyVerdict(Enum):
     OPT_OUT = "opt-out"  # suppress now
     POSSIBLE = "possible-opt-out"  # a person decides
     NONE = "none"
@@ -32,7 +32,7 @@ class Verdict(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    verdict: Verdict
+    verdict: ReplyVerdict
     rule: str  # which rule decided: evidence for the audit trail, never the text
 
 
@@ -430,7 +430,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _EMPHASIS = re.compile(r"(?<=\w)[.!]+(?= \w)")
 
 
-def request_rule(words: str) -> tuple[Verdict, str]:
+def request_rule(words: str) -> tuple[ReplyVerdict, str]:
     """The verdict on a reply's own words (lines as own_words gives them).
 
     Automatic only for a request rule's match in a short reply that asks nothing and
@@ -439,16 +439,16 @@ def request_rule(words: str) -> tuple[Verdict, str]:
     lines = fold(words).splitlines()
     words = " ".join(lines)
     if not words:
-        return Verdict.NONE, "empty"
+        return ReplyVerdict.NONE, "empty"
     if _NOT_A_REQUEST.search(words):
-        return Verdict.NONE, "not-a-request"
+        return ReplyVerdict.NONE, "not-a-request"
     if _ALONE.match(words):
-        return Verdict.OPT_OUT, "alone"
+        return ReplyVerdict.OPT_OUT, "alone"
     hedged = bool(_HEDGE.search(words))
     if not hedged and any(_ALONE.match(sentence) for line in lines
                           for sentence in _SENTENCE.split(line)):
         # "STOP" on its own line between hello and bye, or as a sentence of its own
-        return Verdict.OPT_OUT, "alone-sentence"
+        return ReplyVerdict.OPT_OUT, "alone-sentence"
     flat = _EMPHASIS.sub("", words)
     found = []
     for lang, i, pattern in _REQUESTS:
@@ -463,18 +463,18 @@ def request_rule(words: str) -> tuple[Verdict, str]:
         rule = f"request:{lang}:{i}"
         negated = all(n for _, _, n in found)  # one plain match is a request
         if short and not hedged and not negated:
-            return Verdict.OPT_OUT, rule
-        return Verdict.POSSIBLE, rule + (":hedged" if hedged or negated else "")
+            return ReplyVerdict.OPT_OUT, rule
+        return ReplyVerdict.POSSIBLE, rule + (":hedged" if hedged or negated else "")
     weak = _WEAK.search(flat)
     if weak is not None:
         sentence = _sentence_at(flat, weak.start())
         if len(sentence.split()) <= WEAK_WORDS and not hedged and "?" not in sentence \
                 and not _negated(flat, weak.start()):
-            return Verdict.OPT_OUT, "weak-word"
-        return Verdict.POSSIBLE, "weak-word"
+            return ReplyVerdict.OPT_OUT, "weak-word"
+        return ReplyVerdict.POSSIBLE, "weak-word"
     if _CUE.search(flat):
-        return Verdict.POSSIBLE, "cue"
-    return Verdict.NONE, "no-request"
+        return ReplyVerdict.POSSIBLE, "cue"
+    return ReplyVerdict.NONE, "no-request"
 
 
 def classify(raw: bytes) -> Classification:
@@ -482,11 +482,11 @@ def classify(raw: bytes) -> Classification:
     assert isinstance(msg, EmailMessage)
     auto = auto_reply_rule(msg)
     if auto is not None:
-        return Classification(Verdict.AUTO_REPLY, auto)
+        return Classification(ReplyVerdict.AUTO_REPLY, auto)
     if not is_reply(msg):
-        return Classification(Verdict.NOT_A_REPLY, "no-thread")
+        return Classification(ReplyVerdict.NOT_A_REPLY, "no-thread")
     words = own_words(body_text(msg))
     if _AUTO_BODY.search(fold(words).replace("\n", " ")):
-        return Classification(Verdict.AUTO_REPLY, "body:auto-reply")
+        return Classification(ReplyVerdict.AUTO_REPLY, "body:auto-reply")
     verdict, rule = request_rule(words)
     return Classification(verdict, rule)

@@ -25,8 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.audit import trail as audit
 from gateway.delivery import dsn
-from gateway.delivery.queue import Kind as Kind_
-from gateway.delivery.queue import NewCopy, QueueStore, State
+from gateway.delivery.queue import CopyKind, NewCopy, QueueStore, State
 from gateway.errors import InvalidValue
 from gateway.lifecycle.retention import legal_holds
 from gateway.lifecycle.scrub import scrub
@@ -280,7 +279,7 @@ class Subjects:
                              c.queue_id, c.tenant_id, c.mailbox_id, c.envelope_from, c.kind,
                              c.state, c.created_at, c.message_id)
         for r in rows:
-            if r.kind == Kind_.COPY.value and r.envelope_from and r.state in _WAITING:
+            if r.kind == CopyKind.COPY.value and r.envelope_from and r.state in _WAITING:
                 owed.append(_Owed(r.queue_id, r.tenant_id, r.mailbox_id, r.envelope_from,
                                   aware(r.created_at) or datetime.now(UTC), r.message_id))
         return await _delete(conn, pending_copies, [r.id for r in rows])
@@ -300,7 +299,7 @@ class Subjects:
                     "550 5.7.1 Not sent: the recipient's data was erased at their request")])
             await self._queue.add([NewCopy(
                 o.queue_id, o.tenant_id, o.mailbox_id, "", o.sender, State.DEFERRED, 0,
-                "2.0.0", "report queued", kind=Kind_.DSN, message_id=o.message_id)], report)
+                "2.0.0", "report queued", kind=CopyKind.DSN, message_id=o.message_id)], report)
         if by_message:
             async with self._engine.begin() as conn:
                 await audit.write(conn, [audit.row(

@@ -49,7 +49,7 @@ class Fetched:
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class FetchTarget:
     url: str  # with the checked address in place of the name
     host: str  # the name, for Host and TLS
     scheme: str
@@ -97,7 +97,7 @@ class GuardedFetcher:
         allowed = self._config.allow_hosts
         return host in allowed or f"{host}:{port}" in allowed
 
-    async def resolve(self, url: str) -> Target:
+    async def resolve(self, url: str) -> FetchTarget:
         """Check the URL and pin it to one checked address."""
         scheme, host, port = self.check_syntax(url)
         try:
@@ -119,7 +119,7 @@ class GuardedFetcher:
         pinned = addresses[0]
         netloc = f"[{pinned}]" if pinned.version == 6 else str(pinned)
         parts = urlsplit(url)
-        return Target(urlunsplit((scheme, f"{netloc}:{port}", parts.path or "/", parts.query,
+        return FetchTarget(urlunsplit((scheme, f"{netloc}:{port}", parts.path or "/", parts.query,
                                   "")), host, scheme)
 
     async def request(self, method: str, url: str, *, content: bytes | None = None,

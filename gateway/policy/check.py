@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from gateway.config import Config
-from gateway.directory.cache import Directory
+from gateway.directory.cache import DirectoryCache
 from gateway.directory.records import Mailbox, Principal, Tenant
 from gateway.optout.suppressions import Suppressions
 from gateway.policy.message import Message
@@ -53,5 +53,5 @@ class PolicyContext:
     """What checks may use, handed to every check's constructor."""
 
     config: Config
-    directory: Directory
+    directory: DirectoryCache
     suppressions: Suppressions

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gateway.config import Config
 from gateway.delivery import dsn
-from gateway.delivery.queue import Kind, NewCopy, QueueStore, State
+from gateway.delivery.queue import CopyKind, NewCopy, QueueStore, State
 from gateway.review.held import HeldMessage
 
 
@@ -30,4 +30,4 @@ async def queue_discard_report(queue: QueueStore, held: HeldMessage, message: by
         return
     await queue.add([NewCopy(held.queue_id, held.tenant_id, held.mailbox_id, "",
                              held.envelope_from, State.DEFERRED, 0, "2.0.0", "report queued",
-                             kind=Kind.DSN)], discard_report(held, message, config, why))
+                             kind=CopyKind.DSN)], discard_report(held, message, config, why))

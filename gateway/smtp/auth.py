@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config import SmtpConfig
-from gateway.directory.cache import Directory
+from gateway.directory.cache import DirectoryCache
 from gateway.directory.passwords import DUMMY_HASH, verify_password
 from gateway.directory.records import Login, Principal
 from gateway.errors import StoreError
@@ -58,7 +58,7 @@ class _Cached:
 
 
 class Authenticator:
-    def __init__(self, directory: Directory, config: SmtpConfig,
+    def __init__(self, directory: DirectoryCache, config: SmtpConfig,
                  throttle: AuthThrottle) -> None:
         self._directory = directory
         self._throttle = throttle

@@ -17,7 +17,7 @@ from gateway.audit import trail as audit
 from gateway.audit.trail import AuditTrail
 from gateway.config import Config
 from gateway.directory import address as addr
-from gateway.directory.cache import Directory
+from gateway.directory.cache import DirectoryCache
 from gateway.errors import StoreError, VaultError
 from gateway.limits.sending import SendingLimits
 from gateway.observability import log_context, metrics
@@ -50,7 +50,7 @@ def new_queue_id() -> str:
 
 
 class GatewayHandler:
-    def __init__(self, config: Config, directory: Directory, pipeline: Pipeline,
+    def __init__(self, config: Config, directory: DirectoryCache, pipeline: Pipeline,
                  authenticator: Authenticator, handoff: Handoff, audit_trail: AuditTrail,
                  digest: Callable[[str], str], limits: SendingLimits | None = None,
                  write_health: WriteHealth | None = None,

@@ -19,7 +19,7 @@ from gateway.audit import trail as audit
 from gateway.audit.trail import AuditTrail
 from gateway.config import Config
 from gateway.delivery import dsn
-from gateway.delivery.queue import Kind, NewCopy, QueueStore, State
+from gateway.delivery.queue import CopyKind, NewCopy, QueueStore, State
 from gateway.observability import metrics
 from gateway.smtp.session import Suppressed
 
@@ -59,7 +59,7 @@ class SuppressedReports:
                 reason=REASON)
             await self._queue.add([NewCopy(
                 queue_id, tenant_id, mailbox_id, "", sender, State.DEFERRED, 0, "2.0.0",
-                "report queued", kind=Kind.DSN, message_id=message_id)], report)
+                "report queued", kind=CopyKind.DSN, message_id=message_id)], report)
         rows = [audit.row("copy.suppressed", actor=actor, tenant_id=tenant_id,
                           queue_id=queue_id, recipient_digest=digests[s.recipient],
                           check_name=s.check, action="report", reply=str(s.reply),

@@ -20,7 +20,7 @@ from gateway.audit.trail import AuditTrail
 from gateway.config import Config
 from gateway.delivery.queue import NewCopy, QueueStore, State
 from gateway.delivery.relay import Relay, RelayResult
-from gateway.delivery.upstream.base import Outcome as CopyOutcome
+from gateway.delivery.upstream.base import CopyOutcome
 from gateway.directory.records import Mailbox, Principal, Tenant
 from gateway.feedback.bounces import HardBounces
 from gateway.feedback.sent import sent_rows, subject_hash

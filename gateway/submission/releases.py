@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.config import Config
 from gateway.delivery.queue import QueueStore
-from gateway.directory.cache import Directory
+from gateway.directory.cache import DirectoryCache
 from gateway.errors import VaultError
 from gateway.review.discard import queue_discard_report
 from gateway.review.held import HeldStore
@@ -23,7 +23,7 @@ log = logging.getLogger("gateway.review")  # the name its lines have always had
 
 
 class ReviewWorker:
-    def __init__(self, held: HeldStore, directory: Directory, handoff: Handoff,
+    def __init__(self, held: HeldStore, directory: DirectoryCache, handoff: Handoff,
                  queue: QueueStore, config: Config) -> None:
         self._config = config
         self._held = held

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.errors import VaultError
-from gateway.vault.keys import KeyProvider, MasterKey
+from gateway.vault.master_keys import KeyProvider, MasterKey
 
 # Blob layout: version (1 byte) | wrapped-key length (2) | wrap nonce (12) | wrapped data
 # key | nonce (12) | ciphertext. Format 2 binds the ciphertext to its context only and the

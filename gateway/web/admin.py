@@ -8,8 +8,8 @@ from fastapi import FastAPI
 
 from gateway.web import errors, health
 from gateway.web.api import (
+    api_keys,
     events,
-    keys,
     mailboxes,
     oauth_clients,
     opens,
@@ -34,7 +34,7 @@ def _routes(web: WebParts) -> FastAPI:
     errors.install(app)
     app.include_router(mailboxes.router)
     app.include_router(oauth_clients.router)
-    app.include_router(keys.router)
+    app.include_router(api_keys.router)
     app.include_router(suppressions.router)
     app.include_router(events.router)
     app.include_router(opens.router)

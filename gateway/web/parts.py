@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.access.api_keys import ApiKeys
 from gateway.config import Config
 from gateway.delivery.queue import QueueStore
-from gateway.directory.cache import Directory
+from gateway.directory.cache import DirectoryCache
 from gateway.directory.store import DirectoryStore
 from gateway.events.names import EventNames
 from gateway.feedback.reviews import OptOutReviews
@@ -56,7 +56,7 @@ class WebParts:
     flows: OAuthFlows
     api_keys: ApiKeys
     suppressions: Suppressions
-    tenants: Directory
+    tenants: DirectoryCache
     sealer: TokenSealer
     optouts: OptOuts
     event_names: EventNames  # opens the recipient of the events the API lists

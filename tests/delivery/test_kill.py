@@ -15,7 +15,7 @@ from gateway.delivery.queue import NewCopy, QueueStore, State
 from gateway.directory.store import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
 from gateway.vault.envelope import Vault
-from gateway.vault.keys import provider_for
+from gateway.vault.master_keys import provider_for
 from tests.conftest import Pki, seed, write_config
 from tests.support import messages
 from tests.support.sink import RecordingSink

@@ -100,7 +100,7 @@ async def test_an_imap_server_with_a_bad_certificate_never_sees_the_token(
 
     server = await asyncio.start_server(client, "127.0.0.1", 0, ssl=context)
     port = server.sockets[0].getsockname()[1]
-    target = imap.Target("localhost", port, True, str(ca_file(pki)), 5)
+    target = imap.ImapTarget("localhost", port, True, str(ca_file(pki)), 5)
     try:
         with pytest.raises(imap.ImapFailed):
             await asyncio.to_thread(imap.read, target, "sales@acme.example", "SECRET-TOKEN",

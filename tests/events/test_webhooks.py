@@ -24,7 +24,7 @@ from gateway.events.webhooks import sign
 from gateway.store.engine import create_engine, upgrade
 from gateway.vault.envelope import Vault
 from gateway.vault.key_store import key_store_for
-from gateway.vault.keys import provider_for
+from gateway.vault.master_keys import provider_for
 from gateway.vault.tenant_keys import TenantKeys, TenantSealer
 from tests.conftest import PASSWORD, Pki, running_harness, seed, write_config
 from tests.support import messages

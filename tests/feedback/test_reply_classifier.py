@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.feedback.reply_classifier import Verdict, classify
+from gateway.feedback.reply_classifier import ReplyVerdict, classify
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "replies" / "corpus.jsonl"
 FOOTER = ("-- \nTo stop receiving these emails from Acme Sales, unsubscribe:\n"
@@ -43,7 +43,7 @@ def test_our_footer_in_the_quoted_history_opts_nobody_out():
                     "Lee <jamie@acme.example>\nSent: Monday\nSubject: Quick question\n\n"
                     + original)
     for raw in (gmail, outlook):
-        assert classify(raw).verdict is Verdict.NONE
+        assert classify(raw).verdict is ReplyVerdict.NONE
 
 
 @pytest.mark.parametrize("text", [
@@ -53,7 +53,7 @@ def test_our_footer_in_the_quoted_history_opts_nobody_out():
 ])
 def test_a_plain_request_in_each_language_suppresses(text: str):
     result = classify(reply(text + "\n\n" + quoted(FOOTER)))
-    assert result.verdict is Verdict.OPT_OUT, result
+    assert result.verdict is ReplyVerdict.OPT_OUT, result
 
 
 @pytest.mark.parametrize("text", [
@@ -64,7 +64,7 @@ def test_a_plain_request_in_each_language_suppresses(text: str):
     "I unsubscribed by mistake, can you add me back?",
 ])
 def test_words_that_only_look_like_a_request(text: str):
-    assert classify(reply(text)).verdict is Verdict.NONE
+    assert classify(reply(text)).verdict is ReplyVerdict.NONE
 
 
 def test_a_request_inside_a_long_reply_or_a_question_goes_to_a_person():
@@ -72,8 +72,8 @@ def test_a_request_inside_a_long_reply_or_a_question_goes_to_a_person():
             "over the last month; the pricing was fine but the integration effort is too "
             "high for us this year, and our IT department has other priorities until the "
             "migration is done, so please remove me from your list for now.")
-    assert classify(reply(long)).verdict is Verdict.POSSIBLE
-    assert classify(reply("Who gave you my address? Remove me.")).verdict is Verdict.POSSIBLE
+    assert classify(reply(long)).verdict is ReplyVerdict.POSSIBLE
+    assert classify(reply("Who gave you my address? Remove me.")).verdict is ReplyVerdict.POSSIBLE
 
 
 HTML = ("<html><body><p>Please unsubscribe me.</p><blockquote><p>Thanks for reading! "
@@ -86,9 +86,9 @@ def test_html_replies_are_read_without_their_quoted_history():
     msg["From"], msg["To"], msg["Subject"] = "a@x.example", "jamie@acme.example", "RE: Hi"
     msg.set_content(HTML, subtype="html")  # HTML only
     for raw in (empty_plain, msg.as_bytes()):
-        assert classify(raw).verdict is Verdict.OPT_OUT
+        assert classify(raw).verdict is ReplyVerdict.OPT_OUT
     quoted_only = HTML.replace("<p>Please unsubscribe me.</p>", "<p>Sounds good.</p>")
-    assert classify(reply("", html=quoted_only)).verdict is Verdict.NONE
+    assert classify(reply("", html=quoted_only)).verdict is ReplyVerdict.NONE
 
 
 @pytest.mark.parametrize("headers", [
@@ -98,18 +98,18 @@ def test_html_replies_are_read_without_their_quoted_history():
 ])
 def test_an_auto_reply_never_suppresses_whatever_it_says(headers: dict):
     text = "This person has left. Please remove this address from your mailing lists."
-    assert classify(reply(text, **headers)).verdict is Verdict.AUTO_REPLY
+    assert classify(reply(text, **headers)).verdict is ReplyVerdict.AUTO_REPLY
 
 
 def test_auto_submitted_no_is_a_person():
-    assert classify(reply("Unsubscribe.", Auto_Submitted="no")).verdict is Verdict.OPT_OUT
+    assert classify(reply("Unsubscribe.", Auto_Submitted="no")).verdict is ReplyVerdict.OPT_OUT
 
 
 def test_a_message_that_is_no_reply_is_not_judged():
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "a@x.example", "jamie@acme.example", "Hello"
     msg.set_content("Please unsubscribe me.")
-    assert classify(msg.as_bytes()).verdict is Verdict.NOT_A_REPLY
+    assert classify(msg.as_bytes()).verdict is ReplyVerdict.NOT_A_REPLY
 
 
 def test_across_the_corpus_no_auto_reply_and_no_other_reply_is_suppressed():
@@ -120,4 +120,4 @@ def test_across_the_corpus_no_auto_reply_and_no_other_reply_is_suppressed():
         row = json.loads(line)
         if row["label"] != "opt-out" and row["split"] == "dev":
             result = classify(row["eml"].encode())
-            assert result.verdict is not Verdict.OPT_OUT, (row["id"], result)
+            assert result.verdict is not ReplyVerdict.OPT_OUT, (row["id"], result)

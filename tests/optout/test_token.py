@@ -9,7 +9,7 @@ import pytest
 from gateway.optout.token import MAX_TOKEN_CHARS, PURPOSE, Claims, InvalidToken, TokenSealer
 from gateway.store.engine import create_engine, upgrade
 from gateway.vault.envelope import Vault
-from gateway.vault.keys import FileKeyProvider
+from gateway.vault.master_keys import FileKeyProvider
 from gateway.vault.purpose import PurposeKeys
 from tests.conftest import master_key_file
 

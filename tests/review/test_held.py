@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from gateway.delivery.queue import Kind
+from gateway.delivery.queue import CopyKind
 from gateway.optout.suppressions import Actor
 from gateway.store.schema import audit_events, events
 from suppression.entries import Reason
@@ -65,7 +65,7 @@ async def test_discard_reports_to_the_sender_and_tells_the_tenant(harness):
     discarded = await gw(harness, "held", "discard", str(row.id), "--reason", "card data")
     assert discarded.returncode == 0, discarded.stderr
     (report,) = await harness.gateway.queue.listing()
-    assert report.kind is Kind.DSN and report.recipient == "sales@acme.example"
+    assert report.kind is CopyKind.DSN and report.recipient == "sales@acme.example"
     async with harness.gateway.engine.connect() as conn:
         (event,) = (await conn.execute(sa.select(events).where(
             events.c.kind == "discarded"))).all()
@@ -121,7 +121,7 @@ async def test_an_undecided_message_expires_with_a_report_and_old_copies_are_pur
     rows = await held_rows(harness)
     assert sorted(r.status for r in rows) == ["expired", "refused"]  # refused: kept 30 days
     (report,) = await harness.gateway.queue.listing()
-    assert report.kind is Kind.DSN and report.recipient == "sales@acme.example"
+    assert report.kind is CopyKind.DSN and report.recipient == "sales@acme.example"
     async with harness.gateway.engine.connect() as conn:
         (event,) = (await conn.execute(sa.select(events).where(
             events.c.kind == "expired"))).all()

@@ -18,7 +18,7 @@ from gateway.protocol import replies
 from gateway.store.engine import create_engine, upgrade
 from gateway.store.schema import audit_events
 from gateway.vault.envelope import Vault
-from gateway.vault.keys import provider_for
+from gateway.vault.master_keys import provider_for
 from gateway.vault.purpose import PurposeKeys
 from suppression.entries import GLOBAL, Reason
 from suppression.store import Filters

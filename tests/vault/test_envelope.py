@@ -10,7 +10,7 @@ import pytest
 
 from gateway.errors import VaultError
 from gateway.vault.envelope import Vault
-from gateway.vault.keys import EnvKeyProvider, FileKeyProvider, generate_dev_key
+from gateway.vault.master_keys import EnvKeyProvider, FileKeyProvider, generate_dev_key
 
 
 def key_file(tmp_path: Path, mode: int = 0o600) -> Path:

@@ -11,7 +11,7 @@ from gateway.audit.trail import DIGEST_PURPOSE, LEGACY_DIGEST_INFO, recipient_di
 from gateway.errors import Conflict, InvalidValue, VaultError
 from gateway.store.engine import create_engine, upgrade
 from gateway.vault.envelope import Vault
-from gateway.vault.keys import FileKeyProvider, provider_for
+from gateway.vault.master_keys import FileKeyProvider, provider_for
 from gateway.vault.purpose import PurposeKeys
 from tests.conftest import Database, Pki, master_key_file, write_config
 

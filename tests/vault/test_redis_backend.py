@@ -19,7 +19,7 @@ from gateway.lifecycle.rewrap import rewrap as rewrap_database
 from gateway.store.engine import upgrade
 from gateway.store.schema import sealed_secrets
 from gateway.vault.envelope import Vault
-from gateway.vault.keys import FileKeyProvider
+from gateway.vault.master_keys import FileKeyProvider
 from gateway.vault.secrets import RedisSecrets
 from gateway.vault.tenant_keys import TenantKeys, TenantSealedSecrets
 from tests.conftest import Pki, running_harness, write_config

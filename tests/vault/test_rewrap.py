@@ -19,7 +19,7 @@ from gateway.directory.store import DirectoryStore
 from gateway.store.engine import create_engine, upgrade
 from gateway.store.schema import pending_copies
 from gateway.vault.envelope import Vault
-from gateway.vault.keys import provider_for
+from gateway.vault.master_keys import provider_for
 from tests.conftest import Database, Pki, seed, write_config
 from tests.support import messages
 

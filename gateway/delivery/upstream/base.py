@@ -9,7 +9,7 @@ from typing import Protocol
 from gateway.protocol.replies import Reply
 
 
-class Outcome(enum.Enum):
+class CopyOutcome(enum.Enum):
     DELIVERED = "delivered"
     DEFERRED = "deferred"  # 4xx or connection trouble: try again later
     REFUSED = "refused"  # 5xx: permanent
@@ -31,16 +31,16 @@ class Copy:
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     recipient: str
-    outcome: Outcome
+    outcome: CopyOutcome
     reply: Reply  # what the client may be told about this copy
 
     @classmethod
     def delivered(cls, recipient: str, reply: Reply) -> DeliveryResult:
-        return cls(recipient, Outcome.DELIVERED, reply)
+        return cls(recipient, CopyOutcome.DELIVERED, reply)
 
     @classmethod
     def failed(cls, recipient: str, reply: Reply) -> DeliveryResult:
-        outcome = Outcome.REFUSED if reply.is_permanent else Outcome.DEFERRED
+        outcome = CopyOutcome.REFUSED if reply.is_permanent else CopyOutcome.DEFERRED
         return cls(recipient, outcome, reply)
 
 
