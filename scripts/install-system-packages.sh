@@ -27,6 +27,8 @@ command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 # dovecot-imapd: the IMAP server the inbox reader is tested against (XOAUTH2 via its oauth2
 # passdb, checked against the tests' local token server)
 [ -x /usr/sbin/dovecot ] || missing="$missing dovecot-imapd"
+# CPython's email test corpus: the differential tests run the fast paths over its messages
+[ -d /usr/lib/python3.11/test/test_email/data ] || missing="$missing libpython3.11-testsuite"
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

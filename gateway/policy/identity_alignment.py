@@ -101,7 +101,7 @@ class IdentityAlignment:
                 problems.append(f"{field.title()} is outside the From domain")
         if organisational(_domain_of(tx.envelope_from)) != org:
             problems.append("envelope sender is outside the From domain")
-        subject = str(message.parsed().get("subject", ""))
+        subject = str(message.header("subject") or "")
         if BIDI.search(subject) or BIDI.search(shown):
             problems.append("bidirectional control characters in Subject or display name")
         if not problems:

@@ -3,6 +3,9 @@
 Edits change header fields in place, so what leaves is what arrived plus the gateway's
 changes, byte for byte. The hot path reads single fields (`value()`, `from_header()`);
 checks that need MIME structure ask for `parsed()` (a full parse, done at most once).
+What is derived from the body (its decoded text parts) is kept in `body_cache` until a
+field that shapes the body (Content-*, MIME-Version) changes: adding a Message-ID or a Date
+does not make the content checks read the body again.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import functools
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesParser
+from typing import Any
 
-_PARSER = BytesParser(policy=email.policy.SMTP)
+_POLICY = email.policy.SMTP
+_PARSER = BytesParser(policy=_POLICY)
 _FIELD_NAME_CHARS = frozenset(range(33, 127)) - {ord(":")}
 _REGISTRY = HeaderRegistry()
 
@@ -26,12 +31,15 @@ def _parse_from(value: str) -> BaseHeader:
 
 
 class Message:
-    __slots__ = ("_fields", "body", "malformed_header", "_parsed", "_from")
+    __slots__ = ("_fields", "body", "malformed_header", "_parsed", "_from", "_body_parsed",
+                 "body_cache")
 
     def __init__(self, raw: bytes) -> None:
         self._fields: list[tuple[str, bytes]] = []  # (lower-cased name, field incl. CRLF)
         self.malformed_header = False  # a header line that is not a field or a continuation
         self._parsed: EmailMessage | None = None
+        self._body_parsed: EmailMessage | None = None  # a parse whose body is still current
+        self.body_cache: dict[str, Any] = {}  # what readers derived from the body
         self._from: BaseHeader | None = None
         if raw.startswith(b"\r\n"):
             self.body = raw[2:]
@@ -110,8 +118,28 @@ class Message:
         if self._parsed is None:
             msg = _PARSER.parsebytes(self.as_bytes())
             assert isinstance(msg, EmailMessage)
-            self._parsed = msg
+            self._parsed = self._body_parsed = msg
         return self._parsed
+
+    def body_parsed(self) -> EmailMessage:
+        """A full parse whose MIME structure and parts are current: the last one, kept
+        across edits of fields that do not shape the body (a Message-ID added, a Bcc
+        removed); its top-level fields may be older than the message's."""
+        return self._body_parsed or self.parsed()
+
+    def header(self, name: str) -> BaseHeader | None:
+        """The first field `name` as `parsed().get(name)` gives it (decoded, the policy's
+        header class), without parsing the rest of the message."""
+        name = name.lower()
+        for n, f in self._fields:
+            if n == name:
+                # the parser's lines: split at CRLF only (DATA has refused bare CR and LF)
+                lines = [line + "\r\n" for line in
+                         f.decode("ascii", "surrogateescape").split("\r\n")[:-1]]
+                header: BaseHeader = _POLICY.header_fetch_parse(
+                    *_POLICY.header_source_parse(lines))
+                return header
+        return None
 
     def _head_bytes(self) -> bytes:
         return b"".join(f for _, f in self._fields)
@@ -120,25 +148,28 @@ class Message:
         return self._head_bytes() + b"\r\n" + self.body
 
     # --- editing ---------------------------------------------------------------------------
-    def _changed(self) -> None:
+    def _changed(self, name: str) -> None:
         self._parsed = None
         self._from = None
+        if name.startswith("content-") or name == "mime-version":
+            self._body_parsed = None
+            self.body_cache.clear()
 
     def remove(self, name: str) -> int:
         name = name.lower()
         before = len(self._fields)
         self._fields = [(n, f) for n, f in self._fields if n != name]
-        self._changed()
+        self._changed(name)
         return before - len(self._fields)
 
     def append(self, name: str, value: str) -> None:
         self._fields.append((name.lower(), _field(name, value)))
-        self._changed()
+        self._changed(name.lower())
 
     def prepend(self, name: str, value: str) -> None:
         """Trace fields (Received) go on top (RFC 5321 s 4.4)."""
         self._fields.insert(0, (name.lower(), _field(name, value)))
-        self._changed()
+        self._changed(name.lower())
 
 
 def _field(name: str, value: str) -> bytes:

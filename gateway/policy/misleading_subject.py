@@ -26,8 +26,19 @@ _MERGE_TAG = re.compile(
     re.IGNORECASE)
 
 
+_TAG_STARTS = ("{", "%", "*|", "[")  # every alternative of _MERGE_TAG starts with one
+
+
 def merge_tags(text: str) -> bool:
-    return _MERGE_TAG.search(text) is not None
+    """The pattern is tried only where a tag can start (a literal search finds those): a
+    leading alternation would otherwise make the regex engine try every position."""
+    for start in _TAG_STARTS:
+        at = text.find(start)
+        while at != -1:
+            if _MERGE_TAG.match(text, at) is not None:
+                return True
+            at = text.find(start, at + 1)
+    return False
 
 
 class MisleadingSubject:

@@ -22,10 +22,18 @@ def html_text(markup: str) -> str:
     return html.unescape(_TAGS.sub(" ", markup))
 
 
-def decoded_text_parts(message: Message) -> Iterator[tuple[int, str, str]]:
+def decoded_text_parts(message: Message) -> list[tuple[int, str, str]]:
     """(index in the walk, content type, decoded content) of each text part that is not an
-    attachment; parts whose charset or transfer encoding cannot be read are skipped."""
-    for index, part in enumerate(message.parsed().walk()):
+    attachment; parts whose charset or transfer encoding cannot be read are skipped. Read
+    once per message body (every content check asks)."""
+    found: list[tuple[int, str, str]] | None = message.body_cache.get("texts")
+    if found is None:
+        found = message.body_cache["texts"] = list(_decode(message))
+    return found
+
+
+def _decode(message: Message) -> Iterator[tuple[int, str, str]]:
+    for index, part in enumerate(message.body_parsed().walk()):
         if part.get_content_maintype() != "text" or part.is_attachment():
             continue
         try:
@@ -38,5 +46,9 @@ def decoded_text_parts(message: Message) -> Iterator[tuple[int, str, str]]:
 
 def text_parts(message: Message) -> list[tuple[str, str]]:
     """(where, text) for each text part: "text/plain part 1", "text/html part 2"."""
-    return [(f"{kind} part {index}", html_text(content) if kind == "text/html" else content)
+    found: list[tuple[str, str]] | None = message.body_cache.get("readable")
+    if found is None:
+        found = message.body_cache["readable"] = [
+            (f"{kind} part {index}", html_text(content) if kind == "text/html" else content)
             for index, kind, content in decoded_text_parts(message)]
+    return found

@@ -16,19 +16,39 @@ random digit string in ten passes Luhn). Findings name the kind, never the value
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+# Each pattern starts with a character class or a literal, so the regex engine skips ahead
+# to where a match can begin instead of trying every position (a leading `\b` or an
+# alternation defeats that; they are checked after the fast part). Digits are ASCII: card
+# issuers' prefixes and Luhn, SSNs and IBAN check digits are defined over them.
 _URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+", re.IGNORECASE)
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
-_IBAN = re.compile(r"\b([A-Z]{2})(\d{2})((?: ?[A-Z0-9]){11,30})\b")
-_SECRETS = {
-    "aws-access-key": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    "github-token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{60,})\b"),
-    "slack-token": re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b"),
-    "stripe-live-key": re.compile(r"\b(?:sk|rk)_live_[0-9a-zA-Z]{24,}\b"),
-    "google-api-key": re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),
-    "private-key": re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----"),
+_RUN = re.compile(rb"0[0 -]{7,}0")  # in the shapes: where a card or an SSN can be
+_CARD = re.compile(r"(?<![0-9-])[0-9](?:[ -]?[0-9]){12,18}(?![0-9-])")
+_SSN = re.compile(r"(?<![0-9-])([0-9]{3})([- ])([0-9]{2})\2([0-9]{4})(?![0-9-])")
+_IBAN = re.compile(r"([A-Z]{2})([0-9]{2})((?: ?[A-Z0-9]){11,30})\b")
+# name -> (a necessary condition on the raw bytes and shapes, the pattern)
+_SECRETS: dict[str, tuple[Callable[[bytes, bytes], bool], re.Pattern[str]]] = {
+    "aws-access-key": (lambda raw, shape: b"AAAA" in shape and (b"AKIA" in raw
+                                                              or b"ASIA" in raw),
+                       re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    "github-token": (lambda raw, shape: b"_" in raw and any(
+        literal in raw for literal in (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_",
+                                       b"github_pat_")),
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{60,})\b")),
+    "slack-token": (lambda raw, shape: b"xox" in raw,
+                    re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b")),
+    "stripe-live-key": (lambda raw, shape: b"_live_" in raw,
+                        re.compile(r"\b(?:sk|rk)_live_[0-9a-zA-Z]{24,}\b")),
+    "google-api-key": (lambda raw, shape: b"AIza" in raw,
+                       re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    "private-key": (lambda raw, shape: b"-----BEGIN" in raw, re.compile(
+        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----")),
 }
+# Each character's shape: a digit is 0, a capital A, a small letter a; the rest stays.
+_SHAPE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                         b"0" * 10 + b"A" * 26 + b"a" * 26)
+
 # ISO 13616 registry lengths
 IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
@@ -83,23 +103,83 @@ def _iban_ok(country: str, check: str, rest: str) -> bool:
     return int(number) % 97 == 1
 
 
-def find(text: str) -> list[str]:
-    """The kinds of sensitive data in `text` (each kind once)."""
-    text = _URL.sub(" ", text)
-    kinds: list[str] = []
-    for m in _CARD.finditer(text):
-        digits = re.sub(r"[ -]", "", m.group(0))
-        if card_brand(digits) and luhn(digits):
-            kinds.append("payment card number")
-            break
-    for m in _SSN.finditer(text):
-        area, group, serial = int(m.group(1)), int(m.group(3)), int(m.group(4))
-        if area not in (0, 666) and area < 900 and group != 0 and serial != 0:
-            kinds.append("US social security number")
-            break
-    for m in _IBAN.finditer(text):
+def _without_urls(text: str, raw: bytes) -> str:
+    """`text` with each URL replaced by a space, as `_URL.sub` would, the regex tried only
+    where a URL starts: the scheme before a `://`, and a `www.`."""
+    low = raw.lower()
+    starts: list[int] = []
+    at = low.find(b"://")
+    while at != -1:
+        if b"?" in raw[max(0, at - 5):at]:  # a non-ASCII letter may case-fold into a scheme
+            starts.extend(range(max(0, at - 5), at))
+        else:
+            starts.extend(at - len(scheme) for scheme in (b"https", b"http", b"ftp")
+                          if low[max(0, at - len(scheme)):at] == scheme)
+        at = low.find(b"://", at + 3)
+    at = low.find(b"www.")
+    while at != -1:
+        starts.append(at)
+        at = low.find(b"www.", at + 1)
+    if not starts:
+        return text
+    pieces, end = [], 0
+    for start in sorted(starts):
+        if start >= end and (m := _URL.match(text, start)) is not None:
+            pieces += [text[end:start], " "]
+            end = m.end()
+    return "".join([*pieces, text[end:]]) if pieces else text
+
+
+def _word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _ibans(text: str) -> bool:
+    pos = 0
+    while (m := _IBAN.search(text, pos)) is not None:
+        start = m.start()
+        if start and _word_char(text[start - 1]):  # not at a word's start: look again
+            pos = start + 1
+            continue
         if _iban_ok(m.group(1), m.group(2), m.group(3)):
-            kinds.append("IBAN")
-            break
-    kinds.extend(name for name, pattern in _SECRETS.items() if pattern.search(text))
+            return True
+        pos = start + 1
+    return False
+
+
+def find(text: str) -> list[str]:
+    """The kinds of sensitive data in `text` (each kind once).
+
+    The text is looked at once as bytes, one per character (`?` for any non-ASCII one), and
+    once as shapes (digits, capitals, small letters): literal searches in those select the
+    few places a pattern can match, and only there do the patterns run on the text.
+    """
+    raw = text.encode("ascii", "replace")
+    stripped = _without_urls(text, raw)
+    if stripped is not text:
+        text, raw = stripped, stripped.encode("ascii", "replace")
+    shape = raw.translate(_SHAPE)
+    kinds: list[str] = []
+    runs = [(m.start(), m.end() + 1) for m in _RUN.finditer(shape)]
+    if any(card_brand(d) and luhn(d) for d in _digits(_CARD, text, runs)):
+        kinds.append("payment card number")
+    if any(_ssn_ok(m) for start, end in runs for m in _SSN.finditer(text, start, end)):
+        kinds.append("US social security number")
+    if b"AA00" in shape and _ibans(text):
+        kinds.append("IBAN")
+    kinds.extend(name for name, (hinted, pattern) in _SECRETS.items()
+                 if hinted(raw, shape) and pattern.search(text))
     return kinds
+
+
+def _digits(pattern: re.Pattern[str], text: str, runs: list[tuple[int, int]]
+            ) -> list[str]:
+    """The digits of each match of `pattern` inside the runs (the character after a run is
+    included, so a lookahead sees what really follows)."""
+    return [m.group(0).replace(" ", "").replace("-", "")
+            for start, end in runs for m in pattern.finditer(text, start, end)]
+
+
+def _ssn_ok(m: re.Match[str]) -> bool:
+    area, group, serial = int(m.group(1)), int(m.group(3)), int(m.group(4))
+    return area not in (0, 666) and area < 900 and group != 0 and serial != 0
