@@ -14,11 +14,15 @@ import email.policy
 import functools
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.message import Message as EmailMessageBase
 from email.parser import BytesParser
 from typing import Any
 
 _POLICY = email.policy.SMTP
 _PARSER = BytesParser(policy=_POLICY)
+# MIME structure and parts without the modern header classes (which build objects on every
+# field access): the parser, its structure and its defects are the same under either policy
+_STRUCTURE = BytesParser(policy=email.policy.compat32)
 _FIELD_NAME_CHARS = frozenset(range(33, 127)) - {ord(":")}
 _REGISTRY = HeaderRegistry()
 
@@ -38,7 +42,7 @@ class Message:
         self._fields: list[tuple[str, bytes]] = []  # (lower-cased name, field incl. CRLF)
         self.malformed_header = False  # a header line that is not a field or a continuation
         self._parsed: EmailMessage | None = None
-        self._body_parsed: EmailMessage | None = None  # a parse whose body is still current
+        self._body_parsed: EmailMessageBase | None = None  # structure while the body is current
         self.body_cache: dict[str, Any] = {}  # what readers derived from the body
         self._from: BaseHeader | None = None
         if raw.startswith(b"\r\n"):
@@ -118,14 +122,17 @@ class Message:
         if self._parsed is None:
             msg = _PARSER.parsebytes(self.as_bytes())
             assert isinstance(msg, EmailMessage)
-            self._parsed = self._body_parsed = msg
+            self._parsed = msg
         return self._parsed
 
-    def body_parsed(self) -> EmailMessage:
-        """A full parse whose MIME structure and parts are current: the last one, kept
-        across edits of fields that do not shape the body (a Message-ID added, a Bcc
-        removed); its top-level fields may be older than the message's."""
-        return self._body_parsed or self.parsed()
+    def structure(self) -> EmailMessageBase:
+        """The MIME structure and parts (a parse with the compat32 policy: plain strings,
+        the same parts and parser defects), kept across edits of fields that do not shape
+        the body (a Message-ID added, a Bcc removed); its top-level fields may be older
+        than the message's."""
+        if self._body_parsed is None:
+            self._body_parsed = _STRUCTURE.parsebytes(self.as_bytes())
+        return self._body_parsed
 
     def header(self, name: str) -> BaseHeader | None:
         """The first field `name` as `parsed().get(name)` gives it (decoded, the policy's

@@ -8,7 +8,7 @@ each other (the ground of header and MIME smuggling), is present.
 from __future__ import annotations
 
 from email import errors
-from email.message import EmailMessage
+from email.message import Message as EmailMessage
 from typing import ClassVar
 
 from gateway.policy.check import PolicyContext, Stage, Transaction
@@ -55,13 +55,13 @@ class Parsed:
         # line) are what `malformed_header` found above, without a full parse.
         if msg.is_structured():
             # The body has structure: parse it all, once, and check every part.
-            problem = self._structure(msg.parsed())
+            problem = self._structure(msg.structure())
             if problem:
                 return self._unparsable(problem)
         return Verdict.ok(self.name)
 
     def _structure(self, root: EmailMessage) -> str:
-        stack: list[tuple[EmailMessage, int]] = [(root, 1)]
+        stack: list[tuple[EmailMessage, int]] = [(root, 1)]  # any parse: compat32 here
         while stack:
             part, depth = stack.pop()
             if depth > self._smtp.max_mime_depth:

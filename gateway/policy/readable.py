@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from email.utils import collapse_rfc2231_value
 
 from gateway.policy.message import Message
 
@@ -33,15 +34,18 @@ def decoded_text_parts(message: Message) -> list[tuple[int, str, str]]:
 
 
 def _decode(message: Message) -> Iterator[tuple[int, str, str]]:
-    for index, part in enumerate(message.body_parsed().walk()):
-        if part.get_content_maintype() != "text" or part.is_attachment():
+    for index, part in enumerate(message.structure().walk()):
+        if part.get_content_maintype() != "text" or part.get_content_disposition() == \
+                "attachment":
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
             continue
         try:
-            content = part.get_content()
-        except (LookupError, ValueError):
+            charset = collapse_rfc2231_value(part.get_param("charset", "ASCII"))
+            yield index, part.get_content_type(), payload.decode(charset, "replace")
+        except (LookupError, ValueError):  # an unknown charset: the part is not read
             continue
-        if isinstance(content, str):
-            yield index, part.get_content_type(), content
 
 
 def text_parts(message: Message) -> list[tuple[str, str]]:

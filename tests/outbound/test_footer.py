@@ -191,3 +191,21 @@ def test_a_tenant_template_cannot_reach_python():
         check_template("{{ unsubscribe_url.__class__.__mro__[1].__subclasses__() }}", html=False)
     with pytest.raises(InvalidValue, match="must show"):
         check_template("no link here", html=True)
+
+
+def test_the_content_checks_read_the_matrix_as_the_full_parse_did():
+    """Issue 25's one parse: every message of the matrix, before and after its footer, is
+    read by the content checks (gateway/policy/readable.py) as the modern full parse read
+    it (tests/support/readable_reference.py)."""
+    from gateway.policy.message import Message
+    from gateway.policy.readable import decoded_text_parts
+    from tests.support import readable_reference
+
+    different = []
+    for cte, charset, structure in MATRIX:
+        message, _, _ = build(structure, charset, cte)
+        for raw in (message, apply_footer(message)):
+            if decoded_text_parts(Message(raw)) != list(
+                    readable_reference.decoded_text_parts(raw)):
+                different.append((cte, charset, structure))
+    assert different == []

@@ -118,3 +118,42 @@ def test_the_text_read_once_is_the_text_a_fresh_parse_reads_after_edits():
                 text_parts(message) != before:
             different.append(name)
     assert different == []
+
+
+def test_the_text_the_checks_read_is_the_text_the_full_parse_gave():
+    """One parse (compat32, shared with the `parsed` check) decodes each text part as the
+    modern parse's `get_content()` did, over the HTML fixtures wrapped as messages and the
+    corpora; the footer matrix's messages are tried in tests/outbound."""
+    from gateway.policy.message import Message
+    from gateway.policy.readable import decoded_text_parts
+    from tests.support import readable_reference
+
+    messages = corpus_messages()
+    for path in sorted((FIXTURES / "html").glob("*.html")):
+        html = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        messages.append((path.name, b"From: a@acme.example\r\nMIME-Version: 1.0\r\n"
+                         b"Content-Type: text/html; charset=utf-8\r\n\r\n" + html))
+    # a malformed header block is refused by the `parsed` check before any content check
+    messages = [(name, raw) for name, raw in messages if not Message(raw).malformed_header]
+    different = [name for name, raw in messages
+                 if decoded_text_parts(Message(raw)) != list(
+                     readable_reference.decoded_text_parts(raw))]
+    assert len(messages) > 60 and different == []
+
+
+def test_the_structure_defects_are_the_full_parses():
+    """The `parsed` check looks at the compat32 parse: the same parser defects, part by
+    part, as the modern parse it read before."""
+    import email.policy
+    from email.parser import BytesParser
+
+    from gateway.policy.message import Message
+
+    modern = BytesParser(policy=email.policy.SMTP)
+
+    def defects(root) -> list[list[str]]:
+        return [sorted(type(d).__name__ for d in part.defects) for part in root.walk()]
+
+    different = [name for name, raw in corpus_messages()
+                 if defects(Message(raw).structure()) != defects(modern.parsebytes(raw))]
+    assert different == []
