@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from gateway.policy.secret_detector import find_secrets
+
 # Each pattern starts with a character class or a literal, so the regex engine skips ahead
 # to where a match can begin instead of trying every position (a leading `\b` or an
 # alternation defeats that; they are checked after the fast part). Digits are ASCII: card
@@ -183,3 +185,15 @@ def _digits(pattern: re.Pattern[str], text: str, runs: list[tuple[int, int]]
 def _ssn_ok(m: re.Match[str]) -> bool:
     area, group, serial = int(m.group(1)), int(m.group(3)), int(m.group(4))
     return area not in (0, 666) and area < 900 and group != 0 and serial != 0
+
+
+def find_all(text: str) -> list[str]:
+    """`find`, and the secrets detect-secrets finds on the lines that can hold one
+    (secret_detector.py): AWS secret access keys, provider tokens, keyed secrets."""
+    kinds = find(text)
+    text = _without_urls(text, text.encode("ascii", "replace"))
+    raw = text.encode("ascii", "replace")
+    for kind in find_secrets(text, raw, raw.translate(_SHAPE)):
+        if kind not in kinds:
+            kinds.append(kind)
+    return kinds

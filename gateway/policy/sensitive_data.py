@@ -32,7 +32,7 @@ class SensitiveData:
         places += text_parts(tx.message)
         found: list[str] = []
         for where, text in places:
-            found.extend(f"{kind} in {where}" for kind in sensitive.find(text))
+            found.extend(f"{kind} in {where}" for kind in sensitive.find_all(text))
         if not found:
             return Verdict.ok(self.name)
         reason = "; ".join(found)
