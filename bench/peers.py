@@ -245,8 +245,9 @@ def suppression_file(path: Path, count: int) -> Path:
 def gateway_config(work: Path, port: int, sink: int, database: str, full: bool) -> Path:
     path = write_config(work, sink, port, database)
     text = path.read_text().replace('log_level = "warning"', 'log_level = "info"')
-    if database == "postgres":
+    if database == "postgres":  # a schema of its own; one node: its tenant keys in a directory
         text = text.replace('schema = "bench"', f'schema = "{work.name.replace("-", "_")}"')
+        text = text.replace("[vault]\n", "[vault]\ntenant_key_store_single_node = true\n")
     # several gateways on one host: each its own HTTP ports
     text += f"[http]\npublic_port = {free_port()}\nadmin_port = {free_port()}\n"
     if not full:  # the operator switches the content checks off
