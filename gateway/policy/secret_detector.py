@@ -69,7 +69,8 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 def _configure() -> None:
     """Our detector set, once per process (detect-secrets keeps its settings globally; the
     gateway is its only user here)."""
-    known = {plugin.__name__ for plugin in get_mapping_from_secret_type_to_class().values()}
+    detectors: dict[str, type] = get_mapping_from_secret_type_to_class()
+    known = {detector.__name__ for detector in detectors.values()}
     get_settings().configure_plugins([{"name": n} for n in _DETECTORS if n in known])
 
 

@@ -23,9 +23,11 @@ class SubmissionHeaders:
         msg = tx.message
         assert msg is not None
         edits = []
-        if not msg.has("message-id"):
+        if not (msg.value("message-id") or ""):  # missing, or a field with nothing in it
+            # the one place a Message-ID is added: bounces, complaints and replies find their
+            # copy by it (feedback/sent.py), and Gmail refuses mail without one
             message_id = f"<{secrets.token_hex(12)}@{self._hostname}>"
-            edits.append(Edit("added Message-ID", lambda m: m.append("Message-ID", message_id)))
+            edits.append(Edit("added Message-ID", lambda m: _set_message_id(m, message_id)))
         if not msg.has("date"):
             date = format_datetime(datetime.now(UTC))
             edits.append(Edit("added Date", lambda m: m.append("Date", date)))
@@ -35,6 +37,11 @@ class SubmissionHeaders:
         if not edits:
             return Verdict.ok(self.name)
         return Verdict.fix(self.name, ", ".join(e.summary for e in edits), *edits)
+
+
+def _set_message_id(msg: Message, message_id: str) -> None:
+    msg.remove("message-id")  # an empty one
+    msg.append("Message-ID", message_id)
 
 
 def _remove_bcc(msg: Message) -> None:

@@ -10,7 +10,6 @@ from `releases.py`. Each step is a room of its own: the checks (`policy/`), the 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,13 +105,8 @@ class Handoff:
                     queue_id=sub.queue_id, action="defer", reason="sending limit",
                     reply=str(refused))])
                 return HandedOff(refused)
-        message_id = message.value("message-id")
-        if not message_id:
-            # RFC 5322 s 3.6.4 (SHOULD; Gmail refuses mail without one). Bounces, complaints
-            # and replies find their copy by it (feedback/sent.py).
-            message_id = (f"<{sub.queue_id}.{secrets.token_hex(6)}"
-                          f"@{self.config.smtp.hostname}>")
-            message.prepend("Message-ID", message_id)
+        # the submission-headers check gave it one if it had none (RFC 5322 s 3.6.4)
+        message_id = message.value("message-id") or ""
         message.prepend("Received", sub.received())
         prepared = self._composer.prepare(message, sub.tenant, sub.mailbox, sub.queue_id)
         copies = [prepared.copy(r) for r in sub.recipients]

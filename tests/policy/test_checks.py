@@ -96,6 +96,20 @@ async def test_submission_headers_adds_what_is_missing_and_drops_bcc(harness: Ha
     assert (await check.check(whole)).action is Action.PASS
 
 
+async def test_an_empty_message_id_is_replaced_by_one_with_a_value(harness: Harness):
+    """The one place a Message-ID is added (the hand-off no longer adds its own): a field
+    with nothing in it counts as missing, and the copy leaves with exactly one."""
+    check = SubmissionHeaders(context(harness))
+    blank = await tx(harness, head="From: <sales@acme.example>\r\nMessage-ID: \r\n"
+                     "Date: Sat, 05 Dec 2026 10:00:00 +0000\r\n")
+    verdict = await check.check(blank)
+    assert verdict.action is Action.FIX and verdict.reason == "added Message-ID"
+    for edit in verdict.edits:
+        edit.apply(blank.message)
+    assert blank.message.count("message-id") == 1
+    assert (blank.message.value("message-id") or "").endswith("@gw.test>")
+
+
 async def test_unsubscribe_footer(harness: Harness):
     check = UnsubscribeFooter(context(harness))
     assert (await check.check(await tx(harness))).action is Action.PASS  # body = add
