@@ -52,16 +52,28 @@ def _split_entity(body: bytes, start: int, end: int) -> tuple[int, int]:
     return blank + 2, blank + 4
 
 
+_DELIMITER_END = re.compile(rb"(--)?[ \t]*(?:\r\n|$)", re.MULTILINE)
+
+
 def _boundary_positions(body: bytes, start: int, end: int, boundary: bytes
                         ) -> list[tuple[int, int, bool]]:
-    """(line start, line end incl. CRLF, is the close delimiter) of each delimiter line."""
+    """(line start, line end incl. CRLF, is the close delimiter) of each delimiter line.
+
+    The delimiter is found by a literal search, then checked where it is: at the start of
+    a line, followed by `--` (the close) and white space to the end of the line."""
     found = []
-    pattern = re.compile(rb"(?:^|(?<=\r\n))--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r\n|$)",
-                         re.MULTILINE)
-    for m in pattern.finditer(body, start, end):
-        found.append((m.start(), m.end(), m.group(1) is not None))
+    delimiter = b"--" + boundary
+    at = body.find(delimiter, start, end)
+    while at != -1:
+        line_start = at == 0 or body[at - 1:at] == b"\n"
+        m = _DELIMITER_END.match(body, at + len(delimiter), end) if line_start else None
+        if m is None:
+            at = body.find(delimiter, at + 1, end)
+            continue
+        found.append((at, m.end(), m.group(1) is not None))
         if m.group(1) is not None:
             break
+        at = body.find(delimiter, m.end(), end)
     return found
 
 
