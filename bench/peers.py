@@ -286,6 +286,14 @@ def start_gateway(work: Path, name: str, port: int, sink: int, database: str, fu
                  str(work / "tls" / "dev-cert.pem") if full and database == "sqlite" else "")
 
 
+async def _drop_schema(schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    await conn.close()
+
+
 async def _fresh_schema(schema: str) -> None:
     import asyncpg
 
@@ -412,6 +420,9 @@ def relays(work: Path, sink: int, only: set[str] | None, suppressed: int
             relay.stop()
         if dkim is not None:
             _stop(dkim)
+        for name in ("gw-full-pg", "gw-full-pg-2w"):  # 1,000,000 entries each: not left behind
+            if name in wanted:
+                asyncio.run(_drop_schema(name.replace("-", "_")))
 
 
 def main() -> None:
