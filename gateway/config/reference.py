@@ -12,11 +12,10 @@ import dataclasses
 import re
 import sys
 import textwrap
-import typing
 from typing import Any
 
 from gateway.config import Config
-from gateway.config.schema import ConfigSetting, entries_type, entry_type, is_section, sections
+from gateway.config.schema import ConfigSetting, own_settings, sections
 
 INTRO = """\
 # Configuration
@@ -78,23 +77,6 @@ def _doc(cls: type[Any]) -> str:
     return (text[:1].upper() + text[1:] + ("\n\n" + rest if rest else "")).strip()
 
 
-def _own_settings(cls: type[Any], key: str) -> list[ConfigSetting]:
-    """The settings of one table, without the tables under it."""
-    hints = typing.get_type_hints(cls)
-    found = []
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        if is_section(hint) or entry_type(hint) or entries_type(hint):
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING
-            else dataclasses.MISSING)
-        found.append(ConfigSetting(f"{key}.{f.name}" if key else f.name, hint, default,
-                             f.metadata.get("doc", ""), f.metadata.get("rule"),
-                             bool(f.metadata.get("secret"))))
-    return found
-
-
 def _row(s: ConfigSetting) -> str:
     name = s.key.rsplit(".", 1)[-1]
     default = "required" if s.default is dataclasses.MISSING else f"`{toml_value(s.default)}`"
@@ -117,7 +99,7 @@ def markdown() -> str:
         else:
             shown[cls] = key
             out.append(_doc(cls) + "\n")
-        own = _own_settings(cls, key)
+        own = own_settings(cls, f"{key}." if key else "")
         if own:
             out.append("| setting and environment variable | default | meaning |")
             out.append("|---|---|---|")
@@ -181,9 +163,9 @@ EXAMPLE: list[tuple[str, dict[str, Any]]] = [
 
 
 def _settings_by_key() -> dict[str, ConfigSetting]:
-    found: dict[str, ConfigSetting] = {s.key: s for s in _own_settings(Config, "")}
+    found: dict[str, ConfigSetting] = {s.key: s for s in own_settings(Config)}
     for key, cls in sections(Config):
-        found.update((s.key, s) for s in _own_settings(cls, key))
+        found.update((s.key, s) for s in own_settings(cls, key + "."))
     return found
 
 

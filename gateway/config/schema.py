@@ -96,6 +96,22 @@ def entries_type(hint: Any) -> Any | None:
     return None
 
 
+def _declared(f: dataclasses.Field[Any], hint: Any, key: str) -> ConfigSetting:
+    default = f.default if f.default is not dataclasses.MISSING else (
+        f.default_factory() if f.default_factory is not dataclasses.MISSING
+        else dataclasses.MISSING)
+    return ConfigSetting(key, hint, default, f.metadata.get("doc", ""), f.metadata.get("rule"),
+                         bool(f.metadata.get("secret")))
+
+
+def own_settings(cls: type[Any], prefix: str = "") -> list[ConfigSetting]:
+    """The settings of one table, without the tables under it."""
+    hints = typing.get_type_hints(cls)
+    return [_declared(f, hints[f.name], f"{prefix}{f.name}") for f in dataclasses.fields(cls)
+            if not (is_section(hints[f.name]) or entry_type(hints[f.name])
+                    or entries_type(hints[f.name]))]
+
+
 def settings(cls: type[Any], prefix: str = "") -> Iterator[ConfigSetting]:
     """Every setting of `cls` and its sections, in declaration order."""
     hints = typing.get_type_hints(cls)
@@ -109,11 +125,7 @@ def settings(cls: type[Any], prefix: str = "") -> Iterator[ConfigSetting]:
         elif (item := entries_type(hint)) is not None:
             yield from settings(item, key + "[].")
         else:
-            default = f.default if f.default is not dataclasses.MISSING else (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING
-                else dataclasses.MISSING)
-            yield ConfigSetting(key, hint, default, f.metadata.get("doc", ""),
-                          f.metadata.get("rule"), bool(f.metadata.get("secret")))
+            yield _declared(f, hint, key)
 
 
 def sections(cls: type[Any], prefix: str = "") -> Iterator[tuple[str, type[Any]]]:

@@ -2,7 +2,7 @@
 
 Edits change header fields in place, so what leaves is what arrived plus the gateway's
 changes, byte for byte. The hot path reads single fields (`value()`, `from_header()`);
-checks that need MIME structure ask for `parsed()` (a full parse, done at most once).
+checks that need MIME structure ask for `structure()` (a full parse, done at most once).
 What is derived from the body (its decoded text parts) is kept in `body_cache` until a
 field that shapes the body (Content-*, MIME-Version) changes: adding a Message-ID or a Date
 does not make the content checks read the body again.
@@ -13,13 +13,11 @@ from __future__ import annotations
 import email.policy
 import functools
 from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage
 from email.message import Message as EmailMessageBase
 from email.parser import BytesParser
 from typing import Any
 
 _POLICY = email.policy.SMTP
-_PARSER = BytesParser(policy=_POLICY)
 # MIME structure and parts without the modern header classes (which build objects on every
 # field access): the parser, its structure and its defects are the same under either policy
 _STRUCTURE = BytesParser(policy=email.policy.compat32)
@@ -35,13 +33,12 @@ def _parse_from(value: str) -> BaseHeader:
 
 
 class Message:
-    __slots__ = ("_fields", "body", "malformed_header", "_parsed", "_from", "_body_parsed",
+    __slots__ = ("_fields", "body", "malformed_header", "_from", "_body_parsed",
                  "body_cache")
 
     def __init__(self, raw: bytes) -> None:
         self._fields: list[tuple[str, bytes]] = []  # (lower-cased name, field incl. CRLF)
         self.malformed_header = False  # a header line that is not a field or a continuation
-        self._parsed: EmailMessage | None = None
         self._body_parsed: EmailMessageBase | None = None  # structure while the body is current
         self.body_cache: dict[str, Any] = {}  # what readers derived from the body
         self._from: BaseHeader | None = None
@@ -117,14 +114,6 @@ class Message:
         content_type = (self.value("content-type") or "").lower()
         return content_type.startswith(("multipart/", "message/"))
 
-    def parsed(self) -> EmailMessage:
-        """Full MIME parse, cached until the next edit."""
-        if self._parsed is None:
-            msg = _PARSER.parsebytes(self.as_bytes())
-            assert isinstance(msg, EmailMessage)
-            self._parsed = msg
-        return self._parsed
-
     def structure(self) -> EmailMessageBase:
         """The MIME structure and parts (a parse with the compat32 policy: plain strings,
         the same parts and parser defects), kept across edits of fields that do not shape
@@ -135,7 +124,7 @@ class Message:
         return self._body_parsed
 
     def header(self, name: str) -> BaseHeader | None:
-        """The first field `name` as `parsed().get(name)` gives it (decoded, the policy's
+        """The first field `name` as a full parse's `get(name)` gives it (decoded, the policy's
         header class), without parsing the rest of the message."""
         name = name.lower()
         for n, f in self._fields:
@@ -156,7 +145,6 @@ class Message:
 
     # --- editing ---------------------------------------------------------------------------
     def _changed(self, name: str) -> None:
-        self._parsed = None
         self._from = None
         if name.startswith("content-") or name == "mime-version":
             self._body_parsed = None

@@ -137,6 +137,8 @@ def _word_char(ch: str) -> bool:
 
 
 def _ibans(text: str) -> bool:
+    """The matches `\\b` + `_IBAN` would give, one after another: a match not at a word's
+    start is tried again a character on; a checked one is passed over whole."""
     pos = 0
     while (m := _IBAN.search(text, pos)) is not None:
         start = m.start()
@@ -145,7 +147,7 @@ def _ibans(text: str) -> bool:
             continue
         if _iban_ok(m.group(1), m.group(2), m.group(3)):
             return True
-        pos = start + 1
+        pos = m.end()
     return False
 
 
@@ -156,11 +158,19 @@ def find(text: str) -> list[str]:
     once as shapes (digits, capitals, small letters): literal searches in those select the
     few places a pattern can match, and only there do the patterns run on the text.
     """
+    return _kinds(*_looked_at(text))
+
+
+def _looked_at(text: str) -> tuple[str, bytes, bytes]:
+    """(the text without URLs, its bytes, its shapes): made once per text."""
     raw = text.encode("ascii", "replace")
     stripped = _without_urls(text, raw)
     if stripped is not text:
         text, raw = stripped, stripped.encode("ascii", "replace")
-    shape = raw.translate(_SHAPE)
+    return text, raw, raw.translate(_SHAPE)
+
+
+def _kinds(text: str, raw: bytes, shape: bytes) -> list[str]:
     kinds: list[str] = []
     runs = [(m.start(), m.end() + 1) for m in _RUN.finditer(shape)]
     if any(card_brand(d) and luhn(d) for d in _digits(_CARD, text, runs)):
@@ -190,10 +200,9 @@ def _ssn_ok(m: re.Match[str]) -> bool:
 def find_all(text: str) -> list[str]:
     """`find`, and the secrets detect-secrets finds on the lines that can hold one
     (secret_detector.py): AWS secret access keys, provider tokens, keyed secrets."""
-    kinds = find(text)
-    text = _without_urls(text, text.encode("ascii", "replace"))
-    raw = text.encode("ascii", "replace")
-    for kind in find_secrets(text, raw, raw.translate(_SHAPE)):
+    looked_at = _looked_at(text)
+    kinds = _kinds(*looked_at)
+    for kind in find_secrets(*looked_at):
         if kind not in kinds:
             kinds.append(kind)
     return kinds

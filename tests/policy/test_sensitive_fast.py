@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.policy import sensitive
@@ -41,8 +41,9 @@ TEXT = st.lists(st.one_of(st.sampled_from(FRAGMENTS),
 
 @settings(max_examples=3000, deadline=None)
 @given(TEXT)
+@example("DE89 3704 0044 0532 0130 00 DE89 3704 0044 0532 0130 00")  # one greedy match
 def test_generated_text_gets_the_same_findings(text: str):
-    assert sensitive.find(text) == reference.find(text)
+    assert sensitive.find(text) == reference.find(text), ascii(text)
 
 
 def corpus() -> list[tuple[str, str]]:
@@ -86,13 +87,18 @@ def corpus_messages() -> list[tuple[str, bytes]]:
 
 
 def test_a_field_read_alone_is_the_field_the_full_parse_gives():
+    import email.policy
+    from email.parser import BytesParser
+
     from gateway.policy.message import Message
+
+    modern = BytesParser(policy=email.policy.SMTP)
 
     different = []
     for name, raw in corpus_messages():
         message = Message(raw)
         for field in ("subject", "from", "to", "content-type", "x-nonexistent"):
-            alone, parsed = message.header(field), message.parsed().get(field)
+            alone, parsed = message.header(field), modern.parsebytes(raw).get(field)
             if (alone is None) != (parsed is None) or str(alone or "") != str(parsed or ""):
                 different.append((name, field))
     assert different == []
