@@ -87,10 +87,9 @@ class Prepared:
         if plan is not None and pixels is not None and "pixel-aggregate" in plan.slots:
             self._aggregate = links.pixel(pixels.sealer.seal_aggregate(
                 pixels.claims.tenant_id, pixels.claims.campaign)).encode()
-        # the header block is the same for every recipient: read it once, no tokens sealed
-        first = plan.render(footer.PLACEHOLDER, dict.fromkeys(plan.slots, b"")) \
-            if plan is not None else raw
-        self._fields = parse_fields(first[:self._head_end])
+        # the header block is the same for every recipient: read it once
+        head = plan.header_block() if plan is not None else raw[:self._head_end]
+        self._fields = parse_fields(head)
 
     @property
     def pixels_taken(self) -> int:

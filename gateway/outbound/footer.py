@@ -256,6 +256,12 @@ class FooterPlan:
     def touched(self) -> int:
         return len(self._splices)
 
+    def header_block(self) -> bytes:
+        """The message's header fields as every rendered copy has them (up to `head_end`),
+        without rendering a body."""
+        top = next((s for s in self._splices if s.start == 0), None)
+        return top.head[:-2] if top is not None else self._body[:self.head_end]
+
     def render(self, url: str, values: dict[str, bytes] | None = None) -> bytes:
         """The message for one recipient: `url` (the unsubscribe link) and `values` for
         the other slots."""

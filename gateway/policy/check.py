@@ -44,6 +44,9 @@ class Transaction:
 class Check(Protocol):
     name: ClassVar[str]  # stable kebab-case id; it is in audit rows, so never rename it
     stage: ClassVar[Stage]
+    # True when `check` awaits I/O: it runs under its timeout. A check that never awaits runs
+    # without one (a timeout fires only at an await; arming it would cost, not protect).
+    waits: ClassVar[bool]
 
     async def check(self, tx: Transaction) -> Verdict: ...
 

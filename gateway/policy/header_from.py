@@ -12,6 +12,7 @@ from gateway.protocol import replies
 class HeaderFrom:
     name: ClassVar[str] = "header-from"
     stage: ClassVar[Stage] = Stage.DATA
+    waits: ClassVar[bool] = False
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._directory = ctx.directory

@@ -63,6 +63,7 @@ def _domain_of(address: str) -> str:
 class IdentityAlignment:
     name: ClassVar[str] = "identity-alignment"
     stage: ClassVar[Stage] = Stage.DATA
+    waits: ClassVar[bool] = False
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._config = ctx.config
@@ -101,7 +102,7 @@ class IdentityAlignment:
                 problems.append(f"{field.title()} is outside the From domain")
         if organisational(_domain_of(tx.envelope_from)) != org:
             problems.append("envelope sender is outside the From domain")
-        subject = str(message.header("subject") or "")
+        subject = message.decoded("subject") or ""
         if BIDI.search(subject) or BIDI.search(shown):
             problems.append("bidirectional control characters in Subject or display name")
         if not problems:

@@ -93,6 +93,14 @@ class Message:
                 return text.replace("\r\n", "").strip()
         return None
 
+    def decoded(self, name: str) -> str | None:
+        """The first field `name` as a mail client shows it: RFC 2047 words decoded (as a full
+        parse's `str(get(name))`). A value without an encoded word is `value()`, unparsed."""
+        value = self.value(name)
+        if value is None or "=?" not in value:
+            return value
+        return str(self.header(name))
+
     def values(self, name: str) -> list[str]:
         """Every field `name`, in order, as `value()` gives the first."""
         name = name.lower()

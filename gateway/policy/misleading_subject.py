@@ -44,6 +44,7 @@ def merge_tags(text: str) -> bool:
 class MisleadingSubject:
     name: ClassVar[str] = "misleading-subject"
     stage: ClassVar[Stage] = Stage.DATA
+    waits: ClassVar[bool] = False
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._config = ctx.config
@@ -54,7 +55,7 @@ class MisleadingSubject:
         action = action_for(self._config, tx.tenant, self.name, "misleading_subject", "hold")
         if action == "off":
             return Verdict.ok(self.name)
-        subject = message.value("subject") or ""
+        subject = message.decoded("subject") or ""
         problems = []
         if _THREAD_MARKER.match(subject) and not (message.has("in-reply-to")
                                                   or message.has("references")):

@@ -30,6 +30,7 @@ REFUSED_DEFECTS: tuple[type[errors.MessageDefect], ...] = (
 class Parsed:
     name: ClassVar[str] = "parsed"
     stage: ClassVar[Stage] = Stage.DATA
+    waits: ClassVar[bool] = False
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._smtp = ctx.config.smtp

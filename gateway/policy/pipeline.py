@@ -61,6 +61,8 @@ class Pipeline:
             Stage.RCPT: tuple(cls(ctx) for cls in RCPT_CHECKS),
             Stage.DATA: tuple(cls(ctx) for cls in DATA_CHECKS),
         }
+        self._seconds = {c.name: metrics.CHECK_SECONDS.labels(c.name)
+                         for checks in self._stages.values() for c in checks}
         for stage, checks in self._stages.items():
             assert all(c.stage is stage for c in checks), "a check is listed at the wrong stage"
 
@@ -86,12 +88,14 @@ class Pipeline:
         return Outcome(worst, tuple(verdicts))
 
     async def _run_one(self, check: Check, tx: Transaction) -> Verdict:
-        with metrics.CHECK_SECONDS.labels(check.name).time():
+        with self._seconds[check.name].time():
             return await self._timed(check, tx)
 
     async def _timed(self, check: Check, tx: Transaction) -> Verdict:
         timeout = self._ctx.config.check_config(check.name).timeout
         try:
+            if not check.waits:
+                return await check.check(tx)
             async with asyncio.timeout(timeout):
                 return await check.check(tx)
         except VaultError:

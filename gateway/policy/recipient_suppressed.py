@@ -16,6 +16,7 @@ from suppression.entries import GLOBAL, Reason
 class RecipientSuppressed:
     name: ClassVar[str] = "recipient-suppressed"
     stage: ClassVar[Stage] = Stage.RCPT
+    waits: ClassVar[bool] = True
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._suppressions = ctx.suppressions

@@ -15,6 +15,7 @@ from gateway.protocol import replies
 class RecipientValid:
     name: ClassVar[str] = "recipient-valid"
     stage: ClassVar[Stage] = Stage.RCPT
+    waits: ClassVar[bool] = False
 
     def __init__(self, ctx: PolicyContext) -> None:
         pass

@@ -24,6 +24,7 @@ _PROVIDER_STATES = {
 class SenderAllowed:
     name: ClassVar[str] = "sender-allowed"
     stage: ClassVar[Stage] = Stage.MAIL
+    waits: ClassVar[bool] = False
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._directory = ctx.directory

@@ -19,6 +19,7 @@ from gateway.protocol import replies
 class SensitiveData:
     name: ClassVar[str] = "sensitive-data"
     stage: ClassVar[Stage] = Stage.DATA
+    waits: ClassVar[bool] = False
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._config = ctx.config
@@ -28,7 +29,7 @@ class SensitiveData:
         action = action_for(self._config, tx.tenant, self.name, "sensitive_data", "hold")
         if action == "off":
             return Verdict.ok(self.name)
-        places = [("Subject", tx.message.value("subject") or "")]
+        places = [("Subject", tx.message.decoded("subject") or "")]
         places += text_parts(tx.message)
         found: list[str] = []
         for where, text in places:

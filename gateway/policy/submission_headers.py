@@ -15,6 +15,7 @@ from gateway.policy.verdict import Edit, Verdict
 class SubmissionHeaders:
     name: ClassVar[str] = "submission-headers"
     stage: ClassVar[Stage] = Stage.DATA
+    waits: ClassVar[bool] = False
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._hostname = ctx.config.smtp.hostname

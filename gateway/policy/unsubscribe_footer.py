@@ -49,6 +49,7 @@ def visible_text(tx: Transaction) -> str:
 class UnsubscribeFooter:
     name: ClassVar[str] = "unsubscribe-footer"
     stage: ClassVar[Stage] = Stage.DATA
+    waits: ClassVar[bool] = False
 
     def __init__(self, ctx: PolicyContext) -> None:
         self._directory = ctx.directory

@@ -209,3 +209,20 @@ def test_the_content_checks_read_the_matrix_as_the_full_parse_did():
                     readable_reference.decoded_text_parts(raw)):
                 different.append((cte, charset, structure))
     assert different == []
+
+
+def test_the_header_block_is_what_every_rendered_copy_begins_with():
+    """Prepared reads the header fields once, from `header_block()`, without rendering a
+    body: over the matrix (a top-level part that changes its transfer encoding or charset
+    included) it is the rendered copy's header block, byte for byte."""
+    for cte, charset, structure in MATRIX:
+        message, _, _ = build(structure, charset, cte)
+        head_end = message.index(b"\r\n\r\n") + 2
+        values = {"unsubscribe_url": PLACEHOLDER, "postal_address": POSTAL,
+                  "sender_name": "Acmé"}
+        plan = FooterPlan(message, head_end, body_parts(message, head_end),
+                          render(DEFAULT_TEXT, values, html=False),
+                          render(DEFAULT_HTML, values, html=True))
+        rendered = plan.render(URL)
+        assert plan.header_block() == rendered[:plan.head_end], (cte, charset, structure)
+        assert rendered[plan.head_end:plan.head_end + 2] == b"\r\n"

@@ -198,3 +198,24 @@ async def test_a_tenant_can_hold_but_never_switch_alignment_off():
     operator_off = await aligned(bad, verified=frozenset(),
                                  GATEWAY__POLICY__IDENTITY_ALIGNMENT__ACTION='"off"')
     assert operator_off.action is Action.PASS
+
+
+@pytest.mark.parametrize("subject, check_cls, reason", [
+    # RFC 2047 hides nothing from the checks: they read the Subject a mail client shows
+    ("=?utf-8?b?Q2FyZCA0MTExIDExMTEgMTExMSAxMTEx?=", SensitiveData, "payment card number"),
+    ("=?utf-8?q?Card_4111_1111_1111_1111?=", SensitiveData, "payment card number"),
+    ("=?utf-8?q?Re=3A_our_call?=", MisleadingSubject, "reply or forward marker"),
+    ("=?iso-8859-1?q?Hello_{{first=5Fname}}?=", MisleadingSubject, "merge tag"),
+])
+async def test_checks_read_an_encoded_subject_decoded(subject, check_cls, reason):
+    verdict = await run(check_cls, tx("Hello there.", subject=subject))
+    assert verdict.action is Action.HOLD
+    assert reason in verdict.reason
+
+
+def test_a_plain_subject_is_read_without_a_parse_and_an_encoded_one_decoded():
+    plain = Message(b"Subject: Hello\r\n  there\r\n\r\n")
+    assert plain.decoded("subject") == "Hello  there" == plain.value("subject")
+    encoded = Message(b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= aus\r\n\r\n")
+    assert encoded.decoded("subject") == "Grüße aus"
+    assert Message(b"To: b@example.org\r\n\r\n").decoded("subject") is None
