@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -100,6 +101,11 @@ async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]
         await gateway.engine.dispose()
         raise
     loop.add_signal_handler(signal.SIGHUP, gateway.reload)
+    # What starting built (modules, the parts, caches) lives as long as the process: out of
+    # the collector's sight, each collection walks only what messages allocate (measured
+    # with bench/peers.py: ~8 % of a message's CPU)
+    gc.collect()
+    gc.freeze()
     if sockets is None:  # a supervisor's worker prints nothing: the supervisor did
         domains = ", ".join(sorted(gateway.mailto_domains())) if ports.mailto else ""
         _banner(config, roles, ports, domains)

@@ -29,7 +29,7 @@ from gateway.protocol import replies
 from gateway.protocol.line_discipline import data_fault
 from gateway.protocol.replies import Reply
 from gateway.smtp.auth import Authenticator, AuthStatus
-from gateway.smtp.server import GatewaySMTP
+from gateway.smtp.server import GatewaySMTP, names_aiosmtpd_seeks
 from gateway.smtp.session import GatewayEnvelope, GatewaySession, Suppressed
 from gateway.smtp.suppressed import (
     ACCEPT_AND_REPORT,
@@ -67,6 +67,9 @@ class GatewayHandler:
         self._suppressed = suppressed  # accept-and-report (smtp/suppressed.py)
         self.closing = False
         self.in_flight = 0  # DATA transactions being relayed now
+
+    def __dir__(self) -> list[str]:
+        return names_aiosmtpd_seeks(self, ("handle_", "auth_"))
 
     def session_closed(self, session: Session) -> None:
         """The connection is gone: its place in the tenant's session cap is free again."""

@@ -266,3 +266,34 @@ async def test_unparsable_message_gets_554_and_nothing_is_sent(harness: Harness)
 
     assert same(await asyncio.to_thread(run), replies.MESSAGE_UNPARSABLE)
     assert harness.sink.received == []
+
+
+def test_a_session_finds_the_commands_hooks_and_mechanisms_a_full_dir_finds():
+    """GatewaySMTP and GatewayHandler list for dir() only the names aiosmtpd seeks (once
+    per class, not every connection): a session built on them has the same command table,
+    hooks and AUTH mechanisms as one built on a full dir()."""
+    import ssl
+
+    from gateway.config import SmtpConfig
+    from gateway.smtp.handler import GatewayHandler
+    from gateway.smtp.server import GatewaySMTP
+
+    class FullHandler(GatewayHandler):
+        def __dir__(self) -> list[str]:
+            return list(object.__dir__(self))
+
+    class FullSession(GatewaySMTP):
+        def __dir__(self) -> list[str]:
+            return list(object.__dir__(self))
+
+    async def tables() -> list[tuple[list[str], list[str], list[str]]]:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        built = [GatewaySMTP(GatewayHandler.__new__(GatewayHandler), SmtpConfig(), context,
+                             False),
+                 FullSession(FullHandler.__new__(FullHandler), SmtpConfig(), context, False)]
+        return [(sorted(s._smtp_methods), sorted(s._handle_hooks), sorted(s._auth_methods))
+                for s in built]
+
+    cached, full = asyncio.run(tables())
+    assert cached == full
+    assert "DATA" in cached[0] and "DATA" in cached[1] and "PLAIN" in cached[2]
