@@ -51,11 +51,17 @@ _SPACES = re.compile(rb"  +")
 _TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
 
 
+def relaxed_lines(text: bytes) -> bytes:
+    """Relaxed canonicalization of each line (white space), without the end-of-body rule:
+    for a stretch of lines that is not the body's end."""
+    if b" \r\n" in text or b"\t\r\n" in text:
+        text = _TRAILING_WSP.sub(b"\r\n", text)
+    return _WSP.sub(b" ", text) if b"\t" in text else _SPACES.sub(b" ", text)
+
+
 def relaxed_body(body: bytes) -> bytes:
     """What dkimpy's `Relaxed.canonicalize_body` gives (a differential test keeps it so)."""
-    if b" \r\n" in body or b"\t\r\n" in body:
-        body = _TRAILING_WSP.sub(b"\r\n", body)
-    body = _WSP.sub(b" ", body) if b"\t" in body else _SPACES.sub(b" ", body)
+    body = relaxed_lines(body)
     end = len(body)
     while body.endswith(b"\r\n", 0, end):  # no empty lines at the end; one CRLF ends it
         end -= 2
@@ -65,6 +71,30 @@ def relaxed_body(body: bytes) -> bytes:
 
 def body_hash(body: bytes) -> bytes:
     return base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
+
+
+class BodyHasher:
+    """Body hashes of copies that begin with the same bytes (each recipient's copy differs
+    only from its footer on): the shared whole lines are canonicalized and hashed once,
+    and each copy hashes only its own rest, from a copy of the SHA-256 state.
+
+    Relaxed canonicalization is line by line except at the end of the body (trailing
+    empty lines go), so the split is at a line break and a rest of nothing but blank lines
+    takes the whole body again."""
+
+    def __init__(self, common: bytes) -> None:
+        self._cut = common.rfind(b"\r\n") + 2 if b"\r\n" in common else 0
+        self._common = common[:self._cut]
+        self._state = hashlib.sha256(relaxed_lines(self._common))
+
+    def hash(self, body: bytes) -> bytes:
+        """`body_hash(body)`, for a body that begins with the common bytes."""
+        rest = relaxed_body(body[self._cut:])
+        if not rest or not body.startswith(self._common):
+            return body_hash(body)
+        state = self._state.copy()
+        state.update(rest)
+        return base64.b64encode(state.digest())
 
 
 def header_list(fields: Sequence[Field]) -> list[bytes]:

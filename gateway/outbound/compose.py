@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from gateway.config import Config
 from gateway.directory.records import Mailbox, Tenant
 from gateway.dkim.keys import DkimKeys
-from gateway.dkim.signer import SigningKey, body_hash, parse_fields, sign
+from gateway.dkim.signer import BodyHasher, SigningKey, body_hash, parse_fields, sign
 from gateway.optout.token import Claims, TokenSealer
 from gateway.outbound import footer
 from gateway.outbound.footer import FooterPlan, PixelPolicy
@@ -90,6 +90,13 @@ class Prepared:
         # the header block is the same for every recipient: read it once
         head = plan.header_block() if plan is not None else raw[:self._head_end]
         self._fields = parse_fields(head)
+        # the body: hashed once when every copy has the same; else its shared start once
+        self._body_hash = b""
+        self._hasher: BodyHasher | None = None
+        if keys and (plan is None or not plan.touched):
+            self._body_hash = body_hash(raw[self._head_end + 2:])
+        elif keys and plan is not None:
+            self._hasher = BodyHasher(plan.common_prefix()[self._head_end + 2:])
 
     @property
     def pixels_taken(self) -> int:
@@ -136,7 +143,7 @@ class Prepared:
         if not self._keys:
             return head + added + b"\r\n" + body
         fields = [*self._fields, *parse_fields(added)]
-        bh = body_hash(body)
+        bh = self._hasher.hash(body) if self._hasher is not None else self._body_hash
         signatures = b"".join(sign(fields, bh, key) for key in self._keys)
         return signatures + head + added + b"\r\n" + body
 

@@ -71,13 +71,39 @@ def check_template(template: str, html: bool) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Splice:
-    """One touched part: its new header block and body pieces around the URL."""
+    """One touched part: its new header block, the encoded start of its content that is the
+    same in every copy, and the decoded rest around the slots (encoded per copy)."""
 
     start: int  # where the part's header block starts in the body
     end: int  # where its body ends
     head: bytes
-    pieces: tuple[bytes | str, ...]  # decoded content, and slot names where URLs go
+    fixed: bytes  # encoded: the content up to a cut before the first slot
+    rest: tuple[bytes | str, ...]  # decoded content after the cut, and slot names
     encoding: str
+
+
+_BASE64_LINE = 57  # input bytes per 76-character line of base64.encodebytes
+
+
+def _cut(first: bytes, encoding: str) -> int:
+    """Where the content before the first slot can be encoded apart from what follows and
+    give the same bytes: after a line break for quoted-printable (b2a_qp encodes line by
+    line), at a whole base64 line, anywhere for identity encodings."""
+    if encoding == "quoted-printable":
+        return first.rfind(b"\n") + 1
+    if encoding == "base64":
+        return len(first) // _BASE64_LINE * _BASE64_LINE
+    return len(first)
+
+
+def _split_fixed(pieces: tuple[bytes | str, ...], encoding: str
+                 ) -> tuple[bytes, tuple[bytes | str, ...]]:
+    first = pieces[0]
+    assert isinstance(first, bytes)
+    if len(pieces) == 1:  # no slot: all of it is the same in every copy
+        return _encode(first, encoding), ()
+    at = _cut(first, encoding)
+    return _encode(first[:at], encoding), (first[at:], *pieces[1:])
 
 
 def _decode(raw: bytes, encoding: str) -> bytes:
@@ -225,7 +251,8 @@ def _plan_part(message: bytes, part: TextPart, footer: str, policy: PixelPolicy 
     if fields != message[part.header_start:part.body_start - 2] and part.header_start == 0 \
             and not re.search(rb"(?im)^mime-version:", fields):
         fields = _set_header(fields, b"MIME-Version", b"1.0")
-    return _Splice(part.header_start, part.body_end, fields + b"\r\n", _pieces(whole), encoding)
+    fixed, rest = _split_fixed(_pieces(whole), encoding)
+    return _Splice(part.header_start, part.body_end, fields + b"\r\n", fixed, rest, encoding)
 
 
 class FooterPlan:
@@ -245,7 +272,7 @@ class FooterPlan:
             _plan_part(message, p, html_footer if p.html else text_footer, pixels,
                        self.pixels)
             for p in layout.parts) if s is not None]
-        self.slots = sorted({piece for s in self._splices for piece in s.pieces
+        self.slots = sorted({piece for s in self._splices for piece in s.rest
                              if isinstance(piece, str)})
         self.head_end = head_end
         top = next((s for s in self._splices if s.start == 0), None)
@@ -255,6 +282,14 @@ class FooterPlan:
     @property
     def touched(self) -> int:
         return len(self._splices)
+
+    def common_prefix(self) -> bytes:
+        """The bytes every rendered copy begins with (the header block at least): up to the
+        first touched part's fixed content."""
+        if not self._splices:
+            return self._body
+        first = self._splices[0]
+        return self._body[:first.start] + first.head + first.fixed
 
     def header_block(self) -> bytes:
         """The message's header fields as every rendered copy has them (up to `head_end`),
@@ -272,8 +307,10 @@ class FooterPlan:
         for s in self._splices:
             out.append(self._body[at:s.start])
             out.append(s.head)
-            content = b"".join(p if isinstance(p, bytes) else filled[p] for p in s.pieces)
-            out.append(_encode(content, s.encoding))
+            out.append(s.fixed)
+            if s.rest:
+                content = b"".join(p if isinstance(p, bytes) else filled[p] for p in s.rest)
+                out.append(_encode(content, s.encoding))
             at = s.end
         out.append(self._body[at:])
         return b"".join(out)

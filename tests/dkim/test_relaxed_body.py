@@ -9,7 +9,7 @@ from dkim.canonicalization import Relaxed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.dkim.signer import relaxed_body
+from gateway.dkim.signer import BodyHasher, body_hash, relaxed_body
 
 BODY = st.lists(st.sampled_from([b" ", b"  ", b"\t", b" \t ", b"\r\n", b"a", b"xyz", b"\r",
                                  b"\n", b"=\r\n", b"\xc3\xa9", b"."]), max_size=60).map(b"".join)
@@ -30,3 +30,16 @@ def test_real_bodies():
     for path in paths:
         body = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         assert relaxed_body(body) == Relaxed.canonicalize_body(body), path.name
+
+
+@settings(max_examples=3000, deadline=None)
+@given(BODY, st.lists(BODY, min_size=1, max_size=4), st.integers(0, 200))
+def test_copies_sharing_a_start_hash_as_whole_bodies(start: bytes, rests: list[bytes],
+                                                     cut: int):
+    """Each recipient's copy hashes only what follows the start all copies share (issue 26):
+    the hash is the whole body's, blank-line ends and white space at the seam included."""
+    common = start[:cut]
+    hasher = BodyHasher(common)
+    for rest in rests:
+        assert hasher.hash(common + rest) == body_hash(common + rest)
+    assert hasher.hash(b"other" + start) == body_hash(b"other" + start)  # not its start

@@ -11,7 +11,10 @@ import email.policy
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gateway.outbound import footer
 from gateway.outbound.footer import DEFAULT_HTML, DEFAULT_TEXT, PLACEHOLDER, FooterPlan, render
 from gateway.outbound.mime import body_parts
 
@@ -226,3 +229,28 @@ def test_the_header_block_is_what_every_rendered_copy_begins_with():
         rendered = plan.render(URL)
         assert plan.header_block() == rendered[:plan.head_end], (cte, charset, structure)
         assert rendered[plan.head_end:plan.head_end + 2] == b"\r\n"
+
+
+_LINE = st.text(st.sampled_from(list("ab =.\t\r\u00e9\u00fc€")), max_size=120)
+
+
+@settings(max_examples=600, deadline=None)
+@given(lines=st.lists(_LINE, min_size=0, max_size=12),
+       ending=st.sampled_from(["\r\n", "\n"]),
+       slot_line=st.integers(min_value=0, max_value=12), slot_at=st.integers(0, 130),
+       url=st.text("abcxyz0189/:.?=-_~", min_size=1, max_size=90),
+       encoding=st.sampled_from(["quoted-printable", "base64", "7bit", "8bit"]))
+def test_the_fixed_start_and_the_rest_encode_to_the_whole(lines, ending, slot_line, slot_at,
+                                                          url, encoding):
+    """Each touched part's content before the first slot is encoded once per message and
+    the rest per copy: together, byte for byte what encoding the whole content gives."""
+    text = ending.join(lines).encode("utf-8")
+    line_starts = [0] + [i + len(ending) for i in range(len(text))
+                         if text.startswith(ending.encode(), i)]
+    at = min(line_starts[min(slot_line, len(line_starts) - 1)] + slot_at, len(text))
+    pieces = (text[:at], "unsubscribe", text[at:] + b"\r\n")
+    fixed, rest = footer._split_fixed(pieces, encoding)
+    values = {"unsubscribe": url.encode()}
+    filled = b"".join(p if isinstance(p, bytes) else values[p] for p in rest)
+    whole = b"".join(p if isinstance(p, bytes) else values[p] for p in pieces)
+    assert fixed + footer._encode(filled, encoding) == footer._encode(whole, encoding)
