@@ -96,9 +96,11 @@ T = TypeVar("T")
 class Parts:
     """The application's parts, each built from `config` the first time it is asked for."""
 
-    def __init__(self, config: Config, engine: AsyncEngine | None = None) -> None:
+    def __init__(self, config: Config, engine: AsyncEngine | None = None,
+                 command: bool = False) -> None:
         self.config = config
-        audit_chain.set_chain_name(config.audit.chain)
+        # a CLI command (`command`) writes an audit chain of its own (audit/chain.py)
+        audit_chain.set_chain_name(config.audit.chain, command=command)
         if engine is not None:
             self.__dict__["engine"] = engine  # a command's engine, already open
 

@@ -73,7 +73,8 @@ def event(kind: str, *, tenant_id: int, queue_id: str | None = None,
 
 async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
                 event_rows: Sequence[dict[str, Any]] = (),
-                sent_rows: Sequence[dict[str, Any]] = ()) -> None:
+                sent_rows: Sequence[dict[str, Any]] = (),
+                known: audit_chain.KnownHead | None = None) -> None:
     """Audit rows (one batch of this node's hash chain), tenant events and the index rows
     of sent Message-IDs (feedback/sent.py), in the caller's transaction. Every audit row is
     written through here.
@@ -85,7 +86,8 @@ async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
     if any(e.get("recipient") or "erased" in e for e in event_rows):
         raise ValueError("an event row names its recipient in clear: seal it first")
     if rows:
-        await conn.execute(audit_events.insert(), await audit_chain.chain_rows(conn, rows))
+        await conn.execute(audit_events.insert(),
+                           await audit_chain.chain_rows(conn, rows, known))
     if event_rows:
         await conn.execute(events.insert(), list(event_rows))
     if sent_rows:
@@ -107,6 +109,7 @@ class AuditTrail:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # committed group commits, for the benchmark's report
+        self.head = audit_chain.KnownHead()  # the group commits' chain head (chain.py)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="audit-group-commit")
@@ -157,8 +160,9 @@ class AuditTrail:
             return
         try:
             async with self._engine.begin() as conn:
-                await write(conn, rows, event_rows, sent_rows)
+                await write(conn, rows, event_rows, sent_rows, self.head)
         except Exception as exc:
+            self.head.forget()
             if isinstance(exc, SQLAlchemyError | OSError):  # the store's trouble, not our bug
                 log.error("audit group commit failed", extra={
                     "rows": len(rows), "error": type(getattr(exc, "orig", None) or exc).__name__})
@@ -172,6 +176,7 @@ class AuditTrail:
                 if not w.done():
                     w.set_exception(error)
             return
+        self.head.committed()
         self.batches += 1
         if self._health is not None:
             self._health.commit_succeeded()

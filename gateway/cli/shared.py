@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import click
 
 from gateway import config as config_module
-from gateway.audit import chain as audit_chain
 from gateway.config import Config
 from gateway.config.location import NO_FILE_HINT, locate
 from gateway.errors import (
@@ -107,13 +106,12 @@ def with_parts(func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         async def body() -> Any:
             from gateway.app.parts import Parts
 
-            audit_chain.set_chain_name(config.audit.chain)
             engine = create_engine(config.database.url, schema=config.database.schema)
             try:
                 current = await revision(engine)
                 if current is None:
                     raise StoreError("The database has no schema; run 'gateway db upgrade'.")
-                return await func(Parts(config, engine), *args, **kwargs)
+                return await func(Parts(config, engine, command=True), *args, **kwargs)
             finally:
                 await engine.dispose()
 

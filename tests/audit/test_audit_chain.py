@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.audit import chain as audit_chain
 from gateway.audit import trail as audit
 from gateway.audit.verify import prune, verify
+from gateway.errors import StoreError
 from gateway.store.engine import aware, create_engine, upgrade
 from gateway.store.schema import audit_batches, audit_chains, audit_events
 from tests.conftest import Database
@@ -241,5 +242,49 @@ async def test_a_rolled_back_batch_leaves_no_gap(engine: AsyncEngine):
             await audit.write(conn, [audit.row("doomed", actor="x")])
             raise RuntimeError("the caller's transaction fails")
     await _batch(engine, 2, "node-a")
+    report = await verify(engine, KEY)
+    assert report.ok and report.batches == 2, report.problems
+
+
+async def test_the_group_writer_extends_its_known_head_and_takes_a_turn_after_another_writer(
+        engine: AsyncEngine):
+    """Issue 26: the group-commit writer keeps its chain's head in memory and extends it by
+    a compare-and-set; a batch another writer of the same chain put in between (a review
+    page in the same process) makes the swap miss, and that batch takes its turn."""
+    audit_chain.set_chain_name("node-a")
+    trail = audit.AuditTrail(engine)
+    await trail.start()
+    try:
+        for i in range(3):
+            await trail.record([audit.row("group", actor=f"a{i}")])
+        await _batch(engine, 2, "direct")  # the other writer, the locking way
+        for i in range(3):
+            await trail.record([audit.row("group", actor=f"b{i}")])
+    finally:
+        await trail.stop()
+    assert (trail.head.turns, trail.head.swaps) == (2, 4)
+    report = await verify(engine, KEY)
+    assert report.ok and report.batches == 7, report.problems
+    async with engine.connect() as conn:
+        head = (await conn.execute(sa.select(audit_chains.c.seq, audit_chains.c.head).where(
+            audit_chains.c.chain == "node-a"))).one()
+        last = (await conn.execute(sa.select(audit_batches.c.seq, audit_batches.c.head).where(
+            audit_batches.c.chain == "node-a").order_by(audit_batches.c.seq.desc()))).first()
+    assert tuple(head) == tuple(last)
+
+
+async def test_a_failed_group_commit_leaves_the_chain_and_the_known_head_as_they_were(
+        engine: AsyncEngine):
+    audit_chain.set_chain_name("node-a")
+    trail = audit.AuditTrail(engine)
+    await trail.start()
+    try:
+        await trail.record([audit.row("group", actor="first")])
+        with pytest.raises(StoreError):  # a row the database refuses: the batch rolls back
+            await trail.record([audit.row("group", actor="doomed")], (),
+                               [{"message_id_hash": None, "tenant_id": 1}])
+        await trail.record([audit.row("group", actor="after")])
+    finally:
+        await trail.stop()
     report = await verify(engine, KEY)
     assert report.ok and report.batches == 2, report.problems
