@@ -58,6 +58,8 @@ class _Handler:
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
+        if self.sink.pipelining:  # aiosmtpd reads pipelined commands; it does not say so
+            responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
         if self.sink.eightbitmime:
             return responses
         return [r for r in responses if "8BITMIME" not in r.upper()]
@@ -123,8 +125,10 @@ class _SinkSMTP(SMTP):
 class RecordingSink:
     def __init__(self, *, tls: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None,
                  smtputf8: bool = True, eightbitmime: bool = True,
-                 xoauth2: Callable[[str, str], bool] | None = None) -> None:
+                 xoauth2: Callable[[str, str], bool] | None = None,
+                 pipelining: bool = False) -> None:
         self.xoauth2 = xoauth2  # (user, token) -> accepted?
+        self.pipelining = pipelining  # offer PIPELINING (RFC 2920) in the EHLO reply
         self.eightbitmime = eightbitmime  # offer 8BITMIME (RFC 6152) in the EHLO reply
         self.logins: list[tuple[str, str]] = []
         self.received: list[Received] = []

@@ -17,6 +17,7 @@ import aiosmtplib
 from aiosmtplib import errors as smtp_errors
 
 from gateway.config import UpstreamConfig
+from gateway.delivery.upstream import pipelining
 from gateway.delivery.upstream.base import Copy, DeliveryResult
 from gateway.delivery.upstream.logins import LoginSource, LoginUnavailable, UpstreamLogin
 from gateway.feedback.verp import ReturnPaths
@@ -56,6 +57,11 @@ class SmarthostUpstream:
                 start_tls=cfg.tls == "starttls", tls_context=self._tls)
             try:
                 await client.connect()
+                if client.is_ehlo_or_helo_needed:  # what it offers, before the first copy
+                    try:
+                        await client.ehlo()
+                    except smtp_errors.SMTPHeloError:
+                        await client.helo()  # an upstream without ESMTP
                 if login is not None:
                     await self._authenticate(client, login)
                 return client
@@ -140,21 +146,33 @@ class SmarthostUpstream:
                 options.append("BODY=8BITMIME")
             if client.supports_extension("size"):
                 options.append(f"SIZE={len(message)}")
+            if client.supports_extension("pipelining"):  # RFC 2920: two round trips
+                stage = "pipelined"
+                if not await self._pipelined(client, reused, copy, sender, options, message):
+                    client.close()  # a pooled connection the server had closed: replace it
+                    client = await self._connect(copy, await self._login(copy))
+                    await self._pipelined(client, False, copy, sender, options, message)
+                self._release(client, key)
+                return DeliveryResult.delivered(copy.recipient, replies.OK)
+            encoding = "utf-8" if copy.smtputf8 else "ascii"  # RFC 6531 addresses
             try:
-                await client.mail(sender, options=options)
+                await client.mail(sender, options=options, encoding=encoding)
             except smtp_errors.SMTPServerDisconnected:
                 if not reused:
                     raise
                 client.close()  # a pooled connection the server had closed: replace it once
                 client = await self._connect(copy, await self._login(copy))
-                await client.mail(sender, options=options)
+                await client.mail(sender, options=options, encoding=encoding)
             stage = "rcpt"
-            await client.rcpt(copy.recipient)
+            await client.rcpt(copy.recipient, encoding=encoding)
             stage = "data"
             await client.data(message)
         except _Unreachable as exc:
             return DeliveryResult.failed(copy.recipient, exc.reply)
         except smtp_errors.SMTPResponseException as exc:
+            if stage == "pipelined":  # which reply refused it
+                stage = {smtp_errors.SMTPSenderRefused: "mail",
+                         smtp_errors.SMTPRecipientRefused: "rcpt"}.get(type(exc), "data")
             await self._reset(client, key)
             status, text = replies.split_enhanced(exc.message)
             log.info("upstream refused copy", extra={"upstream": self.name, "stage": stage,
@@ -168,6 +186,16 @@ class SmarthostUpstream:
             return DeliveryResult.failed(copy.recipient, replies.UPSTREAM_DROPPED)
         self._release(client, key)
         return DeliveryResult.delivered(copy.recipient, replies.OK)
+
+    async def _pipelined(self, client: aiosmtplib.SMTP, reused: bool, copy: Copy, sender: str,
+                         options: list[str], message: bytes) -> bool:
+        """One copy pipelined (pipelining.py); False: a pooled connection turned out closed
+        before the upstream said a word, and may be replaced once."""
+        sent = await pipelining.send(client, sender, options, copy.recipient, message,
+                                     copy.smtputf8, self._config.timeout)
+        if not sent and not reused:
+            raise smtp_errors.SMTPServerDisconnected("Connection lost")
+        return sent
 
     async def _reset(self, client: aiosmtplib.SMTP, key: str) -> None:
         if not client.is_connected:
