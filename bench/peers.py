@@ -20,6 +20,11 @@ Postfix; then the added latency of one sequential session (p50/p99 over a direct
 sink), and an unscored STARTTLS + AUTH run of the gateway (each real tool does both).
 
     .venv/bin/python bench/peers.py [--messages 1000] [--rounds 3] [--only gw-full,postfix]
+        [--baseline /path/to/an/older/checkout]
+
+`--baseline` runs each selected gateway a second time from an older checkout (same
+interpreter and packages), interleaved with the rest: a change's before and after measured
+in one run, on the same machine minute.
 """
 
 from __future__ import annotations
@@ -227,10 +232,11 @@ UserID postfix
     return str(socket_path), proc
 
 
-def gateway_cli(config: Path, *args: str, stdin: bytes | None = None) -> None:
+def gateway_cli(config: Path, *args: str, stdin: bytes | None = None, root: Path = ROOT
+                ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
     subprocess.run([sys.executable, "-m", "gateway", "--config", str(config), *args],
-                   cwd=ROOT, env=env, input=stdin, check=True, stdout=subprocess.DEVNULL)
+                   cwd=root, env=env, input=stdin, check=True, stdout=subprocess.DEVNULL)
 
 
 def suppression_file(path: Path, count: int) -> Path:
@@ -259,7 +265,8 @@ def gateway_config(work: Path, port: int, sink: int, database: str, full: bool) 
 
 
 def start_gateway(work: Path, name: str, port: int, sink: int, database: str, full: bool,
-                  workers: int, suppressions: Path | None) -> Relay:
+                  workers: int, suppressions: Path | None, root: Path = ROOT) -> Relay:
+    """One gateway relay, run from the checkout at `root` (`--baseline`: an older one)."""
     work.mkdir(parents=True, exist_ok=True)
     config = gateway_config(work, port, sink, database, full)
     if database == "postgres":
@@ -267,15 +274,15 @@ def start_gateway(work: Path, name: str, port: int, sink: int, database: str, fu
         asyncio.run(_fresh_schema(schema))
     asyncio.run(prepare(config, database))
     if full:
-        gateway_cli(config, "dkim", "generate", DOMAIN, "--algorithm", "rsa")
-        gateway_cli(config, "dkim", "generate", DOMAIN, "--algorithm", "ed25519")
+        gateway_cli(config, "dkim", "generate", DOMAIN, "--algorithm", "rsa", root=root)
+        gateway_cli(config, "dkim", "generate", DOMAIN, "--algorithm", "ed25519", root=root)
         if suppressions is not None:
             gateway_cli(config, "suppress", "import", str(suppressions), "--global",
-                        "--reason", "unsubscribe")
+                        "--reason", "unsubscribe", root=root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
     log = (work / "gateway.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "serve",
-                             "--workers", str(workers)], cwd=ROOT, env=env, stdout=log,
+                             "--workers", str(workers)], cwd=root, env=env, stdout=log,
                             stderr=log)
     try:
         wait_port(port, timeout=60)
@@ -384,8 +391,8 @@ def percentile(values: list[float], p: float) -> float:
 # --- the run -------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def relays(work: Path, sink: int, only: set[str] | None, suppressed: int
-           ) -> Iterator[list[Relay]]:
+def relays(work: Path, sink: int, only: set[str] | None, suppressed: int,
+           baseline: Path | None = None) -> Iterator[list[Relay]]:
     wanted = only or {"bare", "postfix", "postfix+dkim", "gw-min", "gw-full", "gw-full-pg",
                       "gw-full-pg-2w"}
     started: list[Relay] = []
@@ -414,6 +421,11 @@ def relays(work: Path, sink: int, only: set[str] | None, suppressed: int
                 print(f"setting up {name} ...", flush=True)
                 started.append(start_gateway(work / name, name, free_port(), sink, database,
                                              full, workers, suppressions))
+            if name in wanted and baseline is not None:  # the same, from the older code
+                print(f"setting up {name} from {baseline} ...", flush=True)
+                started.append(start_gateway(work / f"base-{name}", f"base:{name}",
+                                             free_port(), sink, database, full, workers,
+                                             suppressions, root=baseline))
         yield started
     finally:
         for relay in started:
@@ -423,6 +435,8 @@ def relays(work: Path, sink: int, only: set[str] | None, suppressed: int
         for name in ("gw-full-pg", "gw-full-pg-2w"):  # 1,000,000 entries each: not left behind
             if name in wanted:
                 asyncio.run(_drop_schema(name.replace("-", "_")))
+            if name in wanted and baseline is not None:
+                asyncio.run(_drop_schema(f"base_{name.replace('-', '_')}"))
 
 
 def main() -> None:
@@ -433,6 +447,9 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=220, help="messages, one session")
     parser.add_argument("--suppressed", type=int, default=SUPPRESSED,
                         help="suppression entries of the full-policy gateways")
+    parser.add_argument("--baseline", type=Path,
+                        help="a checkout of older code: its gateways run beside ours, "
+                             "interleaved (base:<name>)")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
     # not under /tmp: OpenDKIM refuses a configuration on a path others may write to
@@ -445,7 +462,7 @@ def main() -> None:
         sink_port = free_port()
         sink = start_sink(sink_port)
         try:
-            with relays(work, sink_port, only, args.suppressed) as started:
+            with relays(work, sink_port, only, args.suppressed, args.baseline) as started:
                 run(started, args, html_file, sink_port)
         finally:
             sink.send_signal(signal.SIGTERM)
