@@ -254,6 +254,9 @@ def gateway_config(work: Path, port: int, sink: int, database: str, full: bool) 
     if database == "postgres":  # a schema of its own; one node: its tenant keys in a directory
         text = text.replace('schema = "bench"', f'schema = "{work.name.replace("-", "_")}"')
         text = text.replace("[vault]\n", "[vault]\ntenant_key_store_single_node = true\n")
+        # several PostgreSQL gateways at once (twice as many with --baseline) stay under
+        # the server's 100 connections
+        text = text.replace("[database]\n", "[database]\npool_size = 4\n")
     # several gateways on one host: each its own HTTP ports
     text += f"[http]\npublic_port = {free_port()}\nadmin_port = {free_port()}\n"
     if not full:  # the operator switches the content checks off

@@ -21,6 +21,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access.api_keys import ApiKeys
+from gateway.app.workers import worker_count
 from gateway.audit import chain as audit_chain
 from gateway.audit.trail import AuditTrail
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path, tenant_key_location
@@ -107,8 +108,8 @@ class Parts:
     # --- the store, the vault and the keys ------------------------------------------------
     @cached_property
     def engine(self) -> AsyncEngine:
-        db = self.config.database
-        return create_engine(db.url, db.pool_size, db.schema)
+        db = self.config.database  # the node's connections, split among its workers
+        return create_engine(db.url, max(2, -(-db.pool_size // worker_count())), db.schema)
 
     @cached_property
     def vault(self) -> Vault:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway import background
 from gateway import config as config_module
 from gateway.app.parts import Parts
+from gateway.app.workers import runs_node_duties
 from gateway.audit import chain as audit_chain
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path
 from gateway.errors import ConfigError, VaultError, port_unavailable
@@ -132,8 +133,9 @@ class Gateway(Parts):
                                   listener_http.start)
             self._http.append(listener_http)
         submission = implicit = mailto_port = 0
+        duties = run_queue and runs_node_duties()  # one worker of a node runs the pollers
         if "smtp" in roles:
-            if run_queue:
+            if duties:
                 self._review.start()
                 if self.config.feedback.read_inboxes and any(
                         up.kind in OAUTH_UPSTREAM_KINDS for up in self.config.upstreams.values()):
@@ -150,6 +152,7 @@ class Gateway(Parts):
                                            "implicit_tls_port": implicit,
                                            "public_port": public, "admin_port": admin,
                                            "mailto_port": mailto_port,
+                                           "node_duties": duties and "smtp" in roles,
                                            "environment": self.config.environment})
         return self.ports
 

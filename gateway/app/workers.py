@@ -124,6 +124,7 @@ class Supervisor:
         args += ["serve", "--role", self._role, "--worker-sockets", spec]
         ready_read, ready_write = os.pipe()  # the worker writes a byte once it serves
         env = {**os.environ, "GATEWAY_WORKER": str(slot), READY_FD: str(ready_write),
+               "GATEWAY_WORKERS": str(len(self._procs)),
                "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir)}
         proc = subprocess.Popen(args, pass_fds=[*(s.fileno() for s in self._sockets.values()),
                                                 ready_write],
@@ -226,6 +227,19 @@ class Supervisor:
             sock.close()
         shutil.rmtree(self._metrics_dir, ignore_errors=True)
         return 0 if failed == 0 else 1
+
+
+def runs_node_duties() -> bool:
+    """Whether this process runs the node-wide pollers (the delivery queue, retention
+    purges, the inbox reader, webhooks, releases, alert checks): once per node, so alone or
+    in the supervisor's worker 0; the other workers only serve."""
+    return os.environ.get("GATEWAY_WORKER", "0") == "0"
+
+
+def worker_count() -> int:
+    """How many workers of one supervisor share this node (1 when run alone)."""
+    count = os.environ.get("GATEWAY_WORKERS", "1")
+    return max(1, int(count)) if count.isdigit() else 1
 
 
 def tell_ready() -> None:

@@ -22,7 +22,8 @@ class DatabaseConfig:
     url: str = setting("sqlite+aiosqlite:///var/gateway.db",
                        "`sqlite+aiosqlite:///...` or `postgresql+asyncpg://...`.", DATABASE_URL)
     schema: str = setting("", "PostgreSQL only: the schema (search path) the tables live in.")
-    pool_size: int = setting(10, "Connections kept open per process.")
+    pool_size: int = setting(10, "Connections kept open per node (`serve --workers` splits "
+                                 "them among its workers, at least 2 each).")
     min_free_mb: int = setting(100, "SQLite: new mail is refused (`452 4.3.1`) while the "
                                "database's directory has less free space than this "
                                "(Postfix's queue_minfree); 0 turns the check off "

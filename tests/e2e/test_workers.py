@@ -128,6 +128,10 @@ async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_clea
         first = [int(pid) for pid in lines.until("workers: 2").split("pids ")[1]
                  .split(";")[0].split()]
         assert await asyncio.to_thread(send, port, pki, 20) == [{}] * 20
+        # the node-wide pollers (queue, purges, inbox, webhooks) run in one worker only
+        started = [json.loads(line) for line in (tmp_path / "stderr.log").read_text()
+                   .splitlines() if '"gateway started"' in line]
+        assert sorted(e["node_duties"] for e in started) == [False, True]
         # whichever worker answers a scrape, it counts what both relayed
         assert await asyncio.to_thread(relayed, admin) == [20.0] * 6
 
@@ -154,7 +158,7 @@ async def test_two_workers_share_the_ports_survive_a_killed_worker_and_stop_clea
 async def test_two_workers_on_sqlite_share_one_file_without_database_is_locked(
         tmp_path, pki, database):
     """SQLite has one writer at a time; two worker processes write the same file at once
-    (audit rows, queued copies, counters, chains) while both queue runners claim the
+    (audit rows, queued copies, counters, chains) while worker 0's queue runner claims the
     deferred copies. Each waits its turn: every message gets its 250, none a 451 for a
     locked database, and every queued copy is delivered once."""
     later = {f"later{i}@example.org": "451 4.2.1 try later"  # to the delivery queue
