@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
-from dkim import select_headers
 from dkim.canonicalization import Relaxed
 
 SIGNED_FIELDS = (
@@ -126,18 +125,47 @@ def _fold_b64(value: bytes, width: int = 72) -> bytes:
     return b"\r\n\t".join(value[i:i + width] for i in range(0, len(value), width))
 
 
-def sign(fields: Sequence[Field], bh: bytes, key: SigningKey,
-         timestamp: int | None = None) -> bytes:
-    """The DKIM-Signature field (name to final CRLF) for a message whose header fields are
-    `fields` and whose canonical body hash is `bh` (see `body_hash`)."""
+def canonical_fields(fields: Sequence[Field]) -> list[Field]:
+    """Each field in relaxed canonical form (dkimpy's), in order: a message's fields are
+    made canonical once, not once per copy and key."""
+    canonical: list[Field] = Relaxed.canonicalize_headers(list(fields))
+    return canonical
+
+
+def chosen(fields: Sequence[Field], names: Sequence[bytes]) -> list[int]:
+    """The index of the field each name in `names` signs, as dkimpy's `select_headers`
+    picks them: the last occurrence first, then the one before; a name with none left
+    signs nothing."""
+    picked: list[int] = []
+    last: dict[bytes, int] = {}
+    for name in names:
+        i = last.get(name, len(fields))
+        while i > 0:
+            i -= 1
+            if fields[i][0].lower() == name:
+                picked.append(i)
+                break
+        last[name] = i
+    return picked
+
+
+def sign_copy(fields: Sequence[Field], canonical: Sequence[Field], bh: bytes,
+              keys: Sequence[SigningKey], timestamp: int | None = None) -> bytes:
+    """The DKIM-Signature fields (each name to final CRLF), one per key, for a copy whose
+    header fields are `fields` (`canonical`: the same, made canonical) and whose canonical
+    body hash is `bh` (see `body_hash`). The signed fields are read once for every key."""
     names = header_list(fields)
+    data = b"".join(canonical[i][0] + b":" + canonical[i][1] for i in chosen(fields, names))
+    when = timestamp if timestamp is not None else int(time.time())
+    return b"".join(_signature(data, names, bh, key, when) for key in keys)
+
+
+def _signature(data: bytes, names: Sequence[bytes], bh: bytes, key: SigningKey,
+               timestamp: int) -> bytes:
     tags = [b"v=1", b"a=" + key.algorithm.encode(), b"c=relaxed/relaxed",
             b"d=" + key.domain.encode(), b"s=" + key.selector.encode(),
-            b"t=%d" % (timestamp if timestamp is not None else int(time.time())),
-            b"h=" + b":".join(names), b"bh=" + bh, b"b="]
+            b"t=%d" % timestamp, b"h=" + b":".join(names), b"bh=" + bh, b"b="]
     value = _fold_tags(tags)
-    signed = select_headers(list(fields), names)
-    data = b"".join(n + b":" + v for n, v in Relaxed.canonicalize_headers(signed))
     own = Relaxed.canonicalize_headers([(b"DKIM-Signature", value)])[0]
     data += own[0] + b":" + own[1].rstrip()
     if isinstance(key.private, rsa.RSAPrivateKey):

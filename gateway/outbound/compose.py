@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 from gateway.config import Config
 from gateway.directory.records import Mailbox, Tenant
 from gateway.dkim.keys import DkimKeys
-from gateway.dkim.signer import BodyHasher, SigningKey, body_hash, parse_fields, sign
+from gateway.dkim.signer import (
+    BodyHasher,
+    SigningKey,
+    body_hash,
+    canonical_fields,
+    parse_fields,
+    sign_copy,
+)
 from gateway.optout.token import Claims, TokenSealer
 from gateway.outbound import footer
 from gateway.outbound.footer import FooterPlan, PixelPolicy
@@ -90,6 +97,7 @@ class Prepared:
         # the header block is the same for every recipient: read it once
         head = plan.header_block() if plan is not None else raw[:self._head_end]
         self._fields = parse_fields(head)
+        self._canonical = canonical_fields(self._fields) if keys else []
         # the body: hashed once when every copy has the same; else its shared start once
         self._body_hash = b""
         self._hasher: BodyHasher | None = None
@@ -142,9 +150,10 @@ class Prepared:
         added = unsubscribe + ONE_CLICK
         if not self._keys:
             return head + added + b"\r\n" + body
-        fields = [*self._fields, *parse_fields(added)]
+        ours = parse_fields(added)
         bh = self._hasher.hash(body) if self._hasher is not None else self._body_hash
-        signatures = b"".join(sign(fields, bh, key) for key in self._keys)
+        signatures = sign_copy([*self._fields, *ours],
+                               [*self._canonical, *canonical_fields(ours)], bh, self._keys)
         return signatures + head + added + b"\r\n" + body
 
 

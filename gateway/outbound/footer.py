@@ -85,11 +85,18 @@ class _Splice:
 _BASE64_LINE = 57  # input bytes per 76-character line of base64.encodebytes
 
 
-def _cut(first: bytes, encoding: str) -> int:
+def _crlf_only(piece: bytes) -> bool:
+    return piece.count(b"\r") == piece.count(b"\n") == piece.count(b"\r\n")
+
+
+def _cut(first: bytes, encoding: str, pieces: tuple[bytes | str, ...]) -> int:
     """Where the content before the first slot can be encoded apart from what follows and
     give the same bytes: after a line break for quoted-printable (b2a_qp encodes line by
-    line), at a whole base64 line, anywhere for identity encodings."""
+    line, but reads a bare CR by the first line break's kind, so only where every line
+    ends in CRLF), at a whole base64 line, anywhere for identity encodings."""
     if encoding == "quoted-printable":
+        if not all(_crlf_only(p) for p in pieces if isinstance(p, bytes)):
+            return 0
         return first.rfind(b"\n") + 1
     if encoding == "base64":
         return len(first) // _BASE64_LINE * _BASE64_LINE
@@ -102,7 +109,7 @@ def _split_fixed(pieces: tuple[bytes | str, ...], encoding: str
     assert isinstance(first, bytes)
     if len(pieces) == 1:  # no slot: all of it is the same in every copy
         return _encode(first, encoding), ()
-    at = _cut(first, encoding)
+    at = _cut(first, encoding, pieces)
     return _encode(first[:at], encoding), (first[at:], *pieces[1:])
 
 
