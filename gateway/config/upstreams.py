@@ -80,7 +80,9 @@ class UpstreamConfig:
                                "without authentication); only for a loopback host, logged at "
                                "start.")
     timeout: float = setting(30.0, "Seconds for each upstream command.")
-    pool_size: int = setting(20, "Idle connections kept.")
+    pool_size: int = setting(20, "smtp: connections per login, open at once and kept idle "
+                             "between copies; a copy beyond waits its turn. 0: no limit, "
+                             "none kept.")
     path: str = setting("", "maildir: the directory.")
     return_path: Literal["sender", "verp"] = setting(
         "sender", "smtp only. `verp`: each copy leaves with the return path "

@@ -191,3 +191,18 @@ async def test_concurrent_clients_every_250_is_at_the_upstream(harness: Harness,
     at_sink = {r.recipients[0] for r in harness.sink.received}
     assert accepted == at_sink
     assert len(accepted) == count - count // 5
+
+
+async def test_copies_beyond_the_pool_wait_their_turn_on_the_logins_connections(
+        tmp_path: Path, pki: Pki, database):
+    """Issue 26: ten recipients' copies over `pool_size = 2` take turns on two connections
+    (an MTA's destination concurrency) instead of opening ten and closing eight."""
+    sink = await RecordingSink(pipelining=True).start()
+    upstream = (f'[upstreams.sink]\nkind = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
+                'tls = "none"\npool_size = 2\n')
+    async with running_harness(tmp_path, pki, database, sink=sink, upstream=upstream) as h:
+        recipients = [f"r{i}@example.org" for i in range(10)]
+        code, _ = await h.data_reply(recipients)
+        assert code == 250
+        assert sorted(r.recipients[0] for r in sink.received) == sorted(recipients)
+        assert sink.connections == 2

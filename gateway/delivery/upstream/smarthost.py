@@ -47,6 +47,7 @@ class SmarthostUpstream:
                         extra={"upstream": name})
         self._logins = logins
         self._idle: dict[str, list[aiosmtplib.SMTP]] = {}
+        self._turns: dict[str, asyncio.Semaphore] = {}  # per login: pool_size at once
 
     async def _connect(self, copy: Copy, login: UpstreamLogin | None) -> aiosmtplib.SMTP:
         cfg = self._config
@@ -106,9 +107,8 @@ class SmarthostUpstream:
         except LoginUnavailable as exc:
             raise _Unreachable(exc.reply) from None
 
-    async def _acquire(self, copy: Copy) -> tuple[aiosmtplib.SMTP, bool, str]:
-        login = await self._login(copy)
-        key = login.username if login is not None else ""
+    async def _acquire(self, copy: Copy, login: UpstreamLogin | None, key: str
+                       ) -> tuple[aiosmtplib.SMTP, bool, str]:
         idle = self._idle.get(key, [])
         while idle:
             client = idle.pop()
@@ -124,8 +124,26 @@ class SmarthostUpstream:
             client.close()
 
     async def deliver(self, copy: Copy, message: bytes) -> DeliveryResult:
+        """One copy, over a connection of its login: at most `pool_size` at once per login
+        (a destination concurrency limit, as an MTA keeps); a copy beyond waits its turn
+        and takes the connection the one before it leaves, instead of opening its own."""
         try:
-            client, reused, key = await self._acquire(copy)
+            login = await self._login(copy)
+        except _Unreachable as exc:
+            return DeliveryResult.failed(copy.recipient, exc.reply)
+        key = login.username if login is not None else ""
+        if self._config.pool_size <= 0:
+            return await self._deliver(copy, message, login, key)
+        turns = self._turns.get(key)
+        if turns is None:
+            turns = self._turns[key] = asyncio.Semaphore(self._config.pool_size)
+        async with turns:
+            return await self._deliver(copy, message, login, key)
+
+    async def _deliver(self, copy: Copy, message: bytes, login: UpstreamLogin | None,
+                       key: str) -> DeliveryResult:
+        try:
+            client, reused, key = await self._acquire(copy, login, key)
         except _Unreachable as exc:
             return DeliveryResult.failed(copy.recipient, exc.reply)
         stage = "mail"
