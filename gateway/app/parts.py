@@ -100,6 +100,7 @@ class Parts:
     def __init__(self, config: Config, engine: AsyncEngine | None = None,
                  command: bool = False) -> None:
         self.config = config
+        self._command = command
         # a CLI command (`command`) writes an audit chain of its own (audit/chain.py)
         audit_chain.set_chain_name(config.audit.chain, command=command)
         if engine is not None:
@@ -110,6 +111,22 @@ class Parts:
     def engine(self) -> AsyncEngine:
         db = self.config.database  # the node's connections, split among its workers
         return create_engine(db.url, max(2, -(-db.pool_size // worker_count())), db.schema)
+
+    @cached_property
+    def commit_engine(self) -> AsyncEngine:
+        """The running gateway's audit group commits on PostgreSQL: two connections of their
+        own, no ping before each commit (a stale one is replaced and the batch tried once
+        more: audit/trail.py). Elsewhere, and for a command, the one engine."""
+        db = self.config.database
+        if self._command or not db.url.startswith("postgresql"):
+            return self.engine
+        return create_engine(db.url, 2, db.schema, pre_ping=False)
+
+    async def dispose_engines(self) -> None:
+        commit = self.__dict__.get("commit_engine")
+        if commit is not None and commit is not self.engine:
+            await commit.dispose()
+        await self.engine.dispose()
 
     @cached_property
     def vault(self) -> Vault:
@@ -198,7 +215,7 @@ class Parts:
     @cached_property
     def audit(self) -> AuditTrail:
         cfg = self.config.audit
-        return AuditTrail(self.engine, cfg.batch_max_rows, cfg.batch_max_delay,
+        return AuditTrail(self.commit_engine, cfg.batch_max_rows, cfg.batch_max_delay,
                           self.write_health, self.event_names)
 
     @cached_property

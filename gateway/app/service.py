@@ -281,7 +281,7 @@ class Gateway(Parts):
         await self.limits.close()
         self.authenticator.close()
         await self.alerts.stop()
-        await self.engine.dispose()
+        await self.dispose_engines()
 
     def reload(self) -> None:
         """SIGHUP: re-read what is safe to change live (TLS files, master keys, limits).

@@ -14,7 +14,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import background
@@ -152,6 +152,22 @@ class AuditTrail:
                 await asyncio.sleep(self._max_delay)
             await self._flush()
 
+    async def _commit(self, rows: list[dict[str, Any]], event_rows: list[dict[str, Any]],
+                      sent_rows: list[dict[str, Any]]) -> None:
+        """One transaction; once more on a fresh connection if the pooled one had been
+        closed by the server (no ping before each commit: parts.commit_engine)."""
+        try:
+            async with self._engine.begin() as conn:
+                await write(conn, rows, event_rows, sent_rows, self.head)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            self.head.forget()
+            log.warning("audit group commit: a pooled connection had been closed; trying "
+                        "a new one", extra={"rows": len(rows)})
+            async with self._engine.begin() as conn:
+                await write(conn, rows, event_rows, sent_rows, self.head)
+
     async def _flush(self) -> None:
         rows, event_rows, sent_rows, waiters = (self._rows, self._events, self._sent,
                                                 self._waiters)
@@ -159,8 +175,7 @@ class AuditTrail:
         if not rows and not event_rows and not sent_rows:
             return
         try:
-            async with self._engine.begin() as conn:
-                await write(conn, rows, event_rows, sent_rows, self.head)
+            await self._commit(rows, event_rows, sent_rows)
         except Exception as exc:
             self.head.forget()
             if isinstance(exc, SQLAlchemyError | OSError):  # the store's trouble, not our bug

@@ -98,7 +98,7 @@ async def _serve(config: Config, config_path: str | None, roles: tuple[str, ...]
         ports = await gateway.start(roles=roles)
     except BaseException:
         await gateway.credentials.close()
-        await gateway.engine.dispose()
+        await gateway.dispose_engines()
         raise
     loop.add_signal_handler(signal.SIGHUP, gateway.reload)
     # What starting built (modules, the parts, caches) lives as long as the process: out of

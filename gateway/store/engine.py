@@ -21,7 +21,10 @@ _PG_MIGRATION_LOCK = 0x6F63675F6D6967  # "ocg_mig": one node migrates at a time
 _LOCK_POLL = 0.2  # seconds between tries while another node migrates
 
 
-def create_engine(url: str, pool_size: int = 10, schema: str = "") -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 10, schema: str = "",
+                  pre_ping: bool = True) -> AsyncEngine:
+    """`pre_ping`: PostgreSQL connections are checked before each use (a round trip); the
+    audit group commits go without and retry once on a connection found closed."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -31,7 +34,7 @@ def create_engine(url: str, pool_size: int = 10, schema: str = "") -> AsyncEngin
         return engine
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                               pool_pre_ping=True, connect_args=connect_args)
+                               pool_pre_ping=pre_ping, connect_args=connect_args)
 
 
 def aware(value: datetime | None) -> datetime | None:

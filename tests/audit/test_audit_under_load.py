@@ -9,11 +9,13 @@ import asyncio
 import subprocess
 import sys
 
+import asyncpg
+import pytest
 import sqlalchemy as sa
 
 from gateway.store.engine import create_engine
 from gateway.store.schema import audit_chains
-from tests.conftest import Database, Harness
+from tests.conftest import PG_DSN, Database, Harness
 from tests.support import messages
 
 
@@ -62,3 +64,29 @@ async def test_cli_writes_during_load_leave_a_trail_that_verifies(harness: Harne
     assert any(c.endswith("/cli") for c in chains) and any(
         not c.endswith("/cli") for c in chains), chains
     assert h.gateway.audit.head.swaps > 0
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_group_commit_on_a_connection_the_server_closed_takes_a_new_one(
+        harness: Harness, database: Database, caplog):
+    """The group commits go without a ping before each transaction (a round trip per
+    commit); a pooled connection PostgreSQL has closed (a restart, a failover, an idle
+    timeout) is replaced and the batch tried once more: the client gets its 250."""
+    h = harness
+    assert await h.send(messages.simple(), ["first@example.org"]) == {}
+    engine = h.gateway.commit_engine
+    assert engine is not h.gateway.engine
+    async with engine.connect() as one, engine.connect() as two:  # both pooled connections
+        pids = [(await c.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+                for c in (one, two)]
+    killer = await asyncpg.connect(PG_DSN)
+    try:
+        for pid in pids:
+            await killer.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await killer.close()
+    assert await h.send(messages.simple(), ["second@example.org"]) == {}
+    assert any("pooled connection had been closed" in r.getMessage() for r in caplog.records)
+    await h.gateway.audit.stop()
+    verified = await asyncio.to_thread(_cli, h, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
