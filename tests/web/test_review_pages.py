@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from gateway.review.accounts import SignInRefused
 from gateway.store.schema import audit_events, review_sessions
 from gateway.web.review.common import BODY_CSP, PAGE_CSP
+from suppression.entries import GLOBAL
 from tests.support.cli import gw
 from tests.support.held import held_rows, send_data
 from tests.support.review import (
@@ -229,3 +230,54 @@ async def test_gateway_user_add_prints_the_totp_uri_and_list_shows_the_account(h
     assert "carol\tcompliance\tacme\tlast sign-in never" in listed.stdout
     again = await gw(harness, "user", "add", "carol", "--role", "ops")
     assert again.returncode != 0 and "exists already" in again.stderr
+
+
+def _add_form(page: str) -> str:
+    return page.split("<h2>Add</h2>", 1)[1].split("</form>", 1)[0]
+
+
+async def test_adding_a_suppression_defaults_to_the_reviewers_tenant_and_manual(harness):
+    """Issue 27: "Add" no longer defaults to the global list with reason `unsubscribe`. A
+    tenant's reviewer adds to that tenant's list; global is offered only to a compliance
+    reviewer bound to no tenant, and never preselected; the reason starts at `manual`."""
+    bound = await add_reviewer(harness, "tara", role="ops", tenant="acme")
+    ops = await add_reviewer(harness, "otto", role="ops")
+    compliance = await add_reviewer(harness, "cora", role="compliance")
+
+    async with await signed_in(harness, "tara", bound) as client:
+        page = await client.get("/review/suppressions")
+        form = _add_form(page.text)
+        assert '<option value="acme" selected>' in form and "global" not in form
+        assert "<option selected>manual</option>" in form
+        added = await client.post("/review/suppressions", data={
+            "csrf": csrf_of(page.text), "list": "acme", "action": "add",
+            "target": "t@example.org", "reason": "manual"})
+        assert added.status_code == 303
+
+    async with await signed_in(harness, "otto", ops) as client:
+        page = await client.get("/review/suppressions")
+        assert "global" not in _add_form(page.text)
+        refused = await client.post("/review/suppressions", data={
+            "csrf": csrf_of(page.text), "list": "global", "action": "add",
+            "target": "o@example.org", "reason": "manual"})
+        assert refused.status_code == 400
+        assert "Only a compliance reviewer adds to the global list." in refused.text
+
+    async with await signed_in(harness, "cora", compliance) as client:
+        page = await client.get("/review/suppressions")
+        form = _add_form(page.text)
+        assert '<option value="" selected disabled>Choose a list</option>' in form
+        assert '<option value="global">' in form  # offered, not chosen
+        unchosen = await client.post("/review/suppressions", data={
+            "csrf": csrf_of(page.text), "list": "", "action": "add",
+            "target": "c@example.org", "reason": "manual"})
+        assert unchosen.status_code == 400 and "Choose the list to add to." in unchosen.text
+        chosen = await client.post("/review/suppressions", data={
+            "csrf": csrf_of(page.text), "list": "global", "action": "add",
+            "target": "c@example.org", "reason": "manual"})
+        assert chosen.status_code == 303
+
+    suppressions = harness.gateway.suppressions
+    assert await suppressions.check(1, "t@example.org") is not None  # acme's list
+    assert await suppressions.check(1, "o@example.org") is None  # refused: nowhere
+    assert (await suppressions.check(1, "c@example.org")).scope == GLOBAL

@@ -26,6 +26,9 @@ from gateway.web.review.common import (
 )
 from suppression.entries import GLOBAL, Reason
 
+# what a person adds by hand: `manual` first (the default); erasure is the erase command's
+_REASONS = ["manual", *(r.value for r in Reason if r not in (Reason.ERASURE, Reason.MANUAL))]
+
 
 def _actor(session: Session) -> Actor:
     r = session.reviewer
@@ -36,6 +39,15 @@ def _lists(session: Session, names: dict[int, str]) -> list[str]:
     if session.reviewer.tenant_id is not None:
         return [names.get(session.reviewer.tenant_id, "")]
     return ["global", *sorted(names.values())]
+
+
+def _add_lists(session: Session, names: dict[int, str]) -> list[str]:
+    """The lists this reviewer may add to: a reviewer bound to a tenant, that tenant's;
+    one who is not, every tenant's, and the global list only for one who decides
+    (compliance, admin), never chosen for them."""
+    if session.reviewer.tenant_id is not None:
+        return [names.get(session.reviewer.tenant_id, "")]
+    return sorted(names.values()) + (["global"] if session.reviewer.decides else [])
 
 
 def _scope(list_name: str, names: dict[int, str]) -> int | None:
@@ -74,7 +86,7 @@ async def _search_page(web: WebParts, session: Session, names: dict[int, str],
             error = exc.message
     return render("suppressions.html", title="Suppressions", session=session, lists=lists,
                    list_name=list_name, address=address, entries=entries, error=error,
-                   reasons=[r.value for r in Reason if r is not Reason.ERASURE],
+                   reasons=_REASONS, add_lists=_add_lists(session, names),
                    tenant_name=names.get(session.reviewer.tenant_id or 0, ""),
                    flash=flash)
 
@@ -92,10 +104,15 @@ async def suppressions_change(request: Request) -> Response:
     list_name = str(form.get("list", ""))
     if form.get("action") == "search":
         return await _search_page(web, session, names, list_name, str(form.get("address", "")))
-    scope = _scope(list_name, names) if list_name in _lists(session, names) else None
     action, target = str(form.get("action", "")), str(form.get("target", "")).strip()[:320]
+    allowed = _add_lists(session, names) if action == "add" else _lists(session, names)
+    scope = _scope(list_name, names) if list_name in allowed else None
     error = ""
-    if scope is None:
+    if action == "add" and list_name == "global" and scope is None:
+        error = "Only a compliance reviewer adds to the global list."
+    elif action == "add" and not list_name:
+        error = "Choose the list to add to."
+    elif scope is None:
         error = "No such list."
     else:
         try:
@@ -115,8 +132,8 @@ async def suppressions_change(request: Request) -> Response:
     if error:
         return render("suppressions.html", 400, title="Suppressions", session=session,
                        lists=_lists(session, names), list_name=list_name, address="",
-                       entries=[], error=error,
-                       reasons=[r.value for r in Reason if r is not Reason.ERASURE],
+                       entries=[], error=error, reasons=_REASONS,
+                       add_lists=_add_lists(session, names),
                        tenant_name=names.get(session.reviewer.tenant_id or 0, ""))
     done = "added" if action == "add" else "removed"
     return RedirectResponse(f"/review/suppressions?{urlencode({'list': list_name})}"
