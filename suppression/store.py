@@ -100,6 +100,11 @@ class Filters:
     source: str | None = None
     contains: str | None = None  # part of the target (case-insensitive)
     active_at: int | None = None  # only entries not expired at this time
+    # the start of the target, or of an address's domain (`bob`, `example.`): a person
+    # browsing a list types the beginning of what they look for
+    prefix: str | None = None
+    created_from: int | None = None  # unix seconds, inclusive
+    created_until: int | None = None  # unix seconds, exclusive
 
     def where(self, scopes: Sequence[int]) -> list[sa.ColumnElement[bool]]:
         clauses: list[sa.ColumnElement[bool]] = [_T.scope.in_(scopes)]
@@ -113,6 +118,14 @@ class Filters:
             clauses.append(_T.target.contains(self.contains.lower(), autoescape=True))
         if self.active_at is not None:
             clauses.append(sa.or_(_T.expires_at.is_(None), _T.expires_at > self.active_at))
+        if self.prefix:
+            start = self.prefix.lower()
+            clauses.append(sa.or_(_T.target.startswith(start, autoescape=True),
+                                  _T.target.contains("@" + start, autoescape=True)))
+        if self.created_from is not None:
+            clauses.append(_T.created_at >= self.created_from)
+        if self.created_until is not None:
+            clauses.append(_T.created_at < self.created_until)
         return clauses
 
 

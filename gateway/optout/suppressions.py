@@ -268,6 +268,22 @@ class Suppressions:
         async with self._engine.connect() as conn:
             return await self.store.page(conn, [scope], filters, after, limit)
 
+    async def browse(self, actor: Actor, scope: int, filters: Filters, after: int,
+                     limit: int) -> list[Entry]:
+        """One page of a list for a person (the review pages): like `page`, and audited,
+        as a search is; a prefix typed is recorded by its digest, never as written."""
+        scope = self.scope_for(actor, scope)
+        async with self._engine.begin() as conn:
+            entries = await self.store.page(conn, [scope], filters, after, limit)
+            await audit_change(
+                conn, actor.name, "suppression.browsed", scope or None, scope=scope,
+                after=after, shown=len(entries),
+                reason_filter=filters.reason.value if filters.reason else None,
+                source_filter=filters.source, prefix_digest=self.audit_digest(
+                    filters.prefix) if filters.prefix and self.audit_digest else None,
+                created_from=filters.created_from, created_until=filters.created_until)
+        return entries
+
     async def stream(self, actor: Actor, scope: int, filters: Filters) -> AsyncIterator[Entry]:
         """Every entry of one list (an export: audited before the first entry)."""
         scope = self.scope_for(actor, scope)

@@ -6,6 +6,7 @@ in a real browser.)"""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -281,3 +282,62 @@ async def test_adding_a_suppression_defaults_to_the_reviewers_tenant_and_manual(
     assert await suppressions.check(1, "t@example.org") is not None  # acme's list
     assert await suppressions.check(1, "o@example.org") is None  # refused: nowhere
     assert (await suppressions.check(1, "c@example.org")).scope == GLOBAL
+
+
+def _browsed(page: str) -> list[str]:
+    table = page.split('aria-label="Browsed entries"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr><td>([^<]+)</td>", table)
+
+
+async def test_a_suppression_list_is_browsed_by_page_filter_and_prefix_and_audited(harness):
+    """Issue 27: a reviewer browses a list (not only searches one address): 50 entries a
+    page, filters on reason, source and date, a prefix of an address or of its domain; the
+    filters travel in POST bodies (a prefix may be an address), each page read is audited
+    and a prefix is recorded by its digest only."""
+    from gateway.optout.suppressions import Actor
+    from suppression.entries import Reason as R
+
+    suppressions = harness.gateway.suppressions
+    acme = (await harness.store().tenant("acme")).id
+    operator = Actor("test")
+    for i in range(110):
+        await suppressions.add(operator, acme, f"user{i:03d}@example.org", R.MANUAL, "import")
+    await suppressions.add(operator, acme, "bob@example.org", R.BOUNCE, "upstream")
+    await suppressions.add(operator, acme, "x@bobcat.example", R.COMPLAINT, "feedback")
+    await suppressions.add(operator, acme, "bobby.example", R.MANUAL, "review")  # a domain
+    await suppressions.add(operator, 0, "global-only@example.org", R.MANUAL, "review")
+    secret = await add_reviewer(harness, "bea", role="compliance")
+    async with await signed_in(harness, "bea", secret) as client:
+        first = await client.get("/review/suppressions?list=acme")
+        shown = _browsed(first.text)
+        assert len(shown) == 50 and shown[0] == "user000@example.org"
+        assert "global-only@example.org" not in first.text
+        csrf = csrf_of(first.text)
+
+        async def browse(**fields: str) -> list[str]:
+            page = await client.post("/review/suppressions", data={
+                "csrf": csrf, "list": "acme", "action": "browse", **fields})
+            assert page.status_code == 200, page.text
+            return _browsed(page.text)
+
+        after = re.search(r'name="after" value="(\d+)"', first.text).group(1)
+        second = await browse(after=after)
+        assert second[0] == "user050@example.org" and len(second) == 50
+        assert sorted(await browse(prefix="bob")) == [
+            "bob@example.org", "bobby.example", "x@bobcat.example"]
+        assert await browse(prefix="BOB@") == ["bob@example.org"]
+        assert await browse(reason_filter="bounce") == ["bob@example.org"]
+        assert await browse(source="feedback") == ["x@bobcat.example"]
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
+        assert len(await browse(**{"from": today, "prefix": "bob"})) == 3
+        assert await browse(**{"from": tomorrow}) == []
+        bad = await client.post("/review/suppressions", data={
+            "csrf": csrf, "list": "acme", "action": "browse", "from": "5 Dec"})
+        assert "Dates are written YYYY-MM-DD." in bad.text
+    async with harness.gateway.engine.connect() as conn:
+        browsed = (await conn.execute(sa.select(audit_events.c.detail).where(
+            audit_events.c.event == "suppression.browsed"))).scalars().all()
+    assert len(browsed) >= 8
+    assert any(d.get("prefix_digest") for d in browsed)
+    assert "bob" not in str(browsed)

@@ -3,6 +3,7 @@ may ask to stop (possible opt-outs) waiting for a person."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -24,7 +25,8 @@ from gateway.web.review.common import (
     tenant_names,
     visible,
 )
-from suppression.entries import GLOBAL, Reason
+from suppression.entries import GLOBAL, Entry, Reason
+from suppression.store import Filters
 
 # what a person adds by hand: `manual` first (the default); erasure is the erase command's
 _REASONS = ["manual", *(r.value for r in Reason if r not in (Reason.ERASURE, Reason.MANUAL))]
@@ -66,29 +68,82 @@ async def suppressions_page(request: Request) -> Response:
     list_name = q.get("list", lists[0])
     # a search is a POST (no address in any URL or log); `?address=` still works for a while
     return await _search_page(web, session, names, list_name, q.get("address", ""),
-                              flash(q))
+                              flash(q), browse={})
+
+
+_PAGE = 50  # entries a browsed page shows
+
+
+def _browsing(form: Mapping[str, object]) -> tuple[Filters, int, dict[str, str], str]:
+    """(filters, after, the values as typed, an error) of a browse form. Filters and the
+    prefix travel in POST bodies, never in a URL: a prefix may be a whole address."""
+    typed = {k: str(form.get(k) or "").strip()[:320]
+             for k in ("reason_filter", "source", "prefix", "from", "until")}
+    error = ""
+    reason = None
+    if typed["reason_filter"]:
+        try:
+            reason = Reason(typed["reason_filter"])
+        except ValueError:
+            error = "Unknown reason."
+    days = {}
+    for key in ("from", "until"):
+        if typed[key]:
+            try:
+                day = datetime.strptime(typed[key], "%Y-%m-%d").replace(tzinfo=UTC)
+                days[key] = int(day.timestamp())
+            except ValueError:
+                error = "Dates are written YYYY-MM-DD."
+    after = str(form.get("after") or "0")
+    filters = Filters(reason=reason, source=typed["source"][:40] or None,
+                      prefix=typed["prefix"] or None, created_from=days.get("from"),
+                      created_until=days["until"] + 86400 if "until" in days else None)
+    return filters, int(after) if after.isdigit() else 0, typed, error
 
 
 async def _search_page(web: WebParts, session: Session, names: dict[int, str],
-                       list_name: str, address: str, flash: str = "") -> Response:
+                       list_name: str, address: str, flash: str = "",
+                       browse: Mapping[str, object] | None = None) -> Response:
+    """The suppressions page: a search for one address (`address`), or a page of the list
+    (`browse`: the browse form's fields, `{}` for the first page unfiltered)."""
     lists = _lists(session, names)
     if list_name not in lists:
         list_name = lists[0]
+    browsed: list[dict[str, object]] = []
+    typed: dict[str, str] = {}
+    next_after = 0
+    browse_error = ""
+    if browse is not None:
+        filters, after, typed, browse_error = _browsing(browse)
+        scope = _scope(list_name, names)
+        if not browse_error and scope is not None:
+            try:
+                page = await web.suppressions.browse(_actor(session), scope, filters, after,
+                                                     _PAGE)
+            except GatewayError as exc:
+                browse_error, page = exc.message, []
+            browsed = [_row(e) for e in page]
+            next_after = page[-1].id if len(page) == _PAGE else 0
     address, entries, error = address.strip()[:320], [], ""
     if address:
         scope = _scope(list_name, names)
         try:
             found = await web.suppressions.lookup(_actor(session), scope or 0, address)
-            entries = [{"display": e.display, "reason": e.reason, "source": e.source,
-                        "created": _unix(e.created_at), "expires": _unix(e.expires_at)}
-                       for e in found]
+            entries = [_row(e) for e in found]
         except GatewayError as exc:
             error = exc.message
     return render("suppressions.html", title="Suppressions", session=session, lists=lists,
                    list_name=list_name, address=address, entries=entries, error=error,
                    reasons=_REASONS, add_lists=_add_lists(session, names),
                    tenant_name=names.get(session.reviewer.tenant_id or 0, ""),
-                   flash=flash)
+                   flash=flash, browsing=browse is not None, browsed=browsed, typed=typed,
+                   next_after=next_after, browse_error=browse_error,
+                   all_reasons=[r.value for r in Reason])
+
+
+def _row(e: Entry) -> dict[str, object]:
+    return {"display": e.display, "reason": e.reason, "source": e.source,
+            "created": _unix(e.created_at), "expires": _unix(e.expires_at)}
 
 
 def _unix(value: int | None) -> str:
@@ -104,6 +159,8 @@ async def suppressions_change(request: Request) -> Response:
     list_name = str(form.get("list", ""))
     if form.get("action") == "search":
         return await _search_page(web, session, names, list_name, str(form.get("address", "")))
+    if form.get("action") == "browse":
+        return await _search_page(web, session, names, list_name, "", browse=form)
     action, target = str(form.get("action", "")), str(form.get("target", "")).strip()[:320]
     allowed = _add_lists(session, names) if action == "add" else _lists(session, names)
     scope = _scope(list_name, names) if list_name in allowed else None
@@ -133,7 +190,8 @@ async def suppressions_change(request: Request) -> Response:
         return render("suppressions.html", 400, title="Suppressions", session=session,
                        lists=_lists(session, names), list_name=list_name, address="",
                        entries=[], error=error, reasons=_REASONS,
-                       add_lists=_add_lists(session, names),
+                       add_lists=_add_lists(session, names), typed={},
+                       all_reasons=[r.value for r in Reason],
                        tenant_name=names.get(session.reviewer.tenant_id or 0, ""))
     done = "added" if action == "add" else "removed"
     return RedirectResponse(f"/review/suppressions?{urlencode({'list': list_name})}"
