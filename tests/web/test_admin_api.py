@@ -127,3 +127,24 @@ async def test_import_through_the_api_needs_a_configured_client(harness: Harness
         mailbox = harness.gateway.directory.mailbox("sales@acme.example")
         response = await client.delete(f"/api/v1/mailboxes/{mailbox.public_id}/tokens")
         assert response.status_code == 200 and response.json()["revoked_at_provider"] is False
+
+
+async def test_the_openapi_document_declares_the_api_key_on_every_route_that_needs_one(
+        harness: Harness):
+    """Issue 27: a client generated from the document knows to send the key; the routes
+    that answer without one (the index) declare none."""
+    async with admin(harness, None) as client:
+        spec = (await client.get("/api/v1/openapi.json")).json()
+        scheme = spec["components"]["securitySchemes"]["apiKey"]
+        assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+        keyless = []
+        for path, operations in spec["paths"].items():
+            for method, operation in operations.items():
+                if operation.get("security") != [{"apiKey": []}]:
+                    keyless.append((method, path))
+                    # declared keyless: it truly answers without a key
+                    response = await client.request(method.upper(), path)
+                    assert response.status_code != 401, (method, path)
+        assert keyless == [("get", "/api/v1/")]
+        refused = await client.get("/api/v1/mailboxes")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"

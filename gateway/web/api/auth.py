@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.access.api_keys import ApiCaller, Forbidden, Unauthorized
 from gateway.errors import NotFound
@@ -20,15 +21,23 @@ def parts(request: Request) -> WebParts:
 Web = Annotated[WebParts, Depends(parts)]
 
 
-def require(*roles: str) -> Callable[[Request], Awaitable[ApiCaller]]:
+# Declared in the OpenAPI document (components.securitySchemes.apiKey, and on each route
+# that needs it), so a generated client sends the key; a missing or malformed header is
+# answered by our 401, not FastAPI's.
+_BEARER = HTTPBearer(auto_error=False, scheme_name="apiKey", bearerFormat="ocg_<id>_<secret>",
+                     description="An admin API key from 'gateway apikey add', as "
+                                 "'Authorization: Bearer ocg_...'.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+
+
+def require(*roles: str) -> Callable[..., Awaitable[ApiCaller]]:
     """A dependency: the caller, if its key holds one of `roles` (admin holds all)."""
 
-    async def caller(request: Request) -> ApiCaller:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key:
+    async def caller(request: Request, credentials: Bearer) -> ApiCaller:
+        key = credentials.credentials.strip() if credentials is not None else ""
+        if not key:
             raise Unauthorized("no key")
-        found = await parts(request).api_keys.authenticate(key.strip())
+        found = await parts(request).api_keys.authenticate(key)
         if found.role != "admin" and found.role not in roles:
             raise Forbidden(f"Role '{found.role}' may not do this "
                             f"(needs {' or '.join(roles) or 'admin'}).")
