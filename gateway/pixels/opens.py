@@ -30,6 +30,7 @@ class OpenRecorder:
         self._interval = interval
         self._rows: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()  # one flush at a time (the timer's, stop's, a test's)
         self.written = 0
         self.dropped = 0
 
@@ -57,17 +58,22 @@ class OpenRecorder:
                 log.exception("open events not written; kept for the next round")
 
     async def flush(self) -> int:
-        rows, self._rows = self._rows, []
-        if not rows:
-            return 0
-        try:
-            async with self._engine.begin() as conn:
-                await _insert(conn, rows)
-        except Exception:
-            self._rows[:0] = rows[:MAX_BUFFER - len(self._rows)]
-            raise
-        self.written += len(rows)
-        return len(rows)
+        """Write what gathered. A flush already writing is waited for first, so when this
+        returns every open recorded before it is stored (not merely taken by the timer's
+        flush, still on its way). Rows of a write that fails or is cancelled (stop()) go
+        back for the next one."""
+        async with self._writing:
+            rows, self._rows = self._rows, []
+            if not rows:
+                return 0
+            try:
+                async with self._engine.begin() as conn:
+                    await _insert(conn, rows)
+            except BaseException:
+                self._rows[:0] = rows[:MAX_BUFFER - len(self._rows)]
+                raise
+            self.written += len(rows)
+            return len(rows)
 
 
 OPEN_COLUMNS = ("tenant_id", "at", "queue_id", "campaign", "recipient_digest", "network",

@@ -3,6 +3,7 @@ recorded with an anonymized network only, the tracker told without the client's 
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.pixels import agents
+from gateway.pixels.opens import open_row
 from gateway.pixels.token import PixelClaims
 from gateway.store.schema import events, opens
 from gateway.web.pixel import GIF
@@ -214,3 +216,21 @@ async def test_opens_are_readable_per_message_and_campaign_as_json_and_csv(h, tr
         assert csv_text.splitlines()[0].startswith("id,at,queue_id,campaign,recipient_digest")
         assert len(csv_text.splitlines()) == 5 and "127.0.0.1" not in csv_text
         assert (await api.get("/api/v1/tenants/other/opens")).status_code == 404
+
+
+async def test_a_flush_returns_only_once_every_open_recorded_before_it_is_stored(h):
+    """The timer's flush takes the buffered opens and is still writing them when another
+    flush (stop's, or a reader's) starts: that one waits, instead of finding the buffer
+    empty and returning before the rows are stored (CI saw an aggregate-mode open missing
+    for that reason)."""
+    recorder = h.gateway.opens
+    await recorder.flush()
+    before = len(await stored_opens(h))
+    recorder.record(open_row(1, None, "campaign", None, "192.0.2.0/24", "other", False, ()))
+    writing = asyncio.create_task(recorder.flush())  # as the timer would
+    await asyncio.sleep(0)  # it has taken the row and waits on the database
+    await recorder.flush()
+    async with h.gateway.engine.connect() as conn:
+        stored = (await conn.execute(sa.select(opens))).all()
+    assert len(stored) == before + 1
+    assert await writing == 1
