@@ -138,14 +138,7 @@ async def test_through_the_gateway_an_smtputf8_copy_reaches_an_upstream_that_tak
     message was refused as 'upstream lacks SMTPUTF8' on every new connection."""
     sink = await RecordingSink(pipelining=offered).start()
     async with running_harness(tmp_path, pki, database, sink=sink) as h:
-        def run() -> tuple[int, bytes]:
-            with h.client() as smtp:
-                smtp.mail("sales@acme.example", ["SMTPUTF8"])
-                smtp.rcpt("jöe@example.org")
-                return smtp.data(messages.simple(to="jöe@example.org").replace(
-                    b"j\\xc3\\xb6e", "jöe".encode()))
-
-        code, _ = await asyncio.to_thread(run)
+        code, _ = await messages.send_to_utf8_recipient(h)
         assert code == 250
         assert [r.recipients for r in sink.received] == [["jöe@example.org"]]
         assert "SMTPUTF8" in sink.received[0].mail_options

@@ -126,14 +126,7 @@ async def test_mixed_outcome_is_250_and_failed_copies_are_kept_sealed(harness: H
 async def test_smtputf8_message_refused_when_upstream_lacks_it(tmp_path: Path, pki: Pki, database):
     sink = await RecordingSink(smtputf8=False).start()
     async with running_harness(tmp_path, pki, database, sink=sink) as h:
-        def run():
-            with h.client() as smtp:
-                smtp.mail("sales@acme.example", ["SMTPUTF8"])
-                smtp.rcpt("jöe@example.org")
-                return smtp.data(messages.simple(to="jöe@example.org").replace(
-                    b"j\\xc3\\xb6e", "jöe".encode()))
-
-        code, text = await asyncio.to_thread(run)
+        code, text = await messages.send_to_utf8_recipient(h)
         assert (code, text.decode().split(" ")[0]) == (
             replies.SMTPUTF8_UNSUPPORTED.code, replies.SMTPUTF8_UNSUPPORTED.status)
         assert sink.received == []

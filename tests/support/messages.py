@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 
 def simple(sender: str = "sales@acme.example", to: str = "alice@example.org",
            subject: str = "Hello", body: str = "Hi Alice,\r\n\r\nA short note.\r\n",
@@ -42,3 +45,18 @@ def of_size(size: int, sender: str = "sales@acme.example") -> bytes:
     head = simple(sender=sender, body="")
     line = b"x" * 76 + b"\r\n"
     return head + line * ((size - len(head)) // len(line) + 1)
+
+
+UTF8_RECIPIENT = "jöe@example.org"
+
+
+async def send_to_utf8_recipient(h: Any) -> tuple[int, bytes]:
+    """One SMTPUTF8 transaction (RFC 6531) to UTF8_RECIPIENT through a test harness's
+    gateway, logged in: the DATA reply."""
+    def run() -> tuple[int, bytes]:
+        with h.client() as smtp:
+            smtp.mail("sales@acme.example", ["SMTPUTF8"])
+            smtp.rcpt(UTF8_RECIPIENT)
+            return smtp.data(simple(to=UTF8_RECIPIENT))  # its To field in UTF-8
+
+    return await asyncio.to_thread(run)
