@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -79,7 +81,46 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error(500, "internal", f"Internal error (incident {incident}).")
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error"], "additionalProperties": False,
+    "properties": {"error": {
+        "type": "object", "required": ["code", "message"], "additionalProperties": False,
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}
+_ERROR_REF = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _documented(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document as the API answers: FastAPI declares its own 422 body
+    (`HTTPValidationError`), but every error here is `{"error": {"code", "message"}}`
+    (and a route that needs a key may answer 401 and 403)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec: dict[str, Any] = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Error"] = ERROR_SCHEMA
+        for operations in spec.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "The request is not valid", **_ERROR_REF}
+                if operation.get("security"):
+                    responses.setdefault("401", {"description": "No valid API key",
+                                                 **_ERROR_REF})
+                    responses.setdefault("403", {"description": "The key's role or tenant "
+                                                 "does not allow this", **_ERROR_REF})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = spec
+        return spec
+
+    return openapi
+
+
 def install(app: FastAPI) -> None:
+    app.openapi = _documented(app)  # type: ignore[method-assign]
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(Unauthorized, _unauthorized)
     app.add_exception_handler(Forbidden, _forbidden)

@@ -148,3 +148,32 @@ async def test_the_openapi_document_declares_the_api_key_on_every_route_that_nee
         assert keyless == [("get", "/api/v1/")]
         refused = await client.get("/api/v1/mailboxes")
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+
+
+async def test_error_answers_are_what_the_openapi_document_declares(harness: Harness):
+    """Issue 27: FastAPI declared its own 422 body (HTTPValidationError) while the API
+    answers `{"error": {"code", "message"}}`; now the document declares that, for 422 and,
+    where a key is needed, 401 and 403 — and real answers validate against it."""
+    import jsonschema
+
+    async with admin(harness, await key(harness, "ops", "acme")) as client:
+        spec = (await client.get("/api/v1/openapi.json")).json()
+        error = spec["components"]["schemas"]["Error"]
+        assert "HTTPValidationError" not in spec["components"]["schemas"]
+        with_body = [(path, method) for path, operations in spec["paths"].items()
+                     for method, operation in operations.items()
+                     if "requestBody" in operation and "{" not in path]
+        assert with_body
+        for path, method in with_body:
+            declared = spec["paths"][path][method]["responses"]
+            assert declared["422"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/Error"}
+            assert "401" in declared and "403" in declared
+            response = await client.request(method.upper(), path, content=b"[1, 2",
+                                            headers={"content-type": "application/json"})
+            assert response.status_code == 422, (method, path, response.text)
+            jsonschema.validate(response.json(), error)
+    async with admin(harness, None) as client:
+        refused = await client.get("/api/v1/mailboxes")
+        assert refused.status_code == 401
+        jsonschema.validate(refused.json(), error)
