@@ -124,6 +124,16 @@ class KnownHead:
         self._pending: tuple[str, int, str] | None = None
         self.swaps = self.turns = 0  # batches each way, for the benchmark's report
 
+    def expected(self, chain: str) -> tuple[int, str] | None:
+        """(seq, head) this writer last committed on `chain`, if it knows them."""
+        if self._known is None or self._known[0] != chain:
+            return None
+        return self._known[1], self._known[2]
+
+    def extended(self, chain: str, seq: int, head: str) -> None:
+        """The batch in flight ends the chain at (seq, head), once it commits."""
+        self._pending = (chain, seq, head)
+
     def committed(self) -> None:
         self._known, self._pending = self._pending, None
 
@@ -131,10 +141,10 @@ class KnownHead:
         self._known = self._pending = None
 
 
-async def _swap(conn: AsyncConnection, chain: str, known: tuple[str, int, str],
+async def _swap(conn: AsyncConnection, chain: str, expected: tuple[int, str],
                 rows: Sequence[dict[str, Any]], now: datetime
                 ) -> tuple[int, str, str, list[dict[str, Any]]] | None:
-    _, seq, previous = known
+    seq, previous = expected
     sealed, head = _seal(rows, chain, seq + 1, previous)
     swapped = await conn.execute(audit_chains.update().where(
         audit_chains.c.chain == chain, audit_chains.c.seq == seq,
@@ -160,9 +170,8 @@ async def chain_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
     the rows to insert (in this order: the hashes follow it)."""
     chain = chain_name()
     now = datetime.now(UTC)
-    swapped = None
-    if known is not None and known._known is not None and known._known[0] == chain:
-        swapped = await _swap(conn, chain, known._known, rows, now)
+    expected = known.expected(chain) if known is not None else None
+    swapped = await _swap(conn, chain, expected, rows, now) if expected is not None else None
     if swapped is not None:
         assert known is not None
         known.swaps += 1
@@ -177,7 +186,7 @@ async def chain_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
     await conn.execute(audit_batches.insert().values(
         chain=chain, seq=seq, prev_head=previous, head=head, row_count=len(sealed), at=now))
     if known is not None:
-        known._pending = (chain, seq, head)
+        known.extended(chain, seq, head)
     return sealed
 
 

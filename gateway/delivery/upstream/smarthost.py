@@ -108,13 +108,13 @@ class SmarthostUpstream:
             raise _Unreachable(exc.reply) from None
 
     async def _acquire(self, copy: Copy, login: UpstreamLogin | None, key: str
-                       ) -> tuple[aiosmtplib.SMTP, bool, str]:
+                       ) -> tuple[aiosmtplib.SMTP, bool]:
         idle = self._idle.get(key, [])
         while idle:
             client = idle.pop()
             if client.is_connected:
-                return client, True, key
-        return await self._connect(copy, login), False, key
+                return client, True
+        return await self._connect(copy, login), False
 
     def _release(self, client: aiosmtplib.SMTP, key: str) -> None:
         idle = self._idle.setdefault(key, [])
@@ -143,7 +143,7 @@ class SmarthostUpstream:
     async def _deliver(self, copy: Copy, message: bytes, login: UpstreamLogin | None,
                        key: str) -> DeliveryResult:
         try:
-            client, reused, key = await self._acquire(copy, login, key)
+            client, reused = await self._acquire(copy, login, key)
         except _Unreachable as exc:
             return DeliveryResult.failed(copy.recipient, exc.reply)
         stage = "mail"
@@ -168,7 +168,7 @@ class SmarthostUpstream:
                 stage = "pipelined"
                 if not await self._pipelined(client, reused, copy, sender, options, message):
                     client.close()  # a pooled connection the server had closed: replace it
-                    client = await self._connect(copy, await self._login(copy))
+                    client = await self._connect(copy, login)
                     await self._pipelined(client, False, copy, sender, options, message)
                 self._release(client, key)
                 return DeliveryResult.delivered(copy.recipient, replies.OK)
@@ -179,7 +179,7 @@ class SmarthostUpstream:
                 if not reused:
                     raise
                 client.close()  # a pooled connection the server had closed: replace it once
-                client = await self._connect(copy, await self._login(copy))
+                client = await self._connect(copy, login)
                 await client.mail(sender, options=options, encoding=encoding)
             stage = "rcpt"
             await client.rcpt(copy.recipient, encoding=encoding)
