@@ -33,6 +33,7 @@ from gateway.delivery.upstream.logins import MailboxPasswordLogin, SharedLogin, 
 from gateway.delivery.upstream.maildir import MaildirUpstream
 from gateway.delivery.upstream.smarthost import SmarthostUpstream
 from gateway.directory.cache import DirectoryCache
+from gateway.directory.domain_check import DomainChecks
 from gateway.directory.records import Tenant
 from gateway.directory.store import DirectoryStore
 from gateway.dkim.keys import DkimKeys
@@ -66,6 +67,7 @@ from gateway.pixels.token import PixelSealer
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.review.accounts import Reviewers
+from gateway.review.decisions import HeldDecisions
 from gateway.review.held import HeldStore
 from gateway.smtp.auth import Authenticator
 from gateway.smtp.auth_throttle import AuthThrottle
@@ -88,7 +90,7 @@ from gateway.vault.secrets import secret_store_for
 from gateway.vault.tenant_keys import TenantKeys, TenantSealedSecrets, TenantSealer
 from gateway.vault.tokens import TokenBroker
 from gateway.vault.upstream_passwords import UpstreamPasswords
-from gateway.web.parts import PixelParts, ReviewParts, WebParts
+from gateway.web.parts import OperatorParts, PixelParts, ReviewParts, WebParts
 
 log = logging.getLogger("gateway")
 T = TypeVar("T")
@@ -361,6 +363,10 @@ class Parts:
                          self.digest)
 
     @cached_property
+    def held_decisions(self) -> HeldDecisions:
+        return HeldDecisions(self.held, self.queue, self.config)
+
+    @cached_property
     def review(self) -> ReviewWorker:
         return ReviewWorker(self.held, self.directory, self.handoff, self.queue, self.config)
 
@@ -440,9 +446,11 @@ class Parts:
         return WebParts(
             self.config, self.directory_store, self.credentials, self.flows, self.api_keys,
             self.suppressions, self.directory, self.sealer, self.optouts, self.event_names,
+            OperatorParts(self.held_decisions, self.queue, self.worker, self.webhook_store,
+                          self.dkim, DomainChecks(self.engine, self.config), self.digest),
             InvalidAttempts(self.config.unsubscribe.invalid_rate),
             pixels=PixelParts(self.pixel_sealer, self.opens, self.forwarder),
             subjects=self.subjects, tenant_keys=self.tenant_keys,
-            review=ReviewParts(self.engine, self.held, self.reviewers, self.queue,
+            review=ReviewParts(self.engine, self.held, self.reviewers, self.held_decisions,
                                self.digest, self.optout_reviews))
 

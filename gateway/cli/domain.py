@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import click
@@ -61,15 +60,8 @@ async def domain_check(app: Parts, name: str) -> None:
     One line per finding (ok / warn / fail); exit status 1 if any fails."""
     from gateway.directory.domain_check import DnsLookup, DomainChecks, Level
 
-    name = name.strip().lower().rstrip(".")
-    checks = DomainChecks(app.engine, app.config)
-    _, verified_at = await checks.token(name, shared.actor())
-    keys = await app.dkim.listing(domain=name)
-    owner = next((t for t, d in await app.directory_store.list_domains() if d == name), "")
-    tenant = await app.directory_store.tenant(owner)
-    link_domain = str(tenant.settings.get("link_domain") or "")
-    findings = await asyncio.to_thread(checks.check, name, DnsLookup(app.config.dns), keys,
-                                       link_domain, verified_at is not None)
+    findings = await DomainChecks(app.engine, app.config).report(
+        name.strip().lower().rstrip("."), DnsLookup(app.config.dns), app.dkim, shared.actor())
     for finding in findings:
         click.echo(finding.line())
     if any(f.level is Level.FAIL for f in findings):

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gateway.cli import shared
-from gateway.directory.store import DirectoryStore
-from gateway.review.discard import queue_discard_report
+from gateway.review.decisions import Action, HeldDecisions
 from gateway.review.held import HeldMessage, HeldStore
 
 if TYPE_CHECKING:
@@ -22,6 +21,11 @@ STATUSES = click.Choice(["held", "refused", "release-requested", "released", "di
 async def _store(app: Parts) -> HeldStore:
     held: HeldStore = await app.with_digest(app.held)
     return held
+
+
+async def _decisions(app: Parts) -> HeldDecisions:
+    await _store(app)  # the audit digest the store names people with
+    return app.held_decisions
 
 
 def _line(h: HeldMessage) -> str:
@@ -79,8 +83,8 @@ async def body(app: Parts, held_id: int) -> None:
 async def release(app: Parts, held_id: int, reason: str) -> None:
     """Send it after all: the running gateway queues each recipient's copy within seconds
     (suppression is checked again before sending)."""
-    h = await (await _store(app)).request_release(held_id, shared.actor(), reason)
-    click.echo(_line(h))
+    click.echo(_line(await (await _decisions(app)).decide(held_id, "release", shared.actor(),
+                                                           reason)))
 
 
 @held.command()
@@ -89,12 +93,8 @@ async def release(app: Parts, held_id: int, reason: str) -> None:
 @shared.with_parts
 async def discard(app: Parts, held_id: int, reason: str) -> None:
     """Never send it; the sender gets a delivery report (no body) and the tenant an event."""
-    held_store = await _store(app)
-    h = await held_store.discard(held_id, shared.actor(), reason)
-    message = await held_store.body(held_id, "review:discard-report")
-    await queue_discard_report(app.queue,
-                               h, message, app.config)
-    click.echo(_line(h))
+    click.echo(_line(await (await _decisions(app)).decide(held_id, "discard", shared.actor(),
+                                                           reason)))
 
 
 @held.command()
@@ -103,19 +103,16 @@ async def discard(app: Parts, held_id: int, reason: str) -> None:
 @shared.with_parts
 async def note(app: Parts, held_id: int, text: str) -> None:
     """Add a reviewer's note."""
-    click.echo(_line(await (await _store(app)).note(held_id, shared.actor(), text)))
+    click.echo(_line(await (await _decisions(app)).decide(held_id, "note", shared.actor(),
+                                                           text)))
 
 
-async def _selection(held_store: HeldStore, store: DirectoryStore, tenant_name: str,
-                     check_name: str | None) -> list[HeldMessage]:
-    """Every held message of a tenant (optionally of one check), oldest first."""
-    tenant_id = (await store.tenant(tenant_name)).id
-    chosen: list[HeldMessage] = []
-    after = 0
-    while page := await held_store.listing(tenant_id, "held", check_name, 500, after):
-        chosen.extend(page)
-        after = page[-1].id
-    return chosen
+async def _all(app: Parts, action: Action, tenant_name: str, check_name: str | None,
+               reason: str) -> int:
+    decisions = await _decisions(app)
+    tenant_id = (await app.directory_store.tenant(tenant_name)).id
+    chosen = await decisions.still_held(tenant_id, check_name)
+    return len(await decisions.decide_all(chosen, action, shared.actor(), reason))
 
 
 @held.command(name="release-all")
@@ -127,11 +124,7 @@ async def _selection(held_store: HeldStore, store: DirectoryStore, tenant_name: 
 async def release_all(app: Parts, tenant_name: str,
                       check_name: str | None, reason: str) -> None:
     """Release every held message of a tenant (of one check, with --check)."""
-    held_store = await _store(app)
-    chosen = await _selection(held_store, app.directory_store, tenant_name, check_name)
-    for h in chosen:
-        await held_store.request_release(h.id, shared.actor(), reason)
-    click.echo(f"{len(chosen)} released")
+    click.echo(f"{await _all(app, 'release', tenant_name, check_name, reason)} released")
 
 
 @held.command(name="discard-all")
@@ -144,11 +137,4 @@ async def discard_all(app: Parts, tenant_name: str,
                       check_name: str | None, reason: str) -> None:
     """Discard every held message of a tenant (of one check, with --check); each sender
     gets its report."""
-    held_store = await _store(app)
-    queue = app.queue
-    chosen = await _selection(held_store, app.directory_store, tenant_name, check_name)
-    for h in chosen:
-        done = await held_store.discard(h.id, shared.actor(), reason)
-        message = await held_store.body(h.id, "review:discard-report")
-        await queue_discard_report(queue, done, message, app.config)
-    click.echo(f"{len(chosen)} discarded")
+    click.echo(f"{await _all(app, 'discard', tenant_name, check_name, reason)} discarded")

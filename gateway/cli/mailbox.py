@@ -29,16 +29,10 @@ def mailbox() -> None:
 async def mailbox_add(app: Parts, tenant_name: str, address: str,
                       upstream: str) -> None:
     """Add a sending mailbox to a tenant, sent through the named upstream."""
-    from gateway.vault.credentials import provider_for_upstream
+    from gateway.vault.credentials import add_mailbox
 
-    if upstream not in app.config.upstreams:
-        known = ", ".join(sorted(app.config.upstreams))
-        raise InvalidValue(f"Upstream '{upstream}' is not configured (known: {known}).")
-    oauth = provider_for_upstream(app.config, upstream) is not None
-    added = await app.directory_store.add_mailbox(
-        tenant_name, address, upstream, shared.actor(),
-        status="disconnected" if oauth else "active",
-        status_reason="not connected yet" if oauth else "")
+    added, oauth = await add_mailbox(app.config, app.directory_store, tenant_name, address,
+                                     upstream, shared.actor())
     click.echo(f"mailbox {added} added to {tenant_name} via {upstream}")
     if oauth:
         click.echo(f"connect it: gateway mailbox connect {added} --browser | --import")
@@ -132,11 +126,9 @@ async def mailbox_remove(app: Parts, address: str) -> None:
     mailbox_row = await app.directory_store.mailbox_by_address(address)
     credentials = await app.open_credentials()
     try:
-        if await credentials.row(mailbox_row.id) is not None:
-            await credentials.disconnect(mailbox_row, shared.actor(), "mailbox removed")
+        await credentials.remove_mailbox(app.directory_store, mailbox_row, shared.actor())
     finally:
         await credentials.close()
-    await app.directory_store.remove_mailbox(address, shared.actor())
     click.echo(f"mailbox {address} removed")
 
 

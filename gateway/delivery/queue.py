@@ -285,11 +285,13 @@ class QueueStore:
                                       .order_by(t.c.id))
             return [_copy(r) for r in rows]
 
-    async def retry_now(self, copy_id: int | None = None) -> int:
-        """Make deferred copies due now (one, or all)."""
+    async def retry_now(self, copy_id: int | None = None, tenant_id: int | None = None) -> int:
+        """Make deferred copies due now (one, or all, or all of a tenant's)."""
         query = t.update().where(t.c.state == State.DEFERRED.value)
         if copy_id is not None:
             query = query.where(t.c.id == copy_id)
+        if tenant_id is not None:
+            query = query.where(t.c.tenant_id == tenant_id)
         async with self._engine.begin() as conn:
             result = await conn.execute(query.values(next_attempt_at=datetime.now(UTC)))
             return int(result.rowcount)

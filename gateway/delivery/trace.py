@@ -35,18 +35,21 @@ class Trace:
     copies: tuple[QueuedCopy, ...]
 
 
-async def queue_ids_for(engine: AsyncEngine, reference: str) -> list[str]:
-    """A queue id, or a Message-ID (with or without angle brackets)."""
+async def queue_ids_for(engine: AsyncEngine, reference: str,
+                        tenant_id: int | None = None) -> list[str]:
+    """A queue id, or a Message-ID (with or without angle brackets); with `tenant_id`, only
+    that tenant's messages."""
     bare = reference.strip().strip("<>")
+    own = [audit_events.c.tenant_id == tenant_id] if tenant_id is not None else []
     async with engine.connect() as conn:
         found = (await conn.execute(
-            sa.select(audit_events.c.queue_id).where(audit_events.c.queue_id == reference)
+            sa.select(audit_events.c.queue_id).where(audit_events.c.queue_id == reference, *own)
             .limit(1))).first()
         if found:
             return [reference]
         rows = await conn.execute(
             sa.select(audit_events.c.queue_id).distinct()
-            .where(audit_events.c.message_id.in_([bare, f"<{bare}>"]))
+            .where(audit_events.c.message_id.in_([bare, f"<{bare}>"]), *own)
             .where(audit_events.c.queue_id.is_not(None)))
         ids = sorted(r[0] for r in rows)
     if not ids:

@@ -8,6 +8,7 @@ key's record (it must carry the same public key), DMARC, MX, and the tenant's li
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import secrets
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Config, DnsConfig
 from gateway.directory.store import DirectoryStore, audit_change
-from gateway.dkim.keys import KeyInfo
+from gateway.dkim.keys import DkimKeys, KeyInfo
 from gateway.errors import NetworkError, NotFound
 from gateway.store.schema import domains
 
@@ -128,13 +129,26 @@ class DomainChecks:
     async def verify(self, domain: str, lookup: DnsLookup, actor: str) -> Finding:
         token, verified_at = await self.token(domain, actor)
         expected = f"ocg-verify={token}"
-        found = lookup.txt(f"{VERIFY_LABEL}.{domain}")
+        found = await asyncio.to_thread(lookup.txt, f"{VERIFY_LABEL}.{domain}")
         if expected not in found:
             return Finding(Level.FAIL, "verify", f'publish {VERIFY_LABEL}.{domain}. IN TXT '
                            f'"{expected}", then run this again')
         if verified_at is None:
             await DirectoryStore(self._engine).mark_verified(domain, actor, "txt token")
         return Finding(Level.OK, "verify", f"{domain} is proven by its TXT token")
+
+    async def report(self, domain: str, lookup: DnsLookup, dkim: DkimKeys,
+                     actor: str) -> list[Finding]:
+        """Every finding for a tenant's sending domain, as receivers see it (the lookups
+        run off the event loop)."""
+        _, verified_at = await self.token(domain, actor)
+        keys = await dkim.listing(domain=domain)
+        directory = DirectoryStore(self._engine)
+        owner = next((t for t, d in await directory.list_domains() if d == domain), "")
+        tenant = await directory.tenant(owner)
+        link_domain = str(tenant.settings.get("link_domain") or "")
+        return await asyncio.to_thread(self.check, domain, lookup, keys, link_domain,
+                                       verified_at is not None)
 
     def check(self, domain: str, lookup: DnsLookup, keys: Sequence[KeyInfo],
               link_domain: str, verified: bool) -> list[Finding]:

@@ -77,6 +77,13 @@ class WebhookStore:
             await audit.write(conn, [audit.row("webhook.removed", actor=actor,
                                                   tenant_id=tenant_id)])
 
+    async def url_of(self, tenant_id: int) -> str | None:
+        """Where the tenant's events go (the secret is never shown again)."""
+        async with self._engine.connect() as conn:
+            url: str | None = (await conn.execute(sa.select(webhooks.c.url).where(
+                webhooks.c.tenant_id == tenant_id))).scalar()
+        return url
+
     async def get(self, webhook_id: int) -> Webhook | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(webhooks).where(

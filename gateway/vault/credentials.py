@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config
 from gateway.directory.records import Mailbox
-from gateway.directory.store import audit_change, mailbox_from_row, new_public_id
+from gateway.directory.store import (
+    DirectoryStore,
+    audit_change,
+    mailbox_from_row,
+    new_public_id,
+)
 from gateway.errors import InvalidValue, NotFound
 from gateway.store.engine import aware
 from gateway.store.schema import mailbox_credentials, mailboxes, oauth_clients
@@ -74,6 +79,21 @@ def provider_for_upstream(config: Config, upstream: str) -> str | None:
     return OAUTH_UPSTREAM_KINDS.get(up.kind) if up is not None else None
 
 
+async def add_mailbox(config: Config, directory: DirectoryStore, tenant_name: str,
+                      address: str, upstream: str, actor: str) -> tuple[str, bool]:
+    """A sending mailbox on a configured upstream: (its address, whether it must be
+    connected by OAuth next; until then it is `disconnected`)."""
+    if upstream not in config.upstreams:
+        known = ", ".join(sorted(config.upstreams))
+        raise InvalidValue(f"Upstream '{upstream}' is not configured (known: {known}).")
+    oauth = provider_for_upstream(config, upstream) is not None
+    added = await directory.add_mailbox(
+        tenant_name, address, upstream, actor,
+        status="disconnected" if oauth else "active",
+        status_reason="not connected yet" if oauth else "")
+    return added, oauth
+
+
 def missing_scopes(required: tuple[str, ...], granted: tuple[str, ...]) -> list[str]:
     if not granted:  # the provider did not say: the grant is what was asked for
         return []
@@ -92,6 +112,14 @@ class Credentials:
         for endpoints in self.providers.values():
             await endpoints.close()
         await self.secrets.close()
+
+    # --- mailboxes -------------------------------------------------------------------------
+    async def remove_mailbox(self, directory: DirectoryStore, mailbox: Mailbox,
+                             actor: str) -> None:
+        """Remove a mailbox; its sealed tokens are revoked at the provider first."""
+        if await self.row(mailbox.id) is not None:
+            await self.disconnect(mailbox, actor, "mailbox removed")
+        await directory.remove_mailbox(mailbox.address, actor)
 
     # --- OAuth clients ---------------------------------------------------------------------
     async def add_client(self, provider: str, client_id: str, client_secret: str,

@@ -9,12 +9,20 @@ from fastapi import FastAPI
 from gateway.web import errors, health
 from gateway.web.api import (
     api_keys,
+    domains,
     events,
+    held,
+    logins,
     mailboxes,
     oauth_clients,
     opens,
+    optout_reviews,
+    queue,
     subjects,
     suppressions,
+    tenants,
+    trace,
+    webhooks,
 )
 from gateway.web.client_ip import AnonymizeClient
 from gateway.web.parts import WebParts
@@ -32,13 +40,9 @@ def _routes(web: WebParts) -> FastAPI:
                   docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.parts = web
     errors.install(app)
-    app.include_router(mailboxes.router)
-    app.include_router(oauth_clients.router)
-    app.include_router(api_keys.router)
-    app.include_router(suppressions.router)
-    app.include_router(events.router)
-    app.include_router(opens.router)
-    app.include_router(subjects.router)
+    for room in (tenants, domains, logins, mailboxes, oauth_clients, api_keys, webhooks,
+                 suppressions, held, optout_reviews, queue, trace, events, opens, subjects):
+        app.include_router(room.router)
     pages.install(app)  # the review pages: /review/
 
     @app.get("/api/v1/", tags=["index"])

@@ -10,9 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.access.api_keys import ApiKeys
 from gateway.config import Config
 from gateway.delivery.queue import QueueStore
+from gateway.delivery.retries import QueueWorker
 from gateway.directory.cache import DirectoryCache
+from gateway.directory.domain_check import DomainChecks
 from gateway.directory.store import DirectoryStore
+from gateway.dkim.keys import DkimKeys
 from gateway.events.names import EventNames
+from gateway.events.webhook_store import WebhookStore
 from gateway.feedback.reviews import OptOutReviews
 from gateway.lifecycle.subjects import Subjects
 from gateway.limits.attempts import InvalidAttempts
@@ -23,9 +27,11 @@ from gateway.pixels.forward import Forwarder
 from gateway.pixels.opens import OpenRecorder
 from gateway.pixels.token import PixelSealer
 from gateway.review.accounts import Reviewers
+from gateway.review.decisions import HeldDecisions
 from gateway.review.held import HeldStore
 from gateway.vault.credentials import Credentials
 from gateway.vault.flows import OAuthFlows
+from gateway.vault.purpose import AuditDigest
 from gateway.vault.tenant_keys import TenantKeys
 
 
@@ -43,9 +49,23 @@ class ReviewParts:
     engine: AsyncEngine
     held: HeldStore
     reviewers: Reviewers
-    queue: QueueStore  # discard reports
+    decisions: HeldDecisions  # release, discard, note
     digest: Callable[[str], str]  # the audit trail's keyed digest of an address
     optouts: OptOutReviews | None = None  # replies that may ask to stop
+
+
+@dataclass
+class OperatorParts:
+    """What the admin API's operator routes work with beyond the directory: the review
+    queue's decisions, the delivery queue, webhooks, DKIM keys and domain checks."""
+
+    decisions: HeldDecisions
+    queue: QueueStore
+    retries: QueueWorker  # deletes a waiting copy with its report
+    webhooks: WebhookStore
+    dkim: DkimKeys
+    domains: DomainChecks
+    digest: AuditDigest  # trace names the recipients an operator gives
 
 
 @dataclass
@@ -60,6 +80,7 @@ class WebParts:
     sealer: TokenSealer
     optouts: OptOuts
     event_names: EventNames  # opens the recipient of the events the API lists
+    operator: OperatorParts
     invalid_attempts: InvalidAttempts = field(default_factory=lambda: InvalidAttempts(30))
     pixels: PixelParts | None = None
     subjects: Subjects | None = None  # data subjects' export and erasure

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import Harness, running_harness
-from tests.support.admin_api import admin, key, objects_of_other
+from tests.support.admin_api import admin, held_message, key, objects_of_other, queued_copy
 
 
 async def test_requests_without_a_valid_key_get_401_json(harness: Harness):
@@ -74,11 +74,30 @@ async def test_mailbox_ids_are_random_not_sequential(harness: Harness):
 # --- tenant isolation, generated from the OpenAPI route list ----------------------------------
 
 
-_BODIES = {"/tokens": {"refresh_token": "x"}, "/password": {"username": "u", "password": "p"},
-           "/entries": {"target": "x@y.example"}, "/check": {"address": "x@y.example"},
-           "/removals": {"target": "x@y.example",
-                                                                "reason": "r"}}
-_QUERIES = {"/check": {"address": "x@y.example"}}
+def _example(schema: dict, spec: dict) -> object:
+    """A value the schema accepts, so a request reaches the tenant check (not a 422)."""
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    if "anyOf" in schema:
+        return _example(schema["anyOf"][0], spec)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: _example(schema["properties"][name], spec)
+                for name in schema.get("required", [])}
+    return {"integer": 1, "number": 1, "boolean": True, "array": []}.get(
+        kind, "x@y.example")  # type: ignore[arg-type]
+
+
+def _request(operation: dict, spec: dict) -> tuple[object, dict]:
+    """The smallest valid body and query of an operation."""
+    content = operation.get("requestBody", {}).get("content", {})
+    body = _example(content["application/json"]["schema"], spec) \
+        if "application/json" in content else None
+    query = {p["name"]: _example(p.get("schema", {}), spec)
+             for p in operation.get("parameters", []) if p["in"] == "query" and p["required"]}
+    return body, query
 
 
 async def test_every_route_gives_a_tenant_a_key_404_for_tenant_b_objects(tmp_path, pki,
@@ -99,20 +118,34 @@ async def _isolation(harness: Harness) -> None:
             for param in params:
                 assert param in others, f"no tenant-B object for {param} in {path}: add one"
             url = path.format(**others)
-            for method in operations:
-                body = next((b for suffix, b in _BODIES.items() if path.endswith(suffix)), None)
-                query = next((q for suffix, q in _QUERIES.items() if path.endswith(suffix)), None)
+            for method, operation in operations.items():
+                body, query = _request(operation, spec)
                 response = await client.request(method.upper(), url, json=body, params=query)
                 assert response.status_code == 404, (method, path, response.text)
                 assert response.json()["error"]["code"] == "not_found"
                 checked += 1
-        assert checked >= 7
+        assert checked >= 40
         # and lists never show tenant B's objects
-        for path in ("/api/v1/mailboxes", "/api/v1/apikeys", "/api/v1/oauth-clients"):
-            listing = (await client.get(path)).json()
-            assert all(item.get("tenant") in ("acme", None) for item in listing), path
-            assert others["mailbox_id"] not in str(listing)
-            assert others["key_id"] not in str(listing)
+        await held_message(harness, "acme", "sales@acme.example")
+        await queued_copy(harness, "acme", "sales@acme.example")
+        shown = 0
+        for path, query in (("/api/v1/mailboxes", {}), ("/api/v1/apikeys", {}),
+                            ("/api/v1/oauth-clients", {}), ("/api/v1/tenants", {}),
+                            ("/api/v1/domains", {}), ("/api/v1/logins", {}),
+                            ("/api/v1/queue", {"all": "true"}), ("/api/v1/held", {}),
+                            ("/api/v1/optout-reviews", {})):
+            answer = (await client.get(path, params=query)).json()
+            listing = answer["messages"] if path == "/api/v1/held" else answer
+            shown += len(listing)
+            assert all(item.get("tenant", item.get("name")) in ("acme", None)
+                       or path == "/api/v1/queue" for item in listing), path
+            for name in ("mailbox_id", "key_id", "reference", "username"):
+                assert others[name] not in str(listing), (path, name)
+            ids = {str(item.get("id")) for item in listing}
+            assert not ids & {others["held_id"], others["copy_id"], others["review_id"]} \
+                or path not in ("/api/v1/held", "/api/v1/queue", "/api/v1/optout-reviews")
+            assert "other.example" not in str(listing), path
+        assert shown >= 7  # acme's own objects are listed: the filter is not "nothing"
 
 
 @pytest.mark.parametrize("path", ["/api/v1/openapi.json"])

@@ -9,7 +9,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.access.api_keys import ApiCaller, Forbidden, Unauthorized
-from gateway.errors import NotFound
+from gateway.directory.records import Tenant
+from gateway.errors import InvalidValue, NotFound
 from gateway.web.parts import WebParts
 
 
@@ -47,15 +48,42 @@ def require(*roles: str) -> Callable[..., Awaitable[ApiCaller]]:
 
 
 OpsCaller = Annotated[ApiCaller, Depends(require("ops"))]
+ComplianceCaller = Annotated[ApiCaller, Depends(require("compliance"))]
 AnyCaller = Annotated[ApiCaller, Depends(require("ops", "compliance"))]
+AdminCaller = Annotated[ApiCaller, Depends(require())]
 
 
-async def visible_tenant_id(web: WebParts, caller: ApiCaller, tenant_name: str) -> int:
-    """The id of a tenant the caller may read; another tenant's is a 404, as if absent."""
+async def visible_tenant(web: WebParts, caller: ApiCaller, tenant_name: str) -> Tenant:
+    """A tenant the caller may read; another tenant's is a 404, as if absent."""
     try:
         tenant = await web.directory.tenant(tenant_name)
     except NotFound:
         raise NotFound("No such tenant.") from None
-    if caller.tenant_id is not None and caller.tenant_id != tenant.id:
+    if not sees(caller, tenant.id):
         raise NotFound("No such tenant.")
-    return tenant.id
+    return tenant
+
+
+async def visible_tenant_id(web: WebParts, caller: ApiCaller, tenant_name: str) -> int:
+    return (await visible_tenant(web, caller, tenant_name)).id
+
+
+def sees(caller: ApiCaller, tenant_id: int) -> bool:
+    """Whether the caller's key may see an object of this tenant."""
+    return caller.tenant_id is None or caller.tenant_id == tenant_id
+
+
+def unbound(caller: ApiCaller, what: str) -> None:
+    """Refuse (403) a key bound to a tenant: `what` is the operator's alone."""
+    if caller.tenant_id is not None:
+        raise Forbidden(f"A key bound to a tenant may not {what}; use an operator's key.")
+
+
+async def chosen_tenant(web: WebParts, caller: ApiCaller, tenant_name: str | None) -> Tenant:
+    """The tenant a request names, or a tenant-bound key's own when it names none."""
+    if tenant_name is None:
+        if caller.tenant_id is None:
+            raise InvalidValue("Name the tenant ('tenant').")
+        names = await web.directory.tenant_names()
+        return await web.directory.tenant(names[caller.tenant_id])
+    return await visible_tenant(web, caller, tenant_name)

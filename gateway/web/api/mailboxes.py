@@ -1,5 +1,6 @@
-"""Mailboxes: list, show, connect (import tokens, browser OAuth flow, smarthost password),
-disconnect. A tenant-bound key sees only its tenant's mailboxes; others get 404."""
+"""Mailboxes: list, add, show, pause, resume, remove, connect (import tokens, browser OAuth
+flow, smarthost password), disconnect. A tenant-bound key sees only its tenant's mailboxes;
+others get 404."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pydantic import BaseModel, Field
 
 from gateway.access.api_keys import ApiCaller
 from gateway.directory.records import Mailbox
+from gateway.errors import Conflict
+from gateway.vault.credentials import add_mailbox as new_mailbox
 from gateway.vault.credentials import provider_for_upstream
 from gateway.vault.flows import FLOW_LIFETIME
-from gateway.web.api.auth import OpsCaller, Web
+from gateway.web.api.auth import OpsCaller, Web, chosen_tenant
 from gateway.web.parts import WebParts
 
 router = APIRouter(prefix="/api/v1/mailboxes", tags=["mailboxes"])
@@ -27,6 +30,24 @@ class MailboxOut(BaseModel):
     status: str
     status_reason: str
     credentials: str | None = Field(description="oauth, password or null; never the secret")
+
+
+class MailboxIn(BaseModel):
+    address: str = Field(min_length=3, max_length=320)
+    upstream: str = Field(min_length=1, max_length=100,
+                          description="an upstream name from the operator's configuration")
+    tenant: str | None = Field(default=None, max_length=100,
+                               description="whose mailbox; a tenant-bound key's own if absent")
+
+
+class PauseIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500,
+                        description="shown to the sending client in the 451 reply")
+
+
+class RemovedOut(BaseModel):
+    id: str
+    removed: bool
 
 
 class TokenImport(BaseModel):
@@ -79,6 +100,45 @@ async def list_mailboxes(caller: OpsCaller, web: Web) -> list[MailboxOut]:
     if caller.tenant_id is not None and tenant is None:
         return []
     return [await _out(web, owner, m) for owner, m in await web.directory.list_mailboxes(tenant)]
+
+
+@router.post("", response_model=MailboxOut, status_code=201)
+async def add_mailbox(body: MailboxIn, caller: OpsCaller, web: Web) -> MailboxOut:
+    """A sending mailbox on one of the tenant's domains. On an OAuth upstream it starts
+    `disconnected`: connect it next (`/oauth` or `/tokens`)."""
+    tenant = await chosen_tenant(web, caller, body.tenant)
+    address, _ = await new_mailbox(web.config, web.directory, tenant.name, body.address,
+                                   body.upstream, caller.actor)
+    mailbox = await web.directory.mailbox_by_address(address)
+    return await _out(web, tenant.name, mailbox)
+
+
+@router.delete("/{mailbox_id}", response_model=RemovedOut)
+async def remove_mailbox(mailbox_id: str, caller: OpsCaller, web: Web) -> RemovedOut:
+    """Its sealed tokens are revoked at the provider and deleted; 409 while it has
+    undelivered copies (pause it instead)."""
+    _, mailbox = await _find(web, caller, mailbox_id)
+    await web.credentials.remove_mailbox(web.directory, mailbox, caller.actor)
+    return RemovedOut(id=mailbox.public_id, removed=True)
+
+
+@router.post("/{mailbox_id}/pause", response_model=MailboxOut)
+async def pause(mailbox_id: str, body: PauseIn, caller: OpsCaller, web: Web) -> MailboxOut:
+    """Its senders get `451 4.7.1` with the reason, within seconds on every node."""
+    tenant, mailbox = await _find(web, caller, mailbox_id)
+    await web.directory.set_mailbox_status(mailbox.address, "paused", body.reason,
+                                           caller.actor)
+    return await _out(web, tenant, (await _find(web, caller, mailbox_id))[1])
+
+
+@router.post("/{mailbox_id}/resume", response_model=MailboxOut)
+async def resume(mailbox_id: str, caller: OpsCaller, web: Web) -> MailboxOut:
+    tenant, mailbox = await _find(web, caller, mailbox_id)
+    if mailbox.status != "paused":
+        raise Conflict(f"Mailbox {mailbox_id} is {mailbox.status}, not paused"
+                       + ("; connect it instead." if mailbox.status == "disconnected" else "."))
+    await web.directory.set_mailbox_status(mailbox.address, "active", "", caller.actor)
+    return await _out(web, tenant, (await _find(web, caller, mailbox_id))[1])
 
 
 @router.get("/{mailbox_id}", response_model=MailboxOut)

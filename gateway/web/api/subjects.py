@@ -7,18 +7,16 @@ its erasure entry goes on that tenant's list rather than the global one.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gateway.access.api_keys import ApiCaller
 from gateway.lifecycle.subjects import Subjects
-from gateway.web.api.auth import Web, require
+from gateway.web.api.auth import ComplianceCaller, Web
 from gateway.web.parts import WebParts
 
 router = APIRouter(prefix="/api/v1/subjects", tags=["data subjects"])
-ComplianceCaller = Annotated[ApiCaller, Depends(require("compliance"))]
 
 
 class SubjectIn(BaseModel):

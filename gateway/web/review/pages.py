@@ -24,14 +24,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from gateway.errors import GatewayError, NotFound
-from gateway.review.accounts import Session, SignInRefused
-from gateway.review.discard import queue_discard_report
-from gateway.review.held import (
-    HELD,
-    HeldMessage,
-)
+from gateway.review.accounts import SignInRefused
+from gateway.review.decisions import action_named
 from gateway.store.schema import audit_events
-from gateway.web.parts import ReviewParts, WebParts
 from gateway.web.review import lists  # noqa: F401  # its routes join the router
 from gateway.web.review.common import (
     BODY_HEADERS,
@@ -175,34 +170,21 @@ async def queue(request: Request) -> Response:
 async def bulk(request: Request) -> Response:
     session = await signed_in(request)
     form = await form_of(request, session)
-    web, review = parts_of(request)
-    action, reason = str(form.get("action", "")), str(form.get("reason", "")).strip()
-    if not session.reviewer.decides or action not in ("release", "discard") or not reason:
+    _, review = parts_of(request)
+    action = action_named(str(form.get("action", "")), ("release", "discard"))
+    reason = str(form.get("reason", "")).strip()
+    if not session.reviewer.decides or action is None or not reason:
         return RedirectResponse("/review/", status_code=303)
-    done = 0
+    chosen = []
     for raw in form.getlist("ids"):
         try:
-            message = await message_for(review, session, int(str(raw)))
+            chosen.append(await message_for(review, session, int(str(raw))))
         except (ValueError, NotFound):
             continue
-        if message.status == HELD:
-            await _decide(web, review, session, message, action, reason[:500])
-            done += 1
+    done = len(await review.decisions.decide_all(chosen, action, session.reviewer.actor,
+                                                 reason[:500]))
     verb = "released" if action == "release" else "discarded"
     return RedirectResponse(f"/review/?done=bulk-{verb}&n={done}", status_code=303)
-
-
-async def _decide(web: WebParts, review: ReviewParts, session: Session,
-                  message: HeldMessage, action: str, reason: str) -> None:
-    actor = session.reviewer.actor
-    if action == "release":
-        await review.held.request_release(message.id, actor, reason)
-    elif action == "discard":
-        decided = await review.held.discard(message.id, actor, reason)
-        body = await review.held.body(message.id, "review:discard-report")
-        await queue_discard_report(review.queue, decided, body, web.config)
-    else:
-        await review.held.note(message.id, actor, reason)
 
 
 # --- one message ---------------------------------------------------------------------------
@@ -271,14 +253,16 @@ async def decide(request: Request, held_id: int) -> Response:
         message = await message_for(review, session, held_id)
     except NotFound:
         return not_found(session)
-    action, reason = str(form.get("action", "")), str(form.get("reason", "")).strip()
-    if not session.reviewer.decides or action not in ("release", "discard", "note"):
+    action = action_named(str(form.get("action", "")))
+    reason = str(form.get("reason", "")).strip()
+    if not session.reviewer.decides or action is None:
         return render("base.html", 403, title="Refused", session=session,
                        error="Only compliance reviewers decide on messages.")
     if not reason:
         return RedirectResponse(f"/review/messages/{held_id}", status_code=303)
     try:
-        await _decide(web, review, session, message, action, reason[:1000])
+        await review.decisions.decide(message.id, action, session.reviewer.actor,
+                                      reason[:1000])
     except GatewayError as exc:
         return render("base.html", 409, title=f"Message {held_id}", session=session,
                        error=exc.message)
