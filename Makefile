@@ -33,6 +33,7 @@ system-packages:
 ## docs/configuration.md, deploy/production.example.toml).
 docs: $(VENV)/.installed
 	$(PY) -m gateway.cli.reference > docs/cli.md
+	$(PY) -m gateway.web.api.reference > docs/api.md
 	$(PY) -m gateway.protocol.reference > docs/smtp-replies.md
 	$(PY) -m gateway.config.reference > docs/configuration.md
 	$(PY) -m gateway.config.reference example > deploy/production.example.toml

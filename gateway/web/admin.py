@@ -18,6 +18,7 @@ from gateway.web.api import (
     opens,
     optout_reviews,
     queue,
+    reference_page,
     subjects,
     suppressions,
     tenants,
@@ -35,7 +36,13 @@ def create_admin_app(web: WebParts) -> Any:
                            web.config.pixels.ipv4_prefix)
 
 
-def _routes(web: WebParts) -> FastAPI:
+def openapi_document() -> dict[str, Any]:
+    """The admin API's OpenAPI document, without a running gateway (docs/api.md)."""
+    document: dict[str, Any] = _routes(None).openapi()
+    return document
+
+
+def _routes(web: WebParts | None) -> FastAPI:
     app = FastAPI(title="Outreach Compliance Gateway admin API", version="1",
                   docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.parts = web
@@ -43,13 +50,14 @@ def _routes(web: WebParts) -> FastAPI:
     for room in (tenants, domains, logins, mailboxes, oauth_clients, api_keys, webhooks,
                  suppressions, held, optout_reviews, queue, trace, events, opens, subjects):
         app.include_router(room.router)
+    app.include_router(reference_page.router)  # /api/v1/reference: the browsable document
     pages.install(app)  # the review pages: /review/
 
     @app.get("/api/v1/", tags=["index"])
     async def index() -> dict[str, str]:
         """Where to start: what the banner of `gateway serve` links to (no key needed)."""
         return {"name": "Outreach Compliance Gateway admin API",
-                "openapi": "/api/v1/openapi.json",
+                "openapi": "/api/v1/openapi.json", "reference": "/api/v1/reference",
                 "authentication": "Authorization: Bearer <key from 'gateway apikey add'>",
                 "review_pages": "/review/", "metrics": "/metrics", "health": "/healthz"}
 

@@ -89,6 +89,24 @@ ERROR_SCHEMA: dict[str, Any] = {
 _ERROR_REF = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+def _declare_errors(method: str, operation: dict[str, Any],
+                    responses: dict[str, Any]) -> None:
+    """What a route behind an API key may answer besides its own result (each JSON as the
+    Error schema): schemathesis' conformance checks hold the API to this list."""
+    declared = {"401": "No valid API key",
+                "403": "The key's role or tenant does not allow this",
+                "404": "A named object does not exist (or is another tenant's)",
+                "503": "The database or the vault is unavailable; retry later",
+                "504": "A remote service (DNS, a token endpoint, a mail server) did not "
+                       "answer"}
+    if "requestBody" in operation:
+        declared["400"] = "The body could not be read as its content type"
+    if method != "get":
+        declared["409"] = "The object's state does not allow this now, or it exists already"
+    for status, description in declared.items():
+        responses.setdefault(status, {"description": description, **_ERROR_REF})
+
+
 def _documented(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """The OpenAPI document as the API answers: FastAPI declares its own 422 body
     (`HTTPValidationError`), but every error here is `{"error": {"code", "message"}}`
@@ -102,15 +120,12 @@ def _documented(app: FastAPI) -> Callable[[], dict[str, Any]]:
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         schemas["Error"] = ERROR_SCHEMA
         for operations in spec.get("paths", {}).values():
-            for operation in operations.values():
+            for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
                 if "422" in responses:
                     responses["422"] = {"description": "The request is not valid", **_ERROR_REF}
                 if operation.get("security"):
-                    responses.setdefault("401", {"description": "No valid API key",
-                                                 **_ERROR_REF})
-                    responses.setdefault("403", {"description": "The key's role or tenant "
-                                                 "does not allow this", **_ERROR_REF})
+                    _declare_errors(method, operation, responses)
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         app.openapi_schema = spec

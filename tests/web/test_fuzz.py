@@ -26,13 +26,19 @@ SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
 
 def fuzz(location: str, base_url: str, report: Path, examples: int,
-         headers: dict[str, str]) -> list[dict]:
+         headers: dict[str, str], checks: str = "not_a_server_error") -> list[dict]:
     """One schemathesis run; every exchange it made, from its HAR report."""
+    return run(location, base_url, report, examples, headers, checks)[0]
+
+
+def run(location: str, base_url: str, report: Path, examples: int, headers: dict[str, str],
+        checks: str) -> tuple[list[dict], str, int]:
+    """One schemathesis run: its exchanges (HAR), its output and its exit status."""
     if not os.path.exists(SCHEMATHESIS):
         pytest.fail("schemathesis is required (pip install -e '.[test]')")
     command = [SCHEMATHESIS, "run", location, "--url", base_url,
                "--max-examples", str(examples), "--seed", str(SEED),
-               "--checks", "not_a_server_error", "--generation-database", "none",
+               "--checks", checks, "--generation-database", "none",
                "--phases", "examples,coverage,fuzzing", "--workers", "2",
                "--request-timeout", "10", "--no-color", "--warnings", "off",
                "--report", "har", "--report-har-path", str(report)]
@@ -45,7 +51,7 @@ def fuzz(location: str, base_url: str, report: Path, examples: int,
                              f"{done.stderr[-3000:]}")
     entries: list[dict] = json.loads(report.read_text())["log"]["entries"]
     assert entries, done.stdout[-3000:]
-    return entries
+    return entries, done.stdout, done.returncode
 
 
 def failures(entries: list[dict]) -> list[str]:
@@ -91,6 +97,29 @@ async def test_the_admin_api_survives_fuzzing_with_every_kind_of_key(h: Harness,
           f"{sum(len(v) for v in found.values())} with a 5xx or a traceback")
     assert total > 200
     assert found == {name: [] for name in keys}, json.dumps(found, indent=1)[:6000]
+
+
+CONFORMANCE = ("status_code_conformance,content_type_conformance,"
+               "response_headers_conformance,response_schema_conformance")
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_admin_api_answers_are_what_its_openapi_document_declares(h: Harness, tmp_path):
+    """Schemathesis' response checks: every status, content type, header and body the API
+    answers is one its OpenAPI document declares for that route."""
+    base = f"http://127.0.0.1:{h.gateway.ports.admin}"
+    spec = tmp_path / "admin-openapi.json"
+    async with httpx.AsyncClient() as client:
+        spec.write_text((await client.get(f"{base}/api/v1/openapi.json")).text)
+    total = 0
+    for name, api_key in (("admin", await key(h, "admin")),
+                          ("tenant", await key(h, "ops", "acme"))):
+        entries, output, status = await asyncio.to_thread(
+            run, str(spec), base, tmp_path / f"{name}.har", max(EXAMPLES // 2, 10),
+            {"Authorization": f"Bearer {api_key}"}, CONFORMANCE)
+        total += len(entries)
+        assert status == 0, output[-8000:]
+    print(f"\n[conformance, admin API] {total} requests, every answer as declared")
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import AfterValidator, Field
 
 from gateway.optout.suppressions import LAST_EXPIRY
@@ -30,6 +30,7 @@ def _moment(value: datetime) -> datetime:
     return moment
 
 
+RowId = Annotated[int, Path(ge=1, le=ID_MAX, description="a database id")]
 Cursor = Annotated[int, Query(ge=0, le=ID_MAX, description="pass `next_after`")]
 UnixSeconds = Annotated[int, Field(ge=0, le=UNIX_MAX, description="unix seconds")]
 Moment = Annotated[datetime, AfterValidator(_moment)]

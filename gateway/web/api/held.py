@@ -19,7 +19,7 @@ from gateway.access.api_keys import ApiCaller
 from gateway.errors import NotFound
 from gateway.review.held import HeldMessage
 from gateway.web.api.auth import AnyCaller, ComplianceCaller, Web, chosen_tenant, sees
-from gateway.web.api.bounds import Cursor
+from gateway.web.api.bounds import ID_MAX, Cursor, RowId
 from gateway.web.parts import WebParts
 
 router = APIRouter(prefix="/api/v1/held", tags=["held messages"])
@@ -75,8 +75,9 @@ class NoteIn(BaseModel):
 class BulkIn(BaseModel):
     action: Literal["release", "discard"]
     reason: str = Field(min_length=1, max_length=1000)
-    ids: list[int] | None = Field(default=None, max_length=500, description=(
-        "these messages; or, without ids, every held message of `tenant` (of `check`)"))
+    ids: list[Annotated[int, Field(ge=1, le=ID_MAX)]] | None = Field(
+        default=None, max_length=500, description="these messages; or, without ids, every "
+        "held message of `tenant` (of `check`)")
     tenant: str | None = Field(default=None, max_length=100)
     check: str | None = Field(default=None, max_length=64)
 
@@ -129,7 +130,7 @@ async def list_held(caller: AnyCaller, web: Web,
 
 
 @router.get("/{held_id}", response_model=HeldOut)
-async def show_held(held_id: int, caller: AnyCaller, web: Web) -> HeldOut:
+async def show_held(held_id: RowId, caller: AnyCaller, web: Web) -> HeldOut:
     """The metadata and every verdict (not the body); the view is audited."""
     await _visible(web, caller, held_id)
     return await _out(web, await web.operator.decisions.held.get(held_id, viewer=caller.actor))
@@ -138,7 +139,7 @@ async def show_held(held_id: int, caller: AnyCaller, web: Web) -> HeldOut:
 @router.get("/{held_id}/body", response_class=Response, responses={
     200: {"content": {"message/rfc822": {"schema": {"type": "string"}}},
           "description": "the message as received"}})
-async def held_body(held_id: int, caller: ComplianceCaller, web: Web) -> Response:
+async def held_body(held_id: RowId, caller: ComplianceCaller, web: Web) -> Response:
     """The message as received: personal data, so each read is an audit row."""
     await _visible(web, caller, held_id)
     raw = await web.operator.decisions.held.body(held_id, caller.actor)
@@ -147,7 +148,7 @@ async def held_body(held_id: int, caller: ComplianceCaller, web: Web) -> Respons
 
 
 @router.post("/{held_id}/release", response_model=HeldOut)
-async def release(held_id: int, body: DecisionIn, caller: ComplianceCaller,
+async def release(held_id: RowId, body: DecisionIn, caller: ComplianceCaller,
                   web: Web) -> HeldOut:
     """Send it after all: the running gateway queues each recipient's copy within seconds
     (suppression is checked again before sending). 409 if it is not held any more."""
@@ -157,7 +158,7 @@ async def release(held_id: int, body: DecisionIn, caller: ComplianceCaller,
 
 
 @router.post("/{held_id}/discard", response_model=HeldOut)
-async def discard(held_id: int, body: DecisionIn, caller: ComplianceCaller,
+async def discard(held_id: RowId, body: DecisionIn, caller: ComplianceCaller,
                   web: Web) -> HeldOut:
     """Never send it: the sender gets a delivery report (no body), the tenant an event."""
     await _visible(web, caller, held_id)
@@ -166,7 +167,8 @@ async def discard(held_id: int, body: DecisionIn, caller: ComplianceCaller,
 
 
 @router.post("/{held_id}/notes", response_model=HeldOut, status_code=201)
-async def add_note(held_id: int, body: NoteIn, caller: ComplianceCaller, web: Web) -> HeldOut:
+async def add_note(held_id: RowId, body: NoteIn, caller: ComplianceCaller,
+                   web: Web) -> HeldOut:
     await _visible(web, caller, held_id)
     return await _out(web, await web.operator.decisions.decide(held_id, "note", caller.actor,
                                                                 body.text))

@@ -18,6 +18,7 @@ from gateway.errors import NotFound
 from gateway.feedback.reviews import OptOutReviews, PossibleOptOut
 from gateway.store.engine import aware
 from gateway.web.api.auth import AnyCaller, ComplianceCaller, Web, chosen_tenant, sees
+from gateway.web.api.bounds import RowId
 from gateway.web.parts import WebParts
 
 router = APIRouter(prefix="/api/v1/optout-reviews", tags=["opt-out reviews"])
@@ -82,7 +83,7 @@ async def list_reviews(caller: AnyCaller, web: Web,
 
 
 @router.get("/{review_id}", response_model=ReplyOut)
-async def show_review(review_id: int, caller: ComplianceCaller, web: Web) -> ReplyOut:
+async def show_review(review_id: RowId, caller: ComplianceCaller, web: Web) -> ReplyOut:
     """The reply's sender, subject and own words: personal data, so the read is audited."""
     item = await _visible(web, caller, review_id)
     reply = await _reviews(web).reply(review_id, caller.actor)
@@ -91,7 +92,7 @@ async def show_review(review_id: int, caller: ComplianceCaller, web: Web) -> Rep
 
 
 @router.post("/{review_id}/confirm", response_model=ConfirmOut)
-async def confirm(review_id: int, body: WhyIn, caller: ComplianceCaller,
+async def confirm(review_id: RowId, body: WhyIn, caller: ComplianceCaller,
                   web: Web) -> ConfirmOut:
     """It is an opt-out: the recipient is suppressed for the tenant (reason unsubscribe)."""
     await _visible(web, caller, review_id)
@@ -101,7 +102,7 @@ async def confirm(review_id: int, body: WhyIn, caller: ComplianceCaller,
 
 
 @router.post("/{review_id}/dismiss", response_model=ReviewOut)
-async def dismiss(review_id: int, body: WhyIn, caller: ComplianceCaller,
+async def dismiss(review_id: RowId, body: WhyIn, caller: ComplianceCaller,
                   web: Web) -> ReviewOut:
     """Not an opt-out: nobody is suppressed."""
     await _visible(web, caller, review_id)

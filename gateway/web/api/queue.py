@@ -16,6 +16,7 @@ from gateway.access.api_keys import ApiCaller
 from gateway.delivery.queue import OPEN_STATES, QueuedCopy, State
 from gateway.errors import Conflict, NotFound
 from gateway.web.api.auth import OpsCaller, Web, chosen_tenant, sees
+from gateway.web.api.bounds import RowId
 from gateway.web.parts import WebParts
 
 router = APIRouter(prefix="/api/v1/queue", tags=["queue"])
@@ -80,12 +81,12 @@ async def retry_all(caller: OpsCaller, web: Web) -> RetryOut:
 
 
 @router.get("/{copy_id}", response_model=CopyOut)
-async def show_copy(copy_id: int, caller: OpsCaller, web: Web) -> CopyOut:
+async def show_copy(copy_id: RowId, caller: OpsCaller, web: Web) -> CopyOut:
     return copy_out(await _visible(web, caller, copy_id))
 
 
 @router.post("/{copy_id}/retry", response_model=RetryOut)
-async def retry(copy_id: int, caller: OpsCaller, web: Web) -> RetryOut:
+async def retry(copy_id: RowId, caller: OpsCaller, web: Web) -> RetryOut:
     """Due now: a running gateway sends it within a second. 409 unless it is deferred."""
     await _visible(web, caller, copy_id)
     count = await web.operator.queue.retry_now(copy_id)
@@ -95,7 +96,8 @@ async def retry(copy_id: int, caller: OpsCaller, web: Web) -> RetryOut:
 
 
 @router.post("/{copy_id}/delete", response_model=CopyOut)
-async def delete_copy(copy_id: int, body: DeleteIn, caller: OpsCaller, web: Web) -> CopyOut:
+async def delete_copy(copy_id: RowId, body: DeleteIn, caller: OpsCaller,
+                      web: Web) -> CopyOut:
     """Remove a waiting copy; its sender gets a delivery report saying so (a POST, since
     the reason travels in the body)."""
     await _visible(web, caller, copy_id)

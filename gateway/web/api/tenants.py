@@ -116,7 +116,7 @@ async def resume(tenant_name: str, caller: OpsCaller, web: Web) -> TenantDetail:
 @router.patch("/{tenant_name}/settings", response_model=TenantDetail)
 async def change_settings(tenant_name: str, body: dict[str, SettingValue], caller: OpsCaller,
                           web: Web) -> TenantDetail:
-    """Change settings (`{"daily_limit": 500}`), each within the operator's limits; all or
+    """Change settings (`{"max_recipients": 50}`), each within the operator's limits; all or
     none: one refused value changes nothing. Each change is an audit row."""
     await visible_tenant(web, caller, tenant_name)
     if not body:
