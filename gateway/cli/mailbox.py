@@ -147,5 +147,5 @@ async def mailbox_pause(app: Parts, address: str, reason: str) -> None:
 @shared.with_parts
 async def mailbox_resume(app: Parts, address: str) -> None:
     """Let a paused mailbox send again."""
-    await app.directory_store.set_mailbox_status(address, "active", "", shared.actor())
+    await app.directory_store.resume_mailbox(address, shared.actor())
     click.echo(f"mailbox {address} resumed")

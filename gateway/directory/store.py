@@ -283,18 +283,35 @@ class DirectoryStore:
             await audit_change(conn, actor, f"mailbox.{status}", row.tenant_id, reason,
                          mailbox=row.address)
 
+    async def resume_mailbox(self, address: str, actor: str) -> None:
+        """Let a paused mailbox send again; a disconnected one is connected, not resumed."""
+        async with self.engine.connect() as conn:
+            row = await self._mailbox_row(conn, address)
+        if row.status != "paused":
+            raise Conflict(f"Mailbox '{row.address}' is {row.status}, not paused"
+                           + ("; connect it instead." if row.status == "disconnected" else "."))
+        await self.set_mailbox_status(address, "active", "", actor)
+
+    async def removable_mailbox(self, address: str) -> None:
+        """Refuse (Conflict) removing a mailbox that still has undelivered copies."""
+        async with self.engine.connect() as conn:
+            await self._no_undelivered(conn, await self._mailbox_row(conn, address))
+
+    async def _no_undelivered(self, conn: AsyncConnection, row: Any) -> None:
+        pending = (await conn.execute(sa.select(sa.func.count()).select_from(
+            t.pending_copies).where(
+            t.pending_copies.c.mailbox_id == row.id,
+            t.pending_copies.c.state.in_(t.PENDING_OPEN_STATES)))).scalar()
+        if pending:
+            raise Conflict(
+                f"Mailbox '{row.address}' has {pending} undelivered copies; "
+                "pause it instead until they are resolved."
+            )
+
     async def remove_mailbox(self, address: str, actor: str) -> None:
         async with self.engine.begin() as conn:
             row = await self._mailbox_row(conn, address)
-            pending = (await conn.execute(sa.select(sa.func.count()).select_from(
-                t.pending_copies).where(
-                t.pending_copies.c.mailbox_id == row.id,
-                t.pending_copies.c.state.in_(t.PENDING_OPEN_STATES)))).scalar()
-            if pending:
-                raise Conflict(
-                    f"Mailbox '{row.address}' has {pending} undelivered copies; "
-                    "pause it instead until they are resolved."
-                )
+            await self._no_undelivered(conn, row)
             await conn.execute(t.mailbox_credentials.delete().where(
                 t.mailbox_credentials.c.mailbox_id == row.id))
             await conn.execute(t.mailboxes.delete().where(t.mailboxes.c.id == row.id))

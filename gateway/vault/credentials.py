@@ -116,7 +116,9 @@ class Credentials:
     # --- mailboxes -------------------------------------------------------------------------
     async def remove_mailbox(self, directory: DirectoryStore, mailbox: Mailbox,
                              actor: str) -> None:
-        """Remove a mailbox; its sealed tokens are revoked at the provider first."""
+        """Remove a mailbox; its sealed tokens are revoked at the provider first (once
+        the mailbox is known to be removable: no undelivered copies)."""
+        await directory.removable_mailbox(mailbox.address)
         if await self.row(mailbox.id) is not None:
             await self.disconnect(mailbox, actor, "mailbox removed")
         await directory.remove_mailbox(mailbox.address, actor)

@@ -247,3 +247,19 @@ async def test_a_domain_is_added_verified_and_checked_with_its_dkim_keys(tmp_pat
                 assert levels["verify"] == "ok" and checked["passed"] is False  # no SPF yet
                 retired = await client.delete("/api/v1/domains/mail.acme.example/dkim/s1")
                 assert retired.json()["active"] is False
+
+
+async def test_a_mailbox_with_undelivered_copies_keeps_its_credentials_when_removal_is_refused(
+        harness: Harness):
+    await queued_copy(harness, "acme", "sales@acme.example")
+    mailbox = harness.gateway.directory.mailbox("sales@acme.example").public_id
+    async with admin(harness, await key(harness, "ops", "acme")) as client:
+        sealed = await client.put(f"/api/v1/mailboxes/{mailbox}/password",
+                                  json={"username": "sales", "password": "a long password!"})
+        assert sealed.status_code == 200
+        refused = await client.delete(f"/api/v1/mailboxes/{mailbox}")
+        assert refused.status_code == 409 and "undelivered" in refused.json()["error"]["message"]
+        kept = (await client.get(f"/api/v1/mailboxes/{mailbox}")).json()
+        assert (kept["status"], kept["credentials"]) == ("active", "password")
+        # and `resume` brings back a paused mailbox only, never a disconnected one
+        assert (await client.post(f"/api/v1/mailboxes/{mailbox}/resume")).status_code == 409

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from gateway.access.api_keys import ApiCaller
 from gateway.directory.records import Mailbox
-from gateway.errors import Conflict
 from gateway.vault.credentials import add_mailbox as new_mailbox
 from gateway.vault.credentials import provider_for_upstream
 from gateway.vault.flows import FLOW_LIFETIME
@@ -134,10 +133,7 @@ async def pause(mailbox_id: str, body: PauseIn, caller: OpsCaller, web: Web) -> 
 @router.post("/{mailbox_id}/resume", response_model=MailboxOut)
 async def resume(mailbox_id: str, caller: OpsCaller, web: Web) -> MailboxOut:
     tenant, mailbox = await _find(web, caller, mailbox_id)
-    if mailbox.status != "paused":
-        raise Conflict(f"Mailbox {mailbox_id} is {mailbox.status}, not paused"
-                       + ("; connect it instead." if mailbox.status == "disconnected" else "."))
-    await web.directory.set_mailbox_status(mailbox.address, "active", "", caller.actor)
+    await web.directory.resume_mailbox(mailbox.address, caller.actor)
     return await _out(web, tenant, (await _find(web, caller, mailbox_id))[1])
 
 
