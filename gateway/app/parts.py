@@ -354,7 +354,8 @@ class Parts:
     def handoff(self) -> Handoff:
         return Handoff(self.config, self.pipeline, self.composer, self.relay, self.queue,
                        self.audit, self.digest, self.suppressions.digest_of, held=self.held,
-                       limits=self.limits, bounces=HardBounces(self.suppressions))
+                       limits=self.limits, bounces=HardBounces(self.suppressions),
+                       suppressions=self.suppressions)
 
     # --- keep ------------------------------------------------------------------------------------
     @cached_property

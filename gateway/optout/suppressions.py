@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -142,6 +142,14 @@ class Suppressions:
         if self._lookup is None:
             raise VaultError("The suppression digest key is not loaded.")
         return await self._lookup.check(tenant_id, canonical(address), int(time.time()))
+
+    async def check_many(self, tenant_id: int, addresses: Sequence[str]) -> list[Match | None]:
+        """Every recipient of a message in one lookup (the last check before sending);
+        fails closed like `check`."""
+        if self._lookup is None:
+            raise VaultError("The suppression digest key is not loaded.")
+        return await self._lookup.check_many(tenant_id, [canonical(a) for a in addresses],
+                                             int(time.time()))
 
     # --- scopes --------------------------------------------------------------------------
     @staticmethod

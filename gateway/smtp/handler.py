@@ -22,6 +22,7 @@ from gateway.errors import StoreError, VaultError
 from gateway.limits.sending import SendingLimits
 from gateway.observability import log_context, metrics
 from gateway.observability.logs import anonymize_ip
+from gateway.optout.suppressions import refusal
 from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
 from gateway.policy.pipeline import Outcome, Pipeline
@@ -38,7 +39,8 @@ from gateway.smtp.suppressed import (
     SuppressedReports,
 )
 from gateway.store.health import WriteHealth
-from gateway.submission.handoff import Handoff, Submitted
+from gateway.submission.handoff import SUPPRESSED_CHECK, Handoff, Submitted
+from suppression.entries import Reason
 
 log = logging.getLogger("gateway.smtp")
 
@@ -370,6 +372,9 @@ class GatewayHandler:
             envelope.smtp_utf8, envelope.eightbit_declared,
             lambda: self._received(session, tls, queue_id)))
         envelope.message_id = handed.message_id
+        envelope.suppressed.extend(  # an opt-out that came in during DATA: reported, unsent
+            Suppressed(r, refusal(match), SUPPRESSED_CHECK, match.reason is Reason.ERASURE)
+            for r, match in handed.late_suppressed)
         return handed.reply
 
     async def _report_suppressed(self, session: GatewaySession, envelope: GatewayEnvelope,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from gateway.audit import trail as audit
@@ -25,6 +25,7 @@ from gateway.feedback.bounces import HardBounces
 from gateway.feedback.sent import sent_rows, subject_hash
 from gateway.limits.sending import SendingLimits
 from gateway.observability import log_context, metrics
+from gateway.optout.suppressions import Suppressions, refusal
 from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
@@ -33,6 +34,9 @@ from gateway.policy.verdict import Action
 from gateway.protocol import replies
 from gateway.protocol.replies import Reply
 from gateway.review.held import HELD, REFUSED, HeldMessage, HeldStore
+from suppression.entries import Match, Reason
+
+SUPPRESSED_CHECK = "recipient-suppressed"  # the check whose answer a late opt-out gives
 
 log = logging.getLogger("gateway.smtp")  # the name its lines have always had
 
@@ -61,6 +65,9 @@ class Submitted:
 class HandedOff:
     reply: Reply
     message_id: str | None = None  # of the relayed copies (None: nothing was relayed)
+    # recipients whose opt-out landed after RCPT: not sent; the caller reports them as
+    # accept-and-report does, once the reply is a 2xx
+    late_suppressed: tuple[tuple[str, Match], ...] = ()
 
 
 class Handoff:
@@ -68,7 +75,8 @@ class Handoff:
                  queue: QueueStore, audit_trail: AuditTrail, digest: Callable[[str], str],
                  suppression_digest: Callable[[str], bytes | None] = lambda r: None,
                  held: HeldStore | None = None, limits: SendingLimits | None = None,
-                 bounces: HardBounces | None = None) -> None:
+                 bounces: HardBounces | None = None,
+                 suppressions: Suppressions | None = None) -> None:
         self.config = config
         self._pipeline = pipeline
         self._composer = composer
@@ -80,6 +88,7 @@ class Handoff:
         self._held = held
         self._limits = limits
         self._bounces = bounces
+        self._suppressions = suppressions  # the last look before a copy goes upstream
 
     def reconfigure(self, config: Config, pipeline: Pipeline) -> None:
         self.config = config
@@ -96,6 +105,40 @@ class Handoff:
         verdicts = [[v.check, v.action.value, v.reason] for v in outcome.verdicts]
         if outcome.action is Action.REJECT or outcome.action is Action.HOLD:
             return HandedOff(await self._hold_or_refuse(sub, message, outcome, verdicts))
+        late = await self._suppressed_since_rcpt(sub)
+        if late:
+            if len(late) == len(sub.recipients):  # nobody left to send to: refused whole
+                return HandedOff(await self._refuse_late(sub, late))
+            sub = replace(sub, recipients=[r for r in sub.recipients if r not in late])
+        handed = await self._deliver(sub, message, outcome, verdicts)
+        return replace(handed, late_suppressed=tuple(late.items()))
+
+    async def _suppressed_since_rcpt(self, sub: Submitted) -> dict[str, Match]:
+        """The recipients an opt-out reached while the message was coming in (one lookup
+        for them all): by construction, nothing is sent after an opt-out."""
+        if self._suppressions is None:
+            return {}
+        found = await self._suppressions.check_many(sub.tenant.id, sub.recipients)
+        return {r: m for r, m in zip(sub.recipients, found, strict=True) if m is not None}
+
+    async def _refuse_late(self, sub: Submitted, late: dict[str, Match]) -> Reply:
+        reply = refusal(next(iter(late.values())))
+        metrics.MESSAGES.labels("refused", SUPPRESSED_CHECK).inc()
+        await self._audit.record([audit.row(
+            "message.refused", actor=sub.actor, tenant_id=sub.tenant.id,
+            queue_id=sub.queue_id, action="reject", check_name=SUPPRESSED_CHECK,
+            reason="suppressed after RCPT", reply=str(reply),
+            recipients=[self._digest(r) for r in sub.recipients])],
+            [audit.event("refused", tenant_id=sub.tenant.id, queue_id=sub.queue_id,
+                         recipient=r, erased=m.reason is Reason.ERASURE,
+                         check=SUPPRESSED_CHECK, reply=str(reply))
+             for r, m in late.items()])
+        log_context.bind(check=SUPPRESSED_CHECK)  # for the refusal line
+        return reply
+
+    async def _deliver(self, sub: Submitted, message: Message, outcome: Outcome,
+                       verdicts: list[list[str]]) -> HandedOff:
+        """Count against the sending limits, fix each copy, relay and record."""
         if self._limits is not None:
             refused = await self._limits.count(sub.tenant, sub.mailbox, len(sub.recipients))
             if refused is not None:  # the client keeps the message and tries again later

@@ -192,3 +192,24 @@ async def test_a_lost_server_connection_fails_the_checks_then_recovers(parts, da
         assert all(isinstance(r, Exception) or r is not None for r in results)
     for _ in range(3):  # the pool replaces the dead connection
         assert await lookup.check(ACME, "gone@example.com", NOW) is not None
+
+
+async def test_check_many_answers_what_check_answers_for_each_address(parts):
+    """The last look before sending asks for every recipient at once: the same answers,
+    address by address, as one check each (tenant and global entries, domains, expiry,
+    an address twice, and a batch larger than one PostgreSQL query takes)."""
+    engine, store, lookup = parts
+    await add(engine, store, entry(ACME, "gone@example.org", Reason.UNSUBSCRIBE),
+              entry(GLOBAL, "gone@example.org", Reason.COMPLAINT),
+              entry(GLOBAL, "blocked.example"), entry(ACME, "*.wild.example"),
+              entry(OTHER, "theirs@example.org"),
+              entry(ACME, "soft@example.org", Reason.BOUNCE, expires_at=NOW + 60))
+    addresses = ["gone@example.org", "a@blocked.example", "b@x.wild.example",
+                 "theirs@example.org", "soft@example.org", "fine@example.org",
+                 "gone@example.org"] + [f"n{i}@example.net" for i in range(250)]
+    for now in (NOW, NOW + 120):
+        many = await lookup.check_many(ACME, addresses, now)
+        one_by_one = [await lookup.check(ACME, a, now) for a in addresses]
+        assert many == one_by_one
+    assert [m is not None for m in many[:7]] == [True, True, True, False, False, False, True]
+    assert await lookup.check_many(ACME, [], NOW) == []
