@@ -51,6 +51,7 @@ from gateway.feedback.verp import ReturnPaths
 from gateway.lifecycle.retention import Retention
 from gateway.lifecycle.subjects import Subjects
 from gateway.limits.attempts import InvalidAttempts
+from gateway.limits.breakers import Breakers
 from gateway.limits.counters import Count, Counters, DatabaseCounters, counters_for
 from gateway.limits.sending import SendingLimits
 from gateway.net.fetch import GuardedFetcher
@@ -303,7 +304,8 @@ class Parts:
     @cached_property
     def worker(self) -> QueueWorker:
         return QueueWorker(self.config, self.queue, self.upstreams, self.directory,
-                           self.directory_store, self.audit, self.digest, self.suppressions)
+                           self.directory_store, self.audit, self.digest, self.suppressions,
+                           self.breakers)
 
     # --- receive and decide --------------------------------------------------------------------
     @cached_property
@@ -331,7 +333,12 @@ class Parts:
 
     @cached_property
     def pipeline(self) -> Pipeline:
-        return Pipeline(PolicyContext(self.config, self.directory, self.suppressions))
+        return Pipeline(PolicyContext(self.config, self.directory, self.suppressions,
+                                      self.breakers))
+
+    @cached_property
+    def breakers(self) -> Breakers:
+        return Breakers(self.config, self.engine, self.counters, self.directory, self.audit)
 
     @cached_property
     def limits(self) -> SendingLimits:
@@ -355,7 +362,7 @@ class Parts:
         return Handoff(self.config, self.pipeline, self.composer, self.relay, self.queue,
                        self.audit, self.digest, self.suppressions.digest_of, held=self.held,
                        limits=self.limits, bounces=HardBounces(self.suppressions),
-                       suppressions=self.suppressions)
+                       suppressions=self.suppressions, breakers=self.breakers)
 
     # --- keep ------------------------------------------------------------------------------------
     @cached_property
@@ -392,7 +399,8 @@ class Parts:
     @cached_property
     def feedback(self) -> FeedbackApplier:
         return FeedbackApplier(self.engine, self.suppressions, self.sent_index, self.vault,
-                               self.config.feedback, self.event_names, self.tenant_sealer)
+                               self.config.feedback, self.event_names, self.tenant_sealer,
+                               self.breakers)
 
     @cached_property
     def inbox(self) -> InboxReader:
@@ -448,7 +456,8 @@ class Parts:
             self.config, self.directory_store, self.credentials, self.flows, self.api_keys,
             self.suppressions, self.directory, self.sealer, self.optouts, self.event_names,
             OperatorParts(self.held_decisions, self.queue, self.worker, self.webhook_store,
-                          self.dkim, DomainChecks(self.engine, self.config), self.digest),
+                          self.dkim, DomainChecks(self.engine, self.config), self.digest,
+                          self.breakers),
             InvalidAttempts(self.config.unsubscribe.invalid_rate),
             pixels=PixelParts(self.pixel_sealer, self.opens, self.forwarder),
             subjects=self.subjects, tenant_keys=self.tenant_keys,

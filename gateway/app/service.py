@@ -109,6 +109,7 @@ class Gateway(Parts):
         self._keys_refresh.start()  # every role: a public node opens tokens of new key versions
         await self.directory.start()
         await self.audit.start()
+        await self.breakers.start()  # every node counts, evaluates and reads the states
         self._anchors.start()  # every node: any of them anchors every chain
         http = self.config.http
         public = admin = 0
@@ -267,6 +268,7 @@ class Gateway(Parts):
         await self._review.stop()
         await self._inbox.stop()
         await self._alert_checks.stop()
+        await self.breakers.stop()  # this node's last counts, before the trail closes
         await self.audit.stop()
         await self.write_health.stop()
         await self._anchors.stop()
@@ -307,7 +309,9 @@ class Gateway(Parts):
                     self.config.http.scheme):
             log.warning("listener or database changes take effect after a restart")
         self.config = new
-        self.pipeline = Pipeline(PolicyContext(new, self.directory, self.suppressions))
+        self.pipeline = Pipeline(PolicyContext(new, self.directory, self.suppressions,
+                                               self.breakers))
+        self.breakers.reconfigure(new)
         self.handler.set_config(new, self.pipeline)
         self.composer.config = new
         self.authenticator.reconfigure(new.smtp)

@@ -9,6 +9,7 @@ import click
 from gateway.cli import (
     apikey,
     audit,
+    breaker,
     check_config,
     db,
     demo,
@@ -65,8 +66,8 @@ for command in (
     login.login, queue.queue, trace.trace, vault.vault, key.key, events.events_list,
     webhook.webhook, mailbox.mailbox, upstream.upstream, oauth_client.oauth_client,
     apikey.apikey, audit.audit, dkim.dkim, optouts.optouts, retention.purge,
-    retention.retention, held.held, send_test.send_test, subject.subject, suppress.suppress,
-    user.user,
+    retention.retention, held.held, breaker.breaker, send_test.send_test, subject.subject,
+    suppress.suppress, user.user,
 ):
     cli.add_command(command)
 # commands of the tenant group that live with their subject

@@ -28,6 +28,7 @@ from gateway.config.loading import apply_environment, build, read_file
 from gateway.config.rules import collected, field_rules
 from gateway.config.schema import ENV_PREFIX, section, setting
 from gateway.config.sending import (
+    BreakerConfig,
     EventsConfig,
     GmailLimits,
     LimitsConfig,
@@ -67,8 +68,8 @@ from gateway.config.web import (
 
 __all__ = [
     "CONFIG_PATH_ENV", "ENV_PREFIX", "OAUTH_UPSTREAM_KINDS", "PROVIDER_DEFAULTS", "AlertsConfig",
-    "AuditConfig", "AuthConfig", "CheckConfig", "Config", "DatabaseConfig", "DnsConfig",
-    "EventsConfig", "FeedbackConfig", "FetchConfig", "GmailLimits", "HttpConfig",
+    "AuditConfig", "AuthConfig", "BreakerConfig", "CheckConfig", "Config", "DatabaseConfig",
+    "DnsConfig",    "EventsConfig", "FeedbackConfig", "FetchConfig", "GmailLimits", "HttpConfig",
     "IpCredential", "LimitsConfig", "MicrosoftLimits", "OAuthProviderConfig", "PixelConfig",
     "QueueConfig", "RateLimits", "RetentionConfig", "ReviewConfig", "SmtpConfig",
     "SuppressionConfig", "TenantFloors", "UnsubscribeConfig", "UpstreamConfig", "VaultConfig",
@@ -104,6 +105,7 @@ class Config:
     events: EventsConfig = section(EventsConfig)
     suppressions: SuppressionConfig = section(SuppressionConfig)
     limits: LimitsConfig = section(LimitsConfig)
+    breakers: BreakerConfig = section(BreakerConfig)
     unsubscribe: UnsubscribeConfig = section(UnsubscribeConfig)
     dns: DnsConfig = section(DnsConfig)
     fetch: FetchConfig = section(FetchConfig)

@@ -138,6 +138,46 @@ class LimitsConfig:
                                  "the database)."))
 
 
+PERCENT = Rule(lambda v: 0 < v <= 100, "Must be a percentage above 0 and at most 100.")
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """`[breakers]`: reputation circuit breakers per tenant, sending domain and mailbox
+    (docs/breakers.md). Rates over the last 24 hours and the last 7 days, counted across
+    every node; a breaker trips only above its minimum volume, pausing that scope with
+    `451 4.7.1` until a compliance reviewer resumes it. Tenants may set stricter thresholds
+    (`breaker_*_percent`), never looser ones. Defaults follow the providers' published
+    thresholds (Gmail and Yahoo: keep complaints under 0.1 %, never reach 0.3 %)."""
+
+    enabled: bool = setting(True, "Count outcomes and answer `451` for a tripped breaker.")
+    complaint_warn_percent: float = setting(
+        0.1, "Complaint rate that warns (an ops alert, a tenant event); sending goes on. At "
+        "or above the trip threshold it never warns.", PERCENT)
+    complaint_trip_percent: float = setting(0.3, "Complaint rate that trips the breaker.",
+                                            PERCENT)
+    complaint_min_volume: int = setting(
+        1000, "Copies delivered to feedback providers, in the window, before the complaint "
+        "rate counts.", POSITIVE)
+    bounce_trip_percent: float = setting(5.0, "Hard-bounce rate (5.1.x, synchronous or by "
+                                         "DSN) that trips the breaker.", PERCENT)
+    block_trip_percent: float = setting(
+        5.0, "Policy-block rate (5.7.x from the provider: reputation, unusual rate) that "
+        "trips the breaker.", PERCENT)
+    min_volume: int = setting(200, "Copies relayed, in the window, before the bounce and "
+                              "block rates count.", POSITIVE)
+    feedback_providers: tuple[str, ...] = setting(
+        ("yahoo.com", "aol.com", "ymail.com", "rocketmail.com", "outlook.com", "hotmail.com",
+         "live.com", "msn.com", "comcast.net", "att.net", "sbcglobal.net"),
+        "Recipient domains whose provider sends this deployment per-message complaint "
+        "reports (Yahoo CFL, Microsoft JMRP, ...): only copies to them are the complaint "
+        "rate's denominator. Gmail sends none per message, and counting its copies would "
+        "dilute the rate.")
+    sync_seconds: float = setting(2.0, "How often a node adds its counts to the shared ones, "
+                                  "evaluates what changed and reads every breaker's state.",
+                                  POSITIVE)
+
+
 @dataclass(frozen=True, slots=True)
 class SuppressionConfig:
     """`[suppressions]`: an entry with an expiry (a soft bounce's 7 days) stops suppressing

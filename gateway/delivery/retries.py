@@ -22,10 +22,13 @@ from gateway.config import Config
 from gateway.delivery import dsn
 from gateway.delivery.queue import CopyKind, Finish, NewCopy, QueuedCopy, QueueStore, State
 from gateway.delivery.upstream.base import Copy, CopyOutcome, Upstream
+from gateway.directory.address import domain_of
 from gateway.directory.cache import DirectoryCache
 from gateway.directory.store import DirectoryStore
 from gateway.errors import Conflict, VaultError
 from gateway.feedback.bounces import HardBounces
+from gateway.limits.breakers import Breakers
+from gateway.limits.breakers import Outcome as BreakerOutcome
 from gateway.observability import log_context
 from gateway.optout.suppressions import Suppressions, refusal
 from gateway.protocol import replies
@@ -57,8 +60,9 @@ class QueueWorker:
     def __init__(self, config: Config, store: QueueStore, upstreams: Mapping[str, Upstream],
                  directory: DirectoryCache, directory_store: DirectoryStore,
                  audit_trail: AuditTrail, digest: Callable[[str], str],
-                 suppressions: Suppressions) -> None:
+                 suppressions: Suppressions, breakers: Breakers | None = None) -> None:
         self._config = config
+        self._breakers = breakers  # a queued copy's end counts as a relayed one's
         self._suppressions = suppressions
         self._bounces = HardBounces(suppressions)
         self._store = store
@@ -139,6 +143,12 @@ class QueueWorker:
             f"{copy.kind.value}.attempt", actor="queue", tenant_id=copy.tenant_id,
             queue_id=copy.queue_id, recipient_digest=self._digest(copy.recipient),
             attempt=copy.attempts + 1, reply=str(reply))
+        if copy.kind is CopyKind.COPY and result.outcome is not CopyOutcome.DEFERRED \
+                and self._breakers is not None:
+            for status in self._breakers.relayed(mailbox.tenant_id, mailbox, [BreakerOutcome(
+                    domain_of(copy.recipient), result.outcome is CopyOutcome.DELIVERED,
+                    reply.status)]):
+                await self._breakers.authentication_failed(mailbox.tenant_id, mailbox, status)
         if result.outcome is CopyOutcome.DELIVERED:
             outcome = self._outcome(copy, message, State.DELIVERED, "delivered", reply)
         elif is_quota(reply.status, reply.text) and copy.kind is CopyKind.COPY:

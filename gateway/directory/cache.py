@@ -26,6 +26,7 @@ class _Snapshot:
     tenants: dict[int, Tenant] = field(default_factory=dict)
     settings: dict[int, dict[str, Any]] = field(default_factory=dict)
     domains: dict[str, int] = field(default_factory=dict)  # domain -> tenant id
+    domain_ids: dict[str, int] = field(default_factory=dict)  # domain -> its own id
     verified: frozenset[str] = frozenset()  # domains proven by their TXT token
     logins: dict[str, Login] = field(default_factory=dict)
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)  # address key -> mailbox
@@ -53,6 +54,7 @@ class DirectoryCache:
             tenants={x.id: x for x in tenants},
             settings={x.id: tenant_settings.effective(x.settings, self._config) for x in tenants},
             domains={d.name: d.tenant_id for d in domains},
+            domain_ids={d.name: d.id for d in domains},
             verified=frozenset(d.name for d in domains if d.verified),
             logins={x.username: x for x in logins},
             mailboxes={addr.key(m.address): m for m in mailboxes},
@@ -99,6 +101,13 @@ class DirectoryCache:
 
     def domain_tenant(self, domain: str) -> int | None:
         return self._snap.domains.get(domain.lower())
+
+    def domain_id(self, domain: str) -> int | None:
+        return self._snap.domain_ids.get(domain.lower())
+
+    def domain_name(self, domain_id: int) -> str | None:
+        return next((name for name, i in self._snap.domain_ids.items() if i == domain_id),
+                    None)
 
     def domain_verified(self, domain: str) -> bool:
         return domain.lower() in self._snap.verified

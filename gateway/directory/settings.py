@@ -20,7 +20,7 @@ from gateway.outbound import footer
 class Setting:
     kind: type
     describe: str
-    ceiling: Callable[[Config], int] | None = None  # the operator's limit a tenant cannot pass
+    ceiling: Callable[[Config], float] | None = None  # the operator's limit a tenant cannot pass
     default: Callable[[Config], Any] | None = None
     check: Callable[[str], None] | None = None  # text settings: raises InvalidValue
 
@@ -124,6 +124,18 @@ SCHEMA: Mapping[str, Setting] = {
                                   check=_alignment_action),
     "suppressed_recipients": Setting(str, "what a suppressed recipient gets at RCPT",
                                      default=lambda c: "refuse", check=_suppressed_mode),
+    "breaker_complaint_trip_percent": Setting(
+        float, "% complaints that trip a breaker",
+        ceiling=lambda c: c.breakers.complaint_trip_percent,
+        default=lambda c: c.breakers.complaint_trip_percent),
+    "breaker_bounce_trip_percent": Setting(
+        float, "% hard bounces that trip a breaker",
+        ceiling=lambda c: c.breakers.bounce_trip_percent,
+        default=lambda c: c.breakers.bounce_trip_percent),
+    "breaker_block_trip_percent": Setting(
+        float, "% policy blocks that trip a breaker",
+        ceiling=lambda c: c.breakers.block_trip_percent,
+        default=lambda c: c.breakers.block_trip_percent),
     "inbox_labelling": Setting(str, "flag the bounces and replies the gateway acted on in the "
                                "mailbox (otherwise it only reads)", default=lambda c: "no",
                                check=_yes_no),
@@ -139,11 +151,12 @@ def parse(key: str, raw: str, config: Config) -> Any:
     if setting is None:
         known = ", ".join(sorted(SCHEMA))
         raise InvalidValue(f"Tenant setting '{key}' does not exist (known: {known}).")
-    if setting.kind is int:
+    if setting.kind is int or setting.kind is float:
         try:
-            value: Any = int(raw)
+            value: Any = setting.kind(raw)
         except ValueError:
-            message = f"Tenant setting '{key}' has value {raw!r}. Not a valid int."
+            message = (f"Tenant setting '{key}' has value {raw!r}. Not a valid "
+                       f"{setting.kind.__name__}.")
             raise InvalidValue(message) from None
     else:
         value = raw
@@ -171,6 +184,16 @@ def validate(key: str, value: Any, config: Config) -> None:
             except InvalidValue as exc:
                 raise InvalidValue(f"Tenant setting '{key}': {exc.message}") from None
         return
+    if setting.kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0 < value < float("inf"):
+            raise InvalidValue(f"Tenant setting '{key}' has value {value!r}. Must be above 0.")
+        if setting.ceiling is not None and value > setting.ceiling(config):
+            raise InvalidValue(
+                f"Tenant setting '{key}' has value {value!r}. The operator allows at most "
+                f"{setting.ceiling(config):g} ({setting.describe}); a tenant may be stricter, "
+                "not looser.")
+        return
     if setting.kind is int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidValue(f"Tenant setting '{key}' has value {value!r}. Must be at least 1.")
@@ -188,7 +211,7 @@ def effective(stored: Mapping[str, Any], config: Config) -> dict[str, Any]:
         value = stored.get(key)
         if value is None and setting.default is not None:
             value = setting.default(config)
-        if setting.ceiling is not None and isinstance(value, int):
+        if setting.ceiling is not None and isinstance(value, int | float):
             value = min(value, setting.ceiling(config))  # the operator lowered a ceiling
         values[key] = value
     return values

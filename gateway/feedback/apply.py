@@ -46,6 +46,7 @@ from gateway.errors import VaultError
 from gateway.feedback.reply_classifier import Classification, ReplyVerdict, classify
 from gateway.feedback.reports import Bounce, BounceKind, Complaint, Feedback, parse
 from gateway.feedback.sent import SentCopy, SentIndex, message_id_hash
+from gateway.limits.breakers import AUTH_FAILURES, BLOCKS, BOUNCES, COMPLAINTS, Breakers
 from gateway.observability import metrics
 from gateway.optout.suppressions import Suppressions
 from gateway.store.schema import feedback_marks, optout_reviews, tenants
@@ -110,8 +111,9 @@ class Applied:
 class FeedbackApplier:
     def __init__(self, engine: AsyncEngine, suppressions: Suppressions, sent: SentIndex,
                  vault: Vault, config: FeedbackConfig, names: EventSealer,
-                 tenant: TenantSealer) -> None:
+                 tenant: TenantSealer, breakers: Breakers | None = None) -> None:
         self._engine = engine
+        self._breakers = breakers  # complaints, bounces and blocks feed the breakers
         self._names = names  # seals the recipient of the events it writes
         self._tenant = tenant  # a reply kept for review goes with its tenant's key
         self._suppressions = suppressions
@@ -189,6 +191,7 @@ class FeedbackApplier:
                       arrival: Arrival, evidence: str, applied: Applied) -> None:
         rule = f"{bounce.source}:{bounce.status}"
         if bounce.kind is BounceKind.HARD:
+            self._count(copy, BOUNCES)
             if await self._suppress(copy, address, Reason.BOUNCE, arrival.source, rule,
                                     evidence, event="bounced"):
                 applied.suppressed.append(Reason.BOUNCE.value)
@@ -199,9 +202,39 @@ class FeedbackApplier:
         elif bounce.kind is BounceKind.POLICY:
             applied.marked.append("policy")
             await self._mark("policy", copy, bounce.status)
+            await self._blocked(copy, bounce.status)
             log.warning("policy block of a sending mailbox", extra={
                 "tenant_id": copy.tenant_id, "mailbox_id": copy.mailbox_id,
                 "status": bounce.status, "queue_id": copy.queue_id})
+
+    def _count(self, copy: SentCopy, metric: str) -> None:
+        if self._breakers is not None:
+            self._breakers.feedback(copy.tenant_id, copy.mailbox_id, metric)
+
+    async def _blocked(self, copy: SentCopy, status: str) -> None:
+        """A provider's policy refusal reported by DSN: an authentication failure pauses
+        the sending domain at once; any other counts towards the block rate."""
+        if self._breakers is None:
+            return
+        if status in AUTH_FAILURES:
+            mailbox = self._breakers.mailbox(copy.mailbox_id)
+            if mailbox is not None:
+                await self._breakers.authentication_failed(copy.tenant_id, mailbox, status)
+        else:
+            self._count(copy, BLOCKS)
+
+    async def _first_complaint(self, copy: SentCopy) -> bool:
+        """Whether this is the first complaint about this person to this tenant's mail (a
+        `complaint` mark, written now): one complaint counts once, however often the
+        report is replayed."""
+        m = feedback_marks.c
+        async with self._engine.begin() as conn:
+            seen = (await conn.execute(sa.select(m.id).where(
+                m.tenant_id == copy.tenant_id, m.kind == "complaint",
+                m.recipient_digest == copy.recipient_digest).limit(1))).first()
+            if seen is None:
+                await self._mark("complaint", copy, "", conn)
+        return seen is None
 
     async def _mark(self, kind: str, copy: SentCopy, status: str,
                     conn: AsyncConnection | None = None) -> None:
@@ -245,6 +278,8 @@ class FeedbackApplier:
         if copy is None:
             applied.ignored = "recipient-not-ours"
             return
+        if await self._first_complaint(copy):  # a replayed report counts once
+            self._count(copy, COMPLAINTS)
         if await self._suppress(copy, address, Reason.COMPLAINT, arrival.source, rule,
                                 evidence, event="complained"):
             applied.suppressed.append(Reason.COMPLAINT.value)

@@ -29,6 +29,7 @@ class Count:
     seconds: int  # the window's length
     amount: int
     limit: int  # 0: counted, never refused
+    keep: int = 0  # seconds the count is kept past its window (to be read later)
 
     @property
     def resets_at(self) -> int:
@@ -64,7 +65,7 @@ class DatabaseCounters:
                 for c in counts:
                     new = insert(rate_counters).values(
                         key=c.key, window_start=c.start, used=c.amount,
-                        expires_at=c.resets_at)
+                        expires_at=c.resets_at + c.keep)
                     add = new.on_conflict_do_update(
                         index_elements=["key", "window_start"],
                         set_={"used": rate_counters.c.used + new.excluded.used},
@@ -130,7 +131,7 @@ class RedisCounters:
             return None
         now = int(time.time())  # a key lives until its window is over, and a minute more
         args = [c.amount for c in counts] + [c.limit for c in counts] + \
-            [max(c.resets_at - now, 0) + 60 for c in counts]
+            [max(c.resets_at - now, 0) + 60 + c.keep for c in counts]
         over = int(await self._script(keys=[self._key(c) for c in counts], args=args))
         return counts[over - 1] if over else None
 

@@ -9,6 +9,7 @@ from typing import ClassVar, Protocol
 from gateway.config import Config
 from gateway.directory.cache import DirectoryCache
 from gateway.directory.records import Mailbox, Principal, Tenant
+from gateway.limits.breakers import Breakers
 from gateway.optout.suppressions import Suppressions
 from gateway.policy.message import Message
 from gateway.policy.verdict import Verdict
@@ -58,3 +59,4 @@ class PolicyContext:
     config: Config
     directory: DirectoryCache
     suppressions: Suppressions
+    breakers: Breakers | None = None  # reputation breakers (limits/breakers.py)

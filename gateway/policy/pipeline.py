@@ -16,6 +16,7 @@ from gateway.policy import (
     parsed,
     recipient_suppressed,
     recipient_valid,
+    reputation_breaker,
     sender_allowed,
     sensitive_data,
     submission_headers,
@@ -28,6 +29,7 @@ from gateway.protocol.replies import Reply
 
 MAIL_CHECKS = (
     sender_allowed.SenderAllowed,  # MAIL FROM is an active mailbox of this login's tenant
+    reputation_breaker.ReputationBreaker,  # tenant, domain, mailbox breaker open -> 451
 )
 RCPT_CHECKS = (
     recipient_valid.RecipientValid,  # syntax and normal form (email-validator)

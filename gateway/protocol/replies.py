@@ -112,6 +112,11 @@ NULL_SENDER_REFUSED = Reply(553, "5.1.7", "A null sender is not accepted for sub
 SENDER_NOT_ALLOWED = Reply(553, "5.7.1", "Sender address not allowed for this login")
 TENANT_SUSPENDED = Reply(451, "4.7.1", "Sending suspended for this account")
 MAILBOX_PAUSED = Reply(451, "4.7.1", "Sending paused for this mailbox")
+# the text names the breaker and its scope: "Sending paused: the complaint-rate breaker of
+# domain acme.example tripped (0.42 % over 24h); a compliance reviewer must resume it
+# (breaker 7)" (limits/breakers.py; docs/breakers.md)
+BREAKER_OPEN = Reply(451, "4.7.1", "Sending paused: a reputation breaker tripped; a "
+                     "compliance reviewer must resume it")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 STORE_UNAVAILABLE = Reply(452, "4.3.1", "Insufficient system storage, please try again later")
 RATE_LIMITED = Reply(450, "4.7.1", "Rate limit reached, please try again later")

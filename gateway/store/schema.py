@@ -468,6 +468,25 @@ rate_counters = sa.Table(
 )
 
 
+# Reputation circuit breakers (limits/breakers.py): one row per scope that ever warned or
+# tripped. `generation` grows at each resume, and names the counters the rates are read
+# from, so a resumed breaker starts its windows afresh. No personal data: ids and rates.
+breakers = sa.Table(
+    "breakers",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False, index=True),
+    sa.Column("scope", sa.String(40), nullable=False, unique=True),  # t<id>, d<id>, m<id>
+    sa.Column("state", sa.String(12), nullable=False),  # closed | warn | open
+    sa.Column("metric", sa.String(20), nullable=False),  # complaints | bounces | blocks | ...
+    sa.Column("rate", sa.Float, nullable=False),
+    sa.Column("window", sa.String(8), nullable=False),  # 24h | 7d | now
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("changed_at", Timestamp, nullable=False),
+    sa.Column("changed_by", sa.String(200), nullable=False),
+)
+
+
 # Every copy the gateway sent (or queued), by the Message-ID it carried: feedback about a
 # message (a bounce, a complaint, an opt-out reply) counts only for a copy found here, and
 # only for its tenant. No address: the recipient as the audit trail names it (keyed
@@ -502,7 +521,7 @@ feedback_marks = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("tenant_id", sa.Integer, nullable=False),
     sa.Column("mailbox_id", sa.Integer, nullable=False),
-    sa.Column("kind", sa.String(12), nullable=False),  # soft | policy
+    sa.Column("kind", sa.String(12), nullable=False),  # soft | policy | complaint
     sa.Column("status", sa.String(12), nullable=False),  # the enhanced status code
     sa.Column("suppression_digest", sa.LargeBinary(16), nullable=True),
     sa.Column("recipient_digest", sa.String(64), nullable=False),

@@ -20,9 +20,12 @@ from gateway.config import Config
 from gateway.delivery.queue import NewCopy, QueueStore, State
 from gateway.delivery.relay import Relay, RelayResult
 from gateway.delivery.upstream.base import CopyOutcome
+from gateway.directory.address import domain_of
 from gateway.directory.records import Mailbox, Principal, Tenant
 from gateway.feedback.bounces import HardBounces
 from gateway.feedback.sent import sent_rows, subject_hash
+from gateway.limits.breakers import Breakers
+from gateway.limits.breakers import Outcome as BreakerOutcome
 from gateway.limits.sending import SendingLimits
 from gateway.observability import log_context, metrics
 from gateway.optout.suppressions import Suppressions, refusal
@@ -76,7 +79,8 @@ class Handoff:
                  suppression_digest: Callable[[str], bytes | None] = lambda r: None,
                  held: HeldStore | None = None, limits: SendingLimits | None = None,
                  bounces: HardBounces | None = None,
-                 suppressions: Suppressions | None = None) -> None:
+                 suppressions: Suppressions | None = None,
+                 breakers: Breakers | None = None) -> None:
         self.config = config
         self._pipeline = pipeline
         self._composer = composer
@@ -89,6 +93,7 @@ class Handoff:
         self._limits = limits
         self._bounces = bounces
         self._suppressions = suppressions  # the last look before a copy goes upstream
+        self._breakers = breakers  # counts what upstream answered (limits/breakers.py)
 
     def reconfigure(self, config: Config, pipeline: Pipeline) -> None:
         self.config = config
@@ -162,7 +167,18 @@ class Handoff:
         await self._record_relayed(sub, message, message_id, outcome, verdicts, result,
                                    prepared.signed, prepared.footer_parts,
                                    prepared.pixels_taken)
+        await self._count_for_breakers(sub, result)
         return HandedOff(result.reply, message_id)
+
+    async def _count_for_breakers(self, sub: Submitted, result: RelayResult) -> None:
+        """What upstream answered for each copy (a deferred one counts when it ends)."""
+        if self._breakers is None:
+            return
+        answered = [BreakerOutcome(domain_of(r.recipient), r.outcome is CopyOutcome.DELIVERED,
+                                   r.reply.status) for r in result.copies
+                    if r.outcome in (CopyOutcome.DELIVERED, CopyOutcome.REFUSED)]
+        for status in self._breakers.relayed(sub.tenant.id, sub.mailbox, answered):
+            await self._breakers.authentication_failed(sub.tenant.id, sub.mailbox, status)
 
     async def _hold_or_refuse(self, sub: Submitted, message: Message, outcome: Outcome,
                               verdicts: list[list[str]]) -> Reply:

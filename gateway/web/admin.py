@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from gateway.web import errors, health
 from gateway.web.api import (
     api_keys,
+    breakers,
     domains,
     events,
     held,
@@ -48,7 +49,8 @@ def _routes(web: WebParts | None) -> FastAPI:
     app.state.parts = web
     errors.install(app)
     for room in (tenants, domains, logins, mailboxes, oauth_clients, api_keys, webhooks,
-                 suppressions, held, optout_reviews, queue, trace, events, opens, subjects):
+                 suppressions, held, optout_reviews, breakers, queue, trace, events, opens,
+                 subjects):
         app.include_router(room.router)
     app.include_router(reference_page.router)  # /api/v1/reference: the browsable document
     pages.install(app)  # the review pages: /review/

@@ -20,6 +20,7 @@ from gateway.events.webhook_store import WebhookStore
 from gateway.feedback.reviews import OptOutReviews
 from gateway.lifecycle.subjects import Subjects
 from gateway.limits.attempts import InvalidAttempts
+from gateway.limits.breakers import Breakers
 from gateway.optout.record import OptOuts
 from gateway.optout.suppressions import Suppressions
 from gateway.optout.token import TokenSealer
@@ -66,6 +67,7 @@ class OperatorParts:
     dkim: DkimKeys
     domains: DomainChecks
     digest: AuditDigest  # trace names the recipients an operator gives
+    breakers: Breakers  # reputation breakers: listed and resumed
 
 
 @dataclass

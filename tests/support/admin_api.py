@@ -82,9 +82,12 @@ async def objects_of_other(h: Harness) -> dict[str, str]:
     key_id, _ = await ApiKeys(h.gateway.engine).create("b", "ops", other, "test")
     dkim = await h.gateway.dkim.generate("other.example", "rsa", "", "test")
     copy_id, queue_id = await queued_copy(h, "other", "ceo@other.example")
+    await h.gateway.breakers.trip_now(other, f"t{other}", "authentication", "5.7.515")
+    (breaker,) = await h.gateway.breakers.listing(other)
     return {"mailbox_id": h.gateway.directory.mailbox("ceo@other.example").public_id,
             "key_id": key_id, "client_id": client_id, "list_name": "other",
             "tenant_name": "other", "domain": "other.example", "selector": dkim.selector,
             "username": "other-tool", "copy_id": str(copy_id), "reference": queue_id,
             "held_id": str(await held_message(h, "other", "ceo@other.example")),
-            "review_id": str(await optout_review(h, "other", "ceo@other.example"))}
+            "review_id": str(await optout_review(h, "other", "ceo@other.example")),
+            "breaker_id": str(breaker.id)}

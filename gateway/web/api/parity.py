@@ -53,6 +53,8 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "optouts show": ("GET /api/v1/optout-reviews/{review_id}",),
     "optouts confirm": ("POST /api/v1/optout-reviews/{review_id}/confirm",),
     "optouts dismiss": ("POST /api/v1/optout-reviews/{review_id}/dismiss",),
+    "breaker list": ("GET /api/v1/breakers",),
+    "breaker resume": ("POST /api/v1/breakers/{breaker_id}/resume",),
     "held list": ("GET /api/v1/held",),
     "held show": ("GET /api/v1/held/{held_id}",),
     "held body": ("GET /api/v1/held/{held_id}/body",),
