@@ -120,21 +120,21 @@ class PostgresLookup:
         self._drains: set[asyncio.Task[None]] = set()
 
     async def check(self, tenant_id: int, canonical_address: str, now: int) -> Match | None:
-        found: asyncio.Future[list[tuple[Any, ...]]] = (
-            asyncio.get_running_loop().create_future())
-        self._waiting.append(_Waiting(self._digester.lookups(canonical_address), tenant_id, found))
-        if len(self._drains) < self._size:
-            drain = asyncio.create_task(self._drain())
-            self._drains.add(drain)
-            drain.add_done_callback(self._drains.discard)
-        return best_match(await found, tenant_id, now)
+        return (await self.check_many(tenant_id, [canonical_address], now))[0]
 
     async def check_many(self, tenant_id: int, canonical_addresses: Sequence[str],
                          now: int) -> list[Match | None]:
-        """Every address joins the waiting batch at once, so they share one query (more
-        only past the batch size)."""
-        return list(await asyncio.gather(*(self.check(tenant_id, a, now)
-                                           for a in canonical_addresses)))
+        """The addresses join the waiting batch together, with one drain started for them:
+        one query (more only past the batch size)."""
+        loop = asyncio.get_running_loop()
+        waiting = [_Waiting(self._digester.lookups(a), tenant_id, loop.create_future())
+                   for a in canonical_addresses]
+        self._waiting.extend(waiting)
+        if waiting and len(self._drains) < self._size:
+            drain = asyncio.create_task(self._drain())
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
+        return [best_match(await w.found, tenant_id, now) for w in waiting]
 
     async def _drain(self) -> None:
         while self._waiting:

@@ -103,6 +103,7 @@ class Breakers:
     def __init__(self, config: Config, engine: AsyncEngine, counters: Counters,
                  directory: DirectoryCache, audit_trail: AuditTrail) -> None:
         self.config = config
+        self._providers = frozenset(config.breakers.feedback_providers)
         self._engine = engine
         self._counters = counters
         self._directory = directory
@@ -115,6 +116,7 @@ class Breakers:
 
     def reconfigure(self, config: Config) -> None:
         self.config = config
+        self._providers = frozenset(config.breakers.feedback_providers)
 
     # --- the scopes of a mailbox ---------------------------------------------------------
     def scopes(self, tenant_id: int, mailbox: Mailbox | None) -> list[str]:
@@ -167,7 +169,7 @@ class Breakers:
         authentication statuses among them: the caller pauses the domain for those."""
         if not self.config.breakers.enabled or not outcomes:
             return []
-        providers = self.config.breakers.feedback_providers
+        providers = self._providers
         counts: Counter[str] = Counter()
         auth = []
         for o in outcomes:
