@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -71,6 +71,22 @@ async def visible_tenant_id(web: WebParts, caller: ApiCaller, tenant_name: str) 
 def sees(caller: ApiCaller, tenant_id: int) -> bool:
     """Whether the caller's key may see an object of this tenant."""
     return caller.tenant_id is None or caller.tenant_id == tenant_id
+
+
+class Owned(Protocol):
+    @property
+    def tenant_id(self) -> int: ...
+
+
+T = TypeVar("T", bound=Owned)
+
+
+def owned(caller: ApiCaller, found: T, missing: str) -> T:
+    """`found`, if the caller's key may see its tenant; else the 404 a missing one gets
+    (`missing`, the store's own words), so another tenant's object looks absent."""
+    if not sees(caller, found.tenant_id):
+        raise NotFound(missing)
+    return found
 
 
 def unbound(caller: ApiCaller, what: str) -> None:

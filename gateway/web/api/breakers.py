@@ -13,9 +13,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from gateway.access.api_keys import ApiCaller
-from gateway.errors import NotFound
 from gateway.limits.breakers import Breaker
-from gateway.web.api.auth import AnyCaller, ComplianceCaller, Web, chosen_tenant, sees
+from gateway.web.api.auth import AnyCaller, ComplianceCaller, Web, chosen_tenant, owned
 from gateway.web.api.bounds import RowId
 from gateway.web.parts import WebParts
 
@@ -50,10 +49,8 @@ def _out(web: WebParts, names: dict[int, str], b: Breaker) -> BreakerOut:
 
 
 async def _visible(web: WebParts, caller: ApiCaller, breaker_id: int) -> Breaker:
-    found = await web.operator.breakers.get(breaker_id)
-    if not sees(caller, found.tenant_id):
-        raise NotFound(f"Breaker {breaker_id} does not exist.")
-    return found
+    return owned(caller, await web.operator.breakers.get(breaker_id),
+                 f"Breaker {breaker_id} does not exist.")
 
 
 @router.get("", response_model=list[BreakerOut])

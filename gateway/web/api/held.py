@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from gateway.access.api_keys import ApiCaller
 from gateway.errors import NotFound
 from gateway.review.held import HeldMessage
-from gateway.web.api.auth import AnyCaller, ComplianceCaller, Web, chosen_tenant, sees
+from gateway.web.api.auth import AnyCaller, ComplianceCaller, Web, chosen_tenant, owned
 from gateway.web.api.bounds import ID_MAX, Cursor, RowId
 from gateway.web.parts import WebParts
 
@@ -105,10 +105,8 @@ async def _out(web: WebParts, message: HeldMessage) -> HeldOut:
 
 async def _visible(web: WebParts, caller: ApiCaller, held_id: int) -> HeldMessage:
     """The message's metadata unopened, if the caller may see it."""
-    message = await web.operator.decisions.held.get(held_id)
-    if not sees(caller, message.tenant_id):
-        raise NotFound(f"Held message {held_id} does not exist.")
-    return message
+    return owned(caller, await web.operator.decisions.held.get(held_id),
+                 f"Held message {held_id} does not exist.")
 
 
 @router.get("", response_model=HeldPage)

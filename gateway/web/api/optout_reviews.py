@@ -14,10 +14,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from gateway.access.api_keys import ApiCaller
-from gateway.errors import NotFound
 from gateway.feedback.reviews import OptOutReviews, PossibleOptOut
 from gateway.store.engine import aware
-from gateway.web.api.auth import AnyCaller, ComplianceCaller, Web, chosen_tenant, sees
+from gateway.web.api.auth import AnyCaller, ComplianceCaller, Web, chosen_tenant, owned
 from gateway.web.api.bounds import RowId
 from gateway.web.parts import WebParts
 
@@ -64,10 +63,8 @@ async def _out(web: WebParts, item: PossibleOptOut) -> ReviewOut:
 
 
 async def _visible(web: WebParts, caller: ApiCaller, review_id: int) -> PossibleOptOut:
-    item = await _reviews(web).get(review_id)
-    if not sees(caller, item.tenant_id):
-        raise NotFound(f"Possible opt-out {review_id} does not exist.")
-    return item
+    return owned(caller, await _reviews(web).get(review_id),
+                 f"Possible opt-out {review_id} does not exist.")
 
 
 @router.get("", response_model=list[ReviewOut])

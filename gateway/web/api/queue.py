@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from gateway.access.api_keys import ApiCaller
 from gateway.delivery.queue import OPEN_STATES, QueuedCopy, State
-from gateway.errors import Conflict, NotFound
-from gateway.web.api.auth import OpsCaller, Web, chosen_tenant, sees
+from gateway.errors import Conflict
+from gateway.web.api.auth import OpsCaller, Web, chosen_tenant, owned
 from gateway.web.api.bounds import RowId
 from gateway.web.parts import WebParts
 
@@ -55,10 +55,8 @@ def copy_out(c: QueuedCopy) -> CopyOut:
 
 
 async def _visible(web: WebParts, caller: ApiCaller, copy_id: int) -> QueuedCopy:
-    found = await web.operator.queue.get(copy_id)
-    if not sees(caller, found.tenant_id):
-        raise NotFound(f"Queued copy {copy_id} does not exist.")
-    return found
+    return owned(caller, await web.operator.queue.get(copy_id),
+                 f"Queued copy {copy_id} does not exist.")
 
 
 @router.get("", response_model=list[CopyOut])
