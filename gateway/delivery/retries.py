@@ -145,10 +145,9 @@ class QueueWorker:
             attempt=copy.attempts + 1, reply=str(reply))
         if copy.kind is CopyKind.COPY and result.outcome is not CopyOutcome.DEFERRED \
                 and self._breakers is not None:
-            for status in self._breakers.relayed(mailbox.tenant_id, mailbox, [BreakerOutcome(
-                    domain_of(copy.recipient), result.outcome is CopyOutcome.DELIVERED,
-                    reply.status)]):
-                await self._breakers.authentication_failed(mailbox.tenant_id, mailbox, status)
+            await self._breakers.answered(mailbox.tenant_id, mailbox, [BreakerOutcome(
+                domain_of(copy.recipient), result.outcome is CopyOutcome.DELIVERED,
+                reply.status)])
         if result.outcome is CopyOutcome.DELIVERED:
             outcome = self._outcome(copy, message, State.DELIVERED, "delivered", reply)
         elif is_quota(reply.status, reply.text) and copy.kind is CopyKind.COPY:

@@ -163,19 +163,18 @@ class Breakers:
             f"tripped{rate}; a compliance reviewer must resume it (breaker {breaker.id})")
 
     # --- counting --------------------------------------------------------------------------
-    def relayed(self, tenant_id: int, mailbox: Mailbox, outcomes: Sequence[Outcome]) -> \
-            list[str]:
-        """Count copies upstream answered (delivered or refused), in memory. Returns the
-        authentication statuses among them: the caller pauses the domain for those."""
+    async def answered(self, tenant_id: int, mailbox: Mailbox,
+                       outcomes: Sequence[Outcome]) -> None:
+        """Count copies upstream answered (delivered or refused), in memory; an
+        authentication refusal among them pauses the sending domain at once."""
         if not self.config.breakers.enabled or not outcomes:
-            return []
-        providers = self._providers
+            return
         counts: Counter[str] = Counter()
         auth = []
         for o in outcomes:
             counts[RELAYED] += 1
             if o.delivered:
-                if o.recipient_domain.lower() in providers:
+                if o.recipient_domain.lower() in self._providers:
                     counts[TO_FEEDBACK] += 1
             elif o.status.startswith("5.1."):
                 counts[BOUNCES] += 1
@@ -184,7 +183,8 @@ class Breakers:
             elif o.status.startswith("5.7."):
                 counts[BLOCKS] += 1
         self._add(tenant_id, self.scopes(tenant_id, mailbox), counts)
-        return auth
+        for status in auth:
+            await self.authentication_failed(tenant_id, mailbox, status)
 
     def mailbox(self, mailbox_id: int) -> Mailbox | None:
         return self._directory.mailbox_by_id(mailbox_id)

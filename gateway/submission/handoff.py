@@ -33,13 +33,14 @@ from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
 from gateway.policy.message import Message
 from gateway.policy.pipeline import Outcome, Pipeline
+from gateway.policy.recipient_suppressed import RecipientSuppressed
 from gateway.policy.verdict import Action
 from gateway.protocol import replies
 from gateway.protocol.replies import Reply
 from gateway.review.held import HELD, REFUSED, HeldMessage, HeldStore
 from suppression.entries import Match, Reason
 
-SUPPRESSED_CHECK = "recipient-suppressed"  # the check whose answer a late opt-out gives
+SUPPRESSED_CHECK = RecipientSuppressed.name  # the check whose answer a late opt-out gives
 
 log = logging.getLogger("gateway.smtp")  # the name its lines have always had
 
@@ -177,8 +178,7 @@ class Handoff:
         answered = [BreakerOutcome(domain_of(r.recipient), r.outcome is CopyOutcome.DELIVERED,
                                    r.reply.status) for r in result.copies
                     if r.outcome in (CopyOutcome.DELIVERED, CopyOutcome.REFUSED)]
-        for status in self._breakers.relayed(sub.tenant.id, sub.mailbox, answered):
-            await self._breakers.authentication_failed(sub.tenant.id, sub.mailbox, status)
+        await self._breakers.answered(sub.tenant.id, sub.mailbox, answered)
 
     async def _hold_or_refuse(self, sub: Submitted, message: Message, outcome: Outcome,
                               verdicts: list[list[str]]) -> Reply:
