@@ -37,6 +37,7 @@ docs: $(VENV)/.installed
 	$(PY) -m gateway.protocol.reference > docs/smtp-replies.md
 	$(PY) -m gateway.config.reference > docs/configuration.md
 	$(PY) -m gateway.config.reference example > deploy/production.example.toml
+	$(PY) -m gateway.lawful.reference > docs/lawful-basis.md
 
 bench: $(VENV)/.installed system-packages
 	$(PY) bench/relay_throughput.py

@@ -9,7 +9,8 @@ smtp-source (20 sessions). Relays:
   socket Nagle and delayed ACKs cost it ~90 ms a message);
 - gw-min: the gateway with content checks off, no DKIM key, an empty suppression list;
 - gw-full: every check, DKIM RSA-2048 and Ed25519, 1,000,000 suppression entries, footer
-  and pixel takeover, the audit chain, log level info; SQLite, one worker;
+  and pixel takeover, the CFBL complaint fields (a link domain under the From domain, the
+  inbound listener on), the audit chain, log level info; SQLite, one worker;
 - gw-full-pg, gw-full-pg-2w: the same on PostgreSQL, with one and two workers.
 
 Messages: text (`smtp-source -l 10240`) and HTML (~10 KB multipart/alternative, quoted-
@@ -259,6 +260,9 @@ def gateway_config(work: Path, port: int, sink: int, database: str, full: bool) 
         text = text.replace("[database]\n", "[database]\npool_size = 4\n")
     # several gateways on one host: each its own HTTP ports
     text += f"[http]\npublic_port = {free_port()}\nadmin_port = {free_port()}\n"
+    if full:  # the inbound listener takes complaint reports: copies carry the CFBL fields
+        text = text.replace('[unsubscribe]\n', '[unsubscribe]\nmailto_listen = "127.0.0.1"\n'
+                            f'mailto_port = {free_port()}\n')
     if not full:  # the operator switches the content checks off
         text += ("[policy.sensitive-data]\naction = \"off\"\n"
                  "[policy.misleading-subject]\naction = \"off\"\n"
@@ -279,6 +283,9 @@ def start_gateway(work: Path, name: str, port: int, sink: int, database: str, fu
     if full:
         gateway_cli(config, "dkim", "generate", DOMAIN, "--algorithm", "rsa", root=root)
         gateway_cli(config, "dkim", "generate", DOMAIN, "--algorithm", "ed25519", root=root)
+        # links and the complaint address under the From domain (RFC 9477 alignment)
+        gateway_cli(config, "tenant", "set", "bench", "link_domain", f"links.{DOMAIN}",
+                    root=root)
         if suppressions is not None:
             gateway_cli(config, "suppress", "import", str(suppressions), "--global",
                         "--reason", "unsubscribe", root=root)

@@ -124,13 +124,14 @@ def tls_auth_load_process(port: int, count: int, ca_file: str) -> float:
     return float(out.stdout.strip())
 
 
-def write_config(work: Path, sink_port: int, smtp_port: int, database: str) -> Path:
+def write_config(work: Path, sink_port: int, smtp_port: int, database: str,
+                 schema: str = "bench") -> Path:
     cert, key = ensure_self_signed(work / "tls", "localhost")
     master = work / "master.key"
     master.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
     master.chmod(0o600)
     if database == "postgres":
-        db = 'url = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"\nschema = "bench"'
+        db = f'url = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"\nschema = "{schema}"'
     else:
         db = f'url = "sqlite+aiosqlite:///{work}/gateway.db"'
     # Only what a deployment must set; everything else is the shipped default.
@@ -168,7 +169,8 @@ async def prepare(config_path: Path, database: str) -> None:
         import asyncpg
 
         conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
-        await conn.execute("DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench")
+        schema = config.database.schema
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
         await conn.close()
     engine = create_engine(config.database.url, schema=config.database.schema)
     await upgrade(engine)

@@ -7,6 +7,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
+# what a round meets when the database is down, full or locked: worth a line, not a traceback
+STORE_TROUBLE = (SQLAlchemyError, OSError)
+
 
 async def stop(task: asyncio.Task[None] | None) -> None:
     """Cancel `task` and wait until it has finished."""
@@ -56,6 +61,11 @@ class Poller:
         while not self._stopping.is_set():
             try:
                 done = await self._round()
+            except STORE_TROUBLE as exc:  # the store's trouble, not a bug: no traceback
+                self._log.error("background round failed: the store did not answer; trying "
+                                "again", extra={"round": self._name,
+                                                "error": type(exc).__name__})
+                done = 0
             except Exception:
                 self._log.exception("background round failed; trying again")
                 done = 0

@@ -29,6 +29,8 @@ command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 [ -x /usr/sbin/dovecot ] || missing="$missing dovecot-imapd"
 # CPython's email test corpus: the differential tests run the fast paths over its messages
 [ -d /usr/lib/python3.11/test/test_email/data ] || missing="$missing libpython3.11-testsuite"
+# pdftoppm (poppler-utils): the evidence pack's test renders its PDF to pictures
+command -v pdftoppm >/dev/null 2>&1 || missing="$missing poppler-utils"
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

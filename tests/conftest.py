@@ -325,3 +325,21 @@ def gw(tmp_path: Path, pki: Pki, database: Database):
                               input=stdin, capture_output=True, text=True, timeout=60)
 
     return run
+
+
+# Files of a minute or more, longest first. `--dist loadfile` hands whole files to workers in
+# collection order, and these sort late by name: a worker that took one near the end kept
+# the whole suite waiting for it. Started first, they overlap with everything else.
+STARTS_FIRST = (
+    "tests/web/test_fuzz.py", "tests/cli/test_cli.py", "tests/cli/test_suppress_cli.py",
+    "tests/e2e/test_cluster.py", "tests/dkim/test_dkim.py", "tests/e2e/test_workers.py",
+    "tests/store/test_full_store.py", "tests/e2e/test_readme.py", "tests/lawful/test_run.py",
+    "tests/cli/test_domain_cli.py", "tests/delivery/test_upstream_login.py",
+    "tests/suppression/test_canonical.py", "tests/feedback/test_optout_reviews.py",
+    "tests/e2e/test_campaign_tools.py", "tests/cli/test_network_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(STARTS_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))

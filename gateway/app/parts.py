@@ -33,7 +33,7 @@ from gateway.delivery.upstream.logins import MailboxPasswordLogin, SharedLogin, 
 from gateway.delivery.upstream.maildir import MaildirUpstream
 from gateway.delivery.upstream.smarthost import SmarthostUpstream
 from gateway.directory.cache import DirectoryCache
-from gateway.directory.domain_check import DomainChecks
+from gateway.directory.domain_check import DnsLookup, DomainChecks
 from gateway.directory.records import Tenant
 from gateway.directory.store import DirectoryStore
 from gateway.dkim.keys import DkimKeys
@@ -42,12 +42,18 @@ from gateway.events.webhook_store import WebhookStore
 from gateway.events.webhooks import WebhookDispatcher
 from gateway.feedback.apply import FeedbackApplier
 from gateway.feedback.bounces import HardBounces
+from gateway.feedback.cfbl import PURPOSE as FEEDBACK_REF_PURPOSE
+from gateway.feedback.cfbl import FeedbackRefs
+from gateway.feedback.complaints import ComplaintReports
 from gateway.feedback.inbox import InboxReader
 from gateway.feedback.mailto import Bounces, MailtoHandler
 from gateway.feedback.reviews import OptOutReviews
 from gateway.feedback.sent import SentIndex
 from gateway.feedback.verp import PURPOSE as VERP_PURPOSE
 from gateway.feedback.verp import ReturnPaths
+from gateway.lawful.decider import LawfulBasis
+from gateway.lawful.index import RecordIndex
+from gateway.lawful.versions import Policies
 from gateway.lifecycle.retention import Retention
 from gateway.lifecycle.subjects import Subjects
 from gateway.limits.attempts import InvalidAttempts
@@ -56,15 +62,19 @@ from gateway.limits.counters import Count, Counters, DatabaseCounters, counters_
 from gateway.limits.sending import SendingLimits
 from gateway.net.fetch import GuardedFetcher
 from gateway.observability.alerts import Alerts
+from gateway.optout.receipts import PURPOSE as RECEIPT_PURPOSE
+from gateway.optout.receipts import ReceiptSigner
 from gateway.optout.record import OptOuts
 from gateway.optout.suppressions import SUPPRESSION_PURPOSE, Suppressions
 from gateway.optout.token import PURPOSE as UNSUBSCRIBE_PURPOSE
 from gateway.optout.token import TokenSealer
 from gateway.outbound.compose import Composer, links_for
 from gateway.pixels.forward import Forwarder
+from gateway.pixels.networks import load as load_networks
 from gateway.pixels.opens import OpenRecorder
 from gateway.pixels.token import PURPOSE as PIXEL_PURPOSE
 from gateway.pixels.token import PixelSealer
+from gateway.pixels.verdict import Judge
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.review.accounts import Reviewers
@@ -171,7 +181,7 @@ class Parts:
         (`open_suppressions`): they fail closed without stopping the rest."""
         await self.digest.open()
         for purpose in (UNSUBSCRIBE_PURPOSE, PIXEL_PURPOSE, VERP_PURPOSE,
-                        audit_chain.ANCHOR_PURPOSE):
+                        FEEDBACK_REF_PURPOSE, RECEIPT_PURPOSE, audit_chain.ANCHOR_PURPOSE):
             await self.purpose_keys.ensure(purpose)
         await self.dkim.load()
 
@@ -185,6 +195,7 @@ class Parts:
         VaultError if it cannot be unsealed); their searches are audited by the audit
         digest, opened first."""
         await self.digest.open()
+        await self.purpose_keys.ensure(RECEIPT_PURPOSE)  # an opt-out added gets its receipt
         await self.purpose_keys.ensure(SUPPRESSION_PURPOSE)
         version, key = self.purpose_keys.current(SUPPRESSION_PURPOSE)
         self.suppressions.open(key, version)
@@ -329,12 +340,23 @@ class Parts:
         """The suppression lists; searches are audited by the audit digest. Opened by
         `open_suppressions`."""
         db = self.config.database
-        return Suppressions(self.engine, db.url, db.schema, self.digest)
+        return Suppressions(self.engine, db.url, db.schema, self.digest, self.receipts)
 
     @cached_property
     def pipeline(self) -> Pipeline:
         return Pipeline(PolicyContext(self.config, self.directory, self.suppressions,
-                                      self.breakers))
+                                      self.breakers, self.lawful))
+
+    @cached_property
+    def lawful(self) -> LawfulBasis:
+        """Each recipient's lawful-basis decision (lawful/decider.py)."""
+        return LawfulBasis(self.engine, self.policies, self.digest,
+                           RecordIndex(self.engine, self.config.tenants.settings_refresh))
+
+    @cached_property
+    def policies(self) -> Policies:
+        """The lawful-basis table in force (lawful/versions.py), re-read every two seconds."""
+        return Policies(self.engine, self.config.tenants.settings_refresh)
 
     @cached_property
     def breakers(self) -> Breakers:
@@ -347,7 +369,12 @@ class Parts:
 
     @cached_property
     def composer(self) -> Composer:
-        return Composer(self.config, self.sealer, self.dkim, self.pixel_sealer, self.digest)
+        return Composer(self.config, self.sealer, self.dkim, self.pixel_sealer, self.digest,
+                        self.feedback_refs, self.directory.domain_id)
+
+    @cached_property
+    def feedback_refs(self) -> FeedbackRefs:
+        return FeedbackRefs(self.purpose_keys)
 
     @cached_property
     def handler(self) -> GatewayHandler:
@@ -362,7 +389,8 @@ class Parts:
         return Handoff(self.config, self.pipeline, self.composer, self.relay, self.queue,
                        self.audit, self.digest, self.suppressions.digest_of, held=self.held,
                        limits=self.limits, bounces=HardBounces(self.suppressions),
-                       suppressions=self.suppressions, breakers=self.breakers)
+                       suppressions=self.suppressions, breakers=self.breakers,
+                       lawful=self.lawful, setting=self.directory.setting)
 
     # --- keep ------------------------------------------------------------------------------------
     @cached_property
@@ -385,12 +413,16 @@ class Parts:
     # --- opt-outs and what comes back --------------------------------------------------------
     @cached_property
     def optouts(self) -> OptOuts:
-        return OptOuts(self.engine, self.suppressions, self.event_names)
+        return OptOuts(self.engine, self.suppressions, self.event_names, self.receipts)
+
+    @cached_property
+    def receipts(self) -> ReceiptSigner:
+        return ReceiptSigner(self.purpose_keys)
 
     @cached_property
     def optout_reviews(self) -> OptOutReviews:
         return OptOutReviews(self.engine, self.vault, self.suppressions, self.event_names,
-                             self.tenant_sealer)
+                             self.tenant_sealer, self.receipts)
 
     @cached_property
     def sent_index(self) -> SentIndex:
@@ -400,7 +432,7 @@ class Parts:
     def feedback(self) -> FeedbackApplier:
         return FeedbackApplier(self.engine, self.suppressions, self.sent_index, self.vault,
                                self.config.feedback, self.event_names, self.tenant_sealer,
-                               self.breakers)
+                               self.breakers, self.receipts)
 
     @cached_property
     def inbox(self) -> InboxReader:
@@ -413,7 +445,13 @@ class Parts:
         return MailtoHandler(self.config.unsubscribe, self.sealer, self.optouts,
                              self.mailto_domains, data_path(self.config, "postmaster"),
                              Bounces(self.return_paths, self.engine, self.feedback,
-                                     self.verp_domain), self.authenticator.is_balancer)
+                                     self.verp_domain, self.complaint_reports),
+                             self.authenticator.is_balancer)
+
+    @cached_property
+    def complaint_reports(self) -> ComplaintReports:
+        return ComplaintReports(self.feedback_refs, self.sent_index, self.feedback,
+                                DnsLookup(self.config.dns).dkim_key)
 
     def verp_domain(self) -> str:
         """The operator's mailto domain: where VERP return paths point."""
@@ -445,6 +483,12 @@ class Parts:
         return OpenRecorder(self.engine, self.config.pixels.flush_interval)
 
     @cached_property
+    def pixel_judge(self) -> Judge:
+        """Judges each pixel fetch; its range file is read now (a bad one: no start)."""
+        pixels = self.config.pixels
+        return Judge(load_networks(pixels.networks_file), pixels.machine_open_seconds)
+
+    @cached_property
     def forwarder(self) -> Forwarder:
         pixels = self.config.pixels
         return Forwarder(GuardedFetcher(self.config.fetch), pixels.forward_concurrency,
@@ -457,9 +501,9 @@ class Parts:
             self.suppressions, self.directory, self.sealer, self.optouts, self.event_names,
             OperatorParts(self.held_decisions, self.queue, self.worker, self.webhook_store,
                           self.dkim, DomainChecks(self.engine, self.config), self.digest,
-                          self.breakers),
+                          self.breakers, self.receipts, self.policies, self.lawful),
             InvalidAttempts(self.config.unsubscribe.invalid_rate),
-            pixels=PixelParts(self.pixel_sealer, self.opens, self.forwarder),
+            pixels=PixelParts(self.pixel_sealer, self.opens, self.forwarder, self.pixel_judge),
             subjects=self.subjects, tenant_keys=self.tenant_keys,
             review=ReviewParts(self.engine, self.held, self.reviewers, self.held_decisions,
                                self.digest, self.optout_reviews))

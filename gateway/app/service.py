@@ -24,6 +24,7 @@ from gateway.audit import chain as audit_chain
 from gateway.config import OAUTH_UPSTREAM_KINDS, Config, data_path
 from gateway.errors import ConfigError, VaultError, port_unavailable
 from gateway.feedback import mailto
+from gateway.pixels.networks import load as load_networks
 from gateway.policy.check import PolicyContext
 from gateway.policy.pipeline import Pipeline
 from gateway.smtp.server import GatewaySMTP, Listener, server_tls_context
@@ -110,6 +111,8 @@ class Gateway(Parts):
         await self.directory.start()
         await self.audit.start()
         await self.breakers.start()  # every node counts, evaluates and reads the states
+        await self.policies.start()  # every node decides with the newest lawful-basis table
+        await self.lawful.index.start()  # and knows who has records
         self._anchors.start()  # every node: any of them anchors every chain
         http = self.config.http
         public = admin = 0
@@ -213,6 +216,10 @@ class Gateway(Parts):
         return 0
 
     async def _retention_round(self) -> int:
+        signed = await self.receipts.complete_pending(self.engine)  # left by a killed process
+        if signed:
+            log.warning("signed opt-out receipts a stopped process left pending",
+                        extra={"receipts": signed})
         await self.retention.run_once()
         return 0  # one round per interval: each store's purge is one statement
 
@@ -269,6 +276,8 @@ class Gateway(Parts):
         await self._inbox.stop()
         await self._alert_checks.stop()
         await self.breakers.stop()  # this node's last counts, before the trail closes
+        await self.policies.stop()
+        await self.lawful.index.stop()
         await self.audit.stop()
         await self.write_health.stop()
         await self._anchors.stop()
@@ -297,6 +306,7 @@ class Gateway(Parts):
             self._tls.load_cert_chain(cert, key)  # new sessions get the new certificate
             if self._http_tls is not None and new.http.tls_cert:
                 self._http_tls.load_cert_chain(new.http.tls_cert, new.http.tls_key)
+            networks = load_networks(new.pixels.networks_file)
             self.vault.reload(provider_for(new))
         except Exception as exc:
             log.error("reload refused; keeping the running configuration",
@@ -310,13 +320,15 @@ class Gateway(Parts):
             log.warning("listener or database changes take effect after a restart")
         self.config = new
         self.pipeline = Pipeline(PolicyContext(new, self.directory, self.suppressions,
-                                               self.breakers))
+                                               self.breakers, self.lawful))
         self.breakers.reconfigure(new)
         self.handler.set_config(new, self.pipeline)
         self.composer.config = new
         self.authenticator.reconfigure(new.smtp)
         self.directory.reconfigure(new)
-        log.info("configuration reloaded")
+        self.pixel_judge.networks = networks
+        self.pixel_judge.fast_seconds = new.pixels.machine_open_seconds
+        log.info("configuration reloaded", extra={"pixel_networks": networks.size})
 
 
 def demo_credentials_path(config: Config) -> Path:

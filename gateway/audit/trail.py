@@ -74,10 +74,11 @@ def event(kind: str, *, tenant_id: int, queue_id: str | None = None,
 async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
                 event_rows: Sequence[dict[str, Any]] = (),
                 sent_rows: Sequence[dict[str, Any]] = (),
-                known: audit_chain.KnownHead | None = None) -> None:
+                known: audit_chain.KnownHead | None = None) -> str:
     """Audit rows (one batch of this node's hash chain), tenant events and the index rows
     of sent Message-IDs (feedback/sent.py), in the caller's transaction. Every audit row is
-    written through here.
+    written through here. Returns the chain's head after the rows ("" for none): an opt-out
+    receipt names it.
 
     Webhook outbox rows are not made here: the dispatcher fans new events out by cursor, so
     the commit a message waits for holds no webhook lookup. Event rows arrive sealed
@@ -85,13 +86,16 @@ async def write(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
     """
     if any(e.get("recipient") or "erased" in e for e in event_rows):
         raise ValueError("an event row names its recipient in clear: seal it first")
+    head = ""
     if rows:
-        await conn.execute(audit_events.insert(),
-                           await audit_chain.chain_rows(conn, rows, known))
+        sealed = await audit_chain.chain_rows(conn, rows, known)
+        await conn.execute(audit_events.insert(), sealed)
+        head = str(sealed[-1]["row_hash"])
     if event_rows:
         await conn.execute(events.insert(), list(event_rows))
     if sent_rows:
         await conn.execute(sent_messages.insert(), list(sent_rows))
+    return head
 
 
 class AuditTrail:

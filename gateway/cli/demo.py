@@ -58,6 +58,7 @@ async def demo(app: Parts) -> None:
                                        shared.actor())
         await app.directory_store.set_tenant_setting(DEMO_TENANT, "sender_name", "Demo Ltd",
                                                      shared.actor())
+        await _demo_lawful_basis(app)
         await _demo_opt_out(app)
         await _demo_dkim(app)
     password = secrets.token_urlsafe(15)
@@ -67,10 +68,29 @@ async def demo(app: Parts) -> None:
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(f"demo login: {DEMO_LOGIN}  password: {password}  sender: {DEMO_MAILBOX}\n"
-                 f"demo opt-out (refused at RCPT): {DEMO_OPTED_OUT}\n"
+                 f"demo opt-out (refused at RCPT): {DEMO_OPTED_OUT}  "
+                 f"(its signed receipt: gateway receipt list {DEMO_TENANT} {DEMO_OPTED_OUT}; "
+                 f"the proof: gateway optouts report --tenant {DEMO_TENANT})\n"
                  f"review pages reviewer: {DEMO_REVIEWER}  password: {reviewer_password}  "
-                 f"code: gateway user code {DEMO_REVIEWER}  (totp: {totp_uri})\n")
+                 f"code: gateway user code {DEMO_REVIEWER}  (totp: {totp_uri})  "
+                 f"pages: Overview (charts), Opt-out report, Breakers\n"
+                 "lawful basis (docs/lawful-basis.md): mail to anyone@firma.de is refused "
+                 "(require-consent under ocg-default v1: gateway policy show); add the field "
+                 "'X-Gateway-Recipient: <jean@societe.fr>; kind=named' and the first copy to "
+                 "him carries the Art. 14 notice (var/outbox)\n")
     click.echo(creds.read_text().rstrip())
+
+
+async def _demo_lawful_basis(app: Parts) -> None:
+    """The demo tenant holds its mail to the shipped table: example.org (a gTLD) goes on
+    its default, a .de address is refused, a stated French named person gets the notice."""
+    for key, value in (("lawful_basis", "enforce"), ("lawful_default", "allow"),
+                       ("lawful_statements", "yes"),
+                       ("notice_source", "your company's website"),
+                       ("notice_purpose", "to offer our services to your business, on our "
+                                          "legitimate interest (GDPR Art. 6(1)(f))"),
+                       ("notice_url", f"https://{DEMO_DOMAIN}/privacy")):
+        await app.directory_store.set_tenant_setting(DEMO_TENANT, key, value, shared.actor())
 
 
 async def _demo_reviewer(app: Parts) -> tuple[str, str]:

@@ -22,7 +22,11 @@ from gateway.cli import (
     mailbox,
     oauth_client,
     optouts,
+    policy,
     queue,
+    receipt,
+    records,
+    report,
     retention,
     send_test,
     serve,
@@ -66,8 +70,10 @@ for command in (
     login.login, queue.queue, trace.trace, vault.vault, key.key, events.events_list,
     webhook.webhook, mailbox.mailbox, upstream.upstream, oauth_client.oauth_client,
     apikey.apikey, audit.audit, dkim.dkim, optouts.optouts, retention.purge,
-    retention.retention, held.held, breaker.breaker, send_test.send_test, subject.subject,
-    suppress.suppress, user.user,
+    retention.retention, held.held, breaker.breaker, receipt.receipt, policy.policy,
+    records.records, report.report,
+    send_test.send_test,
+    subject.subject, suppress.suppress, user.user,
 ):
     cli.add_command(command)
 # commands of the tenant group that live with their subject

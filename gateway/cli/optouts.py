@@ -4,11 +4,14 @@ the operator's login name."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.cli import shared
+from gateway.reports.optouts import optout_report, render_text
+from gateway.reports.period import period
 
 if TYPE_CHECKING:
     from gateway.app.parts import Parts
@@ -28,7 +31,7 @@ def _line(item: Any) -> str:
 
 @click.group()
 def optouts() -> None:
-    """Possible opt-outs from replies: list, show, confirm, dismiss."""
+    """Possible opt-outs from replies (list, show, confirm, dismiss); the opt-out report."""
 
 
 @optouts.command(name="list")
@@ -75,3 +78,25 @@ async def dismiss(app: Parts, review_id: int, reason: str) -> None:
     """Not an opt-out: nobody is suppressed."""
     await (await _reviews(app)).dismiss(review_id, shared.actor(), reason)
     click.echo(f"possible opt-out {review_id} dismissed")
+
+
+@optouts.command()
+@click.option("--tenant", "tenant_name", required=True, help="The tenant reported on.")
+@click.option("--from", "start", default=None,
+              help="First day or ISO time (default: 30 days before --to).")
+@click.option("--to", "end", default=None, help="Day or ISO time it stops before (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@shared.with_parts
+async def report(app: Parts, tenant_name: str, start: str | None, end: str | None,
+                 as_json: bool) -> None:
+    """Opt-outs that took effect in the period by channel, request-to-enforcement time
+    (p50/p99/max, per node), and the copies relayed after a person's opt-out (0) —
+    computed from the audit trail alone."""
+    begin, stop = period(start, end)
+    tenant = await app.directory_store.tenant(tenant_name)
+    async with app.engine.connect() as conn:
+        found = await optout_report(conn, tenant.id, begin, stop)
+    if as_json:
+        click.echo(json.dumps({"tenant": tenant.name, **found.to_json()}, indent=2))
+    else:
+        click.echo(render_text(found, tenant.name))

@@ -41,10 +41,16 @@ def _exit_codes() -> str:
 
 def _command(command: click.Command, ctx: click.Context, out: list[str]) -> None:
     if isinstance(command, click.Group):
+        if command.invoke_without_command and ctx.parent is not None:
+            _usage(command, ctx, out)  # `gateway report --tenant ...` runs on its own too
         for name, sub in command.commands.items():
             if not sub.hidden:
                 _command(sub, click.Context(sub, info_name=name, parent=ctx), out)
         return
+    _usage(command, ctx, out)
+
+
+def _usage(command: click.Command, ctx: click.Context, out: list[str]) -> None:
     usage = " ".join(command.collect_usage_pieces(ctx))
     out.append(f"## `{ctx.command_path} {usage}`\n\n")
     out.append((command.help or "").strip() + "\n\n")

@@ -3,6 +3,7 @@ reviewers, automatic opt-out from what comes back, what ops hear about, the chec
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gateway.config.rules import require
@@ -51,6 +52,15 @@ class FeedbackConfig:
         "have a complaint from the same person (0: never automatically).",
         Rule(lambda v: v == 0 or v >= 2, "Must be 0 (never automatically) or at least 2: one "
              "tenant's complaints cannot suppress for every tenant."))
+    complaint_fields: bool = setting(
+        True, "Signed copies carry RFC 9477 `CFBL-Address` and `CFBL-Feedback-ID` (where the "
+        "tenant's link domain lies under the From domain and the inbound listener runs) and "
+        "Gmail's `Feedback-ID`; a campaign tool's own are replaced either way.")
+    sender_id: str = setting(
+        "ocg", "The stable sender id that ends Gmail's `Feedback-ID` (campaign:tenant:stream:"
+        "sender), as registered in Postmaster Tools.", Rule(
+            lambda v: bool(re.fullmatch(r"[A-Za-z0-9._-]{1,40}", v)),
+            "1 to 40 letters, digits, dots, dashes or underscores."))
 
 
 def check_feedback(feedback: FeedbackConfig) -> None:

@@ -122,6 +122,9 @@ class PixelConfig:
         "Header fields a campaign is named by.")
     machine_open_seconds: float = setting(10.0, "An open this soon after sending is a "
                                           "machine's.")
+    networks_file: str = setting("", "The networks of scanners and mail proxies, one per "
+                                 "line, filled from the providers' published lists (none "
+                                 "ship); re-read on SIGHUP (docs/pixels.md).")
     forward_concurrency: int = setting(20, "Proxy mode: tracker fetches in flight per node.",
                                        POSITIVE)
     forward_queue: int = setting(10000, "Fetches waiting; beyond it they are dropped and "

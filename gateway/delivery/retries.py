@@ -24,12 +24,14 @@ from gateway.delivery.queue import CopyKind, Finish, NewCopy, QueuedCopy, QueueS
 from gateway.delivery.upstream.base import Copy, CopyOutcome, Upstream
 from gateway.directory.address import domain_of
 from gateway.directory.cache import DirectoryCache
+from gateway.directory.providers import provider_class
 from gateway.directory.store import DirectoryStore
 from gateway.errors import Conflict, VaultError
 from gateway.feedback.bounces import HardBounces
 from gateway.limits.breakers import Breakers
 from gateway.limits.breakers import Outcome as BreakerOutcome
 from gateway.observability import log_context
+from gateway.optout.receipts import iso
 from gateway.optout.suppressions import Suppressions, refusal
 from gateway.protocol import replies
 
@@ -124,6 +126,7 @@ class QueueWorker:
             return self._deferral(copy, message, replies.TEMPORARY_FAILURE, now, attempted=False)
         if not mailbox.active:  # paused by an operator or by a provider quota: wait
             return self._deferral(copy, message, replies.MAILBOX_PAUSED, now, attempted=False)
+        checked = datetime.now(UTC)  # the last look starts (the copy's delivered row says)
         if copy.kind is CopyKind.COPY:  # an opt-out that arrived since it was queued still wins
             refusal = await self._suppressed(copy)
             if refusal is not None:
@@ -149,7 +152,8 @@ class QueueWorker:
                 domain_of(copy.recipient), result.outcome is CopyOutcome.DELIVERED,
                 reply.status)])
         if result.outcome is CopyOutcome.DELIVERED:
-            outcome = self._outcome(copy, message, State.DELIVERED, "delivered", reply)
+            outcome = self._outcome(copy, message, State.DELIVERED, "delivered", reply,
+                                    checked=checked if copy.kind is CopyKind.COPY else None)
         elif is_quota(reply.status, reply.text) and copy.kind is CopyKind.COPY:
             await self._quota(copy, mailbox.address)
             later = now + timedelta(seconds=self._config.queue.quota_pause)
@@ -183,12 +187,12 @@ class QueueWorker:
 
     def _outcome(self, copy: QueuedCopy, message: bytes, state: State, event: str,
                  reply: replies.Reply, *, next_attempt_at: datetime | None = None,
-                 attempted: bool = True) -> _Attempt:
+                 attempted: bool = True, checked: datetime | None = None) -> _Attempt:
         update = Finish(copy.id, state, (reply.code, reply.status, reply.text),
                         next_attempt_at, attempted)
         outcome = _Attempt(copy, message, update)
         if event:
-            rows, events = self._event_rows(copy, event, reply)
+            rows, events = self._event_rows(copy, event, reply, checked)
             outcome.rows.extend(rows)
             outcome.events.extend(events)
         return outcome
@@ -287,7 +291,8 @@ class QueueWorker:
         await self._report([(copy, message, None)], State.DELETED,
                            reason=f"An operator removed it from the queue: {reason}")
 
-    def _event_rows(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None
+    def _event_rows(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None,
+                    checked: datetime | None = None
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         text = str(reply) if reply else None
         tenant_events = [] if copy.kind is CopyKind.DSN else [audit.event(
@@ -297,7 +302,12 @@ class QueueWorker:
         rows = [audit.row(
             f"{copy.kind.value}.{outcome}", actor="queue", tenant_id=copy.tenant_id,
             queue_id=copy.queue_id, recipient_digest=self._digest(copy.recipient),
-            reply=text)]
+            # a copy closed by its last refusal keeps that answer: the evidence pack
+            # counts hard bounces and blocks from it
+            reply=text or (copy.reply if copy.reply_code else None),
+            **({"provider": provider_class(copy.recipient)}
+               if copy.kind is CopyKind.COPY else {}),
+            **({"checked": iso(checked)} if checked is not None else {}))]
         return rows, tenant_events
 
     async def _event(self, copy: QueuedCopy, outcome: str, reply: replies.Reply | None) -> None:

@@ -62,3 +62,20 @@ def domain_of(address: str) -> str:
 def normalize_domain(name: str) -> str:
     probe = normalize(f"postmaster@{name.strip().rstrip('.')}")
     return domain_of(probe)
+
+
+# where complaint reports go: the local part of a copy's RFC 9477 CFBL-Address
+FEEDBACK_LOCAL_PART = "fbl"
+
+
+def aligned_domain(author: str, candidates: tuple[str, ...]) -> str | None:
+    """The first candidate that is `author` or a child of it: a feedback domain aligned
+    with the From domain (RFC 9477 s 3.1), or a DKIM `d=` that `author` lies under."""
+    base = author.lower().rstrip(".")
+    if not base:
+        return None
+    for candidate in candidates:
+        name = candidate.lower().rstrip(".")
+        if name and (name == base or name.endswith("." + base)):
+            return name
+    return None

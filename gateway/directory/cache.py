@@ -105,6 +105,11 @@ class DirectoryCache:
     def domain_id(self, domain: str) -> int | None:
         return self._snap.domain_ids.get(domain.lower())
 
+    def tenant_domains(self, tenant_id: int) -> list[tuple[str, int]]:
+        """(name, id) of each of the tenant's domains."""
+        return sorted((name, self._snap.domain_ids[name])
+                      for name, owner in self._snap.domains.items() if owner == tenant_id)
+
     def domain_name(self, domain_id: int) -> str | None:
         return next((name for name, i in self._snap.domain_ids.items() if i == domain_id),
                     None)

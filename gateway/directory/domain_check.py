@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Config, DnsConfig
+from gateway.directory.address import FEEDBACK_LOCAL_PART, aligned_domain
 from gateway.directory.store import DirectoryStore, audit_change
 from gateway.dkim.keys import DkimKeys, KeyInfo
 from gateway.errors import NetworkError, NotFound
@@ -89,6 +90,12 @@ class DnsLookup:
         return [b"".join(r.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
                 for r in self._answer(name, "TXT")]
 
+    def dkim_key(self, name: bytes) -> bytes | None:
+        """A DKIM key record's text (dkimpy's `dnsfunc`), None when there is none."""
+        records = [b"".join(r.strings)  # type: ignore[attr-defined]
+                   for r in self._answer(name.decode("ascii", "replace").rstrip("."), "TXT")]
+        return records[0] if records else None
+
     def mx(self, name: str) -> list[str]:
         return [str(r.exchange).rstrip(".")  # type: ignore[attr-defined]
                 for r in self._answer(name, "MX")]
@@ -150,6 +157,23 @@ class DomainChecks:
         return await asyncio.to_thread(self.check, domain, lookup, keys, link_domain,
                                        verified_at is not None)
 
+    def _feedback_address(self, domain: str, lookup: DnsLookup, link_domain: str) -> Finding:
+        """Where complaint reports go (RFC 9477 CFBL-Address, feedback/cfbl.py): the link
+        domain, if it lies under the sending domain and its MX reaches a listener."""
+        address = f"{FEEDBACK_LOCAL_PART}@{link_domain}"
+        if not self._config.unsubscribe.mailto_listen:
+            return Finding(Level.WARN, "feedback-address", "no inbound listener "
+                           "(unsubscribe.mailto_listen): copies carry no CFBL-Address")
+        if not link_domain or aligned_domain(domain, (link_domain,)) is None:
+            return Finding(Level.WARN, "feedback-address", "complaint reports cannot name "
+                           f"their copy: set the tenant's link_domain to a name under {domain} "
+                           f"(links.{domain}) for a CFBL-Address receivers believe")
+        mx = lookup.mx(link_domain)
+        if not mx:
+            return Finding(Level.FAIL, "feedback-address", f"{address} cannot receive: "
+                           f"{link_domain} has no MX (point it at the inbound listener)")
+        return Finding(Level.OK, "feedback-address", f"{address} (MX {', '.join(mx)})")
+
     def check(self, domain: str, lookup: DnsLookup, keys: Sequence[KeyInfo],
               link_domain: str, verified: bool) -> list[Finding]:
         findings = [Finding(Level.OK if verified else Level.WARN, "verify",
@@ -187,6 +211,7 @@ class DomainChecks:
         mx = lookup.mx(domain)
         findings.append(Finding(Level.OK, "mx", ", ".join(mx)) if mx else Finding(
             Level.WARN, "mx", "no MX: replies and bounces to this domain cannot arrive"))
+        findings.append(self._feedback_address(domain, lookup, link_domain))
         if link_domain:
             target = urlsplit(self._config.unsubscribe.base_url).hostname or ""
             cname = lookup.cname(link_domain)

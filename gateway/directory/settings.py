@@ -10,8 +10,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.config import Config
+from gateway.directory import lawful_overrides
 from gateway.errors import InvalidValue
 from gateway.outbound import footer
 
@@ -40,6 +42,31 @@ def _postal_address(value: str) -> None:
 def _sender_name(value: str) -> None:
     if not value.strip() or len(value) > 100:
         raise InvalidValue("A name of 1 to 100 characters.")
+
+
+def _lawful_overrides(value: str) -> None:
+    lawful_overrides.parse(value)
+
+
+def _one_line(value: str) -> None:
+    if not value.strip() or len(value) > 500 or "\n" in value:
+        raise InvalidValue("One line of 1 to 500 characters.")
+
+
+def _https_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or len(value) > 500:
+        raise InvalidValue("An https:// URL of up to 500 characters.")
+
+
+# the values a notice template renders with (outbound/notice.py)
+NOTICE_VALUES = ("controller", "postal_address", "data_source", "purpose", "notice_url",
+                 "unsubscribe_url")
+
+
+def _notice_template(value: str, html: bool) -> None:
+    values = {name: "x" for name in NOTICE_VALUES} | {"unsubscribe_url": footer.PLACEHOLDER}
+    footer.check_template(value, html, values, what="notice")
 
 
 def _pixel_mode(value: str) -> None:
@@ -78,6 +105,18 @@ def _suppressed_mode(value: str) -> None:
 def _yes_no(value: str) -> None:
     if value not in ("yes", "no"):
         raise InvalidValue("Must be yes or no.")
+
+
+def _lawful_mode(value: str) -> None:
+    if value not in ("off", "enforce"):
+        raise InvalidValue("Must be off or enforce (a recipient without a lawful basis under "
+                           "the table in force gets 550 5.7.1 at RCPT).")
+
+
+def _lawful_default(value: str) -> None:
+    if value not in ("", "allow", "allow-with-notice", "require-consent", "deny"):
+        raise InvalidValue("Must be allow, allow-with-notice, require-consent, deny, or empty "
+                           "(the table's default row).")
 
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -136,6 +175,30 @@ SCHEMA: Mapping[str, Setting] = {
         float, "% policy blocks that trip a breaker",
         ceiling=lambda c: c.breakers.block_trip_percent,
         default=lambda c: c.breakers.block_trip_percent),
+    "lawful_basis": Setting(str, "hold mail to the lawful-basis table (docs/lawful-basis.md)",
+                            default=lambda c: "off", check=_lawful_mode),
+    "lawful_default": Setting(str, "the decision for a recipient nothing places",
+                              default=lambda c: "", check=_lawful_default),
+    "notice_controller": Setting(str, "the controller the allow-with-notice notice names "
+                                 "(default: sender_name)", check=_sender_name),
+    "notice_source": Setting(str, "where the tenant got its recipients' addresses, as the "
+                             "notice says it", check=_one_line),
+    "notice_purpose": Setting(str, "the purpose and legal basis, as the notice says them",
+                              check=_one_line),
+    "notice_url": Setting(str, "the tenant's full Art. 14 privacy notice (https://)",
+                          check=_https_url),
+    "notice_text": Setting(str, "plain-text notice template",
+                           check=lambda v: _notice_template(v, html=False)),
+    "notice_html": Setting(str, "HTML notice template",
+                           check=lambda v: _notice_template(v, html=True)),
+    "lawful_overrides": Setting(str, "the tenant's own, stricter lawful-basis rules: "
+                                "COUNTRY[.kind]=decision ... (the operator's table is the "
+                                "floor)", default=lambda c: "",
+                                check=_lawful_overrides),
+    "lawful_statements": Setting(str, "the campaign tool states its recipients' country and "
+                                 "kind in X-Gateway-Recipient fields: RCPT refuses only on an "
+                                 "attribute record, the rest is decided after DATA",
+                                 default=lambda c: "no", check=_yes_no),
     "inbox_labelling": Setting(str, "flag the bounces and replies the gateway acted on in the "
                                "mailbox (otherwise it only reads)", default=lambda c: "no",
                                check=_yes_no),

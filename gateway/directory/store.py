@@ -41,10 +41,11 @@ def mailbox_from_row(row: Any) -> Mailbox:
 
 
 async def audit_change(conn: AsyncConnection, actor: str, event: str, tenant_id: int | None,
-                       reason: str = "", **detail: Any) -> None:
-    """The audit row of a change, in the change's own database transaction."""
-    await audit.write(conn, [audit.row(event, actor=actor, tenant_id=tenant_id, reason=reason,
-                                         **detail)])
+                       reason: str = "", **detail: Any) -> str:
+    """The audit row of a change, in the change's own database transaction; the chain's
+    head after it."""
+    return await audit.write(conn, [audit.row(event, actor=actor, tenant_id=tenant_id,
+                                                reason=reason, **detail)])
 
 
 class DirectoryStore:

@@ -26,6 +26,7 @@ from dkim.canonicalization import Relaxed
 SIGNED_FIELDS = (
     "from", "to", "cc", "reply-to", "subject", "date", "message-id", "mime-version",
     "content-type", "content-transfer-encoding", "list-unsubscribe", "list-unsubscribe-post",
+    "cfbl-address", "cfbl-feedback-id", "feedback-id",
 )
 RSA = "rsa-sha256"
 ED25519 = "ed25519-sha256"

@@ -48,6 +48,7 @@ from gateway.feedback.reports import Bounce, BounceKind, Complaint, Feedback, pa
 from gateway.feedback.sent import SentCopy, SentIndex, message_id_hash
 from gateway.limits.breakers import AUTH_FAILURES, BLOCKS, BOUNCES, COMPLAINTS, Breakers
 from gateway.observability import metrics
+from gateway.optout.receipts import ReceiptSigner
 from gateway.optout.suppressions import Suppressions
 from gateway.store.schema import feedback_marks, optout_reviews, tenants
 from gateway.vault.envelope import Vault
@@ -74,10 +75,16 @@ class Arrival:
     """How a feedback message reached the gateway: read from one mailbox's inbox, or sent
     to a VERP return path that names the copy."""
 
-    source: str  # "inbox" or "verp"
+    source: str  # "inbox", "verp" or "cfbl"
     tenant_id: int
     mailbox_id: int
     copy: SentCopy | None = None  # VERP: the copy the handle names
+    # cfbl: the breaker scopes the reference names besides the mailbox's (From domain,
+    # campaign)
+    scopes: tuple[str, ...] = ()
+    # when the gateway had it: an opt-out it carries was requested then (its receipt's
+    # received-at)
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def inbox(cls, tenant_id: int, mailbox_id: int) -> Arrival:
@@ -86,6 +93,12 @@ class Arrival:
     @classmethod
     def verp(cls, copy: SentCopy) -> Arrival:
         return cls("verp", copy.tenant_id, copy.mailbox_id, copy)
+
+    @classmethod
+    def cfbl(cls, copy: SentCopy, scopes: tuple[str, ...] = ()) -> Arrival:
+        """A complaint report whose sealed CFBL-Feedback-ID names the copy: the reference,
+        not the report's words, says whom it is about (feedback/complaints.py)."""
+        return cls("cfbl", copy.tenant_id, copy.mailbox_id, copy, scopes)
 
 
 @dataclass(slots=True)
@@ -111,8 +124,10 @@ class Applied:
 class FeedbackApplier:
     def __init__(self, engine: AsyncEngine, suppressions: Suppressions, sent: SentIndex,
                  vault: Vault, config: FeedbackConfig, names: EventSealer,
-                 tenant: TenantSealer, breakers: Breakers | None = None) -> None:
+                 tenant: TenantSealer, breakers: Breakers | None = None,
+                 receipts: ReceiptSigner | None = None) -> None:
         self._engine = engine
+        self._receipts = receipts  # signs each opt-out's receipt
         self._breakers = breakers  # complaints, bounces and blocks feed the breakers
         self._names = names  # seals the recipient of the events it writes
         self._tenant = tenant  # a reply kept for review goes with its tenant's key
@@ -193,7 +208,8 @@ class FeedbackApplier:
         if bounce.kind is BounceKind.HARD:
             self._count(copy, BOUNCES)
             if await self._suppress(copy, address, Reason.BOUNCE, arrival.source, rule,
-                                    evidence, event="bounced"):
+                                    evidence, event="bounced",
+                                    received_at=arrival.received_at):
                 applied.suppressed.append(Reason.BOUNCE.value)
         elif bounce.kind is BounceKind.SOFT:
             applied.marked.append("soft")
@@ -207,9 +223,9 @@ class FeedbackApplier:
                 "tenant_id": copy.tenant_id, "mailbox_id": copy.mailbox_id,
                 "status": bounce.status, "queue_id": copy.queue_id})
 
-    def _count(self, copy: SentCopy, metric: str) -> None:
+    def _count(self, copy: SentCopy, metric: str, scopes: tuple[str, ...] = ()) -> None:
         if self._breakers is not None:
-            self._breakers.feedback(copy.tenant_id, copy.mailbox_id, metric)
+            self._breakers.feedback(copy.tenant_id, copy.mailbox_id, metric, scopes)
 
     async def _blocked(self, copy: SentCopy, status: str) -> None:
         """A provider's policy refusal reported by DSN: an authentication failure pauses
@@ -265,12 +281,21 @@ class FeedbackApplier:
         expires = int(time.time() + cfg.soft_bounce_hold_days * 86400)
         return await self._suppress(copy, address, Reason.BOUNCE, arrival.source,
                                     f"{rule}:soft-{count}", evidence, event="bounced",
-                                    expires_at=expires)
+                                    expires_at=expires, received_at=arrival.received_at)
 
     async def _complaint(self, complaint: Complaint, copies: Sequence[SentCopy],
                          arrival: Arrival, evidence: str, applied: Applied) -> None:
         rule = f"arf:{complaint.feedback_type or 'abuse'}"
-        if complaint.recipient:
+        copy: SentCopy | None
+        if arrival.source == "cfbl" and arrival.copy is not None:
+            # the sealed reference names the copy; a redacted or rewritten address only
+            # adds the address when it is that copy's recipient's
+            copy = arrival.copy
+            named = self._digest(complaint.recipient)
+            address = complaint.recipient if named is not None \
+                and named == copy.suppression_digest else None
+            rule = f"cfbl:{complaint.feedback_type or 'abuse'}"
+        elif complaint.recipient:
             copy, address = self._match(complaint.recipient, copies, arrival)
         else:  # redacted: only the copy itself can say who it was
             people = {c.suppression_digest for c in copies}
@@ -279,9 +304,10 @@ class FeedbackApplier:
             applied.ignored = "recipient-not-ours"
             return
         if await self._first_complaint(copy):  # a replayed report counts once
-            self._count(copy, COMPLAINTS)
+            self._count(copy, COMPLAINTS, arrival.scopes)
         if await self._suppress(copy, address, Reason.COMPLAINT, arrival.source, rule,
-                                evidence, event="complained"):
+                                evidence, event="complained",
+                                received_at=arrival.received_at):
             applied.suppressed.append(Reason.COMPLAINT.value)
         if await self._global_complaint(copy, address, rule, evidence):
             applied.suppressed.append("global-complaint")
@@ -322,7 +348,8 @@ class FeedbackApplier:
         copy, address = self._match(sender, copies, arrival)
         if copy is not None and address is not None and verdict.verdict is ReplyVerdict.OPT_OUT:
             made = await self._suppress(copy, address, Reason.UNSUBSCRIBE, "reply",
-                                        verdict.rule, evidence, event="unsubscribed")
+                                        verdict.rule, evidence, event="unsubscribed",
+                                        received_at=arrival.received_at)
             return Applied(suppressed=[Reason.UNSUBSCRIBE.value] if made else [],
                            ignored="" if made else "already-suppressed")
         if copy is None:
@@ -358,23 +385,28 @@ class FeedbackApplier:
     # --- the entry -----------------------------------------------------------------------
     async def _suppress(self, copy: SentCopy, address: str | None, reason: Reason,
                         source: str, rule: str, evidence: str, *, event: str = "",
-                        expires_at: int | None = None, scope: int | None = None) -> bool:
+                        expires_at: int | None = None, scope: int | None = None,
+                        received_at: datetime | None = None) -> bool:
         """One suppression entry with its audit row (and tenant event), in one transaction.
         Digest-only when the address is not known. False if nothing changed: the person is
         already suppressed for at least as long, or the tenant is gone."""
         return await suppress_copy(
             self._engine, self._suppressions, copy, address, reason, source,
             f"feedback:{source}", rule, evidence, event=event, expires_at=expires_at,
-            scope=scope, names=self._names)
+            scope=scope, names=self._names, receipts=self._receipts, received_at=received_at)
 
 
 async def suppress_copy(engine: AsyncEngine, suppressions: Suppressions, copy: SentCopy,
                         address: str | None, reason: Reason, source: str, actor: str,
                         rule: str, evidence: str = "", *, event: str = "",
                         expires_at: int | None = None, scope: int | None = None,
-                        names: EventSealer) -> bool:
+                        names: EventSealer, receipts: ReceiptSigner | None = None,
+                        received_at: datetime | None = None) -> bool:
     """Suppress the recipient of a sent copy (see FeedbackApplier._suppress); also used when
-    a reviewer confirms a possible opt-out. `names` seals the event's recipient."""
+    a reviewer confirms a possible opt-out. `names` seals the event's recipient; `receipts`
+    signs the tenant's receipt of it (channel: bounce, complaint or reply), requested at
+    `received_at` (when the feedback arrived; now if not given)."""
+    received = received_at or datetime.now(UTC)
     store = suppressions.store  # VaultError when the digest key is not loaded
     target_scope = copy.tenant_id if scope is None else scope
     now = int(time.time())
@@ -410,18 +442,25 @@ async def suppress_copy(engine: AsyncEngine, suppressions: Suppressions, copy: S
         entry = (await conn.execute(sa.select(suppression_rows.c.id).where(
             suppression_rows.c.scope == target_scope,
             suppression_rows.c.digest == digest))).scalar_one()
-        await audit_change(conn, actor, "optout.automatic", target_scope or None,
-                           entry=entry, digest=digest.hex(), entry_reason=reason.value,
-                           source=source, rule=rule, queue_id=copy.queue_id,
-                           mailbox_id=copy.mailbox_id, recipient_digest=copy.recipient_digest,
-                           feedback=evidence, digest_only=target is None,
-                           expires_at=expires_at)
+        head = await audit_change(
+            conn, actor, "optout.automatic", target_scope or None, entry=entry,
+            digest=digest.hex(), entry_reason=reason.value, source=source, rule=rule,
+            queue_id=copy.queue_id, mailbox_id=copy.mailbox_id,
+            recipient_digest=copy.recipient_digest, feedback=evidence,
+            digest_only=target is None, expires_at=expires_at)
+        pending: list[int] = []
+        if receipts is not None and scope is None:
+            channel = reason.value if reason in (Reason.BOUNCE, Reason.COMPLAINT) else source
+            pending.append(await receipts.pend(conn, copy.tenant_id, copy.recipient_digest,
+                                               channel, received, head, expires_at))
         if event and scope is None:
             rows = [audit.event(event, tenant_id=copy.tenant_id, queue_id=copy.queue_id,
                                 recipient=address, source=source, rule=rule,
                                 mailbox_id=copy.mailbox_id)]
             await names.seal(rows, conn)
             await audit.write(conn, (), rows)
+    if receipts is not None and pending:  # signed once enforced (optout/receipts.py)
+        await receipts.complete(engine, pending)
     metrics.OPT_OUTS.labels(source).inc()
     log.info("automatic suppression", extra={
         "tenant_id": copy.tenant_id, "scope": target_scope, "reason": reason.value,

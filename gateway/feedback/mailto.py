@@ -1,5 +1,6 @@
 """The gateway's inbound listener: an unauthenticated SMTP listener that only takes mail for
-`unsubscribe@`, `postmaster@` and `abuse@` at the gateway's link domains, and for the VERP
+`unsubscribe@`, `postmaster@`, `abuse@` and `fbl@` (complaint reports to a copy's
+CFBL-Address, feedback/complaints.py) at the gateway's link domains, and for the VERP
 return paths (`bounce+<handle>@`) of copies it sent (feedback/verp.py).
 
 It is its own server class with no path to any upstream: nothing it receives is relayed,
@@ -35,8 +36,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import UnsubscribeConfig
-from gateway.errors import StoreError, VaultError
+from gateway.directory.address import FEEDBACK_LOCAL_PART
+from gateway.errors import NetworkError, StoreError, VaultError
 from gateway.feedback.apply import Arrival, FeedbackApplier
+from gateway.feedback.complaints import ComplaintReports
 from gateway.feedback.sent import SentCopy
 from gateway.feedback.verp import PREFIX, ReturnPaths
 from gateway.limits.attempts import InvalidAttempts
@@ -47,7 +50,7 @@ from gateway.protocol.line_discipline import data_fault, guard_commands
 
 log = logging.getLogger("gateway.mailto")
 
-LOCAL_PARTS = ("unsubscribe", "postmaster", "abuse")
+LOCAL_PARTS = ("unsubscribe", "postmaster", "abuse", FEEDBACK_LOCAL_PART)
 _TOKEN = re.compile(r"\b([a-z2-7]{40,700})\b", re.IGNORECASE)
 _HEADERS = BytesHeaderParser(policy=compat32)
 
@@ -84,15 +87,28 @@ def check_address(raw: str, domains: frozenset[str]) -> tuple[str, str | None]:
 
 
 class Bounces:
-    """The VERP side of the listener: which copy a return path names, and what its bounce
-    says. Handles are checked at RCPT so a forged one is refused before any data."""
+    """The VERP and complaint side of the listener: which copy a return path names, and
+    what its bounce says (handles are checked at RCPT so a forged one is refused before any
+    data); what a complaint report to `fbl@` is about."""
 
     def __init__(self, paths: ReturnPaths, engine: AsyncEngine, applier: FeedbackApplier,
-                 domain: Callable[[], str]) -> None:
+                 domain: Callable[[], str], complaints: ComplaintReports) -> None:
         self._paths = paths
         self._engine = engine
         self._applier = applier
         self._domain = domain
+        self._complaints = complaints
+
+    async def complaint(self, content: bytes) -> str:
+        try:
+            await self._complaints.read(content)
+        except NetworkError:
+            log.warning("complaint report not checked: DNS did not answer")
+            return BUSY
+        except (StoreError, VaultError, OSError, SQLAlchemyError):
+            log.exception("complaint report not recorded")
+            return BUSY
+        return OK
 
     async def copy_for(self, local: str, domain: str) -> SentCopy | None:
         if domain.lower() != self._domain():
@@ -216,6 +232,10 @@ class MailtoHandler:
             await asyncio.to_thread(self._keep_for_ops, content)
         if "unsubscribe" in kinds:
             reply = await self._unsubscribe(content)
+        if FEEDBACK_LOCAL_PART in kinds and self._bounces is not None:
+            reported = await self._bounces.complaint(content)
+            if reported != OK:
+                reply = reported
         copies = getattr(envelope, "bounce_copies", [])
         if copies and self._bounces is not None:
             bounced = await self._bounces.apply(content, copies)

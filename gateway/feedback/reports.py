@@ -50,6 +50,8 @@ class Feedback:
     bounces: list[Bounce] = field(default_factory=list)
     complaint: Complaint | None = None
     message_ids: list[str] = field(default_factory=list)  # of the message(s) it is about
+    # the RFC 9477 CFBL-Feedback-ID fields of the message a complaint is about
+    feedback_refs: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -58,6 +60,8 @@ class Feedback:
 
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _MESSAGE_ID = re.compile(r"^message-id:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
+_FEEDBACK_REF = re.compile(r"^cfbl-feedback-id:(.*)$", re.IGNORECASE | re.MULTILINE)
+_REF_VALUE = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 def kind_of(status: str) -> BounceKind:
@@ -92,6 +96,9 @@ def parse(raw: bytes) -> Feedback:
     for part in msg.walk():  # the returned message or its headers
         if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
             _add(feedback.message_ids, _returned_message_id(part))
+            if feedback.complaint is not None:
+                for ref in _returned_refs(part):
+                    _add(feedback.feedback_refs, ref)
     for name in ("In-Reply-To", "References"):  # Gmail and Exchange thread their reports
         for found in re.findall(r"<[^>\s]+>", str(msg.get(name, ""))):
             _add(feedback.message_ids, found)
@@ -202,11 +209,28 @@ def _returned_message_id(part: Message) -> str | None:
     if part.get_content_type() == "message/rfc822":
         inner = _blocks(part)
         return _angle(str(inner[0].get("Message-ID", ""))) if inner else None
-    payload = part.get_payload(decode=True)
-    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) \
-        else str(part.get_payload())
-    found = _MESSAGE_ID.search(text)
+    found = _MESSAGE_ID.search(_payload_text(part))
     return found.group(1) if found else None
+
+
+def _payload_text(part: Message) -> str:
+    """A text/rfc822-headers part's text, transfer encoding undone."""
+    payload = part.get_payload(decode=True)
+    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) \
+        else str(part.get_payload())
+
+
+def _returned_refs(part: Message) -> list[str]:
+    """The CFBL-Feedback-ID values of a returned message (message/rfc822) or of its header
+    block alone (text/rfc822-headers, what a headers-only report holds)."""
+    if part.get_content_type() == "message/rfc822":
+        inner = _blocks(part)
+        values = [str(v) for v in inner[0].get_all("CFBL-Feedback-ID") or []] if inner else []
+    else:
+        text = _payload_text(part).replace("\r\n", "\n")
+        head = re.sub(r"\n[ \t]+", " ", text.split("\n\n", 1)[0])
+        values = _FEEDBACK_REF.findall(head)
+    return [v.strip() for v in values if _REF_VALUE.fullmatch(v.strip())]
 
 
 def _address(value: str) -> str:

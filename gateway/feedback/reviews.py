@@ -31,6 +31,7 @@ from gateway.feedback.apply import (
 )
 from gateway.feedback.reply_classifier import body_text, own_words
 from gateway.feedback.sent import SentCopy
+from gateway.optout.receipts import ReceiptSigner
 from gateway.optout.suppressions import Suppressions
 from gateway.store.engine import aware
 from gateway.store.schema import optout_reviews as t
@@ -75,8 +76,10 @@ _META = [c for c in t.c if c.name != "sealed_reply"]
 
 class OptOutReviews:
     def __init__(self, engine: AsyncEngine, vault: Vault, suppressions: Suppressions,
-                 names: EventSealer, tenant: TenantSealer) -> None:
+                 names: EventSealer, tenant: TenantSealer,
+                 receipts: ReceiptSigner | None = None) -> None:
         self._engine = engine
+        self._receipts = receipts  # signs the receipt of a confirmed opt-out
         self._names = names  # seals the recipient of the events it writes
         self._tenant = tenant  # opens the replies sealed under their tenant's key
         self._vault = vault
@@ -136,7 +139,8 @@ class OptOutReviews:
         made = await suppress_copy(self._engine, self._suppressions, copy, address,
                                    Reason.UNSUBSCRIBE, "reply", actor,
                                    f"{row.rule}:confirmed", event="unsubscribed",
-                                   names=self._names)
+                                   names=self._names, receipts=self._receipts,
+                                   received_at=aware(row.created_at))  # the reply came
         await self._decide(row, actor, why, CONFIRMED)
         return made
 

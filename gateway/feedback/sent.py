@@ -96,6 +96,14 @@ class SentIndex:
                 {message_id_hash(m) for m in message_ids})).order_by(t.c.id))).all()
         return [_copy(r) for r in rows]
 
+    async def of_queue_id(self, tenant_id: int, queue_id: str) -> list[SentCopy]:
+        """The copies of one accepted message (a complaint reference names one of them)."""
+        t = sent_messages
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(t).where(
+                t.c.queue_id == queue_id, t.c.tenant_id == tenant_id).order_by(t.c.id))).all()
+        return [_copy(r) for r in rows]
+
     async def in_thread(self, mailbox_id: int, suppression_digest: bytes, subject: str | None
                         ) -> list[SentCopy]:
         """Copies sent through `mailbox_id` to this person with this subject: how a reply

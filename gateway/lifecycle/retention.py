@@ -33,6 +33,7 @@ from gateway.store.schema import (
     feedback_marks,
     oauth_flows,
     opens,
+    optout_receipts,
     optout_reviews,
     pending_copies,
     rate_counters,
@@ -121,6 +122,10 @@ SCHEDULE: tuple[Store, ...] = (
           "retention.audit_days", lambda c: c.retention.audit_days,
           "Pruned by whole batches under a signed checkpoint (`gateway audit verify` "
           "still passes)."),
+    Store("Opt-out receipts", "optout_receipts",
+          "recipient digest (audit key), tenant, channel, times, the signed receipt",
+          "retention.audit_days", lambda c: c.retention.audit_days,
+          "Kept with the audit trail they cite; digest-only, so they outlive erasure."),
     Store("Postmaster and abuse mail", "var/postmaster Maildir (mailto listener)",
           "whole messages people sent to postmaster@/abuse@", "retention.abuse_mail_days",
           lambda c: c.retention.abuse_mail_days),
@@ -218,6 +223,9 @@ class Retention:
                 rate_counters.c.expires_at < int(now.timestamp())))).rowcount
         counts["audit_events"] = await prune_audit(self._engine, self._anchor_key(),
                                                    ago(r.audit_days))
+        async with self._engine.begin() as conn:
+            counts["optout_receipts"] = (await conn.execute(optout_receipts.delete().where(
+                optout_receipts.c.effective_at < ago(r.audit_days)))).rowcount
         counts["abuse_mail"] = self._purge_maildir(ago(r.abuse_mail_days).timestamp())
         await self.refresh_statistics()
         purged = Purged({k: v or 0 for k, v in counts.items()})

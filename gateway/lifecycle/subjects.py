@@ -27,6 +27,7 @@ from gateway.audit import trail as audit
 from gateway.delivery import dsn
 from gateway.delivery.queue import CopyKind, NewCopy, QueueStore, State
 from gateway.errors import InvalidValue
+from gateway.lawful.records import keep_proof_only
 from gateway.lifecycle.retention import legal_holds
 from gateway.lifecycle.scrub import scrub
 from gateway.optout.suppressions import Suppressions
@@ -34,12 +35,15 @@ from gateway.review.held import HELD, HeldStore
 from gateway.store.engine import aware
 from gateway.store.schema import (
     audit_events,
+    consent_records,
     events,
     feedback_marks,
     held_messages,
     opens,
+    optout_receipts,
     optout_reviews,
     pending_copies,
+    recipient_records,
     sent_messages,
     tenants,
 )
@@ -113,10 +117,13 @@ class Subjects:
         return Subject(canon, self._digest(canon))
 
     # --- export ------------------------------------------------------------------------
-    async def export(self, address: str, actor: str, tenant_id: int | None = None
-                     ) -> dict[str, Any]:
+    async def export(self, address: str, actor: str, tenant_id: int | None = None,
+                     requested_at: datetime | None = None) -> dict[str, Any]:
         """One JSON-ready document. `tenant_id`: only that tenant's data (a tenant-bound
-        caller); None: every tenant's (the operator). Audited (a read of personal data)."""
+        caller); None: every tenant's (the operator). Audited (a read of personal data),
+        with when the person asked (`requested_at`, default: now) for the evidence pack's
+        completion times."""
+        asked = _asked(requested_at)
         person = self.subject(address)
         async with self._engine.connect() as conn:
             names = {r.id: r.name for r in await conn.execute(sa.select(tenants.c.id,
@@ -129,13 +136,34 @@ class Subjects:
                                                                        tenant_id, names),
                 **await _traces(conn, person, tenant_id, names),
                 **await self._copies(conn, person, tenant_id, names),
+                # the signed proof of each opt-out (optout/receipts.py), as handed out
+                "optout_receipts": [r.receipt for r in await conn.execute(
+                    sa.select(optout_receipts.c.receipt).where(
+                        optout_receipts.c.recipient_digest == person.digest,
+                        optout_receipts.c.receipt != "",  # a pending one is signed soon
+                        *_tenant(optout_receipts, tenant_id)).order_by(optout_receipts.c.id))],
+                # what the tenant recorded of them and their consents (lawful/records.py)
+                "recipient_records": [{
+                    "tenant": names.get(r.tenant_id), "country": r.country, "kind": r.kind,
+                    "source": r.source, "updated_at": _when(r.updated_at),
+                } for r in await conn.execute(sa.select(recipient_records).where(
+                    recipient_records.c.digest == person.digest,
+                    *_tenant(recipient_records, tenant_id)))],
+                "consent_records": [{
+                    "tenant": names.get(r.tenant_id), "basis": r.basis,
+                    "given_at": _when(r.given_at), "source": r.source, "method": r.method,
+                    "evidence": r.evidence, "scope": r.scope,
+                    "expires_at": _when(r.expires_at), "withdrawn_at": _when(r.withdrawn_at),
+                } for r in await conn.execute(sa.select(consent_records).where(
+                    consent_records.c.digest == person.digest,
+                    *_tenant(consent_records, tenant_id)).order_by(consent_records.c.id))],
             }
         counts = {k: len(v) for k, v in doc.items() if isinstance(v, list)}
         async with self._engine.begin() as conn:
             await audit.write(conn, [audit.row("subject.exported", actor=actor,
                                                tenant_id=tenant_id,
                                                recipient_digest=person.digest,
-                                               counts=counts)])
+                                               counts=counts, requested_at=asked)])
         return doc
 
     async def _copies(self, conn: AsyncConnection, person: Subject, tenant_id: int | None,
@@ -209,9 +237,12 @@ class Subjects:
 
     # --- erasure -----------------------------------------------------------------------
     async def erase(self, address: str, actor: str, evidence: str,
-                    tenant_id: int | None = None) -> dict[str, Any]:
+                    tenant_id: int | None = None, requested_at: datetime | None = None
+                    ) -> dict[str, Any]:
         """Delete what the gateway holds about the person (within `tenant_id` if given) and
-        suppress them for good with a digest-only entry. Returns the receipt."""
+        suppress them for good with a digest-only entry. Returns the receipt. The audit
+        row says when the person asked (`requested_at`, default: now)."""
+        asked = _asked(requested_at)
         if not evidence.strip():
             raise InvalidValue("Say what the request is (--evidence: e.g. the ticket).")
         person = self.subject(address)
@@ -238,12 +269,16 @@ class Subjects:
                 await audit.write(conn, [audit.row(
                     "copy.erased", actor=actor, tenant_id=o.tenant_id, queue_id=o.queue_id,
                     recipient_digest=person.digest) for o in owed])
+            # their consents stay as proof, evidence reduced to a hash (lawful/records.py)
+            deleted["recipient_records"], kept["consent_records_as_proof"] = \
+                await keep_proof_only(conn, person.digest, tenant_id)
             kept["audit_rows"] = (await conn.execute(sa.select(sa.func.count()).where(
                 audit_events.c.recipient_digest == person.digest))).scalar_one()
             await self._suppress_for_good(conn, person, tenant_id, hold, actor)
             await audit.write(conn, [audit.row(
                 "subject.erased", actor=actor, tenant_id=tenant_id, reason=evidence[:500],
-                recipient_digest=person.digest, deleted=deleted, kept=kept)])
+                recipient_digest=person.digest, deleted=deleted, kept=kept,
+                requested_at=asked)])
         deleted["reports_to_senders"] = await self._report(owed, person)
         await scrub(self._engine, ERASED_TABLES)  # out of the WAL and free pages too
         return {
@@ -377,7 +412,8 @@ async def _delete(conn: AsyncConnection, table: sa.Table, ids: list[int]) -> int
 
 # Where an erasure deletes or rewrites rows (the tables vacuumed after it on PostgreSQL).
 ERASED_TABLES = ("suppressions", "events", "opens", "sent_messages", "feedback_marks",
-                 "optout_reviews", "pending_copies", "held_messages")
+                 "optout_reviews", "pending_copies", "held_messages", "recipient_records",
+                 "consent_records")
 
 
 def _tenant(table: sa.Table, tenant_id: int | None) -> list[sa.ColumnElement[bool]]:
@@ -435,3 +471,15 @@ async def _erase_traces(conn: AsyncConnection, person: Subject, tenant_id: int |
             table.c.recipient_digest == person.digest,
             *_tenant(table, tenant_id)))).rowcount
     return deleted
+
+
+def _asked(requested_at: datetime | None) -> str:
+    """When the person asked, as the audit row records it; never in the future."""
+    now = datetime.now(UTC)
+    if requested_at is None:
+        return now.isoformat()
+    if requested_at.tzinfo is None:
+        requested_at = requested_at.replace(tzinfo=UTC)
+    if requested_at > now:
+        raise InvalidValue("The request cannot have been made in the future (--requested).")
+    return requested_at.astimezone(UTC).isoformat()

@@ -1,6 +1,8 @@
-"""Reputation circuit breakers: a tenant, a sending domain or a mailbox whose complaint,
-hard-bounce or policy-block rate passes its threshold stops sending (`451 4.7.1` at MAIL
-FROM, naming the breaker) until a compliance reviewer resumes it.
+"""Reputation circuit breakers: a tenant, a sending domain, a mailbox or a campaign whose
+complaint, hard-bounce or policy-block rate passes its threshold stops sending (`451 4.7.1`
+naming the breaker) until a compliance reviewer resumes it. The tenant, the envelope
+sender's domain and the mailbox answer at MAIL FROM; the header-From domain (when it is
+another of the tenant's domains) and the campaign (when the tool names one) after DATA.
 
 Counting is cheap on the hot path: each node adds a message's outcomes to counts in memory
 and, every `sync_seconds`, adds them to the shared counters the sending limits use (hour
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -35,6 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import background
 from gateway.audit import trail as audit
 from gateway.audit.trail import AuditTrail
 from gateway.config import Config
@@ -60,13 +64,26 @@ AUTH_FAILURES = frozenset({"5.7.20", "5.7.21", "5.7.22", "5.7.23", "5.7.24", "5.
                            "5.7.26", "5.7.515"})
 HOUR, DAY = 3600, 86400
 _WINDOWS = (("24h", HOUR, 24), ("7d", DAY, 7))  # (name, bucket, buckets)
-_KIND = {"t": "tenant", "d": "domain", "m": "mailbox"}
+SCOPE_KINDS = {"t": "tenant", "d": "domain", "m": "mailbox", "c": "campaign"}
+NO_CAMPAIGN = bytes(8)
+
+
+def campaign_key(campaign: str | None) -> bytes:
+    """8 bytes naming a campaign the tool named (NO_CAMPAIGN for none): the campaign
+    breaker's scope, and what a copy's complaint reference carries (feedback/cfbl.py)."""
+    if not campaign:
+        return NO_CAMPAIGN
+    return hashlib.sha256(f"campaign|{campaign}".encode()).digest()[:8]
+
+
+def campaign_scope(tenant_id: int, key: bytes) -> str | None:
+    return f"c{tenant_id}.{key.hex()}" if key and key != NO_CAMPAIGN else None
 
 
 @dataclass(frozen=True, slots=True)
 class Breaker:
-    """One scope's breaker as stored: `scope` is `t<tenant id>`, `d<domain id>` or
-    `m<mailbox id>`."""
+    """One scope's breaker as stored: `scope` is `t<tenant id>`, `d<domain id>`,
+    `m<mailbox id>` or `c<tenant id>.<campaign key>` (`label`: the campaign's name)."""
 
     id: int
     tenant_id: int
@@ -78,16 +95,35 @@ class Breaker:
     generation: int
     changed_at: datetime
     changed_by: str
+    label: str = ""
 
     @property
     def kind(self) -> str:
-        return _KIND[self.scope[0]]
+        return SCOPE_KINDS[self.scope[0]]
 
 
 def _breaker(row: Any) -> Breaker:
     at = row.changed_at if row.changed_at.tzinfo else row.changed_at.replace(tzinfo=UTC)
     return Breaker(row.id, row.tenant_id, row.scope, row.state, row.metric, row.rate,
-                   row.window, row.generation, at, row.changed_by)
+                   row.window, row.generation, at, row.changed_by, row.label or "")
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRates:
+    """One scope's rates over one window, with its thresholds (fractions)."""
+
+    scope: str
+    name: str  # as describe() says it
+    state: str  # closed, warn or open
+    relayed: int
+    to_feedback: int
+    complaint_rate: float
+    bounce_rate: float
+    block_rate: float
+    complaint_trip: float
+    complaint_warn: float
+    bounce_trip: float
+    block_trip: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +147,7 @@ class Breakers:
         self._states: dict[str, Breaker] = {}  # every stored breaker, by scope
         self._pending: Counter[tuple[str, int, str]] = Counter()  # (scope, gen, metric)
         self._dirty: set[tuple[int, str]] = set()  # (tenant id, scope) with a bad outcome
+        self._labels: dict[str, str] = {}  # campaign scope -> the campaign's name, seen here
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -129,8 +166,28 @@ class Breakers:
             scopes.append(f"m{mailbox.id}")
         return scopes
 
+    def message_scopes(self, tenant_id: int, from_domain: str, campaign: str | None
+                       ) -> list[str]:
+        """The scopes answered after DATA: the header-From domain (one of the tenant's)
+        and the campaign the tool named."""
+        scopes = []
+        domain_id = self._directory.domain_id(from_domain) if from_domain else None
+        if domain_id is not None:
+            scopes.append(f"d{domain_id}")
+        named = campaign_scope(tenant_id, campaign_key(campaign))
+        if named is not None and campaign:
+            if "@" not in campaign:  # a name that could be an address is never kept or shown
+                self._labels.setdefault(named, campaign[:200])
+            scopes.append(named)
+        return scopes
+
     def describe(self, scope: str) -> str:
         """The scope as a person names it: no recipient, only the sender's own names."""
+        if scope[0] == "c":
+            found = self._states.get(scope)
+            label = (found.label if found is not None else "") or self._labels.get(scope)
+            return f"campaign {label}" if label and label.isprintable() \
+                else f"campaign {scope.partition('.')[2]}"
         kind, ref = scope[0], int(scope[1:])
         if kind == "t":
             tenant = self._directory.tenant(ref)
@@ -144,10 +201,14 @@ class Breakers:
 
     # --- the check at MAIL FROM ----------------------------------------------------------
     def tripped(self, tenant_id: int, mailbox: Mailbox | None) -> Reply | None:
-        """`451 4.7.1` naming the first open breaker of these scopes (from memory)."""
+        """`451 4.7.1` naming the first open breaker of the MAIL FROM scopes (from memory)."""
+        return self.open_among(self.scopes(tenant_id, mailbox))
+
+    def open_among(self, scopes: Sequence[str]) -> Reply | None:
+        """`451 4.7.1` naming the first open breaker of `scopes` (from memory)."""
         if not self.config.breakers.enabled:
             return None
-        for scope in self.scopes(tenant_id, mailbox):
+        for scope in scopes:
             found = self._states.get(scope)
             if found is not None and found.state == OPEN:
                 return self.reply(found)
@@ -163,10 +224,11 @@ class Breakers:
             f"tripped{rate}; a compliance reviewer must resume it (breaker {breaker.id})")
 
     # --- counting --------------------------------------------------------------------------
-    async def answered(self, tenant_id: int, mailbox: Mailbox,
-                       outcomes: Sequence[Outcome]) -> None:
-        """Count copies upstream answered (delivered or refused), in memory; an
-        authentication refusal among them pauses the sending domain at once."""
+    async def answered(self, tenant_id: int, mailbox: Mailbox, outcomes: Sequence[Outcome],
+                       message_scopes: Sequence[str] = ()) -> None:
+        """Count copies upstream answered (delivered or refused), in memory, for the
+        mailbox's scopes and the message's (`message_scopes`); an authentication refusal
+        among them pauses the sending domain at once."""
         if not self.config.breakers.enabled or not outcomes:
             return
         counts: Counter[str] = Counter()
@@ -182,18 +244,21 @@ class Breakers:
                 auth.append(o.status)
             elif o.status.startswith("5.7."):
                 counts[BLOCKS] += 1
-        self._add(tenant_id, self.scopes(tenant_id, mailbox), counts)
+        self._add(tenant_id, _union(self.scopes(tenant_id, mailbox), message_scopes), counts)
         for status in auth:
             await self.authentication_failed(tenant_id, mailbox, status)
 
     def mailbox(self, mailbox_id: int) -> Mailbox | None:
         return self._directory.mailbox_by_id(mailbox_id)
 
-    def feedback(self, tenant_id: int, mailbox_id: int, metric: str) -> None:
-        """A complaint, or a bounce or block reported later by DSN, about a sent copy."""
+    def feedback(self, tenant_id: int, mailbox_id: int, metric: str,
+                 message_scopes: Sequence[str] = ()) -> None:
+        """A complaint, or a bounce or block reported later by DSN, about a sent copy (and,
+        when a complaint reference names them, its header-From domain and campaign)."""
         if self.config.breakers.enabled:
             mailbox = self._directory.mailbox_by_id(mailbox_id)
-            self._add(tenant_id, self.scopes(tenant_id, mailbox), Counter({metric: 1}))
+            self._add(tenant_id, _union(self.scopes(tenant_id, mailbox), message_scopes),
+                      Counter({metric: 1}))
 
     def _add(self, tenant_id: int, scopes: list[str], counts: Counter[str]) -> None:
         bad = any(counts[m] for m in (COMPLAINTS, BOUNCES, BLOCKS))
@@ -297,6 +362,38 @@ class Breakers:
         await self._transition(tenant_id, scope, state, metric, rate, window, "breakers",
                                expect=current)
 
+    async def scope_rates(self, tenant_id: int, window: str = "24h",
+                          now: float | None = None) -> list[ScopeRates]:
+        """The current rates of the tenant, each of its domains and mailboxes, and the
+        campaigns that have a breaker: what the review pages draw and /metrics exports."""
+        now = time.time() if now is None else now
+        if self._directory.tenant(tenant_id) is None:  # gone, or not yet in this node's view
+            return []
+        scopes = [f"t{tenant_id}"]
+        scopes += [f"d{i}" for _, i in self._directory.tenant_domains(tenant_id)]
+        scopes += sorted(f"m{m.id}" for m in self._directory.all_mailboxes()
+                         if m.tenant_id == tenant_id)
+        scopes += sorted(s for s, b in self._states.items()
+                         if s[0] == "c" and b.tenant_id == tenant_id)
+        limits = self._thresholds(tenant_id)
+        found = []
+        for scope in scopes:
+            current = self._states.get(scope)
+            n = (await self._rates(scope, current.generation if current else 0, now))[window]
+            found.append(ScopeRates(
+                scope, self.describe(scope), current.state if current else CLOSED,
+                n[RELAYED], n[TO_FEEDBACK],
+                n[COMPLAINTS] / n[TO_FEEDBACK] if n[TO_FEEDBACK] else 0.0,
+                n[BOUNCES] / n[RELAYED] if n[RELAYED] else 0.0,
+                n[BLOCKS] / n[RELAYED] if n[RELAYED] else 0.0,
+                limits[COMPLAINTS], min(limits["warn"], limits[COMPLAINTS]),
+                limits[BOUNCES], limits[BLOCKS]))
+        return found
+
+    def states(self) -> Counter[tuple[str, str]]:
+        """How many stored breakers of each (kind, state): closed ones were resumed."""
+        return Counter((b.kind, b.state) for b in self._states.values())
+
     # --- transitions -----------------------------------------------------------------------
     async def authentication_failed(self, tenant_id: int, mailbox: Mailbox,
                                     status: str) -> None:
@@ -328,7 +425,8 @@ class Breakers:
                 try:
                     async with conn.begin_nested():
                         await conn.execute(t.insert().values(
-                            tenant_id=tenant_id, scope=scope, generation=0, **values))
+                            tenant_id=tenant_id, scope=scope, generation=0,
+                            label=self._labels.get(scope), **values))
                 except sa.exc.IntegrityError:
                     return None  # another node made it first
             else:
@@ -435,8 +533,15 @@ class Breakers:
             await asyncio.sleep(self.config.breakers.sync_seconds)
             try:
                 await self.run_once()
+            except background.STORE_TROUBLE as exc:  # the store's trouble: no traceback
+                log.error("breaker round failed: the store did not answer",
+                          extra={"error": type(exc).__name__})
             except Exception:
                 log.exception("breaker round failed")
+
+
+def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    return [*first, *(s for s in second if s not in first)]
 
 
 def _key(scope: str, generation: int, metric: str, bucket: int) -> str:

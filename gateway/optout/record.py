@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from gateway.audit import trail as audit
 from gateway.audit.trail import EventSealer
 from gateway.directory.store import audit_change
 from gateway.observability import metrics
+from gateway.optout.receipts import ReceiptSigner, receipts_of
 from gateway.optout.suppressions import Suppressions
 from gateway.optout.token import Claims
 from gateway.store.schema import tenants
@@ -34,16 +36,19 @@ log = logging.getLogger("gateway.optout")
 class Recorded:
     new: bool  # False: the recipient was already unsubscribed from this tenant
     entry_id: int
+    receipt: str = ""  # the signed receipt (optout/receipts.py), this one's or the first
 
 
 class OptOuts:
     def __init__(self, engine: AsyncEngine, suppressions: Suppressions,
-                 names: EventSealer) -> None:
+                 names: EventSealer, receipts: ReceiptSigner | None = None) -> None:
         self._engine = engine
         self._suppressions = suppressions
         self._names = names  # seals the recipient of the `unsubscribed` event
+        self._receipts = receipts  # signs the opt-out's receipt (optout/receipts.py)
 
     async def record(self, claims: Claims, source: str) -> Recorded:
+        received = datetime.now(UTC)
         store = self._suppressions.store  # VaultError when the digest key is not loaded
         try:
             target = Target(Kind.ADDRESS, canonical(claims.recipient))
@@ -60,9 +65,12 @@ class OptOuts:
                 # recording would bring back personal data its deletion removed.
                 return Recorded(False, 0)
             before = await store.find(conn, scope, target)
+            digest = self._suppressions.audit_digest
             if before is not None and before.reason is Reason.UNSUBSCRIBE \
                     and before.active(now):
-                return Recorded(False, before.id)
+                found = await receipts_of(conn, scope, digest(claims.recipient)) \
+                    if digest is not None else []
+                return Recorded(False, before.id, found[0] if found else "")
             for erased in (before, await store.find(conn, GLOBAL, target)):
                 if erased is not None and erased.reason is Reason.ERASURE:
                     # An old link of an erased person: they stay suppressed, and recording it
@@ -72,15 +80,23 @@ class OptOuts:
                                             created_by=f"recipient:{source}")], now)
             entry = await store.find(conn, scope, target)
             assert entry is not None
-            await audit_change(conn, f"recipient:{source}", "optout.recorded", scope,
-                               entry=entry.id, digest=entry.digest.hex(), source=source,
-                               queue_id=claims.queue_id, mailbox_id=claims.mailbox_id)
+            head = await audit_change(conn, f"recipient:{source}", "optout.recorded", scope,
+                                      entry=entry.id, digest=entry.digest.hex(),
+                                      source=source, queue_id=claims.queue_id,
+                                      mailbox_id=claims.mailbox_id)
+            pending: list[int] = []
+            if self._receipts is not None and digest is not None:
+                pending.append(await self._receipts.pend(conn, scope, digest(claims.recipient),
+                                                         source, received, head))
             rows = [audit.event("unsubscribed", tenant_id=scope, queue_id=claims.queue_id,
                                 recipient=claims.recipient, source=source,
                                 mailbox_id=claims.mailbox_id)]
             await self._names.seal(rows, conn)
             await audit.write(conn, (), rows)
+        # signed once the entry is committed: effective-at is a time it was enforced
+        signed = await self._receipts.complete(self._engine, pending) if self._receipts else []
+        receipt = signed[0] if signed else ""
         metrics.OPT_OUTS.labels(source).inc()
         log.info("opt-out recorded", extra={"tenant_id": scope, "source": source,
                                             "queue_id": claims.queue_id})
-        return Recorded(True, entry.id)
+        return Recorded(True, entry.id, receipt)

@@ -17,6 +17,7 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.access.api_keys import Forbidden
 from gateway.directory.store import audit_change
 from gateway.errors import InvalidValue, NotFound, VaultError
+from gateway.optout.receipts import ReceiptSigner
 from gateway.protocol import replies
 from gateway.protocol.replies import Reply
 from suppression.bulk import Report, write_batches
@@ -93,7 +95,8 @@ PURGE_BATCH = 10_000  # entries deleted per transaction: the write lock is held 
 
 class Suppressions:
     def __init__(self, engine: AsyncEngine, url: str, schema: str,
-                 audit_digest: Callable[[str], str] | None = None) -> None:
+                 audit_digest: Callable[[str], str] | None = None,
+                 receipts: ReceiptSigner | None = None) -> None:
         self._engine = engine
         self._url = url
         self._schema = schema
@@ -102,6 +105,7 @@ class Suppressions:
         # the audit trail's keyed digest of an address: a search names a person, and the
         # data subject's export finds it by this digest
         self.audit_digest = audit_digest
+        self.receipts = receipts  # signs the receipt of an opt-out added here
 
     def open(self, key: bytes, version: int) -> None:
         """Start with the digest key (from the purpose keys; never rotated)."""
@@ -171,15 +175,37 @@ class Suppressions:
         if len(note) > MAX_NOTE:
             raise InvalidValue(f"A note has at most {MAX_NOTE} characters.")
         entry = NewEntry(scope, target, reason, source, now, expires_at, note, actor.name)
+        received = datetime.now(UTC)
         async with self._engine.begin() as conn:
+            before = await self.store.find(conn, scope, target)
             await self.store.add(conn, [entry], now)
             stored = await self.store.find(conn, scope, target)
             assert stored is not None
-            await audit_change(conn, actor.name, "suppression.added", scope or None,
-                               entry=stored.id, kind=target.kind.value,
-                               entry_reason=reason.value,
-                               digest=stored.digest.hex(), scope=scope)
+            head = await audit_change(conn, actor.name, "suppression.added", scope or None,
+                                      entry=stored.id, kind=target.kind.value,
+                                      entry_reason=reason.value,
+                                      digest=stored.digest.hex(), scope=scope)
+            pending: list[int] = []
+            if self._receipted(scope, target, reason, before, now):
+                assert self.receipts is not None and self.audit_digest is not None
+                channel = source if reason is Reason.UNSUBSCRIBE else reason.value
+                pending.append(await self.receipts.pend(
+                    conn, scope, self.audit_digest(target_text.strip()), channel, received,
+                    head, expires_at))
+        if pending:
+            assert self.receipts is not None
+            await self.receipts.complete(self._engine, pending)
         return stored
+
+    def _receipted(self, scope: int, target: Target, reason: Reason, before: Entry | None,
+                   now: int) -> bool:
+        """Whether adding this entry is an opt-out that gets a signed receipt: one person,
+        one tenant, an unsubscribe, bounce or complaint they were not already under."""
+        return (self.receipts is not None and self.audit_digest is not None
+                and scope != GLOBAL and target.kind is Kind.ADDRESS
+                and reason in (Reason.UNSUBSCRIBE, Reason.BOUNCE, Reason.COMPLAINT)
+                and not (before is not None and before.reason is reason
+                         and before.active(now)))
 
     async def remove(self, actor: Actor, scope: int, target_text: str, why: str,
                      evidence: str = "") -> Entry:
@@ -199,10 +225,14 @@ class Suppressions:
                     raise InvalidValue(f"Removing a {entry.reason.value} entry needs evidence "
                                        "(e.g. the ticket of the person's request).")
             await self.store.delete(conn, entry.id)
+            # a person's entry names them by audit digest too: the opt-out report ends
+            # their opt-out here
+            person = self.audit_digest(target_text.strip()) \
+                if self.audit_digest is not None and target.kind is Kind.ADDRESS else None
             await audit_change(conn, actor.name, "suppression.removed", scope or None, why,
                                entry=entry.id, kind=entry.kind.value,
                                entry_reason=entry.reason.value, digest=entry.digest.hex(),
-                               scope=scope, evidence=evidence)
+                               scope=scope, evidence=evidence, recipient_digest=person)
         return entry
 
     async def purge_expired(self, actor: Actor, keep_days: float,

@@ -59,14 +59,16 @@ def _rendered(template: str, values: tuple[tuple[str, str], ...], html: bool) ->
         raise InvalidValue(f"The footer template does not render: {exc}") from None
 
 
-def check_template(template: str, html: bool) -> None:
-    """Validate a tenant's template when it is set, not when mail is sent."""
+def check_template(template: str, html: bool, values: Mapping[str, str] | None = None,
+                   what: str = "footer") -> None:
+    """Validate a tenant's template when it is set, not when mail is sent: it renders with
+    `values` (the footer's by default) and shows the unsubscribe link."""
     if len(template) > MAX_TEMPLATE:
-        raise InvalidValue(f"A footer template has at most {MAX_TEMPLATE} characters.")
-    text = render(template, {"unsubscribe_url": PLACEHOLDER, "postal_address": "x",
-                             "sender_name": "x"}, html=html)
+        raise InvalidValue(f"A {what} template has at most {MAX_TEMPLATE} characters.")
+    text = render(template, values or {"unsubscribe_url": PLACEHOLDER, "postal_address": "x",
+                                       "sender_name": "x"}, html=html)
     if PLACEHOLDER not in text:
-        raise InvalidValue("A footer template must show {{ unsubscribe_url }}.")
+        raise InvalidValue(f"A {what} template must show {{{{ unsubscribe_url }}}}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +133,13 @@ def _encode(data: bytes, encoding: str) -> bytes:
     return data
 
 
+SLOT_ROOM = 450  # what a slot may grow to once filled (a link with its sealed token)
+
+
 def _long_line(data: bytes) -> bool:
-    return any(len(line) > MAX_LINE for line in data.split(b"\r\n"))
+    """A line that is, or once its slots are filled may be, over 998 octets."""
+    return any(len(line) + line.count(b"ocg-slot-") * SLOT_ROOM > MAX_LINE
+               for line in data.split(b"\r\n"))
 
 
 def _crlf(text: str) -> str:
@@ -229,7 +236,7 @@ def _plan_part(message: bytes, part: TextPart, footer: str, policy: PixelPolicy 
         content, pixels = _take_pixels(content, policy, originals)
         if policy.add_own and pixels == 0 and policy.mode != "strip":
             name = "pixel-aggregate" if policy.mode == "aggregate" else "pixel-own"
-            footer += OWN_PIXEL.format(src=slot(name).decode())
+            footer += "\n" + OWN_PIXEL.format(src=slot(name).decode())  # its own line
     if not footer and not pixels:
         return None  # nothing to add and nothing taken over: every byte stays
     footer_raw, charset = _footer_bytes(_crlf(footer), part.charset, part.html)
@@ -243,6 +250,10 @@ def _plan_part(message: bytes, part: TextPart, footer: str, policy: PixelPolicy 
         matches = list(_BODY_END.finditer(content)) or list(_HTML_END.finditer(content))
         at = matches[-1].start() if matches else len(content)
         before, after = content[:at], content[at:]
+        if footer_raw and before and not before.endswith(b"\n"):
+            # on a line of its own: the tool's last line and the footer each keep their
+            # slots, and neither grows past 998 octets once the links are filled in
+            footer_raw = b"\r\n" + footer_raw
     else:
         before, after = content, b""
         if before and footer_raw and not before.endswith(b"\r\n"):

@@ -1,19 +1,17 @@
-"""What an open's user agent tells: its family (never the full string), and whether a
-machine rather than a person opened.
+"""What an open's user agent tells: its family (never the full string), and the signals
+of a fetch by something other than the reader's own mail client (verdict.py weighs them).
 
-Machine-open signals (each a name in the open's `signals`):
+Signals from the fetch itself (the range file adds network signals, verdict.py `fast`'s
+reading and `head-then-get`):
 - `google-proxy`: Gmail's image proxy fetched it (UA "... GoogleImageProxy"); Gmail fetches
   when the reader opens, so it is an open, but not from the reader's device;
 - `yahoo-proxy`: Yahoo Mail's image proxy (UA "YahooMailProxy");
 - `apple-mpp`: Apple Mail Privacy Protection prefetches every image on delivery; its fetches
-  carry the bare UA "Mozilla/5.0" (or come from Apple's 17.0.0.0/8);
-- `scanner`: a security scanner or a script (Barracuda, Mimecast, Proofpoint, Symantec,
-  Cisco, Microsoft's link protection, curl, python-requests, Go, Java, headless browsers,
-  bots, no UA at all), or a HEAD request;
+  carry the bare UA "Mozilla/5.0" (or come from Apple's own 17.0.0.0/8);
+- `scanner`: a security scanner or a script by its user agent (the families below), no UA
+  at all, or a HEAD request;
 - `fast`: within `pixels.machine_open_seconds` of the copy being sent: no person reads that
-  fast; gateways and scanners do.
-`machine` is true if any signal except the two proxies is present (a proxy open is still the
-reader opening the mail).
+  fast; gateways, scanners and prefetchers do.
 """
 
 from __future__ import annotations
@@ -24,22 +22,37 @@ import re
 _FAMILIES = (
     ("GoogleImageProxy", "Gmail image proxy"), ("YahooMailProxy", "Yahoo Mail proxy"),
     ("Thunderbird", "Thunderbird"), ("Microsoft Outlook", "Outlook"),
-    ("ms-office", "Outlook"), ("Outlook", "Outlook"), ("Edg/", "Edge"), ("OPR/", "Opera"),
-    ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("CriOS", "Chrome"),
-    ("AppleWebKit", "Apple Mail / Safari"),
+    ("ms-office", "Outlook"), ("Outlook", "Outlook"), ("SamsungBrowser", "Samsung Internet"),
+    ("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+    ("CriOS", "Chrome"), ("FxiOS", "Firefox"),
+)
+# Scanners and scripts by name, as their vendors document them or as they announce
+# themselves; the family keeps the vendor, never the string.
+_SCANNER_FAMILIES = (
+    ("barracuda", "Barracuda"), ("mimecast", "Mimecast"), ("proofpoint", "Proofpoint"),
+    ("symantec", "Symantec"), ("messagelabs", "Symantec"), ("ironport", "Cisco"),
+    ("cisco", "Cisco"), ("trend micro", "Trend Micro"), ("trendmicro", "Trend Micro"),
+    ("forcepoint", "Forcepoint"), ("fortinet", "Fortinet"), ("sophos", "Sophos"),
+    ("safelinks", "Microsoft link protection"),
+    ("microsoft office protocol", "Microsoft link protection"),
+    ("headless", "headless browser"), ("phantomjs", "headless browser"),
+    ("curl/", "script"), ("wget/", "script"), ("python-", "script"), ("aiohttp", "script"),
+    ("go-http-client", "script"), ("java/", "script"), ("okhttp", "script"),
+    ("libwww-perl", "script"), ("node-fetch", "script"), ("axios/", "script"),
 )
 _SCANNERS = re.compile(
-    r"barracuda|mimecast|proofpoint|symantec|messagelabs|cisco|ironport|trend ?micro|"
-    r"forcepoint|fortinet|sophos|safelinks|microsoft office protocol|curl/|wget/|"
-    r"python-|aiohttp|go-http-client|java/|okhttp|headless|phantomjs|bot\b|bot/|spider|"
-    r"crawler|scanner|preview", re.IGNORECASE)
+    "|".join(re.escape(marker) for marker, _ in _SCANNER_FAMILIES)
+    + r"|trend ?micro|bot\b|bot/|spider|crawler|scanner|preview", re.IGNORECASE)
 _APPLE = ipaddress.ip_network("17.0.0.0/8")
-PROXIES = frozenset({"google-proxy", "yahoo-proxy"})
 
 
 def family(user_agent: str) -> str:
-    if not user_agent:
+    if not user_agent.strip():
         return "unknown"
+    lowered = user_agent.lower()
+    for marker, name in _SCANNER_FAMILIES:
+        if marker in lowered:
+            return name
     if _SCANNERS.search(user_agent):
         return "bot or scanner"
     for marker, name in _FAMILIES:
@@ -47,6 +60,10 @@ def family(user_agent: str) -> str:
             return name
     if user_agent.strip() == "Mozilla/5.0":
         return "Apple Mail (privacy proxy)"
+    if "AppleWebKit" in user_agent:  # Safari's says "Safari/"; Mail's does not
+        if "Safari/" in user_agent:
+            return "Safari"
+        return "iOS Mail" if "iPhone" in user_agent or "iPad" in user_agent else "Apple Mail"
     return "other"
 
 
@@ -69,6 +86,3 @@ def signals(user_agent: str, method: str, network: str, sent_at: int, now: float
         found.append("fast")
     return tuple(found)
 
-
-def is_machine(found: tuple[str, ...]) -> bool:
-    return any(s not in PROXIES for s in found)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import background
 from gateway.observability import metrics
+from gateway.store.schema import opens
 
 log = logging.getLogger("gateway.pixels")
 MAX_BUFFER = 100_000  # opens waiting for a write; beyond it they are counted and dropped
@@ -39,7 +40,7 @@ class OpenRecorder:
             self.dropped += 1
             return
         self._rows.append(row)
-        metrics.PIXEL_OPENS.inc()
+        metrics.PIXEL_OPENS.labels(row["verdict"]).inc()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="open-events")
@@ -77,14 +78,15 @@ class OpenRecorder:
 
 
 OPEN_COLUMNS = ("tenant_id", "at", "queue_id", "campaign", "recipient_digest", "network",
-                "ua_family", "machine", "signals")
+                "ua_family", "machine", "signals", "verdict")
 EVENT_COLUMNS = ("tenant_id", "at", "kind", "queue_id", "recipient_digest", "detail")
 
 
 def _event(r: dict[str, Any]) -> tuple[Any, ...]:
     """An open names its recipient by digest only (none in aggregate mode)."""
-    detail = {"campaign": r["campaign"], "machine": r["machine"], "ua_family": r["ua_family"],
-              "signals": r["signals"], "recipient_digest": r["recipient_digest"]}
+    detail = {"campaign": r["campaign"], "machine": r["machine"], "verdict": r["verdict"],
+              "ua_family": r["ua_family"], "signals": r["signals"],
+              "recipient_digest": r["recipient_digest"]}
     return (r["tenant_id"], r["at"], "opened", r["queue_id"], r["recipient_digest"],
             json.dumps(detail))
 
@@ -111,9 +113,25 @@ async def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         await raw.copy_records_to_table("events", records=event_rows, columns=EVENT_COLUMNS)
 
 
+VERDICTS = ("human", "machine", "bot")
+# an open's verdict; rows from before verdicts were kept say only `machine`
+VERDICT = sa.func.coalesce(opens.c.verdict, sa.case((opens.c.machine.is_(True), "machine"),
+                                                    else_="human"))
+
+
+async def count_by_verdict(conn: AsyncConnection, *where: sa.ColumnElement[bool]
+                           ) -> dict[str, int]:
+    """Opens matching `where`, by verdict (each verdict present, 0 if none)."""
+    found = {v: n for v, n in await conn.execute(
+        sa.select(VERDICT, sa.func.count()).where(*where).group_by(VERDICT))}
+    return {v: found.get(v, 0) for v in VERDICTS}
+
+
 def open_row(tenant_id: int, queue_id: str | None, campaign: str, digest: str | None,
-             network: str, ua_family: str, machine: bool, signals: tuple[str, ...]
+             network: str, ua_family: str, verdict: str, signals: tuple[str, ...]
              ) -> dict[str, Any]:
+    """`machine` stays for readers of the older column: anything but a person."""
     return {"tenant_id": tenant_id, "at": datetime.now(UTC), "queue_id": queue_id,
             "campaign": campaign, "recipient_digest": digest, "network": network,
-            "ua_family": ua_family, "machine": machine, "signals": ",".join(signals)}
+            "ua_family": ua_family, "machine": verdict != "human",
+            "signals": ",".join(signals)[:100], "verdict": verdict}

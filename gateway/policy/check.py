@@ -9,6 +9,7 @@ from typing import ClassVar, Protocol
 from gateway.config import Config
 from gateway.directory.cache import DirectoryCache
 from gateway.directory.records import Mailbox, Principal, Tenant
+from gateway.lawful.decider import LawfulBasis
 from gateway.limits.breakers import Breakers
 from gateway.optout.suppressions import Suppressions
 from gateway.policy.message import Message
@@ -60,3 +61,4 @@ class PolicyContext:
     directory: DirectoryCache
     suppressions: Suppressions
     breakers: Breakers | None = None  # reputation breakers (limits/breakers.py)
+    lawful: LawfulBasis | None = None  # the lawful-basis decision (lawful/decider.py)

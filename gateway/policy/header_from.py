@@ -19,14 +19,7 @@ class HeaderFrom:
 
     async def check(self, tx: Transaction) -> Verdict:
         assert tx.message is not None
-        from_field = tx.message.from_header()
-        assert from_field is not None  # `parsed` ran first
-        (address,) = from_field.addresses  # type: ignore[attr-defined]
-        domain = address.domain.lower()
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass
+        domain = tx.message.from_domain()  # `parsed` ran first: one From address
         if self._directory.domain_tenant(domain) != tx.tenant_id:
             return Verdict.reject(self.name, replies.HEADER_FROM_NOT_ALLOWED,
                                   "header From domain is not a domain of this tenant")

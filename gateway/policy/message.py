@@ -117,6 +117,26 @@ class Message:
             self._from = _parse_from(value)
         return self._from
 
+    def from_domain(self) -> str:
+        """The domain of the one From address, lower-case ASCII (IDNA); "" without one."""
+        addresses: tuple[Any, ...] = getattr(self.from_header(), "addresses", ())
+        if len(addresses) != 1:
+            return ""
+        domain = str(addresses[0].domain).lower()
+        try:
+            return domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return domain
+
+    def campaign(self, headers: tuple[str, ...]) -> str | None:
+        """The campaign the tool named in the first of `headers` it set (at most 200
+        characters), or None."""
+        for name in headers:
+            value = self.value(name)
+            if value:
+                return value[:200]
+        return None
+
     def is_structured(self) -> bool:
         """True when the body has MIME structure (multipart or message/*) to check."""
         content_type = (self.value("content-type") or "").lower()

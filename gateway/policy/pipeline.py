@@ -12,8 +12,10 @@ from gateway.observability import metrics
 from gateway.policy import (
     header_from,
     identity_alignment,
+    lawful_basis,
     misleading_subject,
     parsed,
+    recipient_statement,
     recipient_suppressed,
     recipient_valid,
     reputation_breaker,
@@ -34,10 +36,13 @@ MAIL_CHECKS = (
 RCPT_CHECKS = (
     recipient_valid.RecipientValid,  # syntax and normal form (email-validator)
     recipient_suppressed.RecipientSuppressed,  # on a suppression list -> 550 5.7.1
+    lawful_basis.LawfulBasisCheck,  # tenant enforces the table: no basis -> 550 5.7.1
 )
 DATA_CHECKS = (
     parsed.Parsed,  # unparsable -> 554 5.6.0, never half-sent
+    recipient_statement.RecipientStatement,  # X-Gateway-Recipient unreadable -> 550 5.6.0
     header_from.HeaderFrom,  # From on one of the tenant's domains -> else 550 5.7.1
+    reputation_breaker.MessageBreaker,  # From domain or campaign breaker open -> 451
     identity_alignment.IdentityAlignment,  # verified, aligned, no lookalike names -> 550
     submission_headers.SubmissionHeaders,  # -> fix: Message-ID, Date, no Bcc (RFC 6409 s 8)
     unsubscribe_footer.UnsubscribeFooter,  # postal address set; body = require -> 550 5.7.1

@@ -117,6 +117,16 @@ MAILBOX_PAUSED = Reply(451, "4.7.1", "Sending paused for this mailbox")
 # (breaker 7)" (limits/breakers.py; docs/breakers.md)
 BREAKER_OPEN = Reply(451, "4.7.1", "Sending paused: a reputation breaker tripped; a "
                      "compliance reviewer must resume it")
+# the text names the policy and version and the decision, never the person's data: "Not
+# sent: no lawful basis for this recipient under ocg-default v3 (require-consent)"
+# (lawful/decider.py; docs/lawful-basis.md)
+NO_LAWFUL_BASIS = Reply(550, "5.7.1", "Not sent: no lawful basis for this recipient under "
+                                      "the lawful-basis policy")
+BAD_RECIPIENT_STATEMENT = Reply(550, "5.6.0", "An X-Gateway-Recipient field cannot be read")
+NOTICE_NOT_CONFIGURED = Reply(451, "4.3.5", "The notice this recipient must be sent is not "
+                              "configured at the gateway, try again later")
+NOTICE_UNPLACEABLE = Reply(550, "5.7.1", "Not sent: this recipient is owed a notice, and a "
+                           "signed or encrypted message, or one without text, cannot carry it")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 STORE_UNAVAILABLE = Reply(452, "4.3.1", "Insufficient system storage, please try again later")
 RATE_LIMITED = Reply(450, "4.7.1", "Rate limit reached, please try again later")

@@ -8,7 +8,7 @@ login from one network lock that network out of that login, never the login ever
 - **client network**: the IPv4 address (/32) or the IPv6 /64 — the PROXY-protocol client
   behind a balancer, never the balancer;
 - **per (network, login)**: `max_failures` failures within `failure_window` → that pair is
-  refused (`421 4.7.0`) until the window is over;
+  refused (`421 4.7.0`) until its failures have aged out;
 - **per login, every network**: `login_failure_budget` failures within `budget_window`; once
   it is spent, a network that never logged in as this login (remembered
   `known_network_days`) is refused at once, while the customer's own networks keep trying
@@ -18,6 +18,11 @@ Counters live where the sending limits live (the database, or Redis), so N worke
 do not multiply the guesses. They name no address and no login in clear: each key is an HMAC
 under a key derived from the deployment's digest key. If the counters cannot be read or
 written, AUTH fails closed and temporary (`454 4.7.0`).
+
+A window is counted as two fixed buckets, this one and the last, summed: any stretch of one
+window's length lies within two consecutive buckets, so no failures straddling a bucket's
+edge slip past the limit (a lone fixed bucket lets 2 x limit - 2 guesses through at its edge).
+A back-off therefore lasts between one window and two.
 """
 
 from __future__ import annotations
@@ -60,8 +65,10 @@ def client_network(ip: str) -> str:
 
 class AuthThrottle:
     def __init__(self, counters: Counters, config: AuthConfig,
-                 digest_key: Callable[[], bytes] = lambda: b"") -> None:
+                 digest_key: Callable[[], bytes] = lambda: b"",
+                 clock: Callable[[], float] = time.time) -> None:
         self._counters = counters
+        self._clock = clock
         self._config = config
         self._digest_key = digest_key  # the audit digest key, opened at start
         self._source = b""
@@ -84,8 +91,9 @@ class AuthThrottle:
         digest = hmac.new(self._counter_key(), text, hashlib.sha256).hexdigest()
         return f"auth:{kind}:" + digest[:32]
 
-    def _counts(self, login: str, ip: str, now: float) -> tuple[Count, Count, Count, Count]:
-        """(pair failures, login failures, known in this period, known in the last one)."""
+    def _counts(self, login: str, ip: str, now: float) -> list[Count]:
+        """The counters `_admission` reads, in its order: pair failures (this bucket, the
+        last), login failures (this bucket, the last), known (this period, the last)."""
         cfg = self._config
         login = login.casefold()
         network = client_network(ip)
@@ -93,36 +101,41 @@ class AuthThrottle:
         period = cfg.known_network_days * _DAY
         known = self._name("k", login, network)
         this_period = int(now // period * period)
-        return (
-            Count(self._name("p", login, network), int(now // pair_window * pair_window),
-                  pair_window, 1, 0),
-            Count(self._name("b", login), int(now // budget_window * budget_window),
-                  budget_window, 1, 0),
+        pair, budget = self._name("p", login, network), self._name("b", login)
+        pair_start = int(now // pair_window * pair_window)
+        budget_start = int(now // budget_window * budget_window)
+        return [
+            # a failure is kept one window past its bucket, to be summed in the next one
+            Count(pair, pair_start, pair_window, 1, 0, keep=pair_window),
+            Count(pair, pair_start - pair_window, pair_window, 1, 0, keep=pair_window),
+            Count(budget, budget_start, budget_window, 1, 0, keep=budget_window),
+            Count(budget, budget_start - budget_window, budget_window, 1, 0,
+                  keep=budget_window),
             # a mark lives two periods, so the one from the last period is still there
             Count(known, this_period, 2 * period, 1, 0),
             Count(known, this_period - period, 2 * period, 1, 0),
-        )
+        ]
 
     async def admit(self, login: str, ip: str) -> Admission:
         """Before a password is checked. Raises if the counters cannot be read."""
-        return self._admission(await self._counters.used(self._counts(login, ip, time.time())))
+        return self._admission(await self._counters.used(self._counts(login, ip, self._clock())))
 
     def _admission(self, used: list[int]) -> Admission:
-        """From what the four counters of `_counts` hold."""
-        if used[0] >= self._config.max_failures:
+        """From what the six counters of `_counts` hold."""
+        if used[0] + used[1] >= self._config.max_failures:
             return Admission.BACKED_OFF
-        if used[1] >= self._config.login_failure_budget and not (used[2] or used[3]):
+        if used[2] + used[3] >= self._config.login_failure_budget and not (used[4] or used[5]):
             return Admission.BUDGET_SPENT
         return Admission.OPEN
 
     async def failed(self, login: str, ip: str, login_id: int | None) -> Admission:
         """Count a wrong password; what the next attempt from here would meet."""
-        counts = self._counts(login, ip, time.time())
-        await self._counters.hit(counts[:2])
+        counts = self._counts(login, ip, self._clock())
+        await self._counters.hit([counts[0], counts[2]])  # this bucket's pair and budget
         used = await self._counters.used(counts)
         admission = self._admission(used)
         if login_id is not None:
-            if used[1] == self._config.login_failure_budget:  # once, when it is spent
+            if used[2] + used[3] == self._config.login_failure_budget:  # once, when it is spent
                 log.error("login failure budget spent: unknown networks are refused",
                           extra={"alert": "ops", "login_id": login_id,
                                  "budget": self._config.login_failure_budget,
@@ -131,8 +144,8 @@ class AuthThrottle:
 
     async def succeeded(self, login: str, ip: str) -> None:
         """Remember this network as one the login is known from (once a day per process)."""
-        now = time.time()
-        _, _, known, _ = self._counts(login, ip, now)
+        now = self._clock()
+        known = self._counts(login, ip, now)[4]
         if now - self._known_recorded.get(known.key, 0.0) < _DAY:
             return
         await self._counters.hit([known])

@@ -39,7 +39,7 @@ from gateway.smtp.suppressed import (
     SuppressedReports,
 )
 from gateway.store.health import WriteHealth
-from gateway.submission.handoff import SUPPRESSED_CHECK, Handoff, Submitted
+from gateway.submission.handoff import LAWFUL_CHECK, SUPPRESSED_CHECK, Handoff, Submitted
 from suppression.entries import Reason
 
 log = logging.getLogger("gateway.smtp")
@@ -375,6 +375,8 @@ class GatewayHandler:
         envelope.suppressed.extend(  # an opt-out that came in during DATA: reported, unsent
             Suppressed(r, refusal(match), SUPPRESSED_CHECK, match.reason is Reason.ERASURE)
             for r, match in handed.late_suppressed)
+        envelope.suppressed.extend(  # no lawful basis any more at send time: the same
+            Suppressed(r, reply, LAWFUL_CHECK, False) for r, reply in handed.late_refused)
         return handed.reply
 
     async def _report_suppressed(self, session: GatewaySession, envelope: GatewayEnvelope,

@@ -24,14 +24,15 @@ from gateway.observability import metrics
 from gateway.smtp.session import Suppressed
 
 # The checks whose refusal accept-and-report turns into a report (never syntax, identity,
-# breakers or limits); a lawful-basis check will join them.
-REPORTABLE = frozenset({"recipient-suppressed"})
+# breakers or limits): a suppression, and no lawful basis (lawful/decider.py)
+REPORTABLE = frozenset({"recipient-suppressed", "lawful-basis"})
 MODE_SETTING = "suppressed_recipients"
 ACCEPT_AND_REPORT = "accept-and-report"
 
 REASON = ("The recipients below are on a suppression list (they unsubscribed, complained, "
-          "bounced, or asked not to be contacted). The message was accepted for them and not "
-          "sent.")
+          "bounced, or asked not to be contacted), or the sender has no lawful basis to mail "
+          "them (each one's status line says which). The message was accepted for them and "
+          "not sent.")
 
 
 class SuppressedReports:

@@ -298,6 +298,8 @@ opens = sa.Table(
     sa.Column("ua_family", sa.String(40), nullable=False),
     sa.Column("machine", sa.Boolean, nullable=False),
     sa.Column("signals", sa.String(100), nullable=False, server_default=""),
+    # human | machine | bot (pixels/verdict.py); NULL in rows from before it: see `machine`
+    sa.Column("verdict", sa.String(8), nullable=True),
     sa.Index("ix_opens_tenant_at", "tenant_id", "at"),
     sa.Index("ix_opens_tenant_campaign", "tenant_id", "campaign"),
     sa.Index("ix_opens_tenant_queue", "tenant_id", "queue_id"),
@@ -476,7 +478,8 @@ breakers = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("tenant_id", sa.Integer, nullable=False, index=True),
-    sa.Column("scope", sa.String(40), nullable=False, unique=True),  # t<id>, d<id>, m<id>
+    # t<tenant id>, d<domain id>, m<mailbox id>, c<tenant id>.<campaign key>
+    sa.Column("scope", sa.String(40), nullable=False, unique=True),
     sa.Column("state", sa.String(12), nullable=False),  # closed | warn | open
     sa.Column("metric", sa.String(20), nullable=False),  # complaints | bounces | blocks | ...
     sa.Column("rate", sa.Float, nullable=False),
@@ -484,6 +487,105 @@ breakers = sa.Table(
     sa.Column("generation", sa.Integer, nullable=False),
     sa.Column("changed_at", Timestamp, nullable=False),
     sa.Column("changed_by", sa.String(200), nullable=False),
+    sa.Column("label", sa.String(200), nullable=True),  # a campaign scope: its name
+)
+
+
+# Versions of the lawful-basis table (lawful/versions.py): the newest is in force; every
+# version stays, so a copy's audit row names the one it was decided under.
+lawful_policies = sa.Table(
+    "lawful_policies",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("policy_id", sa.String(60), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    # the version it follows (0: the first): one each, so two publishers cannot both follow
+    # the same version
+    sa.Column("follows", sa.Integer, nullable=True),
+    sa.Index("ux_lawful_policies_follows", "follows", unique=True),
+)
+
+
+# What a tenant knows of its recipients (lawful/records.py), by audit digest only.
+recipient_records = sa.Table(
+    "recipient_records",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("country", sa.String(2), nullable=True),
+    sa.Column("kind", sa.String(12), nullable=True),  # named | generic | sole_trader
+    sa.Column("source", sa.String(40), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+    sa.UniqueConstraint("tenant_id", "digest", name="uq_recipient_records_digest"),
+)
+consent_records = sa.Table(
+    "consent_records",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("basis", sa.String(20), nullable=False),
+    sa.Column("given_at", Timestamp, nullable=False),
+    sa.Column("source", sa.String(40), nullable=False),
+    sa.Column("method", sa.String(100), nullable=False, server_default=""),
+    sa.Column("evidence", sa.Text, nullable=False, server_default=""),  # sha256:... erased
+    sa.Column("scope", sa.String(200), nullable=False, server_default=""),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("withdrawn_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Index("ix_consent_records_digest", "tenant_id", "digest"),
+)
+
+
+# Which people's lawful-basis records changed (lawful/index.py): every node re-reads them.
+# Digests only (or none: the whole tenant); kept a day.
+lawful_record_changes = sa.Table(
+    "lawful_record_changes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("digests", sa.JSON, nullable=True),
+    sa.Column("changed_at", Timestamp, nullable=False),
+    sa.Index("ix_lawful_record_changes_at", "changed_at"),
+)
+
+
+# Who has had the allow-with-notice notice from which tenant (lawful/notices.py): the person
+# by audit digest only; kept as the tenant's proof it told them, like a consent's.
+lawful_notices = sa.Table(
+    "lawful_notices",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("queue_id", sa.String(40), nullable=False),  # the message that carried it
+    sa.Column("policy", sa.String(80), nullable=False),  # "ocg-default v3"
+    sa.Column("noticed_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "digest", name="pk_lawful_notices"),
+)
+
+
+# Signed opt-out receipts (optout/receipts.py): the person only by audit digest, so a
+# receipt outlives erasure; kept with the audit trail.
+optout_receipts = sa.Table(
+    "optout_receipts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("recipient_digest", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+    sa.Column("effective_at", Timestamp, nullable=False),
+    sa.Column("receipt", sa.Text, nullable=False),  # "" while pending (optout/receipts.py)
+    sa.Column("audit_head", sa.String(64), nullable=False, server_default=""),
+    sa.Column("expires_at", Timestamp, nullable=True),  # an entry that lapses (soft bounce)
+    sa.Index("ix_optout_receipts_tenant", "tenant_id", "recipient_digest"),
+    sa.Index("ix_optout_receipts_effective_at", "effective_at"),
 )
 
 

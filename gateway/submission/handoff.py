@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from gateway.audit import trail as audit
 from gateway.audit.trail import AuditTrail
@@ -21,16 +22,22 @@ from gateway.delivery.queue import NewCopy, QueueStore, State
 from gateway.delivery.relay import Relay, RelayResult
 from gateway.delivery.upstream.base import CopyOutcome
 from gateway.directory.address import domain_of
+from gateway.directory.providers import provider_class
 from gateway.directory.records import Mailbox, Principal, Tenant
 from gateway.feedback.bounces import HardBounces
 from gateway.feedback.sent import sent_rows, subject_hash
+from gateway.lawful import stated
+from gateway.lawful.decider import DEFAULT_SETTING, OVERRIDES_SETTING, Decided, LawfulBasis
+from gateway.lawful.notices import missing as missing_notice
 from gateway.limits.breakers import Breakers
 from gateway.limits.breakers import Outcome as BreakerOutcome
 from gateway.limits.sending import SendingLimits
 from gateway.observability import log_context, metrics
+from gateway.optout.receipts import iso
 from gateway.optout.suppressions import Suppressions, refusal
 from gateway.outbound.compose import Composer
 from gateway.policy.check import Stage, Transaction
+from gateway.policy.lawful_basis import LawfulBasisCheck
 from gateway.policy.message import Message
 from gateway.policy.pipeline import Outcome, Pipeline
 from gateway.policy.recipient_suppressed import RecipientSuppressed
@@ -41,6 +48,7 @@ from gateway.review.held import HELD, REFUSED, HeldMessage, HeldStore
 from suppression.entries import Match, Reason
 
 SUPPRESSED_CHECK = RecipientSuppressed.name  # the check whose answer a late opt-out gives
+LAWFUL_CHECK = LawfulBasisCheck.name  # ... and a recipient without a basis at send time
 
 log = logging.getLogger("gateway.smtp")  # the name its lines have always had
 
@@ -72,6 +80,9 @@ class HandedOff:
     # recipients whose opt-out landed after RCPT: not sent; the caller reports them as
     # accept-and-report does, once the reply is a 2xx
     late_suppressed: tuple[tuple[str, Match], ...] = ()
+    # recipients the lawful-basis table no longer allowed at send time (a new version, a
+    # consent withdrawn since RCPT): not sent, reported the same way
+    late_refused: tuple[tuple[str, Reply], ...] = ()
 
 
 class Handoff:
@@ -81,7 +92,8 @@ class Handoff:
                  held: HeldStore | None = None, limits: SendingLimits | None = None,
                  bounces: HardBounces | None = None,
                  suppressions: Suppressions | None = None,
-                 breakers: Breakers | None = None) -> None:
+                 breakers: Breakers | None = None, lawful: LawfulBasis | None = None,
+                 setting: Callable[[int, str], Any] | None = None) -> None:
         self.config = config
         self._pipeline = pipeline
         self._composer = composer
@@ -95,6 +107,8 @@ class Handoff:
         self._bounces = bounces
         self._suppressions = suppressions  # the last look before a copy goes upstream
         self._breakers = breakers  # counts what upstream answered (limits/breakers.py)
+        self._lawful = lawful  # the lawful-basis decision at send time (lawful/decider.py)
+        self._setting = setting  # a tenant's effective setting
 
     def reconfigure(self, config: Config, pipeline: Pipeline) -> None:
         self.config = config
@@ -111,13 +125,55 @@ class Handoff:
         verdicts = [[v.check, v.action.value, v.reason] for v in outcome.verdicts]
         if outcome.action is Action.REJECT or outcome.action is Action.HOLD:
             return HandedOff(await self._hold_or_refuse(sub, message, outcome, verdicts))
+        checked = datetime.now(UTC)  # the last look starts: any opt-out effective by now wins
         late = await self._suppressed_since_rcpt(sub)
         if late:
             if len(late) == len(sub.recipients):  # nobody left to send to: refused whole
                 return HandedOff(await self._refuse_late(sub, late))
             sub = replace(sub, recipients=[r for r in sub.recipients if r not in late])
-        handed = await self._deliver(sub, message, outcome, verdicts)
-        return replace(handed, late_suppressed=tuple(late.items()))
+        decided = await self._lawful_at_send_time(sub.tenant.id, sub.recipients, message)
+        refused = {r: reply for r, d in decided.items() if (reply := d.refusal()) is not None}
+        if refused:
+            if len(refused) == len(sub.recipients):  # nobody left with a basis
+                return HandedOff(await self._refuse_unlawful(
+                    sub, decided, next(iter(refused.values()))))
+            sub = replace(sub, recipients=[r for r in sub.recipients if r not in refused])
+        owed = await self._lawful.notice_owed(sub.tenant.id, decided) \
+            if decided and self._lawful is not None else set()
+        if owed and missing_notice(sub.tenant.settings):  # an operator's (or tenant's) fix
+            return HandedOff(await self._defer(sub, replies.NOTICE_NOT_CONFIGURED,
+                                               "notice settings missing"))
+        handed = await self._deliver(sub, message, outcome, verdicts,
+                                     checked if self._suppressions is not None else None,
+                                     decided, owed)
+        return replace(handed, late_suppressed=tuple(late.items()),
+                       late_refused=(*refused.items(), *handed.late_refused))
+
+    async def _lawful_at_send_time(self, tenant_id: int, recipients: Sequence[str],
+                                   message: Message) -> dict[str, Decided]:
+        """For a tenant that enforces the table, each recipient decided again right before
+        relaying, under the version in force now, with what the message states of its
+        recipients (the recipient-statement check has read it); empty for the others."""
+        if self._lawful is None or self._setting is None \
+                or not self._lawful.enforced(self._setting, tenant_id):
+            return {}
+        fields = message.values(stated.FIELD)
+        return await self._lawful.decide_many(
+            tenant_id, recipients, self._setting(tenant_id, DEFAULT_SETTING),
+            stated=stated.parse(fields) if fields else None,
+            overrides=self._setting(tenant_id, OVERRIDES_SETTING))
+
+    async def _refuse_unlawful(self, sub: Submitted, decided: dict[str, Decided],
+                               reply: Reply) -> Reply:
+        metrics.MESSAGES.labels("refused", LAWFUL_CHECK).inc()
+        await self._audit.record([audit.row(
+            "message.refused", actor=sub.actor, tenant_id=sub.tenant.id,
+            queue_id=sub.queue_id, action="reject", check_name=LAWFUL_CHECK,
+            reason="no lawful basis at send time", reply=str(reply),
+            recipients=[self._digest(r) for r in sub.recipients],
+            lawful=[decided[r].detail() for r in sub.recipients])])
+        log_context.bind(check=LAWFUL_CHECK)
+        return reply
 
     async def _suppressed_since_rcpt(self, sub: Submitted) -> dict[str, Match]:
         """The recipients an opt-out reached while the message was coming in (one lookup
@@ -143,22 +199,29 @@ class Handoff:
         return reply
 
     async def _deliver(self, sub: Submitted, message: Message, outcome: Outcome,
-                       verdicts: list[list[str]]) -> HandedOff:
+                       verdicts: list[list[str]], checked: datetime | None,
+                       decided: dict[str, Decided], owed: set[str]) -> HandedOff:
         """Count against the sending limits, fix each copy, relay and record."""
         if self._limits is not None:
             refused = await self._limits.count(sub.tenant, sub.mailbox, len(sub.recipients))
             if refused is not None:  # the client keeps the message and tries again later
-                metrics.MESSAGES.labels("deferred", "sending-limit").inc()
-                await self._audit.record([audit.row(
-                    "message.deferred", actor=sub.actor, tenant_id=sub.tenant.id,
-                    queue_id=sub.queue_id, action="defer", reason="sending limit",
-                    reply=str(refused))])
-                return HandedOff(refused)
+                return HandedOff(await self._defer(sub, refused, "sending limit",
+                                                   "sending-limit"))
         # the submission-headers check gave it one if it had none (RFC 5322 s 3.6.4)
         message_id = message.value("message-id") or ""
         message.prepend("Received", sub.received())
         prepared = self._composer.prepare(message, sub.tenant, sub.mailbox, sub.queue_id)
-        copies = [prepared.copy(r) for r in sub.recipients]
+        told = self._composer.prepare(message, sub.tenant, sub.mailbox, sub.queue_id,
+                                      with_notice=True) if owed else prepared
+        unplaced: dict[str, Reply] = {}
+        if owed and not told.notice_carried:  # signed, encrypted, or no text to put it in
+            unplaced = {r: replies.NOTICE_UNPLACEABLE for r in owed}
+            if len(unplaced) == len(sub.recipients):
+                return HandedOff(await self._refuse_unlawful(
+                    sub, decided, replies.NOTICE_UNPLACEABLE))
+            sub = replace(sub, recipients=[r for r in sub.recipients if r not in owed])
+            owed = set()
+        copies = [(told if r in owed else prepared).copy(r) for r in sub.recipients]
         result = await self._relay.deliver(
             sub.queue_id, sub.mailbox, sub.sender, list(sub.recipients), copies,
             smtputf8=sub.smtputf8,
@@ -167,18 +230,37 @@ class Handoff:
         )
         await self._record_relayed(sub, message, message_id, outcome, verdicts, result,
                                    prepared.signed, prepared.footer_parts,
-                                   prepared.pixels_taken)
-        await self._count_for_breakers(sub, result)
-        return HandedOff(result.reply, message_id)
+                                   prepared.pixels_taken, checked, decided, owed)
+        if owed and self._lawful is not None:  # told: their next message goes without it
+            kept = result.kept > 0
+            await self._lawful.told(sub.tenant.id, {
+                r.recipient: decided[r.recipient] for r in result.copies
+                if r.recipient in owed and (r.outcome is CopyOutcome.DELIVERED or (
+                    kept and r.outcome is CopyOutcome.DEFERRED))}, sub.queue_id)
+        await self._count_for_breakers(sub, message, result)
+        return HandedOff(result.reply, message_id, late_refused=tuple(unplaced.items()))
 
-    async def _count_for_breakers(self, sub: Submitted, result: RelayResult) -> None:
-        """What upstream answered for each copy (a deferred one counts when it ends)."""
+    async def _defer(self, sub: Submitted, reply: Reply, reason: str,
+                     label: str = LAWFUL_CHECK) -> Reply:
+        """The whole message is answered 4xx: the client keeps it and tries again."""
+        metrics.MESSAGES.labels("deferred", label).inc()
+        await self._audit.record([audit.row(
+            "message.deferred", actor=sub.actor, tenant_id=sub.tenant.id,
+            queue_id=sub.queue_id, action="defer", reason=reason, reply=str(reply))])
+        return reply
+
+    async def _count_for_breakers(self, sub: Submitted, message: Message,
+                                  result: RelayResult) -> None:
+        """What upstream answered for each copy (a deferred one counts when it ends), for
+        the mailbox's scopes and the message's (header-From domain, campaign)."""
         if self._breakers is None:
             return
         answered = [BreakerOutcome(domain_of(r.recipient), r.outcome is CopyOutcome.DELIVERED,
                                    r.reply.status) for r in result.copies
                     if r.outcome in (CopyOutcome.DELIVERED, CopyOutcome.REFUSED)]
-        await self._breakers.answered(sub.tenant.id, sub.mailbox, answered)
+        scopes = self._breakers.message_scopes(
+            sub.tenant.id, message.from_domain(), self._composer.named_campaign(message))
+        await self._breakers.answered(sub.tenant.id, sub.mailbox, answered, scopes)
 
     async def _hold_or_refuse(self, sub: Submitted, message: Message, outcome: Outcome,
                               verdicts: list[list[str]]) -> Reply:
@@ -239,8 +321,11 @@ class Handoff:
     async def _record_relayed(self, sub: Submitted, message: Message, message_id: str,
                               outcome: Outcome, verdicts: list[list[str]],
                               result: RelayResult, signed: bool, footer_parts: int,
-                              pixels_taken: int) -> None:
-        """The audit rows, the tenant's events and the sent index of a relayed message."""
+                              pixels_taken: int, checked: datetime | None,
+                              decided: dict[str, Decided], owed: set[str]) -> None:
+        """The audit rows, the tenant's events and the sent index of a relayed message.
+        Each copy's row says when suppression was last looked at (`checked`): the opt-out
+        report (reports/optouts.py) proves from it that no copy went after an opt-out."""
         tenant, queue_id = sub.tenant, sub.queue_id
         digests = [self._digest(r) for r in sub.recipients]
         rows = [audit.row("message.received", actor=sub.actor, tenant_id=tenant.id,
@@ -248,11 +333,17 @@ class Handoff:
                           recipients=len(digests), size=len(sub.raw),
                           reply=str(result.reply), message_id=message_id, dkim=signed,
                           footer_parts=footer_parts, pixels=pixels_taken)]
-        rows.extend(
-            audit.row(f"copy.{r.outcome.value}", actor="relay", tenant_id=tenant.id,
-                      queue_id=queue_id, recipient_digest=digest, reply=str(r.reply))
-            for r, digest in zip(result.copies, digests, strict=False)
-        )
+        looked: dict[str, Any] = {"checked": iso(checked)} if checked is not None else {}
+        for r, digest in zip(result.copies, digests, strict=False):
+            basis = decided.get(r.recipient)  # what it was sent on: policy, decision, signal
+            extra: dict[str, Any] = looked
+            if basis is not None:
+                told = {"notice": "yes"} if r.recipient in owed else {}
+                extra = {**looked, "lawful": {**basis.detail(), **told}}
+            rows.append(audit.row(
+                f"copy.{r.outcome.value}", actor="relay", tenant_id=tenant.id,
+                queue_id=queue_id, recipient_digest=digest, reply=str(r.reply),
+                provider=provider_class(r.recipient), **extra))
         kept = result.kept > 0  # a refused copy of a delivered message is reported later
         events = [
             audit.event(r.outcome.value if kept or r.outcome is CopyOutcome.DELIVERED
@@ -287,19 +378,43 @@ class Handoff:
     async def release(self, held: HeldMessage, raw: bytes, tenant: Tenant,
                       mailbox: Mailbox) -> None:
         """Fix each recipient's copy (as at DATA), deliver through the queue (due now: it
-        checks suppression again before sending) and record the release."""
+        checks suppression again before sending) and record the release. The lawful basis
+        is decided again, as at DATA: a recipient without one now is not queued, and one
+        owed the notice gets it."""
         message = Message(raw)
         message_id = message.value("message-id")
+        recipients = list(held.recipients)
+        decided = await self._lawful_at_send_time(tenant.id, recipients, message)
+        refused = {r: reply for r, d in decided.items() if (reply := d.refusal()) is not None}
+        recipients = [r for r in recipients if r not in refused]
+        owed = await self._lawful.notice_owed(tenant.id, {r: decided[r] for r in recipients}) \
+            if decided and self._lawful is not None else set()
         prepared = self._composer.prepare(message, tenant, mailbox, held.queue_id)
-        copies = [prepared.copy(r) for r in held.recipients]
+        told = self._composer.prepare(message, tenant, mailbox, held.queue_id,
+                                      with_notice=True) if owed else prepared
+        if owed and (not told.notice_carried or missing_notice(tenant.settings)):
+            refused.update({r: replies.NOTICE_UNPLACEABLE if not told.notice_carried
+                            else replies.NOTICE_NOT_CONFIGURED for r in owed})
+            recipients = [r for r in recipients if r not in owed]
+            owed = set()
+        copies = [(told if r in owed else prepared).copy(r) for r in recipients]
         now = datetime.now(UTC)
-        await self._queue.add([
-            NewCopy(held.queue_id, held.tenant_id, held.mailbox_id, held.envelope_from, r,
-                    State.DEFERRED, 250, "2.0.0", "released after review", held.smtputf8)
-            for r in held.recipients], copies, first_attempt=now)
+        if recipients:
+            await self._queue.add([
+                NewCopy(held.queue_id, held.tenant_id, held.mailbox_id, held.envelope_from,
+                        r, State.DEFERRED, 250, "2.0.0", "released after review",
+                        held.smtputf8)
+                for r in recipients], copies, first_attempt=now)
+        if owed and self._lawful is not None:  # queued: those very bytes are what is sent
+            await self._lawful.told(tenant.id, {r: decided[r] for r in owed}, held.queue_id)
         await self._audit.record([audit.row(
             "held.released", actor="review", tenant_id=held.tenant_id,
-            queue_id=held.queue_id, recipients=len(held.recipients))], (), sent_rows(
+            queue_id=held.queue_id, recipients=len(recipients)), *(audit.row(
+                "copy.refused", actor="review", tenant_id=held.tenant_id,
+                queue_id=held.queue_id, recipient_digest=self._digest(r),
+                check_name=LAWFUL_CHECK, reply=str(reply),
+                lawful=decided[r].detail() if r in decided else None)
+                for r, reply in refused.items())], (), sent_rows(
             message_id, held.tenant_id, held.mailbox_id, held.queue_id,
-            [(r, self._digest(r)) for r in held.recipients], now,
+            [(r, self._digest(r)) for r in recipients], now,
             self._suppression_digest, subject_hash(message.value("subject"), self._digest)))

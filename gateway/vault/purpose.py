@@ -4,9 +4,11 @@
   re-wrapped with the master key: a person known only by digest (erased) would otherwise be
   silently forgotten. If one cannot be unsealed, lookups fail closed (451 4.3.5); it is
   never regenerated.
-- Token keys (`unsubscribe-token`, `pixel-token`) rotate: the newest version seals, older
-  versions still open until retired (`gateway key retire`: links made with a retired
-  version stop working).
+- Token keys (`unsubscribe-token`, `pixel-token`, `feedback-ref`) rotate: the newest
+  version seals, older versions still open until retired (`gateway key retire`: links and
+  complaint references made with a retired version stop working).
+- The opt-out receipt key (`receipt-signing`, an Ed25519 seed) rotates and is never
+  retired: every public key that signed a receipt stays published.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from gateway.store.schema import purpose_keys
 from gateway.vault.envelope import Vault
 
 NEVER_ROTATED = frozenset({"audit-digest", "suppression-digest", "audit-anchor"})
-ROTATABLE = frozenset({"unsubscribe-token", "pixel-token"})
+ROTATABLE = frozenset({"unsubscribe-token", "pixel-token", "feedback-ref", "receipt-signing"})
+# rotated, never retired: every key that signed an opt-out receipt stays published
+NEVER_RETIRED = frozenset({"receipt-signing"})
 PURPOSES = NEVER_ROTATED | ROTATABLE
 
 
@@ -106,6 +110,10 @@ class PurposeKeys:
     def version(self, purpose: str, version: int) -> bytes | None:
         return self._keys.get((purpose, version))
 
+    def versions(self, purpose: str) -> list[int]:
+        """The loaded (not retired) versions of `purpose`, oldest first."""
+        return sorted(v for p, v in self._keys if p == purpose)
+
     async def rotate(self, purpose: str, actor: str) -> int:
         if purpose in NEVER_ROTATED:
             raise InvalidValue(f"The {purpose} key is never rotated: people known only by "
@@ -123,6 +131,9 @@ class PurposeKeys:
     async def retire(self, purpose: str, version: int, actor: str) -> None:
         if purpose in NEVER_ROTATED:
             raise InvalidValue(f"The {purpose} key cannot be retired.")
+        if purpose in NEVER_RETIRED:
+            raise InvalidValue(f"The {purpose} key is never retired: receipts it signed must "
+                               "keep verifying. Rotate it instead.")
         await self.load()
         if self._current.get(purpose) == version:
             raise Conflict(f"Version {version} is the one sealing new {purpose}s; rotate first.")

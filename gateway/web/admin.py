@@ -13,13 +13,17 @@ from gateway.web.api import (
     domains,
     events,
     held,
+    lawful,
     logins,
     mailboxes,
     oauth_clients,
     opens,
     optout_reviews,
     queue,
+    receipts,
+    records,
     reference_page,
+    reports,
     subjects,
     suppressions,
     tenants,
@@ -50,7 +54,7 @@ def _routes(web: WebParts | None) -> FastAPI:
     errors.install(app)
     for room in (tenants, domains, logins, mailboxes, oauth_clients, api_keys, webhooks,
                  suppressions, held, optout_reviews, breakers, queue, trace, events, opens,
-                 subjects):
+                 subjects, receipts, reports, lawful, records):
         app.include_router(room.router)
     app.include_router(reference_page.router)  # /api/v1/reference: the browsable document
     pages.install(app)  # the review pages: /review/

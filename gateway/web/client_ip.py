@@ -6,13 +6,15 @@ address that is not a trusted proxy), cuts it to its network (IPv4 /24 or /16, I
 IPv4-mapped IPv6 as IPv4), and puts that network's first address in `scope["client"]`. The
 forwarding headers are dropped. So the full address never reaches a log line (uvicorn's
 access log reads `scope["client"]` after the app ran), a database row, a metric or a
-forwarded request: it lives in this function's locals only.
+forwarded request: it lives in this function's locals only. What the public app may learn
+from it besides the network — which kind of fetcher's range holds it (the operator's pixel
+range file, pixels/networks.py) — is looked up here and passed on as that kind alone.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -56,17 +58,22 @@ def _in(address: str, networks: Sequence[IpNetwork]) -> bool:
 
 
 class AnonymizeClient:
-    def __init__(self, app: Any, trusted: Sequence[str] = (), ipv4_prefix: int = 24) -> None:
+    def __init__(self, app: Any, trusted: Sequence[str] = (), ipv4_prefix: int = 24,
+                 classify: Callable[[str], object] | None = None) -> None:
         self.app = app
         self._trusted = [ipaddress.ip_network(t, strict=False) for t in trusted]
         self._prefix = ipv4_prefix
+        self._classify = classify  # the full address -> its range's kind (pixels)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket"):
             peer = scope["client"][0] if scope.get("client") else ""
             forwarded = [v.decode("latin-1") for k, v in scope.get("headers", ())
                          if k == b"x-forwarded-for"]
-            network = anonymized(client_address(peer, forwarded, self._trusted), self._prefix)
+            address = client_address(peer, forwarded, self._trusted)
+            network = anonymized(address, self._prefix)
+            if self._classify is not None:
+                scope["ocg.client_kind"] = self._classify(address)
             scope["client"] = (str(network.network_address), 0) if network else ("0.0.0.0", 0)
             scope["ocg.client_network"] = str(network) if network else "unknown"
             scope["headers"] = [(k, v) for k, v in scope.get("headers", ())

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.delivery.queue import OPEN_STATES
+from gateway.limits.breakers import SCOPE_KINDS
 from gateway.observability import metrics
 from gateway.store.schema import held_messages, pending_copies
 from gateway.web.parts import WebParts
@@ -29,6 +30,8 @@ from suppression.schema import suppressions
 router = APIRouter(include_in_schema=False)
 _SUPPRESSION_EVERY = 60.0  # counting a 10,000,000-entry list is not done per scrape
 _suppression_counted = 0.0
+_RATES_EVERY = 60.0  # each tenant's rates read its counters: not on every scrape
+_rates_read = 0.0
 
 
 def _web(request: Request) -> WebParts:
@@ -111,7 +114,35 @@ async def prometheus(request: Request) -> Response:
             _suppression_counted = time.monotonic()
     for listener, days in _certificate_days(web).items():
         metrics.CERT_DAYS.labels(listener).set(days)
+    await _breakers(web)
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _breakers(web: WebParts) -> None:
+    """Breakers by kind and state; the highest 24-hour rate among each kind's scopes (read
+    at most once a minute). No label names a tenant or a scope."""
+    global _rates_read
+    breakers = web.operator.breakers
+    states = breakers.states()
+    for kind in SCOPE_KINDS.values():
+        for state in ("warn", "open", "closed"):
+            metrics.BREAKERS.labels(kind, state).set(states.get((kind, state), 0))
+    if _rates_read and time.monotonic() - _rates_read < _RATES_EVERY:
+        return
+    _rates_read = time.monotonic()
+    highest: dict[tuple[str, str], float] = {
+        (kind, metric): 0.0 for kind in SCOPE_KINDS.values()
+        for metric in ("complaints", "bounces", "blocks")}
+    for tenant in await web.directory.list_tenants():
+        if tenant.status == "deleted":
+            continue
+        for scope in await breakers.scope_rates(tenant.id):
+            kind = SCOPE_KINDS[scope.scope[0]]
+            for metric, rate in (("complaints", scope.complaint_rate),
+                                 ("bounces", scope.bounce_rate), ("blocks", scope.block_rate)):
+                highest[kind, metric] = max(highest[kind, metric], rate)
+    for (kind, metric), rate in highest.items():
+        metrics.BREAKER_RATE.labels(kind, metric).set(rate)
 
 
 def _certificate_days(web: WebParts) -> dict[str, float]:

@@ -17,6 +17,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "button": "Unsubscribe",
         "done_title": "You are unsubscribed",
         "done": "{sender} will not send email to {address} again.",
+        "receipt": "Your signed receipt (keep it as proof)",
         "invalid_title": "This unsubscribe link is not valid",
         "invalid": "The link may be incomplete. Open it again from the email, or reply to the "
                    "email and ask to be removed.",
@@ -29,6 +30,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "button": "Abmelden",
         "done_title": "Sie sind abgemeldet",
         "done": "{sender} sendet keine E-Mails mehr an {address}.",
+        "receipt": "Ihre signierte Bestätigung (als Nachweis aufbewahren)",
         "invalid_title": "Dieser Abmeldelink ist ungültig",
         "invalid": "Der Link ist womöglich unvollständig. Öffnen Sie ihn erneut aus der E-Mail "
                    "oder antworten Sie auf die E-Mail und bitten Sie um Austragung.",
@@ -42,6 +44,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "button": "Se désabonner",
         "done_title": "Vous êtes désabonné",
         "done": "{sender} n’enverra plus d’e-mails à {address}.",
+        "receipt": "Votre reçu signé (à conserver comme preuve)",
         "invalid_title": "Ce lien de désabonnement n’est pas valide",
         "invalid": "Le lien est peut-être incomplet. Ouvrez-le de nouveau depuis l’e-mail, ou "
                    "répondez à l’e-mail pour demander à être retiré.",
@@ -54,6 +57,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "button": "Darse de baja",
         "done_title": "Se ha dado de baja",
         "done": "{sender} no volverá a enviar correos a {address}.",
+        "receipt": "Su recibo firmado (consérvelo como prueba)",
         "invalid_title": "Este enlace para darse de baja no es válido",
         "invalid": "Puede que el enlace esté incompleto. Ábralo de nuevo desde el correo o "
                    "responda al correo y pida que le den de baja.",
@@ -66,6 +70,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "button": "Annulla iscrizione",
         "done_title": "Iscrizione annullata",
         "done": "{sender} non invierà più email a {address}.",
+        "receipt": "La sua ricevuta firmata (da conservare come prova)",
         "invalid_title": "Questo link di disiscrizione non è valido",
         "invalid": "Il link potrebbe essere incompleto. Aprilo di nuovo dall’email, oppure "
                    "rispondi all’email e chiedi di essere rimosso.",
@@ -78,6 +83,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "button": "Cancelar inscrição",
         "done_title": "Inscrição cancelada",
         "done": "{sender} não enviará mais e-mails para {address}.",
+        "receipt": "O seu recibo assinado (guarde-o como prova)",
         "invalid_title": "Este link de cancelamento não é válido",
         "invalid": "O link pode estar incompleto. Abra-o novamente a partir do e-mail ou "
                    "responda ao e-mail pedindo a remoção.",
@@ -90,6 +96,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "button": "Afmelden",
         "done_title": "U bent afgemeld",
         "done": "{sender} stuurt geen e-mails meer naar {address}.",
+        "receipt": "Uw ondertekende bevestiging (bewaar deze als bewijs)",
         "invalid_title": "Deze afmeldlink is niet geldig",
         "invalid": "De link is mogelijk onvolledig. Open hem opnieuw vanuit de e-mail, of "
                    "beantwoord de e-mail en vraag om verwijdering.",

@@ -18,15 +18,19 @@ from gateway.dkim.keys import DkimKeys
 from gateway.events.names import EventNames
 from gateway.events.webhook_store import WebhookStore
 from gateway.feedback.reviews import OptOutReviews
+from gateway.lawful.decider import LawfulBasis
+from gateway.lawful.versions import Policies
 from gateway.lifecycle.subjects import Subjects
 from gateway.limits.attempts import InvalidAttempts
 from gateway.limits.breakers import Breakers
+from gateway.optout.receipts import ReceiptSigner
 from gateway.optout.record import OptOuts
 from gateway.optout.suppressions import Suppressions
 from gateway.optout.token import TokenSealer
 from gateway.pixels.forward import Forwarder
 from gateway.pixels.opens import OpenRecorder
 from gateway.pixels.token import PixelSealer
+from gateway.pixels.verdict import Judge
 from gateway.review.accounts import Reviewers
 from gateway.review.decisions import HeldDecisions
 from gateway.review.held import HeldStore
@@ -41,6 +45,7 @@ class PixelParts:
     sealer: PixelSealer
     recorder: OpenRecorder
     forwarder: Forwarder | None
+    judge: Judge
 
 
 @dataclass
@@ -68,6 +73,9 @@ class OperatorParts:
     domains: DomainChecks
     digest: AuditDigest  # trace names the recipients an operator gives
     breakers: Breakers  # reputation breakers: listed and resumed
+    receipts: ReceiptSigner  # opt-out receipts: the public keys, a verification
+    policies: Policies  # the lawful-basis table's versions
+    lawful: LawfulBasis  # the decision, and the index of who has records
 
 
 @dataclass

@@ -38,8 +38,9 @@ def create_public_app(web: WebParts) -> Any:
     app: Any = _routes(web)
     if web.pixels is not None:
         app = PixelEndpoint(app, web.pixels.sealer, web.pixels.recorder, web.pixels.forwarder,
-                            web.config.pixels)
-    return AnonymizeClient(app, web.config.http.trusted_proxies, web.config.pixels.ipv4_prefix)
+                            web.pixels.judge)
+    return AnonymizeClient(app, web.config.http.trusted_proxies, web.config.pixels.ipv4_prefix,
+                           web.pixels.judge.classify if web.pixels is not None else None)
 
 
 def openapi_document(web: WebParts) -> dict[str, Any]:
@@ -64,6 +65,12 @@ def _routes(web: WebParts) -> FastAPI:
                      "This address serves the unsubscribe links and images of messages sent "
                      "through an Outreach Compliance Gateway. Use the link in a message to "
                      "unsubscribe from its sender.")
+
+    @app.get("/.well-known/ocg-receipt-keys.json", include_in_schema=False)
+    async def receipt_keys() -> JSONResponse:
+        """Every public key that ever signed an opt-out receipt (optout/receipts.py)."""
+        return JSONResponse(web.operator.receipts.key_document(),
+                            headers={"Cache-Control": "public, max-age=300"})
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -30,7 +30,9 @@ _STYLE = ("body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem aut
           "color:#1a1a1a;background:#fff;line-height:1.5}"
           "button{font-size:1.1rem;padding:.6rem 1.4rem;border:0;border-radius:.3rem;"
           "background:#0b5cad;color:#fff;cursor:pointer}"
-          "button:focus{outline:3px solid #f0a500;outline-offset:2px}")
+          "button:focus{outline:3px solid #f0a500;outline-offset:2px}"
+          "pre.receipt{white-space:pre-wrap;word-break:break-all;font-size:.8rem;"
+          "background:#f4f4f4;padding:.6rem}")
 
 
 def masked(address: str) -> str:
@@ -117,9 +119,13 @@ async def unsubscribe_one_click(request: Request, token: str) -> HTMLResponse:
         return claims
     lang, w = _words(request)
     try:
-        await web.optouts.record(claims, "one-click")
+        recorded = await web.optouts.record(claims, "one-click")
     except (StoreError, VaultError, OSError):
         log.exception("opt-out not recorded", extra={"tenant_id": claims.tenant_id})
         return _page(lang, w["busy_title"], [html.escape(w["busy"])], status=503)
     sender, address = html.escape(_sender(web, claims)), html.escape(masked(claims.recipient))
-    return _page(lang, w["done_title"], [w["done"].format(sender=sender, address=address)])
+    receipt = (f'<details><summary>{html.escape(w["receipt"])}</summary>'
+               f'<pre class="receipt">{html.escape(recorded.receipt)}</pre></details>'
+               if recorded.receipt else "")
+    return _page(lang, w["done_title"], [w["done"].format(sender=sender, address=address)],
+                 receipt)

@@ -60,7 +60,7 @@ def test_check_reports_each_record_and_fails_until_all_are_right(zone_and_gw):
     assert bare.returncode == 1
     assert findings(bare.stdout) == {"verify": ["warn"], "spf": ["fail"], "dkim": ["fail"],
                                      "dmarc": ["fail"], "mx": ["warn"],
-                                     "link-domain": ["fail"]}
+                                     "feedback-address": ["fail"], "link-domain": ["fail"]}
     dns_value = made.stdout.split("( ")[1].rsplit(" )", 1)[0].replace('" "', "").strip('"')
     zone.add_txt("s1._domainkey.acme.example", "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAA")
     wrong = findings(gw("domain", "check", "acme.example").stdout)
@@ -70,10 +70,13 @@ def test_check_reports_each_record_and_fails_until_all_are_right(zone_and_gw):
     zone.add_txt("_dmarc.acme.example", "v=DMARC1; p=quarantine; rua=mailto:d@acme.example")
     zone.mx["acme.example"] = ["mx1.acme.example"]
     zone.cname["links.acme.example"] = "links.gw.test"
+    zone.mx["links.gw.test"] = ["inbound.gw.test"]  # the CNAME's MX: the inbound listener
     good = gw("domain", "check", "acme.example")
     assert good.returncode == 0, good.stdout
     assert findings(good.stdout) == {"verify": ["warn"], "spf": ["ok"], "dkim": ["ok"],
-                                     "dmarc": ["ok"], "mx": ["ok"], "link-domain": ["ok"]}
+                                     "dmarc": ["ok"], "mx": ["ok"], "feedback-address": ["ok"],
+                                     "link-domain": ["ok"]}
+    assert "fbl@links.acme.example (MX inbound.gw.test)" in good.stdout
     assert "p=quarantine" in good.stdout and "links.acme.example -> links.gw.test" in good.stdout
     zone.add_txt("acme.example", "v=spf1 -all")  # two SPF records: permerror at receivers
     assert findings(gw("domain", "check", "acme.example").stdout)["spf"] == ["fail"]
@@ -83,3 +86,12 @@ def test_unknown_domain_is_a_clear_error(zone_and_gw):
     _, gw = zone_and_gw
     result = gw("domain", "verify", "nobody.example")
     assert result.returncode != 0 and "not a sending domain" in result.stderr
+
+
+def test_a_link_domain_outside_the_sending_domain_cannot_carry_complaints(zone_and_gw):
+    zone, gw = zone_and_gw
+    assert gw("tenant", "set", "acme", "link_domain", "links.elsewhere.example").returncode == 0
+    zone.mx["links.elsewhere.example"] = ["inbound.gw.test"]
+    out = gw("domain", "check", "acme.example").stdout
+    (line,) = [x for x in out.splitlines() if "\tfeedback-address\t" in x]
+    assert line.startswith("warn\t") and "links.acme.example" in line

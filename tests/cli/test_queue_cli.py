@@ -25,7 +25,9 @@ async def test_operator_finds_retries_and_deletes_a_deferred_copy(harness: Harne
     out = by_queue_id.stdout
     assert f"queue id {copy.queue_id}" in out
     assert "message.received" in out and "checks sender-allowed" not in out  # DATA checks
-    assert ("checks parsed=pass, header-from=pass, identity-alignment=pass, "
+    assert ("checks parsed=pass, recipient-statement=pass, header-from=pass, "
+            "reputation-breaker-message=pass, "
+            "identity-alignment=pass, "
             "submission-headers=pass, unsubscribe-footer=pass, sensitive-data=pass, "
             "misleading-subject=pass") in out
     assert "copy.delivered ok@example.org" in out

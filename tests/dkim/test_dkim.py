@@ -10,28 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dkim
-import dns.resolver
 import pytest
 
 from gateway.dkim.signer import SIGNED_FIELDS
 from tests.support import messages
+from tests.support.dkim import dkimpy_results
 from tests.support.dns import Zone, dns_server
 
 VERIFY_PL = Path(__file__).parent.parent / "support" / "dkim_verify.pl"
-
-
-def dkimpy_results(message: bytes, port: int) -> list[bool]:
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers, resolver.port = ["127.0.0.1"], port
-
-    def txt(name: bytes, timeout: int = 5) -> bytes | None:
-        answer = resolver.resolve(name.decode().rstrip("."), "TXT", lifetime=timeout)
-        return b"".join(b"".join(r.strings) for r in answer)
-
-    d = dkim.DKIM(message)
-    count = len([1 for name, _ in d.headers if name.lower() == b"dkim-signature"])
-    return [d.verify(idx=i, dnsfunc=txt) for i in range(count)]
 
 
 def opendkim_results(message: bytes, zone: Zone, work: Path) -> list[str]:

@@ -207,6 +207,25 @@ def test_make_run_flow_starts_and_delivers_to_the_outbox(tmp_path: Path):
             smtp.sendmail("outreach@demo.example", ["carol@example.org"],
                           held + b"Card 4111 1111 1111 1111\r\n")
         assert not any(b"carol@" in f.read_bytes() for f in (work / "var/outbox/new").iterdir())
+        # The lawful basis, as the demo's banner tells it: a .de address is refused, a French
+        # named person the tool states gets the Art. 14 notice in the first copy only.
+        stated = b"X-Gateway-Recipient: <jean@societe.fr>; kind=named\r\n"
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.starttls(context=context)
+            smtp.login("demo", password)
+            with pytest.raises(smtplib.SMTPDataError) as unlawful:
+                smtp.sendmail("outreach@demo.example", ["anyone@firma.de"],
+                              messages.simple(sender="outreach@demo.example"))
+            assert unlawful.value.smtp_code == 550 and b"ocg-default v1" in \
+                unlawful.value.smtp_error
+            smtp.rset()
+            for _ in range(2):
+                smtp.sendmail("outreach@demo.example", ["jean@societe.fr"],
+                              stated + messages.simple(sender="outreach@demo.example"))
+        to_jean = sorted((f.read_bytes() for f in (work / "var/outbox/new").iterdir()
+                          if b"Delivered-To: jean@societe.fr" in f.read_bytes()), key=len)
+        assert len(to_jean) == 2 and b"GDPR Art. 14" in to_jean[1]
+        assert b"GDPR Art. 14" not in to_jean[0] and b"X-Gateway-Recipient" not in to_jean[1]
         review = banner[5].split()[2]  # http://127.0.0.1:PORT/review/
         reviewer_password = creds.split("reviewer: reviewer  password: ")[1].split()[0]
         code = subprocess.run(gateway + ["user", "code", "reviewer"], cwd=work, env=env,

@@ -50,7 +50,10 @@ async def test_export_holds_everything_about_the_person_and_nobody_else(harness)
     assert [r["status"] for r in doc["possible_opt_outs"]] == ["pending"]
     (held,) = doc["held_messages"]
     assert held["role"] == "recipient" and held["check"] == "sensitive-data"
-    assert doc["audit"] and all(a["queue_id"] for a in doc["audit"])
+    assert doc["audit"] and all(a["queue_id"] for a in doc["audit"]
+                                if a["event"] != "optout.effective")
+    assert [a["actor"] for a in doc["audit"]
+            if a["event"] == "optout.effective"] == ["receipts"]  # their opt-out's proof
     assert OTHER not in result.stdout  # the other recipient is nowhere in it
     scoped = json.loads((await gw(harness, "subject", "export", PERSON, "--tenant",
                                   "other")).stdout)

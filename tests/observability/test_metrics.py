@@ -61,7 +61,10 @@ async def test_metrics_count_what_happened_without_personal_data(harness, monkey
     assert after[("ocg_held_messages", ())] == 1
     assert after[("ocg_suppression_entries", ())] >= 1
     assert after[("ocg_tls_certificate_days_left", (("listener", "smtp"),))] > 1
-    labels = " ".join(f"{k}={v}" for _, pairs in after for k, v in pairs)
+    # a breaker's scope kind is one of four words ("campaign" among them), never a name
+    kinds = {v for _, pairs in after for k, v in pairs if k == "kind"}
+    assert kinds == {"tenant", "domain", "mailbox", "campaign"}
+    labels = " ".join(f"{k}={v}" for _, pairs in after for k, v in pairs if k != "kind")
     for personal in ("@", "acme", "example.org", "campaign"):
         assert personal not in labels, personal
 
@@ -83,11 +86,12 @@ async def test_readyz_reports_its_checks_and_turns_503_when_shutting_down(harnes
 
 async def test_on_stop_readyz_turns_503_before_the_listeners_close(tmp_path, pki, database,
                                                                    monkeypatch):
-    monkeypatch.setenv("GATEWAY__HTTP__DRAIN_SECONDS", "1")
+    # A drain long enough that a loaded CI worker still connects inside it.
+    monkeypatch.setenv("GATEWAY__HTTP__DRAIN_SECONDS", "4")
     h = await start_harness(tmp_path, pki, database)
     try:
         admin = f"http://127.0.0.1:{h.gateway.ports.admin}"
-        stopping = asyncio.create_task(h.gateway.stop(deadline=5))
+        stopping = asyncio.create_task(h.gateway.stop(deadline=10))
         await asyncio.sleep(0.3)
         async with httpx.AsyncClient(base_url=admin) as client:
             assert (await client.get("/readyz")).status_code == 503

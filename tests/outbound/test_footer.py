@@ -256,3 +256,20 @@ def test_the_fixed_start_and_the_rest_encode_to_the_whole(lines, ending, slot_li
     filled = b"".join(p if isinstance(p, bytes) else values[p] for p in rest)
     whole = b"".join(p if isinstance(p, bytes) else values[p] for p in pieces)
     assert fixed + footer._encode(filled, encoding) == footer._encode(whole, encoding)
+
+
+@pytest.mark.parametrize("html", [False, True])
+def test_no_line_passes_998_octets_once_the_links_are_filled_in(html):
+    """A footer line just under the limit with its placeholder is over it with a real link
+    (an upstream refused such a copy: "Line too long"): the part is re-encoded instead."""
+    kind = b"text/html" if html else b"text/plain"
+    message = (b"From: a@acme.example\r\nMIME-Version: 1.0\r\nContent-Type: " + kind +
+               b"; charset=us-ascii\r\n\r\n" + b"x" * 60 + b"\r\n")
+    long_footer = "y" * 850 + " " + PLACEHOLDER + "\n"  # 878 octets with the placeholder
+    plan = FooterPlan(message, message.index(b"\r\n\r\n"),
+                      body_parts(message, message.index(b"\r\n\r\n")), long_footer,
+                      long_footer)
+    out = plan.render("https://links.example/u/" + "t" * 400)
+    assert max(len(line) for line in out.split(b"\r\n")) <= 998
+    parsed = email.message_from_bytes(out, policy=email.policy.default)
+    assert "t" * 400 in parsed.get_content()

@@ -48,6 +48,8 @@ async def test_no_full_client_address_in_logs_database_or_forwarded_requests(
         "GATEWAY__FETCH__ALLOW_HTTP": "true",
         "GATEWAY__FETCH__ALLOW_HOSTS": f'["127.0.0.1:{tracker.port}"]',
         "GATEWAY__PIXELS__FLUSH_INTERVAL": "0.1",
+        # opened within milliseconds of sending; a "fast" fetch is a bot's, not forwarded
+        "GATEWAY__PIXELS__MACHINE_OPEN_SECONDS": "0",
     })
     out_file, err_file = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with out_file.open("wb") as out, err_file.open("wb") as err:  # files: pipes could fill

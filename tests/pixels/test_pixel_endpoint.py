@@ -13,27 +13,15 @@ import sqlalchemy as sa
 from gateway.pixels import agents
 from gateway.pixels.opens import open_row
 from gateway.pixels.token import PixelClaims
+from gateway.pixels.verdict import Verdict, verdict_of
 from gateway.store.schema import events, opens
 from gateway.web.pixel import GIF
 from tests.conftest import running_harness
 from tests.support.pixels import html_message, sent_pixels
-from tests.support.receiver import Receiver
 
 
 @pytest.fixture
-async def tracker():
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.stop()
-
-
-@pytest.fixture
-async def h(tmp_path, pki, database, monkeypatch, tracker):
-    monkeypatch.setenv("GATEWAY__FETCH__ALLOW_HTTP", "true")
-    monkeypatch.setenv("GATEWAY__FETCH__ALLOW_HOSTS", f'["127.0.0.1:{tracker.port}"]')
-    monkeypatch.setenv("GATEWAY__HTTP__TRUSTED_PROXIES", '["127.0.0.1/32"]')
-    # a test opens its mail within milliseconds; the "fast" signal is tested on its own
-    monkeypatch.setenv("GATEWAY__PIXELS__MACHINE_OPEN_SECONDS", "0")
+async def h(tmp_path, pki, database, pixel_settings):
     async with running_harness(tmp_path, pki, database) as harness:
         yield harness
 
@@ -182,7 +170,8 @@ def test_machine_open_signals(ua, method, sent_ago, expect):
     now = time.time()
     found = agents.signals(ua, method, "203.0.113.0/24", int(now - sent_ago), now, 10.0)
     assert found == expect
-    assert agents.is_machine(found) == bool(set(expect) - agents.PROXIES)
+    machine = bool(set(expect) - {"google-proxy", "yahoo-proxy"})
+    assert (verdict_of(found) is not Verdict.HUMAN) == machine
 
 
 def test_apple_network_is_a_privacy_prefetch():
@@ -210,7 +199,8 @@ async def test_opens_are_readable_per_message_and_campaign_as_json_and_csv(h, tr
         summary = (await api.get("/api/v1/tenants/acme/opens/summary",
                                  params={"queue_id": claims.queue_id})).json()
         assert summary == {"opens": 4, "machine_opens": 1, "human_opens": 3,
-                           "unique_recipients": 2, "unique_human_recipients": 2}
+                           "unique_recipients": 2, "unique_human_recipients": 2,
+                           "by_verdict": {"human": 3, "machine": 0, "bot": 1}}
         csv_text = (await api.get("/api/v1/tenants/acme/opens",
                                   params={"format": "csv"})).text
         assert csv_text.splitlines()[0].startswith("id,at,queue_id,campaign,recipient_digest")
@@ -226,7 +216,7 @@ async def test_a_flush_returns_only_once_every_open_recorded_before_it_is_stored
     recorder = h.gateway.opens
     await recorder.flush()
     before = len(await stored_opens(h))
-    recorder.record(open_row(1, None, "campaign", None, "192.0.2.0/24", "other", False, ()))
+    recorder.record(open_row(1, None, "campaign", None, "192.0.2.0/24", "other", "human", ()))
     writing = asyncio.create_task(recorder.flush())  # as the timer would
     await asyncio.sleep(0)  # it has taken the row and waits on the database
     await recorder.flush()

@@ -17,8 +17,11 @@ import pytest
 
 from gateway import config as config_module
 from gateway.app.service import Gateway
+from gateway.config import AuthConfig
+from gateway.limits.counters import DatabaseCounters
 from gateway.protocol import replies
-from gateway.smtp.auth_throttle import client_network
+from gateway.smtp.auth_throttle import Admission, AuthThrottle, client_network
+from gateway.store.engine import create_engine, upgrade
 from tests.conftest import OTHER_PASSWORD, PASSWORD, Pki, running_harness
 from tests.support.proxy import BALANCER, Proxied, haproxy, v1
 
@@ -194,3 +197,28 @@ async def test_counters_out_of_reach_fail_closed(tmp_path: Path, pki: Pki, datab
         code, text = await asyncio.to_thread(run)
         expected = replies.AUTH_TEMPORARY
         assert (code, text[:5]) == (expected.code, expected.status.encode())
+
+
+async def test_guesses_straddling_a_window_edge_are_counted_together(database):
+    """Three wrong passwords in two seconds back the network off even when a window's edge
+    falls between them: a lone fixed bucket would forget the first two."""
+    engine = create_engine(database.url, schema=database.schema)
+    await upgrade(engine)
+    now = [1_000_000_000 // 300 * 300 + 299.5]  # half a second before an edge of 300 s
+    throttle = AuthThrottle(DatabaseCounters(engine), AuthConfig(max_failures=3),
+                            lambda: b"k" * 32, clock=lambda: now[0])
+    try:
+        for _ in range(2):
+            assert await throttle.failed("campaign", "192.0.2.7", 1) is Admission.OPEN
+        now[0] += 1.0  # over the edge
+        assert await throttle.admit("campaign", "192.0.2.7") is Admission.OPEN
+        assert await throttle.failed("campaign", "192.0.2.7", 1) is Admission.BACKED_OFF
+        assert await throttle.admit("campaign", "192.0.2.7") is Admission.BACKED_OFF
+        assert await throttle.admit("campaign", "192.0.2.8") is Admission.OPEN
+        now[0] += 300  # the first two have aged out; the third is still inside a window
+        assert await throttle.admit("campaign", "192.0.2.7") is Admission.OPEN
+        assert await throttle.failed("campaign", "192.0.2.7", 1) is Admission.OPEN
+        now[0] += 600  # every failure has aged out
+        assert await throttle.admit("campaign", "192.0.2.7") is Admission.OPEN
+    finally:
+        await engine.dispose()

@@ -26,7 +26,8 @@ def cli_surface() -> dict[str, Any]:
         if isinstance(command, click.Group):
             for name, sub in command.commands.items():
                 walk(sub, f"{path} {name}")
-            return
+            if not command.invoke_without_command or path == "gateway":
+                return  # a group that runs on its own (`gateway report`) is a command too
         found[path] = {
             "arguments": [p.name for p in command.params if isinstance(p, click.Argument)],
             "options": sorted(o for p in command.params if isinstance(p, click.Option)

@@ -1,5 +1,6 @@
-"""The canonical form, and the fast path proven equal to email-validator's over a million
-generated addresses."""
+"""The canonical form, and the fast path proven equal to email-validator's over generated
+addresses: 250,000 in the suite, a million with `OCG_DIFFERENTIAL=1000000` (the two cores'
+minute it costs is better spent elsewhere on every run)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from suppression.canonical import InvalidAddress, canonical, canonical_domain, canonical_slow
 from tests.support.addresses import addresses
 
-DIFFERENTIAL = 1_000_000
+DIFFERENTIAL = int(os.environ.get("OCG_DIFFERENTIAL", "250000"))
 
 
 @pytest.mark.parametrize(("given", "expected"), [
@@ -65,7 +66,7 @@ def _compare(seed: int, count: int) -> tuple[int, int, list[str]]:
     return count, valid, mismatches
 
 
-def test_fast_path_equals_email_validator_over_a_million_addresses():
+def test_fast_path_equals_email_validator_over_generated_addresses():
     workers = max(2, os.cpu_count() or 2)
     share = DIFFERENTIAL // workers
     with ProcessPoolExecutor(workers) as pool:

@@ -21,8 +21,8 @@ def _commands() -> set[str]:
         if isinstance(command, click.Group):
             for name, sub in command.commands.items():
                 walk(sub, [*path, name])
-        else:
-            found.add(" ".join(path))
+        if path and (not isinstance(command, click.Group) or command.invoke_without_command):
+            found.add(" ".join(path))  # a group that runs on its own is a command too
 
     walk(cli, [])
     return found

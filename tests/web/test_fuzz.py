@@ -20,7 +20,7 @@ from gateway.web.public import openapi_document
 from tests.conftest import Harness, running_harness
 from tests.support.admin_api import key
 
-EXAMPLES = int(os.environ.get("OCG_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("OCG_FUZZ_EXAMPLES", "25"))
 SEED = 20261205
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
@@ -39,7 +39,10 @@ def run(location: str, base_url: str, report: Path, examples: int, headers: dict
     command = [SCHEMATHESIS, "run", location, "--url", base_url,
                "--max-examples", str(examples), "--seed", str(SEED),
                "--checks", checks, "--generation-database", "none",
-               "--phases", "examples,coverage,fuzzing", "--workers", "2",
+               # one worker: two threads describing strategies at once hit a CPython 3.11
+               # ast.parse race inside hypothesis ("AST constructor recursion depth
+               # mismatch"), an error of the tool, not of the API
+               "--phases", "examples,coverage,fuzzing", "--workers", "1",
                "--request-timeout", "10", "--no-color", "--warnings", "off",
                "--report", "har", "--report-har-path", str(report)]
     for name, value in headers.items():

@@ -48,6 +48,7 @@ class SmarthostUpstream:
         self._logins = logins
         self._idle: dict[str, list[aiosmtplib.SMTP]] = {}
         self._turns: dict[str, asyncio.Semaphore] = {}  # per login: pool_size at once
+        self._closed = False  # after close(), a connection handed back is closed, not kept
 
     async def _connect(self, copy: Copy, login: UpstreamLogin | None) -> aiosmtplib.SMTP:
         cfg = self._config
@@ -87,6 +88,9 @@ class SmarthostUpstream:
                 log.warning("upstream unreachable", extra={"upstream": self.name,
                                                            "error": type(exc).__name__})
                 raise _Unreachable(replies.UPSTREAM_UNREACHABLE) from None
+            except BaseException:  # cancelled mid-handshake (a stop): no socket left behind
+                client.close()
+                raise
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -118,7 +122,7 @@ class SmarthostUpstream:
 
     def _release(self, client: aiosmtplib.SMTP, key: str) -> None:
         idle = self._idle.setdefault(key, [])
-        if client.is_connected and len(idle) < self._config.pool_size:
+        if client.is_connected and not self._closed and len(idle) < self._config.pool_size:
             idle.append(client)
         else:
             client.close()
@@ -202,6 +206,9 @@ class SmarthostUpstream:
             log.warning("upstream dropped the connection", extra={
                 "upstream": self.name, "stage": stage, "error": type(exc).__name__})
             return DeliveryResult.failed(copy.recipient, replies.UPSTREAM_DROPPED)
+        except BaseException:  # cancelled mid-copy: the connection's state is unknown
+            client.close()
+            raise
         self._release(client, key)
         return DeliveryResult.delivered(copy.recipient, replies.OK)
 
@@ -226,6 +233,7 @@ class SmarthostUpstream:
         self._release(client, key)
 
     async def close(self) -> None:
+        self._closed = True
         idle, self._idle = self._idle, {}
         await asyncio.gather(*(self._quit(c) for clients in idle.values() for c in clients))
 

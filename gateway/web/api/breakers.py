@@ -24,8 +24,8 @@ router = APIRouter(prefix="/api/v1/breakers", tags=["reputation breakers"])
 class BreakerOut(BaseModel):
     id: int
     tenant: str
-    scope: Literal["tenant", "domain", "mailbox"]
-    name: str = Field(description="the tenant, sending domain or mailbox it guards")
+    scope: Literal["tenant", "domain", "mailbox", "campaign"]
+    name: str = Field(description="the tenant, sending domain, mailbox or campaign it guards")
     state: Literal["closed", "warn", "open"] = Field(description="open: its senders get "
                                                      "451 4.7.1 until it is resumed")
     metric: str = Field(description="complaints, bounces, blocks or authentication")

@@ -1,8 +1,10 @@
 """Opens for the campaign tool: per message, per campaign, over a time range; JSON or CSV.
 
 Rows name the recipient only by keyed digest (none in aggregate mode) and the opener only
-by network (/24 or /16, /48) and user-agent family. `machine` marks opens by proxies,
-scanners and privacy prefetchers (see `signals`), so reports can leave them out.
+by network (/24 or /16, /48) and user-agent family. `verdict` says who fetched the pixel —
+`human`, `machine` (a privacy proxy prefetching on delivery) or `bot` (a link scanner, a
+script) — from its `signals` (pixels/verdict.py); `machine` is true for either of the last
+two, so reports can leave them out.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from gateway.pixels.opens import count_by_verdict
 from gateway.store.schema import opens
 from gateway.web.api.auth import AnyCaller, Web, visible_tenant_id
 from gateway.web.api.bounds import Cursor, Moment
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["opens"])
 COLUMNS = ("id", "at", "queue_id", "campaign", "recipient_digest", "network", "ua_family",
-           "machine", "signals")
+           "machine", "signals", "verdict")
 
 
 class OpenOut(BaseModel):
@@ -36,6 +39,7 @@ class OpenOut(BaseModel):
     ua_family: str
     machine: bool
     signals: str
+    verdict: Literal["human", "machine", "bot"]
 
 
 class OpenPage(BaseModel):
@@ -49,6 +53,7 @@ class OpenSummary(BaseModel):
     human_opens: int
     unique_recipients: int = Field(description="distinct recipient digests (proxy mode)")
     unique_human_recipients: int
+    by_verdict: dict[str, int] = Field(description="opens by verdict: human, machine, bot")
 
 
 def _where(tenant_id: int, queue_id: str | None, campaign: str | None,
@@ -69,7 +74,8 @@ def _out(row: sa.Row[tuple[object, ...]]) -> OpenOut:
     at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
     return OpenOut(id=row.id, at=at, queue_id=row.queue_id, campaign=row.campaign,
                    recipient_digest=row.recipient_digest, network=row.network,
-                   ua_family=row.ua_family, machine=row.machine, signals=row.signals)
+                   ua_family=row.ua_family, machine=row.machine, signals=row.signals,
+                   verdict=row.verdict or ("machine" if row.machine else "human"))
 
 
 @router.get("/{tenant_name}/opens", response_model=OpenPage,
@@ -94,7 +100,7 @@ async def list_opens(tenant_name: str, caller: AnyCaller, web: Web,
         for r in rows:
             writer.writerow([r.id, r.at.isoformat(), r.queue_id or "", r.campaign,
                              r.recipient_digest or "", r.network, r.ua_family,
-                             "yes" if r.machine else "no", r.signals])
+                             "yes" if r.machine else "no", r.signals, r.verdict])
         headers = {"X-Next-After": str(next_after)} if next_after else {}
         return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
                         headers=headers)
@@ -115,5 +121,7 @@ async def summary(tenant_name: str, caller: AnyCaller, web: Web,
             sa.func.count(sa.distinct(opens.c.recipient_digest))).where(*where))).one()
         unique_human = (await conn.execute(sa.select(
             sa.func.count(sa.distinct(opens.c.recipient_digest))).where(human))).scalar()
+        verdicts = await count_by_verdict(conn, *where)
     return OpenSummary(opens=total, machine_opens=machine, human_opens=total - machine,
-                       unique_recipients=unique, unique_human_recipients=unique_human or 0)
+                       unique_recipients=unique, unique_human_recipients=unique_human or 0,
+                       by_verdict=verdicts)

@@ -53,6 +53,15 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "optouts show": ("GET /api/v1/optout-reviews/{review_id}",),
     "optouts confirm": ("POST /api/v1/optout-reviews/{review_id}/confirm",),
     "optouts dismiss": ("POST /api/v1/optout-reviews/{review_id}/dismiss",),
+    "optouts report": ("GET /api/v1/tenants/{tenant_name}/optout-report",),
+    "report": ("GET /api/v1/tenants/{tenant_name}/evidence-pack",),
+    "report verify": ("POST /api/v1/evidence-pack/verify",),
+    "policy show": ("GET /api/v1/lawful-policy",),
+    "policy versions": ("GET /api/v1/lawful-policy/versions",),
+    "policy load": ("POST /api/v1/lawful-policy",),
+    "records import-attributes": ("POST /api/v1/tenants/{tenant_name}/recipient-records",),
+    "records import-consent": ("POST /api/v1/tenants/{tenant_name}/consent-records",),
+    "records export-consent": ("GET /api/v1/tenants/{tenant_name}/consent-records",),
     "breaker list": ("GET /api/v1/breakers",),
     "breaker resume": ("POST /api/v1/breakers/{breaker_id}/resume",),
     "held list": ("GET /api/v1/held",),
@@ -71,6 +80,9 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "suppress list": ("GET /api/v1/suppression-lists/{list_name}/entries",),
     "suppress import": ("POST /api/v1/suppression-lists/{list_name}/import",),
     "suppress export": ("GET /api/v1/suppression-lists/{list_name}/export",),
+    "receipt key": ("GET /api/v1/receipt-keys",),
+    "receipt verify": ("POST /api/v1/receipts/verify",),
+    "receipt list": ("GET /api/v1/tenants/{tenant_name}/receipts",),
 }
 
 # Why a command has no route. The first five are the host operations the admin API leaves

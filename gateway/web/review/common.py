@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,3 +136,27 @@ def flash(q: Mapping[str, str]) -> str:
         count = q.get("n", "0")
         return f"{int(count) if count.isdigit() else 0} messages: {DONE[done[5:]]}"
     return DONE.get(done, "")
+
+
+@dataclass(frozen=True, slots=True)
+class TenantChoice:
+    """The tenant a page about one tenant was asked for, among those the reviewer sees."""
+
+    choices: dict[int, str]  # id -> name: every tenant, or only the reviewer's own
+    wanted: str  # the name asked for ("" none; the only one if the reviewer sees one)
+    tenant_id: int | None  # None: none asked for, or not one the reviewer sees
+    own_name: str  # the reviewer's tenant, for the header ("" if not bound)
+
+    def context(self) -> dict[str, Any]:
+        return {"choices": self.choices, "wanted": self.wanted, "tenant_name": self.own_name}
+
+
+async def tenant_choice(request: Request, session: Session, web: WebParts) -> TenantChoice:
+    names = await tenant_names(web)
+    bound = session.reviewer.tenant_id
+    choices = {i: n for i, n in names.items() if bound is None or i == bound}
+    wanted = request.query_params.get("tenant", "")[:200]
+    if not wanted and len(choices) == 1:
+        wanted = next(iter(choices.values()))
+    return TenantChoice(choices, wanted, next((i for i, n in choices.items() if n == wanted),
+                                              None), names.get(bound or 0, ""))

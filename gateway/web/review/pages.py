@@ -27,7 +27,7 @@ from gateway.errors import GatewayError, NotFound
 from gateway.review.accounts import SignInRefused
 from gateway.review.decisions import action_named
 from gateway.store.schema import audit_events
-from gateway.web.review import breakers, lists  # noqa: F401  # their routes join the router
+from gateway.web.review import breakers, lists, overview, reports  # noqa: F401  # their routes join the router
 from gateway.web.review.common import (
     BODY_HEADERS,
     COOKIE,
