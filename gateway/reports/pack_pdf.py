@@ -91,7 +91,7 @@ def _heading(pdf: FPDF, title: str) -> None:
 def _para(pdf: FPDF, text: str, color: tuple[int, int, int] = MUTED) -> None:
     pdf.set_font("Helvetica", "", 9)
     pdf.set_text_color(*color)
-    pdf.multi_cell(0, LINE_H, _text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(0, LINE_H, _text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(*INK)
 
 
