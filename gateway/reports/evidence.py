@@ -173,8 +173,8 @@ async def _delivery(rows: _Rows) -> dict[str, Any]:
     copy_provider = await _providers_of(rows, {str(r.queue_id) for r in reports if r.queue_id})
     for r in reports:
         reason = r.detail.get("entry_reason")
-        if reason not in ("bounce", "complaint"):
-            continue
+        if reason not in ("bounce", "complaint") or ":soft-" in str(r.detail.get("rule")):
+            continue  # soft bounces that added up to an entry are not hard bounces
         kind = counts.setdefault(
             copy_provider.get((str(r.queue_id), str(r.recipient_digest)), "other"), Counter())
         kind["bounce_reports" if reason == "bounce" else "complaints"] += 1

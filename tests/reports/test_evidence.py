@@ -92,6 +92,11 @@ def seed_month(rng: random.Random, tenant_id: int = 1, count: int = 600) -> Seed
                               digest="ab" * 16, entry_reason=reason, queue_id=queue_id,
                               recipient_digest=digest_, source="dsn"))
         seed.reports[(provider, reason)] += 1
+    for queue_id, digest_, _ in delivered[:3]:  # soft bounces that added up: not hard ones
+        seed.rows.append(_row("optout.automatic", when(), tenant_id, actor="feedback:dsn",
+                              digest="cd" * 16, entry_reason="bounce", queue_id=queue_id,
+                              recipient_digest=digest_, source="dsn",
+                              rule="dsn:4.2.2:soft-3"))
     for n in range(30):
         received = when()
         took = rng.uniform(5, 900)
