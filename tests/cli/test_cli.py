@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from gateway.errors import ConfigError, Conflict, InvalidValue, NotFound, StoreError
 from tests.conftest import Database, Pki, write_config
 
@@ -33,7 +31,7 @@ def test_directory_lifecycle_with_audited_changes(gw):
     assert gw("mailbox", "remove", "sales@acme.example").returncode == 0
 
 
-@pytest.mark.parametrize("args, code, message", [
+ERRORS = [
     (("tenant", "add", "Bad Name"), InvalidValue.exit_code, "must be 1-100 characters"),
     (("tenant", "add", "acme"), Conflict.exit_code, "Tenant 'acme' exists already."),
     (("domain", "add", "nobody", "x.example"), NotFound.exit_code, "Tenant 'nobody' does not"),
@@ -47,15 +45,21 @@ def test_directory_lifecycle_with_audited_changes(gw):
     (("tenant", "set", "acme", "colour", "blue"), InvalidValue.exit_code,
      "Tenant setting 'colour' does not exist"),
     (("login", "remove", "ghost"), NotFound.exit_code, "Login 'ghost' does not exist."),
-])
-def test_errors_are_one_line_with_distinct_exit_codes(gw, args, code, message):
+]
+
+
+def test_errors_are_one_line_with_distinct_exit_codes(gw):
+    """Each mistake on one prepared database (none of them changes it)."""
     gw("db", "upgrade")
     gw("tenant", "add", "acme")
     gw("domain", "add", "acme", "acme.example")
-    result = gw(*args)
-    assert result.returncode == code, result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert message in result.stderr
+    wrong = []
+    for args, code, message in ERRORS:
+        result = gw(*args)
+        if not (result.returncode == code and result.stderr.count("\n") == 1
+                and "Traceback" not in result.stderr and message in result.stderr):
+            wrong.append((args, code, message, result.returncode, result.stderr[-500:]))
+    assert wrong == []
 
 
 def test_password_is_never_taken_from_argv_and_short_ones_are_refused(gw):
