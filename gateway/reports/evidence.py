@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -100,7 +100,7 @@ async def evidence(conn: AsyncConnection, tenant_id: int, tenant_name: str,
     optouts = await optout_report(conn, tenant_id, start, end, heads=heads)
     figures = {
         "opt_outs": {
-            "received": optouts.opt_outs, "honored": optouts.opt_outs,
+            "received": await _requested(rows), "honored": optouts.opt_outs,
             "by_channel": optouts.by_channel,
             "enforcement_ms": {"p50": optouts.latency.p50_ms, "p99": optouts.latency.p99_ms,
                                "max": optouts.latency.max_ms},
@@ -135,14 +135,6 @@ def digest(document: dict[str, Any]) -> str:
 
 
 # --- the figures ------------------------------------------------------------------------
-def _status_class(reply: str | None) -> str:
-    """'5.1' of '550 5.1.1 ...'; '' when the answer has no enhanced status."""
-    parts = (reply or "").split(" ", 2)
-    if len(parts) >= 2 and parts[1][:1] in "245" and parts[1][1:2] == ".":
-        return parts[1][:3]
-    return ""
-
-
 async def _delivery(rows: _Rows) -> dict[str, Any]:
     """Copies by provider class: relayed (answered by upstream), delivered, refused; hard
     bounces and policy blocks among them, bounce reports and complaints that came back."""
@@ -190,6 +182,19 @@ async def _delivery(rows: _Rows) -> dict[str, Any]:
             "policy_block_rate": _rate(c["policy_blocks"], relayed),
             "complaint_rate": _rate(c["complaints"], c["delivered"])}
     return out
+
+
+async def _requested(rows: _Rows) -> int:
+    """Opt-outs requested in the period (received-at inside it), whenever they took effect
+    — up to a day after the end ("honored" counts those that took effect in the period)."""
+    a = audit_events.c
+    found = (await rows.conn.execute(sa.select(a.detail).where(
+        a.tenant_id == rows.tenant_id, a.event == "optout.effective", a.at >= rows.start,
+        a.at < rows.end + timedelta(days=1), rows.bound))).all()
+    rows.read += len(found)
+    return sum(1 for r in found
+               if (at := parse_time(r.detail.get("received_at"))) is not None
+               and rows.start <= at < rows.end)
 
 
 async def _providers_of(rows: _Rows, queue_ids: set[str]) -> dict[tuple[str, str], str]:

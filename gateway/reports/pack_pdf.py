@@ -166,8 +166,8 @@ def _summary(pdf: FPDF, figures: dict[str, Any]) -> None:
     relayed = sum(p["relayed"] for p in figures["delivery"].values())
     after = o["copies_relayed_after_opt_out"]
     rows = [
-        ("Opt-outs received", o["received"]),
-        ("Opt-outs honored", o["honored"]),
+        ("Opt-outs received (asked for in the period)", o["received"]),
+        ("Opt-outs honored (took effect in the period)", o["honored"]),
         ("Request to enforcement (p50 / p99 / max)",
          f"{o['enforcement_ms']['p50']} / {o['enforcement_ms']['p99']} / "
          f"{o['enforcement_ms']['max']} ms"),

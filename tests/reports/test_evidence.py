@@ -147,6 +147,13 @@ def seed_month(rng: random.Random, tenant_id: int = 1, count: int = 600) -> Seed
     seed.rows.append(_row("breaker.resumed", END - timedelta(hours=2), tenant_id,
                           actor="review:ann", scope="domain", name="acme.example",
                           breaker=1, generation=1))
+    # asked for in the last second of the period, in force just after it: received, not
+    # honored, in this period
+    asked = END - timedelta(milliseconds=300)
+    seed.rows.append(_row("optout.effective", END + timedelta(milliseconds=200), tenant_id,
+                          actor="receipts", recipient_digest=f"{2 * 10**6:064x}",
+                          channel="one-click", received_at=receipts.iso(asked),
+                          effective_at=receipts.iso(END + timedelta(milliseconds=200))))
     if tenant_id == 1:  # the gateway's own rows, once
         seed.rows.append(_row("key.rotated", when(), None, actor="cli:ops",
                               purpose="receipt-signing", version=2))
@@ -211,7 +218,8 @@ async def test_every_figure_matches_what_was_seeded(harness, tmp_path: Path):
         got = figures["delivery"][provider]
         assert {k: got[k] for k in cell} == cell, provider
     o = figures["opt_outs"]
-    assert o["received"] == 30 and o["by_channel"] == want["channels"]
+    assert o["received"] == 31 and o["honored"] == 30  # one asked at the end, in force after
+    assert o["by_channel"] == want["channels"]
     assert abs(o["enforcement_ms"]["p50"] - want["p50"]) <= 0.06
     assert abs(o["enforcement_ms"]["max"] - want["max"]) <= 0.06
     assert o["copies_relayed_after_opt_out"] == 0
